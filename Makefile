@@ -1,0 +1,81 @@
+# Spillway's build. Every tool it needs is installed from the Go module proxy
+# into ./bin at a pinned version; nothing else is required but Go itself.
+
+GO          ?= go
+BIN         := $(CURDIR)/bin
+STATICCHECK := $(BIN)/staticcheck
+BENCHSTAT   := $(BIN)/benchstat
+
+STATICCHECK_VERSION := v0.8.2
+BENCHSTAT_VERSION   := v0.0.0-20260908200009-22c9c6c9d4da
+
+# Benchmarks: GOMAXPROCS=2 (the machine the README's numbers come from), six
+# runs each so that benchstat and the ratio table can take medians.
+BENCH_COUNT ?= 6
+BENCH_TIME  ?= 1s
+BENCH_CPU   ?= 2
+BENCH_OUT   ?= bench.out
+
+# Fuzzing: make test runs every target for FUZZ_SHORT, make fuzz for FUZZTIME.
+FUZZ_SHORT ?= 3s
+FUZZTIME   ?= 60s
+# "package:FuzzTarget" pairs; later issues add theirs here.
+FUZZ_TARGETS :=
+
+# Stress: how much longer than in make test the concurrency tests run.
+STRESS_SCALE ?= 25
+STRESS_COUNT ?= 3
+
+.PHONY: test fmt-check vet lint unit fuzz-short bench bench-ring stress fuzz tools clean
+
+test: fmt-check vet lint unit fuzz-short
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn for $(FUZZ_SHORT)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZ_SHORT) $$pkg || exit 1; \
+	done
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+stress:
+	$(GO) test -race -count=$(STRESS_COUNT) -run 'Stress|Linearizable|NoLostWakeup' ./... -args -stress.scale=$(STRESS_SCALE)
+
+bench: bench-ring
+
+bench-ring: $(BENCHSTAT)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -cpu $(BENCH_CPU) ./ring | tee $(BENCH_OUT)
+	@echo
+	$(BENCHSTAT) -col /impl $(BENCH_OUT)
+	@echo
+	@$(GO) run ./internal/cmd/benchratio ring chan < $(BENCH_OUT)
+
+tools: $(STATICCHECK) $(BENCHSTAT)
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(BENCHSTAT):
+	GOBIN=$(BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+
+clean:
+	rm -rf $(BIN) $(BENCH_OUT)

@@ -1,0 +1,130 @@
+// Command benchratio reads `go test -bench` output and prints, for every
+// benchmark run with an impl=<name> sub-benchmark key, the median ns/op of
+// each implementation and the speed-up of the first one named on the
+// command line over each of the others.
+//
+//	go test -run '^$' -bench . -count 6 ./ring | go run ./internal/cmd/benchratio ring chan
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+type sample struct {
+	nsPerOp []float64
+	allocs  []float64
+}
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: benchratio <impl> <baseline-impl>... < bench-output")
+		os.Exit(2)
+	}
+	impls := os.Args[1:]
+	results := map[string]map[string]*sample{} // benchmark (impl removed) -> impl -> samples
+	var order []string
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		name, impl, ok := splitImpl(fields[0])
+		if !ok {
+			continue
+		}
+		s := results[name]
+		if s == nil {
+			s = map[string]*sample{}
+			results[name] = s
+			order = append(order, name)
+		}
+		if s[impl] == nil {
+			s[impl] = &sample{}
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			switch fields[i+1] {
+			case "ns/op":
+				s[impl].nsPerOp = append(s[impl].nsPerOp, v)
+			case "allocs/op":
+				s[impl].allocs = append(s[impl].allocs, v)
+			}
+		}
+	}
+	head := "| benchmark |"
+	rule := "|---|"
+	for _, impl := range impls {
+		head += " " + impl + " ns/item |"
+		rule += "---:|"
+	}
+	for _, impl := range impls[1:] {
+		head += " " + impls[0] + " vs " + impl + " |"
+		rule += "---:|"
+	}
+	head += " " + impls[0] + " allocs/op |"
+	rule += "---:|"
+	fmt.Println(head)
+	fmt.Println(rule)
+	for _, name := range order {
+		s := results[name]
+		base := s[impls[0]]
+		if base == nil || len(base.nsPerOp) == 0 {
+			continue
+		}
+		row := "| " + name + " |"
+		for _, impl := range impls {
+			if x := s[impl]; x != nil && len(x.nsPerOp) > 0 {
+				row += fmt.Sprintf(" %.3g |", median(x.nsPerOp))
+			} else {
+				row += " – |"
+			}
+		}
+		for _, impl := range impls[1:] {
+			if x := s[impl]; x != nil && len(x.nsPerOp) > 0 {
+				row += fmt.Sprintf(" **%.1f×** |", median(x.nsPerOp)/median(base.nsPerOp))
+			} else {
+				row += " – |"
+			}
+		}
+		row += fmt.Sprintf(" %g |", median(base.allocs))
+		fmt.Println(row)
+	}
+}
+
+// splitImpl removes the impl=<x> element from a benchmark name such as
+// BenchmarkSPSCBatch/batch=32/impl=ring-2.
+func splitImpl(full string) (name, impl string, ok bool) {
+	if i := strings.LastIndexByte(full, '-'); i > 0 {
+		if _, err := strconv.Atoi(full[i+1:]); err == nil {
+			full = full[:i]
+		}
+	}
+	parts := strings.Split(strings.TrimPrefix(full, "Benchmark"), "/")
+	for i, p := range parts {
+		if v, found := strings.CutPrefix(p, "impl="); found {
+			return strings.Join(slices.Delete(parts, i, i+1), "/"), v, true
+		}
+	}
+	return "", "", false
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,188 @@
+package park
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestWakeOrder parks three waiters and wakes them one at a time, oldest
+// first.
+func TestWakeOrder(t *testing.T) {
+	var q Waiters
+	var flags [3]atomic.Bool
+	order := make(chan int, 3)
+	for i := range flags {
+		go func() {
+			Await(context.Background(), &q, flags[i].Load)
+			order <- i
+		}()
+		waitFor(t, "waiter to park", func() bool { return q.Len() == i+1 })
+	}
+	for i := range flags {
+		flags[i].Store(true)
+		q.Wake(1)
+		if got := <-order; got != i {
+			t.Fatalf("woke waiter %d, want %d", got, i)
+		}
+	}
+	if q.Len() != 0 {
+		t.Fatalf("Len = %d after all woke", q.Len())
+	}
+}
+
+// TestCanceledWaiterPassesWakeOn: a waiter that is woken but leaves without
+// using the wake-up (its context ended) must report it, so that Await hands
+// the wake-up to the next waiter, or that one would sleep through a true
+// condition.
+func TestCanceledWaiterPassesWakeOn(t *testing.T) {
+	var q Waiters
+	var ready atomic.Bool
+	first := q.register() // stands for a waiter whose ctx is about to end
+	second := make(chan error, 1)
+	go func() { second <- Await(context.Background(), &q, ready.Load) }()
+	waitFor(t, "second waiter", func() bool { return q.Len() == 2 })
+
+	ready.Store(true)
+	q.Wake(1) // picks the oldest: the one that is leaving
+	if q.Len() != 1 {
+		t.Fatalf("Len = %d after waking one of two", q.Len())
+	}
+	if !q.leave(first) {
+		t.Fatal("leave did not report the wake-up it swallowed")
+	}
+	q.Wake(1) // what Await does when leave reports true
+	if err := <-second; err != nil {
+		t.Fatalf("second waiter: %v", err)
+	}
+	// A waiter that leaves before anyone woke it reports false and unlinks.
+	w := q.register()
+	if q.leave(w) || q.Len() != 0 {
+		t.Fatalf("leave of an unwoken waiter: Len = %d", q.Len())
+	}
+}
+
+// TestNoLostWakeup has a waker publish a counter and wake, and a waiter wait
+// for each value in turn, many times: a lost wake-up hangs the test.
+func TestNoLostWakeup(t *testing.T) {
+	var q Waiters
+	var published atomic.Int64
+	const rounds = 20000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := int64(1); i <= rounds; i++ {
+			if err := Await(context.Background(), &q, func() bool { return published.Load() >= i }); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := int64(1); i <= rounds; i++ {
+		published.Store(i)
+		q.Wake(1)
+		if i%64 == 0 {
+			runtime.Gosched() // let the waiter fall behind and park now and then
+		}
+	}
+	wg.Wait()
+}
+
+// TestAwaitContext checks both context paths: already done, and ending
+// while parked.
+func TestAwaitContext(t *testing.T) {
+	var q Waiters
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Await(ctx, &q, func() bool { return false }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Await with a done ctx = %v", err)
+	}
+	if err := Await(ctx, &q, func() bool { return true }); err != nil {
+		t.Fatalf("Await with a done ctx and a true condition = %v", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Await(ctx, &q, func() bool { return false }) }()
+	waitFor(t, "waiter to park", func() bool { return q.Len() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Await = %v", err)
+	}
+	if q.Len() != 0 {
+		t.Fatalf("Len = %d after cancel", q.Len())
+	}
+}
+
+// TestWakeAll wakes every parked waiter at once.
+func TestWakeAll(t *testing.T) {
+	var q Waiters
+	var ready atomic.Bool
+	const n = 8
+	done := make(chan error, n)
+	for range n {
+		go func() { done <- Await(context.Background(), &q, ready.Load) }()
+	}
+	waitFor(t, "waiters to park", func() bool { return q.Len() == n })
+	ready.Store(true)
+	q.WakeAll()
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAwaitAllocatesNothing parks and wakes repeatedly and checks that the
+// recycled waiters keep it allocation-free.
+func TestAwaitAllocatesNothing(t *testing.T) {
+	var q Waiters
+	var turn atomic.Int64
+	const rounds = 200
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := int64(1); i <= 2*rounds; i += 2 {
+			Await(context.Background(), &q, func() bool { return turn.Load() == i })
+			turn.Store(i + 1)
+			q.Wake(1)
+		}
+	}()
+	pingPong := func(from, to int64) {
+		for i := from; i < to; i += 2 {
+			turn.Store(i + 1)
+			q.Wake(1)
+			Await(context.Background(), &q, func() bool { return turn.Load() == i+2 })
+		}
+	}
+	pingPong(0, 20) // warm up: the two waiters get created
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pingPong(20, 2*rounds)
+	runtime.ReadMemStats(&after)
+	<-done
+	if n := after.Mallocs - before.Mallocs; n > 20 { // slack for the runtime's own
+		t.Fatalf("%d allocations for %d park/wake round trips", n, rounds-10)
+	}
+}

@@ -1,0 +1,304 @@
+package ring
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The benchmarks run each ring next to a buffered channel of the same
+// capacity, in the same process, moving b.N uint64 items end to end: ns/op is
+// nanoseconds per item. Sub-benchmark names carry impl=ring or impl=chan so
+// that benchstat -col /impl prints the comparison. Run with GOMAXPROCS=2:
+//
+//	go test -run '^$' -bench . -cpu 2 -count 6 ./ring | benchstat -col /impl -
+const benchCap = 4096
+
+var benchCtx = context.Background()
+
+func BenchmarkSPSC(b *testing.B) {
+	b.Run("impl=ring", func(b *testing.B) {
+		r := NewSPSC[uint64](benchCap)
+		runPair(b, func() {
+			for i := range b.N {
+				r.Push(benchCtx, uint64(i))
+			}
+		}, func() {
+			for range b.N {
+				r.Pop(benchCtx)
+			}
+		})
+	})
+	b.Run("impl=chan", func(b *testing.B) { benchChanSPSC(b) })
+}
+
+func BenchmarkSPSCBatch(b *testing.B) {
+	for _, size := range []int{32, 64} {
+		b.Run("batch="+itoa(size)+"/impl=ring", func(b *testing.B) {
+			r := NewSPSC[uint64](benchCap)
+			runPair(b, func() {
+				buf := make([]uint64, size)
+				for i := 0; i < b.N; i += size {
+					n := min(size, b.N-i)
+					for j := range n {
+						buf[j] = uint64(i + j)
+					}
+					r.PushBatchWait(benchCtx, buf[:n])
+				}
+			}, func() {
+				dst := make([]uint64, size)
+				for got := 0; got < b.N; {
+					n, _ := r.PopBatchWait(benchCtx, dst)
+					got += n
+				}
+			})
+		})
+		b.Run("batch="+itoa(size)+"/impl=chan", func(b *testing.B) { benchChanSPSC(b) })
+	}
+}
+
+func benchChanSPSC(b *testing.B) {
+	ch := make(chan uint64, benchCap)
+	runPair(b, func() {
+		for i := range b.N {
+			ch <- uint64(i)
+		}
+	}, func() {
+		for range b.N {
+			<-ch
+		}
+	})
+}
+
+func BenchmarkMPSC(b *testing.B) {
+	const producers = 2
+	b.Run("impl=ring", func(b *testing.B) {
+		r := NewMPSC[uint64](benchCap)
+		runMany(b, producers, 1, func(p, n int) {
+			for i := range n {
+				r.Push(benchCtx, uint64(i))
+			}
+		}, func(c, n int) {
+			for range n {
+				r.Pop(benchCtx)
+			}
+		})
+	})
+	b.Run("impl=chan", func(b *testing.B) { benchChanMany(b, producers, 1) })
+}
+
+func BenchmarkMPMC(b *testing.B) {
+	const producers, consumers = 2, 2
+	b.Run("impl=ring", func(b *testing.B) {
+		r := NewMPMC[uint64](benchCap)
+		runMany(b, producers, consumers, func(p, n int) {
+			for i := range n {
+				r.Push(benchCtx, uint64(i))
+			}
+		}, func(c, n int) {
+			for range n {
+				r.Pop(benchCtx)
+			}
+		})
+	})
+	b.Run("impl=chan", func(b *testing.B) { benchChanMany(b, producers, consumers) })
+}
+
+func benchChanMany(b *testing.B, producers, consumers int) {
+	ch := make(chan uint64, benchCap)
+	runMany(b, producers, consumers, func(p, n int) {
+		for i := range n {
+			ch <- uint64(i)
+		}
+	}, func(c, n int) {
+		for range n {
+			<-ch
+		}
+	})
+}
+
+// BenchmarkBroadcast has one writer deliver every item to 3 readers; the
+// channel baseline sends every item to 3 channels, one per reader.
+func BenchmarkBroadcast(b *testing.B) {
+	const readers = 3
+	b.Run("readers=3/impl=ring", func(b *testing.B) {
+		r := NewBroadcast[uint64](benchCap)
+		rs := make([]*Reader[uint64], readers)
+		for i := range rs {
+			rs[i] = r.AddReader()
+		}
+		runMany(b, 1, readers, func(_, n int) {
+			for i := range n {
+				r.Push(benchCtx, uint64(i))
+			}
+		}, func(c, n int) {
+			for range b.N {
+				rs[c].Pop(benchCtx)
+			}
+		})
+	})
+	b.Run("readers=3/impl=chan", func(b *testing.B) {
+		chs := make([]chan uint64, readers)
+		for i := range chs {
+			chs[i] = make(chan uint64, benchCap)
+		}
+		runMany(b, 1, readers, func(_, n int) {
+			for i := range n {
+				for _, ch := range chs {
+					ch <- uint64(i)
+				}
+			}
+		}, func(c, n int) {
+			for range b.N {
+				<-chs[c]
+			}
+		})
+	})
+}
+
+// BenchmarkPingPong measures a round trip: one item there through one ring and
+// back through another, so every hand-off finds the peer waiting.
+func BenchmarkPingPong(b *testing.B) {
+	b.Run("impl=ring", func(b *testing.B) {
+		there, back := NewSPSC[uint64](1), NewSPSC[uint64](1)
+		runPair(b, func() {
+			for i := range b.N {
+				there.Push(benchCtx, uint64(i))
+				back.Pop(benchCtx)
+			}
+		}, func() {
+			for range b.N {
+				v, _ := there.Pop(benchCtx)
+				back.Push(benchCtx, v)
+			}
+		})
+	})
+	b.Run("impl=chan", func(b *testing.B) {
+		there, back := make(chan uint64, 1), make(chan uint64, 1)
+		runPair(b, func() {
+			for i := range b.N {
+				there <- uint64(i)
+				<-back
+			}
+		}, func() {
+			for range b.N {
+				back <- <-there
+			}
+		})
+	})
+}
+
+// BenchmarkTryPushPop is the single-goroutine cost of one push and one pop,
+// the floor under every other figure.
+func BenchmarkTryPushPop(b *testing.B) {
+	b.Run("kind=SPSC", func(b *testing.B) { benchTry(b, NewSPSC[uint64](benchCap)) })
+	b.Run("kind=MPSC", func(b *testing.B) { benchTry(b, NewMPSC[uint64](benchCap)) })
+	b.Run("kind=MPMC", func(b *testing.B) { benchTry(b, NewMPMC[uint64](benchCap)) })
+	b.Run("kind=chan", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(8)
+		ch := make(chan uint64, benchCap)
+		for i := range b.N {
+			ch <- uint64(i)
+			<-ch
+		}
+	})
+}
+
+func benchTry(b *testing.B, q queue[uint64]) {
+	b.ReportAllocs()
+	b.SetBytes(8)
+	for i := range b.N {
+		q.TryPush(uint64(i))
+		q.TryPop()
+	}
+}
+
+// BenchmarkIdleConsumer parks a consumer on an empty ring and reports the
+// process's CPU time per wall time while it waits, in percent of one core.
+// Each op is one idle period of 10 ms followed by one wake-up.
+func BenchmarkIdleConsumer(b *testing.B) {
+	b.ReportAllocs()
+	r := NewSPSC[uint64](benchCap)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := r.Pop(benchCtx); err != nil {
+				return
+			}
+		}
+	}()
+	var idleCPU, idleWall time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for r.notEmpty.Len() == 0 { // wait until the consumer has parked
+			runtime.Gosched()
+		}
+		c0, w0 := cpuTime(), time.Now()
+		time.Sleep(10 * time.Millisecond) // the idle period being measured
+		idleCPU += cpuTime() - c0
+		idleWall += time.Since(w0)
+		r.Push(benchCtx, uint64(i))
+	}
+	b.StopTimer()
+	r.Close()
+	<-done
+	b.ReportMetric(100*float64(idleCPU)/float64(idleWall), "%cpu-idle")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runPair runs produce on a new goroutine and consume on the benchmark's,
+// after the usual ReportAllocs/SetBytes/ResetTimer.
+func runPair(b *testing.B, produce, consume func()) {
+	b.ReportAllocs()
+	b.SetBytes(8)
+	b.ResetTimer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		produce()
+	}()
+	consume()
+	<-done
+}
+
+// runMany splits b.N items between producers and consumers and runs them all
+// on their own goroutines.
+func runMany(b *testing.B, producers, consumers int, produce, consume func(id, n int)) {
+	b.ReportAllocs()
+	b.SetBytes(8)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	share := func(total, parts, id int) int {
+		n := total / parts
+		if id < total%parts {
+			n++
+		}
+		return n
+	}
+	for p := range producers {
+		wg.Add(1)
+		go func() { defer wg.Done(); produce(p, share(b.N, producers, p)) }()
+	}
+	for c := range consumers {
+		wg.Add(1)
+		go func() { defer wg.Done(); consume(c, share(b.N, consumers, c)) }()
+	}
+	wg.Wait()
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}

@@ -1,0 +1,312 @@
+package ring
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/spillway-io/spillway/internal/park"
+)
+
+// Broadcast is a bounded ring with one writer and any number of readers,
+// each with its own cursor (the Disruptor's multicast). Every reader sees
+// every item pushed after it was added, in order; items are stored once and
+// never copied per reader. The slowest reader gates the writer: TryPush
+// reports false while the writer would overwrite an item some reader has not
+// read yet, which lets callers spill instead of blocking.
+//
+// Who may call what: TryPush, PushBatch, Push and PushBatchWait from one
+// writer goroutine at a time; AddReader, Close, Len and Cap from any
+// goroutine; each Reader's methods from one goroutine at a time per reader.
+//
+// Invariants:
+//   - The writer publishes positions [old tail, new tail) with one CAS of
+//     tail per call, after writing their slots.
+//   - A reader reads the slot of position c only while its cursor is c and
+//     c < tail, and releases it with one atomic store of cursor = c+1.
+//   - gateCache (writer-only) is at most the minimum cursor of the attached
+//     readers, or at most tail when there are none. The writer writes
+//     position p only when p < gateCache+cap, so it never overwrites a slot
+//     some attached reader has still to read.
+//   - The set of readers changes, and gateCache is recomputed, only under mu.
+//     AddReader sets the new cursor to tail under mu; any gate computed
+//     earlier was at most the tail of that moment, so the new reader's first
+//     slot cannot have been handed to the writer. Detached readers stop
+//     counting at the next recomputation.
+//   - Slots below gateCache are passed by every reader. The writer zeroes
+//     them when it recomputes the gate (at the latest every half ring of
+//     pushes, or when it finds the ring full), so the ring retains at most
+//     half a ring plus the unread items for the GC.
+//   - Once closedBit is set in tail, tail never changes again.
+type Broadcast[T any] struct {
+	_         pad
+	tail      atomic.Uint64 // next position to write, | closedBit; CAS by the writer and Close
+	gateCache uint64        // writer-only: lower bound of every attached reader's cursor
+	gateAt    uint64        // writer-only: tail when gateCache was computed
+	cleared   uint64        // writer-only: slots below this position have been zeroed
+	_         pad
+	buf       []T
+	mask      uint64
+	mu        sync.Mutex                   // guards changes to readers and gate recomputation
+	readers   atomic.Pointer[[]*Reader[T]] // copy-on-write set of attached readers
+	notFull   park.Waiters                 // the writer, parked behind the slowest reader
+	notEmpty  park.Waiters                 // readers parked on an empty ring
+	_         pad
+}
+
+// Reader is one cursor over a Broadcast. Its methods, Close included, must
+// be called from one goroutine at a time: the reader's own.
+type Reader[T any] struct {
+	_         pad
+	cursor    atomic.Uint64 // next position to read; stored by the reader, loaded by the writer
+	tailCache uint64        // reader-only: its view of tail, without closedBit
+	detached  bool          // reader-only: Close was called
+	_         pad
+	b         *Broadcast[T]
+}
+
+// NewBroadcast returns a Broadcast ring holding capacity items, rounded up to
+// a power of two (at least 1). It panics if capacity exceeds 2^40.
+func NewBroadcast[T any](capacity int) *Broadcast[T] {
+	n := roundCapacity(capacity)
+	b := &Broadcast[T]{buf: make([]T, n), mask: uint64(n - 1)}
+	b.readers.Store(new([]*Reader[T]))
+	return b
+}
+
+// Cap returns the capacity of the ring.
+func (b *Broadcast[T]) Cap() int { return len(b.buf) }
+
+// Len returns the number of items the slowest attached reader has yet to
+// read. Under concurrent use it is a snapshot.
+func (b *Broadcast[T]) Len() int {
+	t := b.tail.Load() &^ closedBit
+	low := t
+	for _, r := range *b.readers.Load() {
+		low = min(low, r.cursor.Load())
+	}
+	return clampLen(t, low, len(b.buf))
+}
+
+// AddReader attaches a reader that sees every item pushed from now on.
+// Readers added after Close see nothing and return ErrClosed.
+func (b *Broadcast[T]) AddReader() *Reader[T] {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := &Reader[T]{b: b}
+	t := b.tail.Load() &^ closedBit
+	r.cursor.Store(t)
+	r.tailCache = t
+	old := *b.readers.Load()
+	next := append(slices.Clip(old), r)
+	b.readers.Store(&next)
+	return r
+}
+
+// refreshGate recomputes gateCache and zeroes the slots every reader has
+// passed. REQUIRES: writer.
+func (b *Broadcast[T]) refreshGate(t uint64) {
+	b.mu.Lock()
+	g := t
+	for _, r := range *b.readers.Load() {
+		g = min(g, r.cursor.Load())
+	}
+	b.mu.Unlock()
+	b.gateCache, b.gateAt = g, t
+	// Positions in [cleared, g) are read by everyone. Their slots are not yet
+	// reused: the writer has written only positions < (old gate)+cap <= cleared+cap.
+	if g > b.cleared {
+		clearRange(b.buf, b.cleared&b.mask, min(g-b.cleared, uint64(len(b.buf))))
+		b.cleared = g
+	}
+}
+
+// room returns how many positions from t the writer may write, refreshing the
+// gate when the cached one allows fewer than want or when half a ring has been
+// written since the last refresh. REQUIRES: writer.
+func (b *Broadcast[T]) room(t, want uint64) uint64 {
+	size := uint64(len(b.buf))
+	free := size - (t - b.gateCache)
+	if free < want || t-b.gateAt > size/2 {
+		b.refreshGate(t)
+		free = size - (t - b.gateCache)
+	}
+	return free
+}
+
+// TryPush adds v if no attached reader would lose an unread item and the ring
+// is open, and reports whether it did.
+func (b *Broadcast[T]) TryPush(v T) bool {
+	t := b.tail.Load()
+	if t&closedBit != 0 || b.room(t, 1) == 0 {
+		return false
+	}
+	i := t & b.mask
+	b.buf[i] = v
+	if !b.tail.CompareAndSwap(t, t+1) {
+		var zero T
+		b.buf[i] = zero
+		return false
+	}
+	b.notEmpty.WakeAll()
+	return true
+}
+
+// PushBatch adds as many items from the front of vs as fit, publishing them
+// with one atomic operation, and returns how many it added.
+func (b *Broadcast[T]) PushBatch(vs []T) int {
+	t := b.tail.Load()
+	if t&closedBit != 0 || len(vs) == 0 {
+		return 0
+	}
+	n := min(b.room(t, uint64(len(vs))), uint64(len(vs)))
+	if n == 0 {
+		return 0
+	}
+	copyIn(b.buf, t&b.mask, vs[:n])
+	if !b.tail.CompareAndSwap(t, t+n) {
+		clearRange(b.buf, t&b.mask, n)
+		return 0
+	}
+	b.notEmpty.WakeAll()
+	return int(n)
+}
+
+func (b *Broadcast[T]) isClosed() bool { return b.tail.Load()&closedBit != 0 }
+
+// Push adds v, waiting while the slowest reader has not made room. It
+// returns ErrClosed if the ring is closed before v is added, or ctx.Err() if
+// ctx ends first; in both cases v was not added.
+func (b *Broadcast[T]) Push(ctx context.Context, v T) error {
+	if b.TryPush(v) {
+		return nil
+	}
+	var closed bool
+	err := park.Await(ctx, &b.notFull, func() bool {
+		if b.TryPush(v) {
+			return true
+		}
+		closed = b.isClosed()
+		return closed
+	})
+	if err != nil {
+		return err
+	}
+	if closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// PushBatchWait adds all of vs, in order, waiting for room as needed. It
+// returns how many items it added and, if that is fewer than len(vs),
+// ErrClosed or ctx.Err().
+func (b *Broadcast[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
+	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.isClosed)
+}
+
+// Close closes the ring: later pushes fail, readers drain what is left and
+// then fail, and every blocked caller wakes up. Close is idempotent and may
+// be called from any goroutine.
+func (b *Broadcast[T]) Close() {
+	closeTail(&b.tail)
+	b.notEmpty.WakeAll()
+	b.notFull.WakeAll()
+}
+
+// Len returns the number of items this reader has yet to read.
+func (r *Reader[T]) Len() int {
+	c := r.cursor.Load()
+	return clampLen(r.b.tail.Load()&^closedBit, c, len(r.b.buf))
+}
+
+// TryPop returns the next item for this reader, if there is one.
+func (r *Reader[T]) TryPop() (T, bool) {
+	v, ok, _ := r.pop()
+	return v, ok
+}
+
+func (r *Reader[T]) pop() (v T, ok, done bool) {
+	if r.detached {
+		return v, false, true
+	}
+	c := r.cursor.Load()
+	if c == r.tailCache {
+		t := r.b.tail.Load()
+		r.tailCache = t &^ closedBit
+		if c == r.tailCache {
+			return v, false, t&closedBit != 0
+		}
+	}
+	v = r.b.buf[c&r.b.mask]
+	r.cursor.Store(c + 1)
+	r.b.notFull.Wake(1)
+	return v, true, false
+}
+
+// PopBatch copies up to len(dst) of this reader's next items into dst,
+// releasing them with one atomic store, and returns how many it copied.
+func (r *Reader[T]) PopBatch(dst []T) int {
+	n, _ := r.popBatch(dst)
+	return n
+}
+
+func (r *Reader[T]) popBatch(dst []T) (int, bool) {
+	if r.detached {
+		return 0, true
+	}
+	c := r.cursor.Load()
+	avail := r.tailCache - c
+	if avail < uint64(len(dst)) {
+		t := r.b.tail.Load()
+		r.tailCache = t &^ closedBit
+		avail = r.tailCache - c
+		if avail == 0 {
+			return 0, t&closedBit != 0
+		}
+	}
+	m := min(avail, uint64(len(dst)))
+	if m == 0 {
+		return 0, false
+	}
+	copyOut(dst[:m], r.b.buf, c&r.b.mask)
+	r.cursor.Store(c + m)
+	r.b.notFull.Wake(1)
+	return int(m), false
+}
+
+// Pop returns this reader's next item, waiting while there is none. After
+// the ring is closed it returns the remaining items, then ErrClosed; after
+// the reader is closed, ErrClosed.
+func (r *Reader[T]) Pop(ctx context.Context) (T, error) {
+	if v, ok, _ := r.pop(); ok {
+		return v, nil
+	}
+	return popSlow(ctx, &r.b.notEmpty, r.pop)
+}
+
+// PopBatchWait copies up to len(dst) items into dst, waiting until at least
+// one is available; it ends like Pop.
+func (r *Reader[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
+	return popSome(ctx, dst, &r.b.notEmpty, r.popBatch)
+}
+
+// Close detaches the reader: it stops gating the writer, and its later pops
+// return ErrClosed. Close is idempotent. Like the reader's other methods it
+// must not run concurrently with them (the writer may reuse the slots the
+// reader was about to read); to stop a reader blocked in Pop, cancel the
+// context given to Pop.
+func (r *Reader[T]) Close() {
+	if r.detached {
+		return
+	}
+	r.detached = true
+	b := r.b
+	b.mu.Lock()
+	old := *b.readers.Load()
+	next := slices.DeleteFunc(slices.Clone(old), func(x *Reader[T]) bool { return x == r })
+	b.readers.Store(&next)
+	b.mu.Unlock()
+	b.notFull.WakeAll() // the writer may have been waiting for this reader
+}

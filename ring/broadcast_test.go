@@ -1,0 +1,213 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestBroadcastStress runs one writer and several readers concurrently: every
+// reader must see every item, in order.
+func TestBroadcastStress(t *testing.T) {
+	for _, capacity := range []int{1, 2, 64} {
+		t.Run(fmt.Sprintf("cap=%d", capacity), func(t *testing.T) {
+			t.Parallel()
+			rng := newRand(t)
+			n := stressCount(t) * 2
+			b := NewBroadcast[int](capacity)
+			const readers = 3
+			var wg sync.WaitGroup
+			for id := range readers {
+				r := b.AddReader()
+				seed := rng.Uint64()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := newRandFrom(seed)
+					want := 0
+					dst := make([]int, 32)
+					for {
+						var got []int
+						if rng.IntN(2) == 0 {
+							v, err := r.Pop(context.Background())
+							if errors.Is(err, ErrClosed) {
+								break
+							}
+							got = []int{v}
+						} else {
+							k, err := r.PopBatchWait(context.Background(), dst[:1+rng.IntN(len(dst))])
+							if errors.Is(err, ErrClosed) {
+								break
+							}
+							got = dst[:k]
+						}
+						for _, v := range got {
+							if v != want {
+								t.Errorf("reader %d got %d, want %d", id, v, want)
+								return
+							}
+							want++
+						}
+					}
+					if want != n {
+						t.Errorf("reader %d saw %d items, want %d", id, want, n)
+					}
+				}()
+			}
+			vs := make([]int, 0, 40)
+			for i := 0; i < n; {
+				if rng.IntN(2) == 0 {
+					if err := b.Push(context.Background(), i); err != nil {
+						t.Fatal(err)
+					}
+					i++
+					continue
+				}
+				vs = vs[:0]
+				for j := range min(1+rng.IntN(cap(vs)), n-i) {
+					vs = append(vs, i+j)
+				}
+				k, err := b.PushBatchWait(context.Background(), vs)
+				if err != nil || k != len(vs) {
+					t.Fatalf("PushBatchWait = %d, %v", k, err)
+				}
+				i += k
+			}
+			b.Close()
+			wg.Wait()
+		})
+	}
+}
+
+// TestBroadcastDetachedReaderStopsGating fills the ring behind a reader that
+// never reads, detaches it, and checks that the writer can go on, and that a
+// writer parked behind it is woken by the detach.
+func TestBroadcastDetachedReaderStopsGating(t *testing.T) {
+	ctx := context.Background()
+	b := NewBroadcast[int](4)
+	slow, fast := b.AddReader(), b.AddReader()
+	for i := range 4 {
+		if !b.TryPush(i) {
+			t.Fatalf("TryPush(%d) failed on a ring with room", i)
+		}
+	}
+	for range 4 {
+		fast.TryPop()
+	}
+	if b.TryPush(4) {
+		t.Fatal("TryPush succeeded although the slow reader has 4 unread items in a ring of 4")
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Push(ctx, 4) }()
+	waitFor(t, "writer to park", func() bool { p, _ := parked(b); return p == 1 })
+	slow.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Push after the slow reader detached = %v", err)
+	}
+	for i := 5; i < 20; i++ {
+		if !b.TryPush(i) {
+			t.Fatalf("TryPush(%d) failed with only a keeping-up reader", i)
+		}
+		if v, ok := fast.TryPop(); !ok || v != i-1 {
+			t.Fatalf("fast reader got %d, %v; want %d", v, ok, i-1)
+		}
+	}
+	if _, err := slow.Pop(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Pop on a detached reader = %v, want ErrClosed", err)
+	}
+	slow.Close() // idempotent
+}
+
+// TestBroadcastCloseWakesReaders parks readers on an empty ring and the
+// writer behind a slow reader, then closes the ring.
+func TestBroadcastCloseWakesReaders(t *testing.T) {
+	ctx := context.Background()
+	b := NewBroadcast[int](2)
+	errs := make(chan error, 3)
+	for range 3 {
+		r := b.AddReader()
+		go func() {
+			_, err := r.Pop(ctx)
+			errs <- err
+		}()
+	}
+	waitFor(t, "readers to park", func() bool { _, c := parked(b); return c == 3 })
+	b.Close()
+	for range 3 {
+		if err := <-errs; !errors.Is(err, ErrClosed) {
+			t.Fatalf("Pop = %v, want ErrClosed", err)
+		}
+	}
+
+	b = NewBroadcast[int](1)
+	r := b.AddReader()
+	b.TryPush(1)
+	go func() { errs <- b.Push(ctx, 2) }()
+	waitFor(t, "writer to park", func() bool { p, _ := parked(b); return p == 1 })
+	b.Close()
+	if err := <-errs; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Push = %v, want ErrClosed", err)
+	}
+	if v, err := r.Pop(ctx); err != nil || v != 1 {
+		t.Fatalf("Pop after Close = %d, %v; want 1", v, err)
+	}
+	if _, err := r.Pop(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Pop of drained closed ring = %v", err)
+	}
+	if _, err := b.AddReader().Pop(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Pop of a reader added after Close = %v", err)
+	}
+}
+
+// TestBroadcastAddReaderWhileWriting adds readers while the writer runs at
+// full speed: each reader must see a gap-free, in-order suffix of the
+// stream, starting no earlier than the tail it was added at.
+func TestBroadcastAddReaderWhileWriting(t *testing.T) {
+	b := NewBroadcast[int](8)
+	const n = 20000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range n {
+			if err := b.Push(context.Background(), i); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		b.Close()
+	}()
+	for id := range 8 {
+		r := b.AddReader()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.Close()
+			first, err := r.Pop(context.Background())
+			if errors.Is(err, ErrClosed) {
+				return
+			}
+			want := first + 1
+			for {
+				v, err := r.Pop(context.Background())
+				if errors.Is(err, ErrClosed) {
+					break
+				}
+				if v != want {
+					t.Errorf("reader %d: got %d, want %d", id, v, want)
+					return
+				}
+				want++
+				if id%2 == 1 && want-first > 100 {
+					return // leave early: detaching must not disturb the others
+				}
+			}
+			if want != n {
+				t.Errorf("reader %d stopped at %d, want %d", id, want, n)
+			}
+		}()
+	}
+	wg.Wait()
+}

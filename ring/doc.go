@@ -1,0 +1,49 @@
+// Package ring provides generic, bounded, lock-free rings: the in-memory
+// layer of Spillway.
+//
+//   - [SPSC]: one producer, one consumer. Lamport's ring with cached indices.
+//   - [MPSC]: many producers, one consumer. Producers claim runs of slots with
+//     one CAS and publish each run with one store; the consumer reads runs.
+//   - [MPMC]: many producers, many consumers. Vyukov's array queue with a
+//     turn counter per slot.
+//   - [Broadcast]: one writer, many readers each with its own cursor (the
+//     Disruptor's multicast). The slowest reader gates the writer.
+//
+// Every ring has non-blocking operations (TryPush, TryPop, PushBatch,
+// PopBatch) that report what they did, and blocking ones (Push, Pop,
+// PushBatchWait, PopBatchWait) that take a context. Capacities are rounded
+// up to a power of two. Rings hold values of T, so a ring of non-pointer
+// values allocates nothing after construction.
+//
+// # Memory ordering
+//
+// Go's sync/atomic operations are sequentially consistent. On amd64 a store
+// is an XCHG (a full barrier) and a load is a plain MOV, so publishing costs
+// a locked instruction and observing costs nothing. Every ring therefore
+// publishes once per call, batches included, and each side keeps a private
+// copy of the other side's index, re-reading it only when its copy says
+// "full" or "empty". Hot indices sit on their own cache lines, fenced by
+// golang.org/x/sys/cpu.CacheLinePad on both sides.
+//
+// # Closing
+//
+// Close may be called from any goroutine, any number of times. After Close,
+// pushes fail (ErrClosed, or false for the non-blocking ones), pops return
+// what is left and then ErrClosed, and every blocked caller wakes up. A push
+// that reported success is never lost to a concurrent Close: Close sets a
+// flag inside the producer's index with a CAS, and every push publishes with
+// a CAS of the same word, so each push lands wholly before Close or fails.
+//
+// Popped slots are zeroed so that the ring keeps no references for the
+// garbage collector (for [Broadcast], once every reader has passed them; see
+// its invariants).
+//
+// # Waiting
+//
+// A blocked call spins briefly, yields its P a few times, then parks on a
+// channel until the other side wakes it (see internal/park). A hand-off to a
+// spinning peer costs tens of nanoseconds; waking a parked one costs a
+// scheduler wake-up, about 1–5 µs. An idle goroutine blocked in Pop burns no
+// CPU at all once parked: there is no timer and no polling. The waker's cost
+// when nobody is parked is one atomic load per call.
+package ring

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -140,22 +141,55 @@ func BenchmarkBroadcast(b *testing.B) {
 			}
 		})
 	})
-	b.Run("readers=3/impl=chan", func(b *testing.B) {
-		chs := make([]chan uint64, readers)
-		for i := range chs {
-			chs[i] = make(chan uint64, benchCap)
+	b.Run("readers=3/impl=chan", func(b *testing.B) { benchChanFanOut(b, readers) })
+}
+
+// BenchmarkBroadcastBatch is BenchmarkBroadcast with the writer pushing
+// batches of 32 and the readers taking up to 64 at a time; the channel
+// baseline is the same one-item-per-send fan-out.
+func BenchmarkBroadcastBatch(b *testing.B) {
+	const readers = 3
+	b.Run("readers=3/impl=ring", func(b *testing.B) {
+		r := NewBroadcast[uint64](benchCap)
+		rs := make([]*Reader[uint64], readers)
+		for i := range rs {
+			rs[i] = r.AddReader()
 		}
 		runMany(b, 1, readers, func(_, n int) {
-			for i := range n {
-				for _, ch := range chs {
-					ch <- uint64(i)
+			buf := make([]uint64, 32)
+			for i := 0; i < n; i += len(buf) {
+				k := min(len(buf), n-i)
+				for j := range k {
+					buf[j] = uint64(i + j)
 				}
+				r.PushBatchWait(benchCtx, buf[:k])
 			}
-		}, func(c, n int) {
-			for range b.N {
-				<-chs[c]
+		}, func(c, _ int) {
+			dst := make([]uint64, 64)
+			for got := 0; got < b.N; {
+				n, _ := rs[c].PopBatchWait(benchCtx, dst)
+				got += n
 			}
 		})
+	})
+	b.Run("readers=3/impl=chan", func(b *testing.B) { benchChanFanOut(b, readers) })
+}
+
+func benchChanFanOut(b *testing.B, readers int) {
+	chs := make([]chan uint64, readers)
+	for i := range chs {
+		chs[i] = make(chan uint64, benchCap)
+	}
+	runMany(b, 1, readers, func(_, n int) {
+		for i := range n {
+			for _, ch := range chs {
+				ch <- uint64(i)
+			}
+		}
+	}, func(c, _ int) {
+		for range b.N {
+			<-chs[c]
+		}
 	})
 }
 
@@ -217,35 +251,50 @@ func benchTry(b *testing.B, q queue[uint64]) {
 	}
 }
 
-// BenchmarkIdleConsumer parks a consumer on an empty ring and reports the
-// process's CPU time per wall time while it waits, in percent of one core.
-// Each op is one idle period of 10 ms followed by one wake-up.
-func BenchmarkIdleConsumer(b *testing.B) {
+// BenchmarkIdle parks a consumer on an empty ring (or, for the baseline, a
+// receive on an empty channel) and reports the process's CPU time per wall
+// time while it waits, in percent of one core. Each op is one idle period of
+// 10 ms followed by one item that wakes the consumer. The channel figure is
+// the floor: what the runtime and the benchmark itself cost while nothing
+// happens.
+func BenchmarkIdle(b *testing.B) {
+	b.Run("waiter=ring", func(b *testing.B) {
+		r := NewSPSC[uint64](benchCap)
+		benchIdle(b, func() bool { _, err := r.Pop(benchCtx); return err == nil },
+			func(v uint64) { r.Push(benchCtx, v) }, r.Close,
+			func() bool { return r.notEmpty.Len() == 1 })
+	})
+	b.Run("waiter=chan", func(b *testing.B) {
+		ch := make(chan uint64, benchCap)
+		var waiting atomic.Bool
+		benchIdle(b, func() bool { waiting.Store(true); _, ok := <-ch; waiting.Store(false); return ok },
+			func(v uint64) { ch <- v }, func() { close(ch) },
+			waiting.Load)
+	})
+}
+
+func benchIdle(b *testing.B, wait func() bool, wake func(uint64), closeFn func(), parked func() bool) {
 	b.ReportAllocs()
-	r := NewSPSC[uint64](benchCap)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			if _, err := r.Pop(benchCtx); err != nil {
-				return
-			}
+		for wait() {
 		}
 	}()
 	var idleCPU, idleWall time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		for r.notEmpty.Len() == 0 { // wait until the consumer has parked
+		for !parked() { // wait until the consumer is blocked again
 			runtime.Gosched()
 		}
 		c0, w0 := cpuTime(), time.Now()
 		time.Sleep(10 * time.Millisecond) // the idle period being measured
 		idleCPU += cpuTime() - c0
 		idleWall += time.Since(w0)
-		r.Push(benchCtx, uint64(i))
+		wake(uint64(i))
 	}
 	b.StopTimer()
-	r.Close()
+	closeFn()
 	<-done
 	b.ReportMetric(100*float64(idleCPU)/float64(idleWall), "%cpu-idle")
 }

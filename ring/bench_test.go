@@ -351,3 +351,31 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
 }
+
+// BenchmarkCacheLineHop measures the machine rather than the rings: two
+// goroutines take turns incrementing one padded atomic, so each op is one
+// cache line moving from one core to the other and back (ns/op is a round
+// trip). Every hand-off between goroutines on different cores pays this, so
+// it is printed next to the ring figures to tell what machine produced them.
+func BenchmarkCacheLineHop(b *testing.B) {
+	var line struct {
+		_ pad
+		v atomic.Uint64
+		_ pad
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(1); i < uint64(2*b.N); i += 2 {
+			for line.v.Load() != i {
+			}
+			line.v.Store(i + 1)
+		}
+	}()
+	for i := uint64(0); i < uint64(2*b.N); i += 2 {
+		for line.v.Load() != i {
+		}
+		line.v.Store(i + 1)
+	}
+	<-done
+}

@@ -358,6 +358,9 @@ func itoa(n int) string {
 // trip). Every hand-off between goroutines on different cores pays this, so
 // it is printed next to the ring figures to tell what machine produced them.
 func BenchmarkCacheLineHop(b *testing.B) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		b.Skip("needs two Ps")
+	}
 	var line struct {
 		_ pad
 		v atomic.Uint64

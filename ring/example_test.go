@@ -46,7 +46,7 @@ func ExampleBroadcast() {
 	fmt.Println("full after", b.Len(), "items")
 	fast.PopBatch(make([]int, 4))
 	fmt.Println("room once the fast reader has read:", b.TryPush(5)) // the slow reader gates the writer
-	slow.Close()                                                      // a detached reader stops gating
+	slow.Close()                                                     // a detached reader stops gating
 	fmt.Println("room once the slow reader detached:", b.TryPush(5))
 	v, _ := fast.TryPop()
 	fmt.Println("fast reader got", v)

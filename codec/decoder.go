@@ -1,0 +1,186 @@
+package codec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Decoder reads batches from untrusted bytes. For any input it returns
+// records or an error matching ErrCorrupt, ErrChecksum, ErrTruncated,
+// ErrVersion or ErrTooLarge; it never panics, always returns, and never
+// allocates more than its Limits allow for one batch.
+//
+// It is safe for concurrent use: its zstd decoder is one long-lived
+// klauspost Decoder used only through DecodeAll, with its memory and window
+// limits set from Limits. Each caller decodes into its own Batch. Close it
+// when no call is in flight.
+type Decoder struct {
+	limits Limits
+	zstd   *zstd.Decoder
+	closed atomic.Bool
+}
+
+// NewDecoder returns a Decoder enforcing limits (zero fields: defaults).
+func NewDecoder(limits Limits) (*Decoder, error) {
+	l := limits.withDefaults()
+	z, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(0), // up to GOMAXPROCS concurrent DecodeAll calls
+		zstd.WithDecoderMaxMemory(uint64(l.MaxRawBytes)),
+		zstd.WithDecoderMaxWindow(uint64(max(l.MaxRawBytes, zstd.MinWindowSize))),
+		zstd.WithDecodeAllCapLimit(true), // never produce more than cap(dst)
+		zstd.IgnoreChecksum(true),        // frames carry none; the batch checksum covers them
+	)
+	if err != nil {
+		return nil, fmt.Errorf("spillway/codec: zstd decoder: %w", err)
+	}
+	return &Decoder{limits: l, zstd: z}, nil
+}
+
+// Limits returns the limits the decoder enforces.
+func (d *Decoder) Limits() Limits { return d.limits }
+
+// Batch is a decoded batch. Reuse one Batch for many Decode calls to decode
+// without allocating; it is not safe for concurrent use.
+//
+// Ownership: Records, and the Key, Value and Headers of every record, alias
+// memory that the next Decode into the same Batch overwrites: the Batch's
+// own decompression buffer, or, for a batch stored uncompressed, the src
+// given to Decode. Copy what must outlive that.
+type Batch struct {
+	Header  BatchHeader
+	Records []Record
+
+	payload []byte   // decompressed records, reused
+	headers []Header // slab for the records' headers, reused
+}
+
+// Verify checks the batch at the start of src without decompressing it:
+// header, limits, length and checksum. It returns the header and the batch's
+// size in bytes. At a run of zero bytes (a zero-filled or preallocated tail,
+// or the end of src) it returns io.EOF.
+func (d *Decoder) Verify(src []byte) (BatchHeader, int, error) {
+	var h BatchHeader
+	if d.closed.Load() {
+		return h, 0, ErrClosed
+	}
+	if len(src) < HeaderSize {
+		if allZero(src) {
+			return h, 0, io.EOF
+		}
+		return h, 0, fmt.Errorf("%w: %d bytes, a header needs %d", ErrTruncated, len(src), HeaderSize)
+	}
+	b := src[:HeaderSize]
+	if string(b[:4]) != magic {
+		if allZero(b) {
+			return h, 0, io.EOF
+		}
+		return h, 0, fmt.Errorf("%w: bad magic %q", ErrCorrupt, b[:4])
+	}
+	if b[offVersion] != Version {
+		return h, 0, fmt.Errorf("%w: version %d", ErrVersion, b[offVersion])
+	}
+	h = BatchHeader{
+		Compression: Compression(b[offCodec]),
+		Count:       binary.LittleEndian.Uint32(b[offCount:]),
+		RawLen:      binary.LittleEndian.Uint32(b[offRawLen:]),
+		StoredLen:   binary.LittleEndian.Uint32(b[offStoredLen:]),
+		FirstOffset: binary.LittleEndian.Uint64(b[offFirst:]),
+		BaseTime:    int64(binary.LittleEndian.Uint64(b[offBaseTime:])),
+		Checksum:    binary.LittleEndian.Uint64(b[offChecksum:]),
+	}
+	switch {
+	case h.Compression > S2:
+		return h, 0, fmt.Errorf("%w: unknown codec %d", ErrCorrupt, h.Compression)
+	case binary.LittleEndian.Uint16(b[offFlags:]) != 0 || binary.LittleEndian.Uint32(b[offReserved:]) != 0:
+		return h, 0, fmt.Errorf("%w: reserved header bits set", ErrCorrupt)
+	case int64(h.Count) > int64(d.limits.MaxRecords):
+		return h, 0, fmt.Errorf("%w: %d records, limit %d", ErrTooLarge, h.Count, d.limits.MaxRecords)
+	case int64(h.RawLen) > int64(d.limits.MaxRawBytes):
+		return h, 0, fmt.Errorf("%w: %d raw bytes, limit %d", ErrTooLarge, h.RawLen, d.limits.MaxRawBytes)
+	case int64(h.Size()) > int64(d.limits.MaxBatchBytes):
+		return h, 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, h.Size(), d.limits.MaxBatchBytes)
+	case h.Compression == None && h.StoredLen != h.RawLen:
+		return h, 0, fmt.Errorf("%w: uncompressed batch stores %d bytes but claims %d", ErrCorrupt, h.StoredLen, h.RawLen)
+	case uint64(h.Count)*minRecordSize > uint64(h.RawLen):
+		return h, 0, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrCorrupt, h.Count, h.RawLen)
+	case len(src) < h.Size():
+		return h, 0, fmt.Errorf("%w: batch of %d bytes, %d available", ErrTruncated, h.Size(), len(src))
+	}
+	if sum := checksum(b, src[HeaderSize:h.Size()]); sum != h.Checksum {
+		return h, 0, fmt.Errorf("%w: stored %#016x, computed %#016x", ErrChecksum, h.Checksum, sum)
+	}
+	return h, h.Size(), nil
+}
+
+// Decode decodes the batch at the start of src into b and returns how many
+// bytes of src it took. At a run of zero bytes it returns io.EOF. On error b
+// holds no records.
+func (d *Decoder) Decode(src []byte, b *Batch) (int, error) {
+	b.Records = b.Records[:0]
+	h, n, err := d.Verify(src)
+	if err != nil {
+		return 0, err
+	}
+	b.Header = h
+	stored := src[HeaderSize:n]
+	var raw []byte
+	switch h.Compression {
+	case None:
+		raw = stored
+	case Zstd:
+		if cap(b.payload) < int(h.RawLen) {
+			b.payload = make([]byte, 0, h.RawLen)
+		}
+		out, err := d.zstd.DecodeAll(stored, b.payload[:0:h.RawLen])
+		if err != nil {
+			return 0, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+		}
+		if len(out) != int(h.RawLen) {
+			return 0, fmt.Errorf("%w: zstd payload decompressed to %d bytes, header says %d", ErrCorrupt, len(out), h.RawLen)
+		}
+		raw = out
+	case S2:
+		if n, err := s2.DecodedLen(stored); err != nil || n != int(h.RawLen) {
+			return 0, fmt.Errorf("%w: s2 payload of %d bytes (%v), header says %d", ErrCorrupt, n, err, h.RawLen)
+		}
+		if cap(b.payload) < int(h.RawLen) {
+			b.payload = make([]byte, 0, h.RawLen)
+		}
+		out, err := s2.Decode(b.payload[:h.RawLen], stored)
+		if err != nil {
+			return 0, fmt.Errorf("%w: s2: %v", ErrCorrupt, err)
+		}
+		raw = out
+	}
+	if cap(b.Records) < int(h.Count) {
+		b.Records = make([]Record, 0, h.Count)
+	}
+	p := recordParser{b: raw, slab: b.headers[:0], first: true}
+	recs := b.Records[:h.Count]
+	for i := range recs {
+		if err := p.next(&recs[i], h.BaseTime); err != nil {
+			b.headers = p.slab
+			return 0, err
+		}
+	}
+	b.headers = p.slab
+	if p.off != len(raw) {
+		return 0, fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(raw)-p.off)
+	}
+	b.Records = recs
+	return n, nil
+}
+
+// Close releases the zstd decoder. It is idempotent; later calls return
+// ErrClosed.
+func (d *Decoder) Close() error {
+	if !d.closed.Swap(true) {
+		d.zstd.Close()
+	}
+	return nil
+}

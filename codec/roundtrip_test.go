@@ -1,0 +1,204 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/spillway-io/spillway/internal/eventgen"
+	"github.com/spillway-io/spillway/internal/race"
+)
+
+// TestRoundTrip encodes random batches with every codec, decodes them and
+// compares, then re-encodes what was decoded and requires identical bytes.
+func TestRoundTrip(t *testing.T) {
+	rng := newRand(t)
+	g := eventgen.New(rng.Uint64())
+	for _, c := range compressions {
+		t.Run(c.String(), func(t *testing.T) {
+			enc, dec := newCodecs(t, c, Limits{})
+			var b Batch
+			var buf []byte
+			for round := range 60 {
+				recs := randomRecords(rng, g, rng.IntN(80))
+				first := rng.Uint64()
+				var err error
+				buf, err = enc.AppendBatch(buf[:0], first, recs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, err := dec.Decode(buf, &b)
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				if n != len(buf) || b.Header.FirstOffset != first || int(b.Header.Count) != len(recs) {
+					t.Fatalf("round %d: n=%d of %d, header %+v", round, n, len(buf), b.Header)
+				}
+				if err := recordsEqual(b.Records, recs); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				again, err := enc.AppendBatch(nil, first, b.Records)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(again, buf) {
+					t.Fatalf("round %d: re-encoding the decoded batch changed its bytes", round)
+				}
+			}
+		})
+	}
+}
+
+// TestConcatenatedBatches decodes a stream of batches back to back, ended
+// by a zero-filled tail, as a segment file holds them.
+func TestConcatenatedBatches(t *testing.T) {
+	rng := newRand(t)
+	g := eventgen.New(rng.Uint64())
+	enc, dec := newCodecs(t, Zstd, Limits{})
+	var stream []byte
+	var want [][]Record
+	offset := uint64(0)
+	for range 20 {
+		recs := randomRecords(rng, g, 1+rng.IntN(20))
+		var err error
+		if stream, err = enc.AppendBatch(stream, offset, recs); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, recs)
+		offset += uint64(len(recs))
+	}
+	stream = append(stream, make([]byte, 4096)...) // preallocated space
+	var b Batch
+	offset = 0
+	for i := 0; ; i++ {
+		n, err := dec.Decode(stream, &b)
+		if errors.Is(err, io.EOF) {
+			if i != len(want) {
+				t.Fatalf("EOF after %d batches, want %d", i, len(want))
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if b.Header.FirstOffset != offset {
+			t.Fatalf("batch %d starts at offset %d, want %d", i, b.Header.FirstOffset, offset)
+		}
+		if err := recordsEqual(b.Records, want[i]); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		offset += uint64(b.Header.Count)
+		stream = stream[n:]
+	}
+}
+
+// TestEmptyBatch: a batch of no records is legal and tiny.
+func TestEmptyBatch(t *testing.T) {
+	for _, c := range compressions {
+		enc, dec := newCodecs(t, c, Limits{})
+		buf, err := enc.AppendBatch(nil, 7, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b Batch
+		if n, err := dec.Decode(buf, &b); err != nil || n != HeaderSize || len(b.Records) != 0 || b.Header.FirstOffset != 7 {
+			t.Fatalf("%v: Decode = %d, %v, %d records", c, n, err, len(b.Records))
+		}
+	}
+}
+
+// TestIncompressibleStoredRaw: a batch that does not shrink is stored with
+// codec None, whatever the encoder's codec.
+func TestIncompressibleStoredRaw(t *testing.T) {
+	rng := newRand(t)
+	noise := make([]byte, 4096)
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	for _, c := range []Compression{Zstd, S2} {
+		enc, dec := newCodecs(t, c, Limits{})
+		buf, err := enc.AppendBatch(nil, 0, []Record{{Value: noise}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b Batch
+		if _, err := dec.Decode(buf, &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Header.Compression != None || !bytes.Equal(b.Records[0].Value, noise) {
+			t.Fatalf("%v: stored as %v", c, b.Header.Compression)
+		}
+	}
+}
+
+// TestEncodeLimits: the encoder refuses batches its decoder would refuse,
+// and leaves dst as it was.
+func TestEncodeLimits(t *testing.T) {
+	limits := Limits{MaxBatchBytes: 1000, MaxRawBytes: 2000, MaxRecords: 10}
+	enc, dec := newCodecs(t, None, limits)
+	prefix := []byte("keep")
+	for name, recs := range map[string][]Record{
+		"records": make([]Record, 11),
+		"raw":     {{Value: make([]byte, 2001)}},
+		"stored":  {{Value: make([]byte, 1500)}},
+	} {
+		out, err := enc.AppendBatch(prefix, 0, recs)
+		if !errors.Is(err, ErrTooLarge) || !bytes.Equal(out, prefix) {
+			t.Errorf("%s: AppendBatch = %q, %v; want dst unchanged and ErrTooLarge", name, out, err)
+		}
+	}
+	ok, err := enc.AppendBatch(nil, 0, make([]Record, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	if _, err := dec.Decode(ok, &b); err != nil {
+		t.Fatalf("a batch at the limits does not decode: %v", err)
+	}
+}
+
+// TestClosed: use after Close gets ErrClosed, and Close is idempotent.
+func TestClosed(t *testing.T) {
+	enc, dec := newCodecs(t, Zstd, Limits{})
+	buf, _ := enc.AppendBatch(nil, 0, []Record{{Value: []byte("x")}})
+	enc.Close()
+	dec.Close()
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.AppendBatch(nil, 0, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AppendBatch after Close = %v", err)
+	}
+	var b Batch
+	if _, err := dec.Decode(buf, &b); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Decode after Close = %v", err)
+	}
+}
+
+// TestSteadyStateAllocs: with a warmed Batch and a dst with room, encoding
+// and decoding allocate nothing.
+func TestSteadyStateAllocs(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector makes sync.Pool drop items and allocate; make test runs this without -race")
+	}
+	rng := newRand(t)
+	recs := randomRecords(rng, eventgen.New(1), 64)
+	for _, c := range compressions {
+		enc, dec := newCodecs(t, c, Limits{})
+		buf, _ := enc.AppendBatch(nil, 0, recs)
+		var b Batch
+		dec.Decode(buf, &b)
+		encAllocs := testing.AllocsPerRun(50, func() {
+			buf, _ = enc.AppendBatch(buf[:0], 0, recs)
+		})
+		decAllocs := testing.AllocsPerRun(50, func() {
+			if _, err := dec.Decode(buf, &b); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if encAllocs != 0 || decAllocs != 0 {
+			t.Errorf("%v: %v allocs per encode, %v per decode; want 0", c, encAllocs, decAllocs)
+		}
+	}
+}

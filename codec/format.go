@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/binary"
+	"fmt"
 )
 
 // The batch format. These values are frozen: changing any of them changes
@@ -99,4 +100,39 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// Restamp rewrites the first offset of the encoded batch at the start of
+// batch, and its checksum, in place. It lets a writer compress batches in
+// parallel and assign offsets only when it appends them in order. It
+// checks only that batch holds a header and the payload it announces.
+func Restamp(batch []byte, first uint64) error {
+	if len(batch) < HeaderSize || string(batch[:4]) != magic {
+		return fmt.Errorf("%w: not a batch", ErrCorrupt)
+	}
+	stored := int(binary.LittleEndian.Uint32(batch[offStoredLen:]))
+	if len(batch) < HeaderSize+stored {
+		return fmt.Errorf("%w: batch of %d bytes, %d available", ErrTruncated, HeaderSize+stored, len(batch))
+	}
+	binary.LittleEndian.PutUint64(batch[offFirst:], first)
+	binary.LittleEndian.PutUint64(batch[offChecksum:], checksum(batch, batch[HeaderSize:HeaderSize+stored]))
+	return nil
+}
+
+// PeekHeader decodes the header at the start of b without checking limits,
+// length or checksum: for a writer inspecting its own batches. Readers of
+// untrusted bytes use Decoder.Verify.
+func PeekHeader(b []byte) (BatchHeader, error) {
+	if len(b) < HeaderSize || string(b[:4]) != magic {
+		return BatchHeader{}, fmt.Errorf("%w: not a batch", ErrCorrupt)
+	}
+	return BatchHeader{
+		Compression: Compression(b[offCodec]),
+		Count:       binary.LittleEndian.Uint32(b[offCount:]),
+		RawLen:      binary.LittleEndian.Uint32(b[offRawLen:]),
+		StoredLen:   binary.LittleEndian.Uint32(b[offStoredLen:]),
+		FirstOffset: binary.LittleEndian.Uint64(b[offFirst:]),
+		BaseTime:    int64(binary.LittleEndian.Uint64(b[offBaseTime:])),
+		Checksum:    binary.LittleEndian.Uint64(b[offChecksum:]),
+	}, nil
 }

@@ -202,3 +202,37 @@ func TestSteadyStateAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestRestamp moves a batch to another first offset: it still verifies, its
+// records keep their contents, and PeekHeader reads the new offset.
+func TestRestamp(t *testing.T) {
+	rng := newRand(t)
+	enc, dec := newCodecs(t, Zstd, Limits{})
+	buf, err := enc.AppendBatch(nil, 0, randomRecords(rng, eventgen.New(2), 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before Batch
+	if _, err := dec.Decode(bytes.Clone(buf), &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := Restamp(buf, 12345); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := PeekHeader(buf); err != nil || h.FirstOffset != 12345 {
+		t.Fatalf("PeekHeader = %+v, %v", h, err)
+	}
+	var after Batch
+	if _, err := dec.Decode(buf, &after); err != nil || after.Header.FirstOffset != 12345 {
+		t.Fatalf("Decode after Restamp = %+v, %v", after.Header, err)
+	}
+	if err := recordsEqual(after.Records, before.Records); err != nil {
+		t.Fatal(err)
+	}
+	if err := Restamp(buf[:HeaderSize+1], 1); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("Restamp of a cut batch = %v", err)
+	}
+	if err := Restamp(make([]byte, 100), 1); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Restamp of zeros = %v", err)
+	}
+}

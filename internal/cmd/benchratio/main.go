@@ -63,7 +63,7 @@ func main() {
 	head := "| benchmark |"
 	rule := "|---|"
 	for _, impl := range impls {
-		head += " " + impl + " ns/item |"
+		head += " " + impl + " ns/op |"
 		rule += "---:|"
 	}
 	for _, impl := range impls[1:] {

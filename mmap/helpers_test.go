@@ -1,0 +1,99 @@
+package mmap
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/spillway-io/spillway/codec"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		runChild() // the kill -9 test's child process
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: pick one and print it)")
+
+func newRand(t testing.TB) *rand.Rand {
+	t.Helper()
+	seed := *seedFlag
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reproduce with: go test ./mmap -run '^%s$' -seed %d", t.Name(), seed)
+		}
+	})
+	return rand.New(rand.NewPCG(seed, seed>>3))
+}
+
+const smallSegment = minSegmentSize
+
+func open(t testing.TB, dir string, opts Options) (*Log, *Recovery) {
+	t.Helper()
+	if opts.SegmentSize == 0 {
+		opts.SegmentSize = smallSegment
+	}
+	l, rec, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, rec
+}
+
+// batchOf returns n records whose values name their index, v-<i>-, padded
+// with pad bytes that do not compress.
+func batchOf(start, n, pad int) []codec.Record {
+	recs := make([]codec.Record, n)
+	for i := range recs {
+		v := fmt.Appendf(nil, "v-%d-", start+i)
+		rng := rand.New(rand.NewPCG(uint64(start+i), 1))
+		for range pad {
+			v = append(v, 'a'+byte(rng.IntN(26)))
+		}
+		recs[i] = codec.Record{Value: v, Timestamp: int64(start + i)}
+	}
+	return recs
+}
+
+// readAll reads from offset from to the end and returns the values in order
+// with their offsets.
+func readAll(t testing.TB, l *Log, from uint64) (offsets []uint64, values []string) {
+	t.Helper()
+	r, err := l.NewPeekReader(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for {
+		first, recs, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return offsets, values
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rec := range recs {
+			offsets = append(offsets, first+uint64(i))
+			values = append(values, string(rec.Value))
+		}
+	}
+}
+
+func valueIndex(v string) int {
+	var i int
+	fmt.Sscanf(v, "v-%d-", &i)
+	return i
+}

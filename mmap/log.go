@@ -1,0 +1,414 @@
+package mmap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-io/spillway/codec"
+)
+
+// Log is an append-only sequence of codec batches in a directory of segment
+// files, with offsets assigned on append, readers that read forward from any
+// retained offset, retention by consumption (and optionally by age), a disk
+// quota, and the durability policies of SyncPolicy.
+//
+// Concurrency: every method is safe for concurrent use. Appends are
+// serialized by mu; readers do not take mu except when they cross into
+// another segment.
+//
+// Invariants:
+//   - segs (copy-on-write, published atomically) lists the live segments
+//     in offset order; the last one is the active segment, the only one
+//     appended to. Every other one is sealed.
+//   - next is the offset the next appended record gets; it equals the
+//     active segment's next.
+//   - The log holds one reference on each listed segment. Removing a
+//     segment from the list retires it and drops that reference.
+//   - failed, once set, never clears: no append is attempted after a write
+//     or sync failed, so no failed sync can later be reported as success.
+type Log struct {
+	dir   string
+	opts  Options
+	fs    FS
+	lock  io.Closer
+	enc   *codec.Encoder
+	owned bool // enc was created by the log and is closed by it
+	dec   *codec.Decoder
+	id    string // distinguishes this log's batches in a shared cache
+
+	mu        sync.Mutex
+	segs      atomic.Pointer[[]*segment]
+	next      atomic.Uint64
+	diskBytes atomic.Int64
+	readers   map[*Reader]struct{} // guarded by mu
+	failed    atomic.Pointer[error]
+	closed    atomic.Bool
+
+	stopSync chan struct{}
+	syncDone sync.WaitGroup
+}
+
+var logIDs atomic.Uint64
+
+// Open opens the log in dir, creating the directory (0700) if needed, and
+// recovers it: a torn tail is truncated, a corrupt batch in the middle is
+// moved to a sidecar file and skipped, and the returned Recovery says
+// exactly what was dropped. Open needs no human and never loops: every pass
+// over the files moves forward. It fails with ErrLocked if another Log has
+// the directory open.
+func Open(dir string, opts Options) (*Log, *Recovery, error) {
+	opts = opts.withDefaults()
+	if opts.Limits.MaxBatchBytes == 0 {
+		opts.Limits = codec.DefaultLimits()
+	}
+	opts.Limits.MaxBatchBytes = int(min(int64(opts.Limits.MaxBatchBytes), opts.SegmentSize-segHeaderSize))
+	l := &Log{
+		dir:      dir,
+		opts:     opts,
+		fs:       opts.FS,
+		enc:      opts.Encoder,
+		readers:  map[*Reader]struct{}{},
+		stopSync: make(chan struct{}),
+		id:       fmt.Sprintf("%d/", logIDs.Add(1)),
+	}
+	if err := l.fs.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	lock, err := l.fs.Lock(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return nil, nil, err
+	}
+	l.lock = lock
+	fail := func(err error) (*Log, *Recovery, error) {
+		l.closeFiles()
+		return nil, nil, err
+	}
+	if l.dec, err = codec.NewDecoder(opts.Limits); err != nil {
+		return fail(err)
+	}
+	if l.enc == nil {
+		if l.enc, err = codec.NewEncoder(codec.WithEncoderLimits(opts.Limits)); err != nil {
+			return fail(err)
+		}
+		l.owned = true
+	}
+	rec, err := l.recover()
+	if err != nil {
+		return fail(err)
+	}
+	if p := opts.Sync; p > 0 {
+		l.syncDone.Add(1)
+		go l.syncLoop(time.Duration(p))
+	}
+	return l, rec, nil
+}
+
+func (l *Log) now() int64 { return l.opts.Now().UnixNano() }
+
+func (l *Log) segments() []*segment { return *l.segs.Load() }
+
+func (l *Log) setSegments(s []*segment) { l.segs.Store(&s) }
+
+// FirstOffset returns the oldest retained offset.
+func (l *Log) FirstOffset() uint64 {
+	if s := l.segments(); len(s) > 0 {
+		return s[0].base
+	}
+	return l.next.Load()
+}
+
+// NextOffset returns the offset the next appended record will get.
+func (l *Log) NextOffset() uint64 { return l.next.Load() }
+
+// Stats describes the log's storage.
+type Stats struct {
+	Segments  int
+	DiskBytes int64  // bytes reserved by segment files
+	First     uint64 // oldest retained offset
+	Next      uint64 // next offset to be assigned
+}
+
+// Stats returns a snapshot of the log's storage.
+func (l *Log) Stats() Stats {
+	return Stats{Segments: len(l.segments()), DiskBytes: l.diskBytes.Load(), First: l.FirstOffset(), Next: l.NextOffset()}
+}
+
+// Err returns the sticky error that made the log read-only, or nil.
+func (l *Log) Err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail records the first write or sync failure; the log is read-only from
+// then on.
+func (l *Log) fail(err error) error {
+	l.failed.CompareAndSwap(nil, &err)
+	return fmt.Errorf("%w: %w", ErrReadOnly, *l.failed.Load())
+}
+
+func (l *Log) writable() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if p := l.failed.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrReadOnly, *p)
+	}
+	return nil
+}
+
+// Append encodes recs as one batch with the log's encoder and appends it.
+// It returns the offset of the first record; the others follow in order.
+func (l *Log) Append(recs []codec.Record) (uint64, error) {
+	if err := l.writable(); err != nil {
+		return 0, err
+	}
+	batch, err := l.enc.AppendBatch(nil, 0, recs)
+	if err != nil {
+		return 0, err
+	}
+	return l.AppendBatch(batch)
+}
+
+// AppendBatch appends one encoded batch (see package codec), assigning it
+// the log's next offset: it rewrites the batch's first offset and checksum
+// in place. It returns that offset. Under SyncAlways the batch is durable
+// when AppendBatch returns.
+func (l *Log) AppendBatch(batch []byte) (uint64, error) {
+	h, err := codec.PeekHeader(batch)
+	if err != nil {
+		return 0, err
+	}
+	if h.Size() != len(batch) {
+		return 0, fmt.Errorf("%w: batch of %d bytes announces %d", codec.ErrCorrupt, len(batch), h.Size())
+	}
+	if len(batch) > l.opts.Limits.MaxBatchBytes {
+		return 0, fmt.Errorf("%w: %d bytes, a segment holds %d", ErrTooLarge, len(batch), l.opts.Limits.MaxBatchBytes)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
+		return 0, err
+	}
+	segs := l.segments()
+	var s *segment
+	if len(segs) > 0 {
+		s = segs[len(segs)-1]
+	}
+	if s == nil || s.sealed.Load() || s.end.Load()+int64(len(batch)) > s.size {
+		if s, err = l.roll(); err != nil {
+			return 0, err
+		}
+	}
+	first := l.next.Load()
+	if err := codec.Restamp(batch, first); err != nil {
+		return 0, err
+	}
+	end := s.end.Load()
+	if _, err := s.f.WriteAt(batch, end); err != nil {
+		// Bytes a failed write left past end are overwritten by the next
+		// append, or cut off as a torn tail by the next Open.
+		if errors.Is(err, errNoSpace) {
+			return 0, fmt.Errorf("%w: writing %s: %v", ErrDiskFull, s.name, err)
+		}
+		return 0, l.fail(fmt.Errorf("writing %s: %w", s.name, err))
+	}
+	next := first + uint64(h.Count)
+	s.next.Store(next)
+	s.end.Store(end + int64(len(batch)))
+	s.lastAt.Store(l.now())
+	s.dirty.Store(true)
+	l.next.Store(next)
+	if l.opts.Sync == SyncAlways {
+		s.dirty.Store(false)
+		if err := s.f.Sync(); err != nil {
+			return 0, l.fail(fmt.Errorf("syncing %s: %w", s.name, err))
+		}
+	}
+	return first, nil
+}
+
+// roll seals the active segment and starts a new one. REQUIRES: l.mu.
+func (l *Log) roll() (*segment, error) {
+	segs := l.segments()
+	if len(segs) > 0 {
+		old := segs[len(segs)-1]
+		if l.opts.Sync != SyncNever && old.dirty.Swap(false) {
+			if err := old.f.Sync(); err != nil {
+				return nil, l.fail(fmt.Errorf("syncing %s: %w", old.name, err))
+			}
+		}
+	}
+	if q := l.opts.MaxBytes; q > 0 && l.diskBytes.Load()+l.opts.SegmentSize > q {
+		l.retain()
+		if l.diskBytes.Load()+l.opts.SegmentSize > q {
+			return nil, fmt.Errorf("%w: quota of %d bytes, %d in use, a segment needs %d", ErrDiskFull, q, l.diskBytes.Load(), l.opts.SegmentSize)
+		}
+	}
+	durable := l.opts.Sync != SyncNever
+	s, err := createSegment(l.fs, l.dir, l.next.Load(), l.opts.SegmentSize, l.now(), durable)
+	if err != nil {
+		if errors.Is(err, ErrDiskFull) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("creating a segment: %w", err)
+	}
+	if durable {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			s.retired.Store(true)
+			s.release()
+			return nil, l.fail(fmt.Errorf("syncing %s: %w", l.dir, err))
+		}
+	}
+	l.diskBytes.Add(s.size)
+	next := append(slices.Clip(segs), s)
+	l.setSegments(next)
+	// Readers learn that a segment is done only after its successor is
+	// listed, so one that sees sealed finds where to go on.
+	if len(segs) > 0 {
+		segs[len(segs)-1].sealed.Store(true)
+	}
+	l.retain()
+	return s, nil
+}
+
+// retain retires sealed segments that every registered reader has passed,
+// and, with MaxAge, those whose last append is too old. It never retires the
+// active segment, which remembers the next offset. REQUIRES: l.mu.
+func (l *Log) retain() {
+	segs := l.segments()
+	if len(segs) <= 1 {
+		return
+	}
+	low := uint64(0)
+	if len(l.readers) > 0 {
+		low = ^uint64(0)
+		for r := range l.readers {
+			low = min(low, r.pos.Load())
+		}
+	}
+	var cutoff int64
+	if l.opts.MaxAge > 0 {
+		cutoff = l.now() - int64(l.opts.MaxAge)
+	}
+	n := 0
+	for _, s := range segs[:len(segs)-1] {
+		consumed := len(l.readers) > 0 && s.next.Load() <= low
+		expired := cutoff != 0 && s.lastAt.Load() < cutoff
+		if !consumed && !expired {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	l.setSegments(slices.Clone(segs[n:]))
+	for _, s := range segs[:n] {
+		s.retired.Store(true)
+		l.diskBytes.Add(-s.size)
+		s.release()
+	}
+}
+
+// Sync makes everything appended so far durable. It returns the sticky
+// error if an earlier write or sync failed.
+func (l *Log) Sync() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	return l.syncDirty()
+}
+
+func (l *Log) syncDirty() error {
+	if p := l.failed.Load(); p != nil {
+		return fmt.Errorf("%w: %w", ErrReadOnly, *p)
+	}
+	l.mu.Lock()
+	var dirty []*segment
+	for _, s := range l.segments() {
+		if s.dirty.Swap(false) {
+			s.acquire()
+			dirty = append(dirty, s)
+		}
+	}
+	l.mu.Unlock()
+	var first error
+	for _, s := range dirty {
+		if first == nil {
+			if err := s.f.Sync(); err != nil {
+				first = l.fail(fmt.Errorf("syncing %s: %w", s.name, err))
+			}
+		}
+		s.release()
+	}
+	return first
+}
+
+func (l *Log) syncLoop(every time.Duration) {
+	defer l.syncDone.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopSync:
+			return
+		case <-t.C:
+			l.syncDirty() // a failure is sticky and reported by the next append
+		}
+	}
+}
+
+// Close syncs (unless the policy is SyncNever), stops the log's goroutine,
+// releases the segments and the directory lock. It is idempotent. Readers
+// should be closed first; a reader used afterwards gets ErrClosed, and its
+// segment stays mapped until it is closed.
+func (l *Log) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	close(l.stopSync)
+	l.syncDone.Wait()
+	var err error
+	if l.opts.Sync != SyncNever && l.failed.Load() == nil {
+		err = l.syncDirty()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cerr := l.closeFiles(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// closeFiles drops the log's references, the codecs and the lock.
+func (l *Log) closeFiles() error {
+	var err error
+	if p := l.segs.Load(); p != nil {
+		for _, s := range *p {
+			if rerr := s.release(); err == nil {
+				err = rerr
+			}
+		}
+		l.setSegments(nil)
+	}
+	if l.owned && l.enc != nil {
+		l.enc.Close()
+	}
+	if l.dec != nil {
+		l.dec.Close()
+	}
+	if l.lock != nil {
+		if lerr := l.lock.Close(); err == nil {
+			err = lerr
+		}
+	}
+	return err
+}

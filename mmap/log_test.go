@@ -1,0 +1,163 @@
+package mmap
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAppendReadAcrossSegments appends enough to roll many times, reads it
+// all back, reopens and reads it again.
+func TestAppendReadAcrossSegments(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, Options{})
+	total := 0
+	for range 300 {
+		first, err := l.Append(batchOf(total, 10, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != uint64(total) {
+			t.Fatalf("Append returned %d, want %d", first, total)
+		}
+		total += 10
+	}
+	if s := l.Stats(); s.Segments < 3 || s.Next != uint64(total) {
+		t.Fatalf("stats %+v: want several segments and next %d", s, total)
+	}
+	check := func(l *Log) {
+		t.Helper()
+		offs, vals := readAll(t, l, 0)
+		if len(vals) != total {
+			t.Fatalf("read %d records, want %d", len(vals), total)
+		}
+		for i, v := range vals {
+			if offs[i] != uint64(i) || valueIndex(v) != i {
+				t.Fatalf("record %d: offset %d value %q", i, offs[i], v)
+			}
+		}
+	}
+	check(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, rec := open(t, dir, Options{})
+	defer l.Close()
+	if len(rec.Dropped) != 0 || len(rec.Removed) != 0 || rec.Batches != 300 {
+		t.Fatalf("clean reopen reported %+v", rec)
+	}
+	check(l)
+	if first, err := l.Append(batchOf(total, 1, 0)); err != nil || first != uint64(total) {
+		t.Fatalf("Append after reopen = %d, %v; want %d", first, err, total)
+	}
+}
+
+// TestReaderFromAnyOffset starts readers at every offset, including in the
+// middle of batches and at the end.
+func TestReaderFromAnyOffset(t *testing.T) {
+	l, _ := open(t, t.TempDir(), Options{})
+	defer l.Close()
+	for i := 0; i < 500; i += 7 {
+		if _, err := l.Append(batchOf(i, 7, 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for from := uint64(0); from <= 504; from += 13 {
+		offs, vals := readAll(t, l, from)
+		if want := 504 - int(from); len(vals) != want {
+			t.Fatalf("from %d: %d records, want %d", from, len(vals), want)
+		}
+		if len(vals) > 0 && (offs[0] != from || valueIndex(vals[0]) != int(from)) {
+			t.Fatalf("from %d: first is %d %q", from, offs[0], vals[0])
+		}
+	}
+	if _, err := l.NewReader(505); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("reader past the end: %v", err)
+	}
+}
+
+// TestRetentionByConsumption: sealed segments are deleted once every
+// registered reader has passed them, and not before.
+func TestRetentionByConsumption(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, Options{})
+	defer l.Close()
+	fast, _ := l.NewReader(0)
+	slow, _ := l.NewReader(0)
+	defer fast.Close()
+	for i := range 200 {
+		if _, err := l.Append(batchOf(i*10, 10, 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := l.Stats().Segments
+	drain := func(r *Reader) {
+		for {
+			if _, _, err := r.Next(); err != nil {
+				return
+			}
+		}
+	}
+	drain(fast)
+	if got := l.Stats().Segments; got != before {
+		t.Fatalf("segments went from %d to %d while a reader had read nothing", before, got)
+	}
+	drain(slow)
+	if got := l.Stats().Segments; got != 1 {
+		t.Fatalf("%d segments left after every reader passed them, want the active one", got)
+	}
+	if files := segFiles(t, dir); len(files) != 1 {
+		t.Fatalf("files left: %v", files)
+	}
+	slow.Close()
+	if l.FirstOffset() == 0 {
+		t.Fatal("first offset did not move")
+	}
+}
+
+func segFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), segSuffix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestLockAndPermissions: a second Open of the directory fails; files are
+// 0600 and the directory 0700.
+func TestLockAndPermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	l, _ := open(t, dir, Options{})
+	defer l.Close()
+	if _, _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open = %v, want ErrLocked", err)
+	}
+	if _, err := l.Append(batchOf(0, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory mode %v", fi.Mode().Perm())
+	}
+	for _, name := range append(segFiles(t, dir), "LOCK") {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v", name, fi.Mode().Perm())
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package mmap
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/spillway-io/spillway/codec"
+)
+
+// Reader reads a log forward from an offset. It is registered with the log:
+// segments are retired only once every registered reader has passed them.
+// A Reader is used by one goroutine at a time.
+//
+// Invariants: the reader holds a reference on seg, so seg stays mapped; pos
+// is the file position of the next batch to read in seg; off is the next
+// offset to return, published atomically for the log's retention.
+type Reader struct {
+	l       *Log
+	seg     *segment
+	filePos int64
+	pos     atomic.Uint64 // next offset to return
+	skipped uint64        // records skipped over gaps (recovery losses, age retention)
+	peek    bool          // not registered: does not hold back retention
+	buf     []byte        // heap copy of the current batch
+	batch   codec.Batch   // decoded batch, when not shared through the cache
+	key     []byte        // cache key scratch
+	closed  bool
+}
+
+// NewReader returns a registered reader whose first record is at offset
+// from, which must be in [FirstOffset, NextOffset]; otherwise ErrOutOfRange.
+// Segments are retired only once every registered reader has passed them.
+func (l *Log) NewReader(from uint64) (*Reader, error) { return l.newReader(from, false) }
+
+// NewPeekReader returns a reader that is not registered: it neither holds
+// back retention nor counts as having consumed anything. If the segments
+// ahead of it are retired, it skips over them (see Skipped).
+func (l *Log) NewPeekReader(from uint64) (*Reader, error) { return l.newReader(from, true) }
+
+func (l *Log) newReader(from uint64, peek bool) (*Reader, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	segs := l.segments()
+	if len(segs) == 0 || from < segs[0].base || from > l.next.Load() {
+		if len(segs) == 0 && from == l.next.Load() {
+			r := &Reader{l: l, peek: peek}
+			r.pos.Store(from)
+			if !peek {
+				l.readers[r] = struct{}{}
+			}
+			return r, nil
+		}
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOutOfRange, from, l.FirstOffset(), l.next.Load())
+	}
+	i := len(segs) - 1
+	for i > 0 && segs[i].base > from {
+		i--
+	}
+	r := &Reader{l: l, seg: segs[i], filePos: segHeaderSize, peek: peek}
+	r.seg.acquire()
+	r.pos.Store(from)
+	if !peek {
+		l.readers[r] = struct{}{}
+	}
+	return r, nil
+}
+
+// Offset returns the offset of the next record the reader will return.
+func (r *Reader) Offset() uint64 { return r.pos.Load() }
+
+// Skipped returns how many offsets the reader jumped over because the log
+// no longer held them (dropped at recovery, or retired by MaxAge).
+func (r *Reader) Skipped() uint64 { return r.skipped }
+
+// Next returns the next records: those of the next batch from the reader's
+// offset on, and the offset of the first of them. At the end of the log it
+// returns io.EOF; call again after more appends. The records are valid until
+// the next call; when they come from a cache shared by several readers they
+// must not be modified.
+func (r *Reader) Next() (uint64, []codec.Record, error) {
+	if r.closed || r.l.closed.Load() {
+		return 0, nil, ErrClosed
+	}
+	for {
+		if r.seg == nil { // opened on an empty log
+			if err := r.advance(); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		end := r.seg.end.Load()
+		if r.filePos >= end {
+			if !r.seg.sealed.Load() {
+				return 0, nil, io.EOF
+			}
+			if end = r.seg.end.Load(); r.filePos < end { // final once sealed
+				continue
+			}
+			if err := r.advance(); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		hdr, err := r.seg.copyOut(r.buf, r.filePos, r.filePos+codec.HeaderSize)
+		r.buf = hdr
+		if err != nil {
+			return 0, nil, err
+		}
+		h, err := codec.PeekHeader(hdr)
+		if err != nil || r.filePos+int64(h.Size()) > end {
+			return 0, nil, fmt.Errorf("%w: %s at %d: %v", ErrCorrupt, r.seg.name, r.filePos, err)
+		}
+		at := r.filePos
+		r.filePos += int64(h.Size())
+		want := r.pos.Load()
+		if h.FirstOffset+uint64(h.Count) <= want {
+			continue // entirely before the reader's offset
+		}
+		b, err := r.decode(at, h)
+		if err != nil {
+			return 0, nil, err
+		}
+		if b.Header.FirstOffset > want { // a gap left by recovery
+			r.skipped += b.Header.FirstOffset - want
+			want = b.Header.FirstOffset
+		}
+		recs := b.Records[want-b.Header.FirstOffset:]
+		r.pos.Store(b.Header.FirstOffset + uint64(len(b.Records)))
+		return want, recs, nil
+	}
+}
+
+// decode returns the batch at file position at, from the shared cache if the
+// log has one, else decoded into the reader's own Batch.
+func (r *Reader) decode(at int64, h codec.BatchHeader) (*codec.Batch, error) {
+	cache := r.l.opts.Cache
+	if cache != nil {
+		r.key = fmt.Appendf(r.key[:0], "%s%d/%d", r.l.id, r.seg.base, at)
+		if b := cache.get(string(r.key)); b != nil {
+			return b, nil
+		}
+	}
+	buf, err := r.seg.copyOut(r.buf, at, at+int64(h.Size()))
+	r.buf = buf
+	if err != nil {
+		return nil, err
+	}
+	b := &r.batch
+	if cache != nil {
+		b = new(codec.Batch) // shared once cached: never reused
+	}
+	if _, err := r.l.dec.Decode(buf, b); err != nil {
+		return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, r.seg.name, at, err)
+	}
+	if cache != nil {
+		if h.Compression == codec.None {
+			// Uncompressed records alias buf, which this reader reuses.
+			b = cloneBatch(b)
+		}
+		cache.add(string(r.key), b)
+	}
+	return b, nil
+}
+
+// cloneBatch copies a decoded batch onto fresh memory.
+func cloneBatch(b *codec.Batch) *codec.Batch {
+	c := &codec.Batch{Header: b.Header, Records: make([]codec.Record, len(b.Records))}
+	for i, rec := range b.Records {
+		c.Records[i] = rec
+		c.Records[i].Key = clone(rec.Key)
+		c.Records[i].Value = clone(rec.Value)
+		if len(rec.Headers) > 0 {
+			c.Records[i].Headers = make([]codec.Header, len(rec.Headers))
+			for j, h := range rec.Headers {
+				c.Records[i].Headers[j] = codec.Header{Key: clone(h.Key), Value: clone(h.Value)}
+			}
+		}
+	}
+	return c
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// advance moves the reader to the segment after its current one, skipping
+// offsets the log no longer holds, and lets the log retire what every
+// reader has passed.
+func (r *Reader) advance() error {
+	l := r.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var next *segment
+	for _, s := range l.segments() { // sorted by base; retirement only removes a prefix
+		if r.seg == nil || s.base > r.seg.base {
+			next = s
+			break
+		}
+	}
+	if next == nil {
+		if r.seg == nil {
+			return io.EOF
+		}
+		return fmt.Errorf("%w: no segment after sealed %s", ErrCorrupt, r.seg.name)
+	}
+	next.acquire()
+	if r.seg != nil {
+		r.seg.release()
+	}
+	r.seg, r.filePos = next, segHeaderSize
+	if p := r.pos.Load(); next.base > p {
+		r.skipped += next.base - p
+		r.pos.Store(next.base)
+	}
+	if !r.peek {
+		l.retain()
+	}
+	return nil
+}
+
+// Close unregisters the reader, so that it no longer holds back retention,
+// and releases its segment. It is idempotent.
+func (r *Reader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	l := r.l
+	l.mu.Lock()
+	delete(l.readers, r)
+	if !l.closed.Load() {
+		l.retain()
+	}
+	l.mu.Unlock()
+	if r.seg != nil {
+		if err := r.seg.release(); err != nil && !errors.Is(err, ErrClosed) {
+			return err
+		}
+		r.seg = nil
+	}
+	return nil
+}

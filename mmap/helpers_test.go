@@ -97,3 +97,12 @@ func valueIndex(v string) int {
 	fmt.Sscanf(v, "v-%d-", &i)
 	return i
 }
+
+func noneEncoder(t testing.TB) *codec.Encoder {
+	enc, err := codec.NewEncoder(codec.WithCompression(codec.None))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { enc.Close() })
+	return enc
+}

@@ -235,19 +235,25 @@ func (l *Log) repair(rec *Recovery, s *segment, pos int64, next uint64, reason e
 		if resync >= 0 {
 			end = resync
 		}
-		for k := pos; k < end; {
-			batches++
+		// Count the batches in the run by their headers, trusting a
+		// header's length only if it leads exactly to the run's end or to
+		// another header.
+		batches = 1
+		for k := pos; ; batches++ {
 			h, err := codec.PeekHeader(s.data[k:end])
-			if err != nil || h.Size() <= 0 {
+			if err != nil {
 				break
 			}
 			k += int64(h.Size())
+			if k >= end || !bytes.HasPrefix(s.data[k:end], []byte("SPWB")) {
+				break
+			}
 		}
 	}); err != nil {
 		return 0, err
 	}
 	runEnd := dataEnd
-	loss := Loss{Segment: s.name, Position: pos, Batches: max(batches, 1), First: next, End: next, Reason: reason}
+	loss := Loss{Segment: s.name, Position: pos, Batches: batches, First: next, End: next, Reason: reason}
 	if resync >= 0 {
 		runEnd = resync
 		loss.End = resyncH.FirstOffset

@@ -160,10 +160,10 @@ func (d *Decoder) Decode(src []byte, b *Batch) (int, error) {
 	if cap(b.Records) < int(h.Count) {
 		b.Records = make([]Record, 0, h.Count)
 	}
-	p := recordParser{b: raw, slab: b.headers[:0], first: true}
+	p := recordParser{b: raw, slab: b.headers[:0], first: true, prev: h.BaseTime}
 	recs := b.Records[:h.Count]
 	for i := range recs {
-		if err := p.next(&recs[i], h.BaseTime); err != nil {
+		if err := p.next(&recs[i]); err != nil {
 			b.headers = p.slab
 			return 0, err
 		}

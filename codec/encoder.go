@@ -22,7 +22,7 @@ type Encoder struct {
 	compression Compression
 	limits      Limits
 	zstd        *zstd.Encoder // nil unless compression is Zstd
-	scratch     sync.Pool     // *[]byte: encoded records before compression
+	scratch     sync.Pool     // *RawBatch: encoded records before compression
 	closed      atomic.Bool
 }
 
@@ -65,7 +65,7 @@ func NewEncoder(opts ...EncoderOption) (*Encoder, error) {
 		o(&cfg)
 	}
 	e := &Encoder{compression: cfg.compression, limits: cfg.limits.withDefaults()}
-	e.scratch.New = func() any { return new([]byte) }
+	e.scratch.New = func() any { return new(RawBatch) }
 	switch cfg.compression {
 	case None, S2:
 	case Zstd:
@@ -104,22 +104,33 @@ func (e *Encoder) AppendBatch(dst []byte, first uint64, recs []Record) ([]byte, 
 	if len(recs) > e.limits.MaxRecords {
 		return dst, fmt.Errorf("%w: %d records, limit %d", ErrTooLarge, len(recs), e.limits.MaxRecords)
 	}
-	var base int64
-	if len(recs) > 0 {
-		base = recs[0].Timestamp
-	}
-	sp := e.scratch.Get().(*[]byte)
-	defer e.scratch.Put(sp)
-	raw := (*sp)[:0]
+	rb := e.scratch.Get().(*RawBatch)
+	defer e.scratch.Put(rb)
+	rb.Reset()
 	for i := range recs {
-		raw = appendRecord(raw, &recs[i], base)
-		if len(raw) > e.limits.MaxRawBytes {
-			*sp = raw
+		rb.Add(&recs[i])
+		if rb.Len() > e.limits.MaxRawBytes {
 			return dst, fmt.Errorf("%w: more than %d bytes of records", ErrTooLarge, e.limits.MaxRawBytes)
 		}
 	}
-	*sp = raw
+	return e.AppendRaw(dst, first, rb)
+}
 
+// AppendRaw compresses the records gathered in rb as one batch whose first
+// record has offset first and appends it to dst. rb is not changed. Like
+// AppendBatch it refuses, with ErrTooLarge and dst unchanged, a batch beyond
+// the encoder's limits.
+func (e *Encoder) AppendRaw(dst []byte, first uint64, rb *RawBatch) ([]byte, error) {
+	if e.closed.Load() {
+		return dst, ErrClosed
+	}
+	raw := rb.raw
+	switch {
+	case rb.count > e.limits.MaxRecords:
+		return dst, fmt.Errorf("%w: %d records, limit %d", ErrTooLarge, rb.count, e.limits.MaxRecords)
+	case len(raw) > e.limits.MaxRawBytes:
+		return dst, fmt.Errorf("%w: %d bytes of records, limit %d", ErrTooLarge, len(raw), e.limits.MaxRawBytes)
+	}
 	start := len(dst)
 	dst = append(dst, zeroHeader[:]...)
 	codec := e.compression
@@ -143,15 +154,45 @@ func (e *Encoder) AppendBatch(dst []byte, first uint64, recs []Record) ([]byte, 
 	h := dst[start : start+HeaderSize]
 	putHeader(h, BatchHeader{
 		Compression: codec,
-		Count:       uint32(len(recs)),
+		Count:       uint32(rb.count),
 		RawLen:      uint32(len(raw)),
 		StoredLen:   uint32(stored),
 		FirstOffset: first,
-		BaseTime:    base,
+		BaseTime:    rb.base,
 	})
 	binary.LittleEndian.PutUint64(h[offChecksum:], checksum(h, dst[start+HeaderSize:]))
 	return dst, nil
 }
+
+// RawBatch gathers records for one batch, encoded but not yet compressed:
+// a writer can add records as they come (copying their bytes once) and
+// leave the compression to another goroutine (Encoder.AppendRaw). Not safe
+// for concurrent use; the zero value is empty and ready.
+type RawBatch struct {
+	raw   []byte
+	count int
+	base  int64 // the first record's timestamp
+	prev  int64 // the last record's timestamp
+}
+
+// Add encodes r into the batch. r's bytes are copied.
+func (rb *RawBatch) Add(r *Record) {
+	if rb.count == 0 {
+		rb.base, rb.prev = r.Timestamp, r.Timestamp
+	}
+	rb.raw = appendRecord(rb.raw, r, rb.prev)
+	rb.prev = r.Timestamp
+	rb.count++
+}
+
+// Len returns the encoded size of the records so far, in bytes.
+func (rb *RawBatch) Len() int { return len(rb.raw) }
+
+// Count returns the number of records so far.
+func (rb *RawBatch) Count() int { return rb.count }
+
+// Reset empties the batch, keeping its memory.
+func (rb *RawBatch) Reset() { rb.raw, rb.count, rb.base, rb.prev = rb.raw[:0], 0, 0, 0 }
 
 // checksum is xxhash64 over the first 40 bytes of the header and the payload.
 func checksum(header, payload []byte) uint64 {

@@ -33,7 +33,7 @@ type Header struct {
 // the timestamp and the value:
 //
 //	flags      1 byte
-//	timeDelta  varint    Timestamp - BaseTime
+//	timeDelta  varint    Timestamp - the previous record's (BaseTime for the first)
 //	key        uvarint length, bytes       (flagKey)
 //	value      uvarint length, bytes
 //	headers    uvarint count, then per header:
@@ -62,7 +62,9 @@ const (
 // a given size can claim.
 const minRecordSize = 3
 
-func appendRecord(b []byte, r *Record, base int64) []byte {
+// appendRecord appends r; prev is the previous record's timestamp (the
+// batch's base time for the first record).
+func appendRecord(b []byte, r *Record, prev int64) []byte {
 	var flags byte
 	if len(r.Key) > 0 {
 		flags |= flagKey
@@ -83,7 +85,7 @@ func appendRecord(b []byte, r *Record, base int64) []byte {
 		flags |= flagExpiresAt
 	}
 	b = append(b, flags)
-	b = binary.AppendVarint(b, r.Timestamp-base)
+	b = binary.AppendVarint(b, r.Timestamp-prev)
 	if flags&flagKey != 0 {
 		b = appendBytes(b, r.Key)
 	}
@@ -123,7 +125,8 @@ type recordParser struct {
 	b     []byte
 	off   int
 	slab  []Header
-	first bool // no record parsed yet
+	first bool  // no record parsed yet
+	prev  int64 // the previous record's timestamp; the base time at first
 }
 
 func (p *recordParser) corrupt(what string) error {
@@ -172,7 +175,7 @@ func (p *recordParser) nonEmptyBytes(field string) ([]byte, error) {
 }
 
 // next parses one record into r.
-func (p *recordParser) next(r *Record, base int64) error {
+func (p *recordParser) next(r *Record) error {
 	if p.off >= len(p.b) {
 		return p.corrupt("fewer records than the header counts")
 	}
@@ -190,7 +193,8 @@ func (p *recordParser) next(r *Record, base int64) error {
 		return p.corrupt("first record's time differs from the batch base time")
 	}
 	p.first = false
-	r.Timestamp = base + delta
+	r.Timestamp = p.prev + delta
+	p.prev = r.Timestamp
 	if flags&flagKey != 0 {
 		if r.Key, err = p.nonEmptyBytes("key"); err != nil {
 			return err

@@ -236,3 +236,29 @@ func TestRestamp(t *testing.T) {
 		t.Fatalf("Restamp of zeros = %v", err)
 	}
 }
+
+// TestRawBatch: gathering records in a RawBatch and compressing them with
+// AppendRaw gives the bytes AppendBatch gives.
+func TestRawBatch(t *testing.T) {
+	rng := newRand(t)
+	recs := randomRecords(rng, eventgen.New(5), 40)
+	for _, c := range compressions {
+		enc, _ := newCodecs(t, c, Limits{})
+		want, err := enc.AppendBatch(nil, 9, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rb RawBatch
+		for i := range recs {
+			rb.Add(&recs[i])
+		}
+		got, err := enc.AppendRaw(nil, 9, &rb)
+		if err != nil || !bytes.Equal(got, want) || rb.Count() != len(recs) {
+			t.Fatalf("%v: AppendRaw differs from AppendBatch (%v)", c, err)
+		}
+		rb.Reset()
+		if rb.Len() != 0 || rb.Count() != 0 {
+			t.Fatal("Reset left records")
+		}
+	}
+}

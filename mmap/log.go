@@ -130,13 +130,19 @@ func (l *Log) NextOffset() uint64 { return l.next.Load() }
 type Stats struct {
 	Segments  int
 	DiskBytes int64  // bytes reserved by segment files
+	DataBytes int64  // bytes of batches the retained segments hold
 	First     uint64 // oldest retained offset
 	Next      uint64 // next offset to be assigned
 }
 
 // Stats returns a snapshot of the log's storage.
 func (l *Log) Stats() Stats {
-	return Stats{Segments: len(l.segments()), DiskBytes: l.diskBytes.Load(), First: l.FirstOffset(), Next: l.NextOffset()}
+	segs := l.segments()
+	st := Stats{Segments: len(segs), DiskBytes: l.diskBytes.Load(), First: l.FirstOffset(), Next: l.NextOffset()}
+	for _, s := range segs {
+		st.DataBytes += s.end.Load() - segHeaderSize
+	}
+	return st
 }
 
 // Err returns the sticky error that made the log read-only, or nil.
@@ -178,8 +184,9 @@ func (l *Log) Append(recs []codec.Record) (uint64, error) {
 }
 
 // AppendBatch appends one encoded batch (see package codec), assigning it
-// the log's next offset: it rewrites the batch's first offset and checksum
-// in place. It returns that offset. Under SyncAlways the batch is durable
+// the log's next offset: unless the batch already carries that offset, it
+// rewrites the batch's first offset and checksum in place. It returns the
+// offset. Under SyncAlways the batch is durable
 // when AppendBatch returns.
 func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 	h, err := codec.PeekHeader(batch)
@@ -208,8 +215,10 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 		}
 	}
 	first := l.next.Load()
-	if err := codec.Restamp(batch, first); err != nil {
-		return 0, err
+	if h.FirstOffset != first { // a writer that knew the offset saves a second checksum pass
+		if err := codec.Restamp(batch, first); err != nil {
+			return 0, err
+		}
 	}
 	end := s.end.Load()
 	if _, err := s.f.WriteAt(batch, end); err != nil {
@@ -255,6 +264,9 @@ func (l *Log) roll() (*segment, error) {
 	durable := l.opts.Sync != SyncNever
 	s, err := createSegment(l.fs, l.dir, l.next.Load(), l.opts.SegmentSize, l.now(), durable)
 	if err != nil {
+		if se := (*syncError)(nil); errors.As(err, &se) {
+			return nil, l.fail(fmt.Errorf("creating a segment: %w", err))
+		}
 		if errors.Is(err, ErrDiskFull) {
 			return nil, err
 		}

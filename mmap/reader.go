@@ -145,16 +145,24 @@ func (r *Reader) decode(at int64, h codec.BatchHeader) (*codec.Batch, error) {
 			return b, nil
 		}
 	}
-	buf, err := r.seg.copyOut(r.buf, at, at+int64(h.Size()))
-	r.buf = buf
-	if err != nil {
-		return nil, err
-	}
 	b := &r.batch
 	if cache != nil {
 		b = new(codec.Batch) // shared once cached: never reused
 	}
-	if _, err := r.l.dec.Decode(buf, b); err != nil {
+	var err error
+	if h.Compression == codec.None {
+		// The records would alias their source: decode from a heap copy.
+		r.buf, err = r.seg.copyOut(r.buf, at, at+int64(h.Size()))
+		if err == nil {
+			_, err = r.l.dec.Decode(r.buf, b)
+		}
+	} else {
+		// Decompression reads the mapping once and writes to the heap.
+		if gerr := guard(func() { _, err = r.l.dec.Decode(r.seg.data[at:at+int64(h.Size())], b) }); gerr != nil {
+			err = gerr
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, r.seg.name, at, err)
 	}
 	if cache != nil {

@@ -156,13 +156,14 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 		rec.Dropped = append(rec.Dropped, loss)
 		return nil, 0, nil
 	}
-	h.size = min(h.size, size) // a file cut short outside the log: use what is there
 	s, err := mapSegment(l.fs, f, path, h)
 	if err != nil {
 		f.Close()
 		return nil, 0, err
 	}
-	split, err := l.scanSegment(rec, s, nextBase, hasNext)
+	// Appends extend the file into its reservation, so the file's size is
+	// where the written bytes end; past it the mapping must not be read.
+	split, err := l.scanSegment(rec, s, min(size, h.size), nextBase, hasNext)
 	if err != nil {
 		s.release()
 		return nil, 0, err
@@ -172,12 +173,12 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 
 // scanSegment walks s's batches, sets its end and next, and repairs the first
 // invalid run it meets.
-func (l *Log) scanSegment(rec *Recovery, s *segment, nextBase uint64, hasNext bool) (split uint64, err error) {
+func (l *Log) scanSegment(rec *Recovery, s *segment, limit int64, nextBase uint64, hasNext bool) (split uint64, err error) {
 	pos, next := int64(segHeaderSize), s.base
 	var bad error
 	faultErr := guard(func() {
-		for pos < s.size {
-			h, n, err := l.dec.Verify(s.data[pos:s.size])
+		for pos < limit {
+			h, n, err := l.dec.Verify(s.data[pos:limit])
 			if errors.Is(err, io.EOF) {
 				return
 			}
@@ -203,7 +204,7 @@ func (l *Log) scanSegment(rec *Recovery, s *segment, nextBase uint64, hasNext bo
 	if bad == nil {
 		return 0, nil
 	}
-	return l.repair(rec, s, pos, next, bad, nextBase, hasNext)
+	return l.repair(rec, s, pos, limit, next, bad, nextBase, hasNext)
 }
 
 // repair handles an invalid run starting at pos in s, where offset next was
@@ -211,7 +212,7 @@ func (l *Log) scanSegment(rec *Recovery, s *segment, nextBase uint64, hasNext bo
 // a corrupt run in the middle: they go to a sidecar, and the valid remainder
 // moves to a new segment named after its first offset. Otherwise the run is
 // the segment's tail: it goes to a sidecar and is zeroed.
-func (l *Log) repair(rec *Recovery, s *segment, pos int64, next uint64, reason error, nextBase uint64, hasNext bool) (uint64, error) {
+func (l *Log) repair(rec *Recovery, s *segment, pos, limit int64, next uint64, reason error, nextBase uint64, hasNext bool) (uint64, error) {
 	var (
 		dataEnd int64 = pos
 		resync  int64 = -1
@@ -219,14 +220,14 @@ func (l *Log) repair(rec *Recovery, s *segment, pos int64, next uint64, reason e
 		batches int
 	)
 	if err := guard(func() {
-		dataEnd = pos + lastNonZero(s.data[pos:s.size])
+		dataEnd = pos + lastNonZero(s.data[pos:limit])
 		for i := pos + 1; i+codec.HeaderSize <= dataEnd; i++ {
 			j := bytes.Index(s.data[i:dataEnd], []byte("SPWB"))
 			if j < 0 {
 				break
 			}
 			i += int64(j)
-			if h, _, err := l.dec.Verify(s.data[i:s.size]); err == nil && h.FirstOffset >= next {
+			if h, _, err := l.dec.Verify(s.data[i:limit]); err == nil && h.FirstOffset >= next {
 				resync, resyncH = i, h
 				break
 			}

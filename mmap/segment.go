@@ -141,7 +141,7 @@ func createSegment(fs FS, dir string, base uint64, size int64, now int64, sync b
 		// acknowledged in this file; the directory entry is synced by the
 		// caller.
 		if err := f.Sync(); err != nil {
-			return fail(err)
+			return fail(&syncError{err})
 		}
 	}
 	s, err := mapSegment(fs, f, path, segHeader{base: base, created: now, size: size})
@@ -200,3 +200,9 @@ func (s *segment) copyOut(dst []byte, from, to int64) (out []byte, err error) {
 	defer debug.SetPanicOnFault(old)
 	return append(dst[:0], s.data[from:to]...), nil
 }
+
+// syncError marks a failed fdatasync, which makes the log read-only.
+type syncError struct{ err error }
+
+func (e *syncError) Error() string { return "sync: " + e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }

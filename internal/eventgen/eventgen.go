@@ -15,7 +15,8 @@ import (
 // Generator produces events from a seeded source.
 type Generator struct {
 	rng *rand.Rand
-	ts  int64 // unix milliseconds, advancing with each event
+	ts   int64 // unix milliseconds, advancing with each event
+	sent int64 // nanoseconds of send time since ts at creation
 }
 
 // New returns a generator for seed.
@@ -68,7 +69,10 @@ func (g *Generator) user() uint64 {
 // Event appends one event. Its size is log-uniform between 64 B and 4 KiB:
 // most events are a few hundred bytes, a few carry long text.
 func (g *Generator) Event(dst []byte) []byte {
-	target := int(math.Exp(math.Log(64) + g.rng.Float64()*(math.Log(4096)-math.Log(64))))
+	return g.eventFor(dst, int(math.Exp(math.Log(64)+g.rng.Float64()*(math.Log(4096)-math.Log(64)))))
+}
+
+func (g *Generator) eventFor(dst []byte, target int) []byte {
 	start := len(dst)
 	g.ts += int64(g.rng.IntN(50))
 	dst = append(dst, `{"id":"`...)
@@ -149,3 +153,22 @@ func (g *Generator) hex(dst []byte, n int) []byte {
 }
 
 func pick(rng *rand.Rand, xs []string) string { return xs[rng.IntN(len(xs))] }
+
+// EventOfSize appends one event of exactly n bytes: an event generated for
+// that size, cut or padded with message words to fit.
+func (g *Generator) EventOfSize(dst []byte, n int) []byte {
+	start := len(dst)
+	dst = g.eventFor(dst, n)
+	for len(dst)-start < n {
+		dst = append(dst, ' ')
+		dst = append(dst, pick(g.rng, words)...)
+	}
+	return dst[:start+n]
+}
+
+// SendTime returns a timestamp for a message sent now by a busy producer:
+// each call is 0.1 to 1 µs after the previous, in unix nanoseconds.
+func (g *Generator) SendTime() int64 {
+	g.sent += 100 + int64(g.rng.IntN(900))
+	return g.ts*1_000_000 + g.sent
+}

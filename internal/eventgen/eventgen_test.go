@@ -39,3 +39,20 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("sizes do not vary enough: %d distinct, %d small, %d large", len(sizes), small, large)
 	}
 }
+
+func TestEventOfSize(t *testing.T) {
+	g := New(3)
+	seen := map[string]bool{}
+	for _, n := range []int{16, 128, 129, 1000} {
+		for range 50 {
+			e := g.EventOfSize(nil, n)
+			if len(e) != n {
+				t.Fatalf("EventOfSize(%d) has %d bytes", n, len(e))
+			}
+			seen[string(e)] = true
+		}
+	}
+	if len(seen) != 200 {
+		t.Fatalf("only %d distinct events", len(seen))
+	}
+}

@@ -39,6 +39,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 
 lint: $(STATICCHECK)
 	$(STATICCHECK) ./...
@@ -64,7 +65,7 @@ fuzz:
 stress:
 	$(GO) test -race -count=$(STRESS_COUNT) -run 'Stress|Linearizable|NoLostWakeup' ./... -args -stress.scale=$(STRESS_SCALE)
 
-bench: bench-ring bench-codec
+bench: bench-ring bench-codec bench-mmap bench-peers
 
 bench-ring: $(BENCHSTAT)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -cpu $(BENCH_CPU) ./ring | tee $(BENCH_OUT)
@@ -80,6 +81,20 @@ bench-codec: $(BENCHSTAT)
 	@echo
 	@$(GO) run ./internal/cmd/benchratio spillway raw < codec-$(BENCH_OUT)
 
+bench-mmap: $(BENCHSTAT)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -cpu $(BENCH_CPU) ./mmap | tee mmap-$(BENCH_OUT)
+	@echo
+	$(BENCHSTAT) mmap-$(BENCH_OUT)
+
+# The comparison with peer libraries lives in its own module (bench/).
+bench-peers: $(BENCHSTAT)
+	cd bench && $(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -cpu $(BENCH_CPU) . | tee ../peers-$(BENCH_OUT)
+	@echo
+	$(BENCHSTAT) -col /impl peers-$(BENCH_OUT)
+	@echo
+	@$(GO) run ./internal/cmd/benchratio zstd bigqueue diskqueue < peers-$(BENCH_OUT)
+	@$(GO) run ./internal/cmd/benchratio s2 bigqueue diskqueue < peers-$(BENCH_OUT)
+
 tools: $(STATICCHECK) $(BENCHSTAT)
 
 $(STATICCHECK):
@@ -89,4 +104,4 @@ $(BENCHSTAT):
 	GOBIN=$(BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
 
 clean:
-	rm -rf $(BIN) $(BENCH_OUT)
+	rm -rf $(BIN) *$(BENCH_OUT)

@@ -8,6 +8,7 @@ require (
 	github.com/grandecola/bigqueue v0.5.0
 	github.com/nsqio/go-diskqueue v1.1.0
 	github.com/spillway-io/spillway v0.0.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

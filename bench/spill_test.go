@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -91,6 +92,7 @@ func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compressi
 		b.Fatal(err)
 	}
 	defer r.Close()
+	r.SetReadAhead(runtime.GOMAXPROCS(0))
 	w := l.NewWriter(mmap.WriterOptions{})
 	recs := make([]codec.Record, 256)
 	b.SetBytes(128)

@@ -23,6 +23,9 @@ type Reader struct {
 	pos     atomic.Uint64 // next offset to return
 	skipped uint64        // records skipped over gaps (recovery losses, age retention)
 	peek    bool          // not registered: does not hold back retention
+	planned uint64        // offset after the last batch walk handed out
+	ahead   int           // batches decoded in parallel ahead of the caller; 0: none
+	pipe    *readAhead    // the read-ahead pipeline, once started
 	buf     []byte        // heap copy of the current batch
 	batch   codec.Batch   // decoded batch, when not shared through the cache
 	key     []byte        // cache key scratch
@@ -48,7 +51,7 @@ func (l *Log) newReader(from uint64, peek bool) (*Reader, error) {
 	segs := l.segments()
 	if len(segs) == 0 || from < segs[0].base || from > l.next.Load() {
 		if len(segs) == 0 && from == l.next.Load() {
-			r := &Reader{l: l, peek: peek}
+			r := &Reader{l: l, peek: peek, planned: from}
 			r.pos.Store(from)
 			if !peek {
 				l.readers[r] = struct{}{}
@@ -61,7 +64,7 @@ func (l *Log) newReader(from uint64, peek bool) (*Reader, error) {
 	for i > 0 && segs[i].base > from {
 		i--
 	}
-	r := &Reader{l: l, seg: segs[i], filePos: segHeaderSize, peek: peek}
+	r := &Reader{l: l, seg: segs[i], filePos: segHeaderSize, peek: peek, planned: from}
 	r.seg.acquire()
 	r.pos.Store(from)
 	if !peek {
@@ -86,61 +89,89 @@ func (r *Reader) Next() (uint64, []codec.Record, error) {
 	if r.closed || r.l.closed.Load() {
 		return 0, nil, ErrClosed
 	}
+	if r.ahead > 0 {
+		return r.nextAhead()
+	}
+	for {
+		seg, at, h, err := r.walk()
+		if err != nil {
+			return 0, nil, err
+		}
+		b, err := r.decode(seg, at, h)
+		if err != nil {
+			return 0, nil, err
+		}
+		if first, recs, ok := r.take(b); ok {
+			return first, recs, nil
+		}
+	}
+}
+
+// walk finds the next batch to read, moving the planning position (seg,
+// filePos) past it. It skips batches wholly before planned. At the end of
+// the log it returns io.EOF.
+func (r *Reader) walk() (*segment, int64, codec.BatchHeader, error) {
 	for {
 		if r.seg == nil { // opened on an empty log
 			if err := r.advance(); err != nil {
-				return 0, nil, err
+				return nil, 0, codec.BatchHeader{}, err
 			}
 			continue
 		}
 		end := r.seg.end.Load()
 		if r.filePos >= end {
 			if !r.seg.sealed.Load() {
-				return 0, nil, io.EOF
+				return nil, 0, codec.BatchHeader{}, io.EOF
 			}
 			if end = r.seg.end.Load(); r.filePos < end { // final once sealed
 				continue
 			}
 			if err := r.advance(); err != nil {
-				return 0, nil, err
+				return nil, 0, codec.BatchHeader{}, err
 			}
 			continue
 		}
 		hdr, err := r.seg.copyOut(r.buf, r.filePos, r.filePos+codec.HeaderSize)
 		r.buf = hdr
 		if err != nil {
-			return 0, nil, err
+			return nil, 0, codec.BatchHeader{}, err
 		}
 		h, err := codec.PeekHeader(hdr)
 		if err != nil || r.filePos+int64(h.Size()) > end {
-			return 0, nil, fmt.Errorf("%w: %s at %d: %v", ErrCorrupt, r.seg.name, r.filePos, err)
+			return nil, 0, codec.BatchHeader{}, fmt.Errorf("%w: %s at %d: %v", ErrCorrupt, r.seg.name, r.filePos, err)
 		}
 		at := r.filePos
 		r.filePos += int64(h.Size())
-		want := r.pos.Load()
-		if h.FirstOffset+uint64(h.Count) <= want {
+		if h.FirstOffset+uint64(h.Count) <= r.planned {
 			continue // entirely before the reader's offset
 		}
-		b, err := r.decode(at, h)
-		if err != nil {
-			return 0, nil, err
-		}
-		if b.Header.FirstOffset > want { // a gap left by recovery
-			r.skipped += b.Header.FirstOffset - want
-			want = b.Header.FirstOffset
-		}
-		recs := b.Records[want-b.Header.FirstOffset:]
-		r.pos.Store(b.Header.FirstOffset + uint64(len(b.Records)))
-		return want, recs, nil
+		r.planned = h.FirstOffset + uint64(h.Count)
+		return r.seg, at, h, nil
 	}
 }
 
-// decode returns the batch at file position at, from the shared cache if the
-// log has one, else decoded into the reader's own Batch.
-func (r *Reader) decode(at int64, h codec.BatchHeader) (*codec.Batch, error) {
+// take returns b's records from the reader's offset on and moves the offset
+// past them, counting any gap before b as skipped.
+func (r *Reader) take(b *codec.Batch) (uint64, []codec.Record, bool) {
+	want := r.pos.Load()
+	end := b.Header.FirstOffset + uint64(len(b.Records))
+	if end <= want {
+		return 0, nil, false
+	}
+	if b.Header.FirstOffset > want { // a gap: dropped at recovery, or retired
+		r.skipped += b.Header.FirstOffset - want
+		want = b.Header.FirstOffset
+	}
+	r.pos.Store(end)
+	return want, b.Records[want-b.Header.FirstOffset:], true
+}
+
+// decode returns the batch at file position at of seg, from the shared
+// cache if the log has one, else decoded into the reader's own Batch.
+func (r *Reader) decode(seg *segment, at int64, h codec.BatchHeader) (*codec.Batch, error) {
 	cache := r.l.opts.Cache
 	if cache != nil {
-		r.key = fmt.Appendf(r.key[:0], "%s%d/%d", r.l.id, r.seg.base, at)
+		r.key = fmt.Appendf(r.key[:0], "%s%d/%d", r.l.id, seg.base, at)
 		if b := cache.get(string(r.key)); b != nil {
 			return b, nil
 		}
@@ -150,20 +181,8 @@ func (r *Reader) decode(at int64, h codec.BatchHeader) (*codec.Batch, error) {
 		b = new(codec.Batch) // shared once cached: never reused
 	}
 	var err error
-	if h.Compression == codec.None {
-		// The records would alias their source: decode from a heap copy.
-		r.buf, err = r.seg.copyOut(r.buf, at, at+int64(h.Size()))
-		if err == nil {
-			_, err = r.l.dec.Decode(r.buf, b)
-		}
-	} else {
-		// Decompression reads the mapping once and writes to the heap.
-		if gerr := guard(func() { _, err = r.l.dec.Decode(r.seg.data[at:at+int64(h.Size())], b) }); gerr != nil {
-			err = gerr
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, r.seg.name, at, err)
+	if r.buf, err = r.l.decodeAt(seg, at, h, b, r.buf); err != nil {
+		return nil, err
 	}
 	if cache != nil {
 		if h.Compression == codec.None {
@@ -173,6 +192,26 @@ func (r *Reader) decode(at int64, h codec.BatchHeader) (*codec.Batch, error) {
 		cache.add(string(r.key), b)
 	}
 	return b, nil
+}
+
+// decodeAt decodes the batch at file position at of seg into b. An
+// uncompressed batch is first copied into buf (returned, grown), since its
+// records alias their source; a compressed one is decompressed straight out
+// of the mapping. Either way the mapping is read under the fault guard.
+func (l *Log) decodeAt(seg *segment, at int64, h codec.BatchHeader, b *codec.Batch, buf []byte) ([]byte, error) {
+	var err error
+	if h.Compression == codec.None {
+		buf, err = seg.copyOut(buf, at, at+int64(h.Size()))
+		if err == nil {
+			_, err = l.dec.Decode(buf, b)
+		}
+	} else if gerr := guard(func() { _, err = l.dec.Decode(seg.data[at:at+int64(h.Size())], b) }); gerr != nil {
+		err = gerr
+	}
+	if err != nil {
+		return buf, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.name, at, err)
+	}
+	return buf, nil
 }
 
 // cloneBatch copies a decoded batch onto fresh memory.
@@ -224,10 +263,6 @@ func (r *Reader) advance() error {
 		r.seg.release()
 	}
 	r.seg, r.filePos = next, segHeaderSize
-	if p := r.pos.Load(); next.base > p {
-		r.skipped += next.base - p
-		r.pos.Store(next.base)
-	}
 	if !r.peek {
 		l.retain()
 	}
@@ -241,6 +276,9 @@ func (r *Reader) Close() error {
 		return nil
 	}
 	r.closed = true
+	if r.pipe != nil {
+		r.pipe.stop()
+	}
 	l := r.l
 	l.mu.Lock()
 	delete(l.readers, r)

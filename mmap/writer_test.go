@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"syscall"
 	"testing"
 
@@ -79,5 +80,55 @@ func TestWriterError(t *testing.T) {
 	}
 	if err := w.Close(); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("Close = %v", err)
+	}
+}
+
+// TestReadAhead reads with batches decoded ahead in parallel: same records,
+// same order, across segments, from any offset, and picking up appends made
+// after it reached the end.
+func TestReadAhead(t *testing.T) {
+	rng := newRand(t)
+	l, _ := open(t, t.TempDir(), Options{})
+	defer l.Close()
+	n := 0
+	appendSome := func(k int) {
+		for range k {
+			c := 1 + rng.IntN(30)
+			if _, err := l.Append(batchOf(n, c, rng.IntN(300))); err != nil {
+				t.Fatal(err)
+			}
+			n += c
+		}
+	}
+	appendSome(200)
+	for _, from := range []int{0, 1, n / 3, n - 1, n} {
+		r, err := l.NewPeekReader(uint64(from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.SetReadAhead(1 + rng.IntN(4))
+		want := from
+		for round := 0; round < 3; round++ {
+			for {
+				first, recs, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, rec := range recs {
+					if int(first)+i != want || valueIndex(string(rec.Value)) != want {
+						t.Fatalf("from %d: got offset %d value %q, want %d", from, int(first)+i, rec.Value, want)
+					}
+					want++
+				}
+			}
+			if want != n {
+				t.Fatalf("from %d: stopped at %d of %d", from, want, n)
+			}
+			appendSome(5)
+		}
+		r.Close()
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // Generator produces events from a seeded source.
 type Generator struct {
-	rng *rand.Rand
+	rng  *rand.Rand
 	ts   int64 // unix milliseconds, advancing with each event
 	sent int64 // nanoseconds of send time since ts at creation
 }

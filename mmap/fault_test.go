@@ -133,3 +133,35 @@ func TestQuota(t *testing.T) {
 		t.Fatalf("Append after the reader freed segments = %v", err)
 	}
 }
+
+// TestSharedQuota: two logs share a quota; together they cannot exceed it,
+// and closing one returns its share.
+func TestSharedQuota(t *testing.T) {
+	q := NewQuota(3 * smallSegment)
+	a, _ := open(t, t.TempDir(), Options{Quota: q, Encoder: noneEncoder(t)})
+	b, _ := open(t, t.TempDir(), Options{Quota: q, Encoder: noneEncoder(t)})
+	defer b.Close()
+	fill := func(l *Log) error {
+		for i := 0; ; i++ {
+			if _, err := l.Append(batchOf(i, 1, 2000)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fill(a); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("first log: %v", err)
+	}
+	if err := fill(b); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("second log: %v", err)
+	}
+	if used := q.Used(); used > 3*smallSegment {
+		t.Fatalf("quota used %d of %d", used, 3*smallSegment)
+	}
+	a.Close()
+	if q.Used() != b.Stats().DiskBytes {
+		t.Fatalf("after closing a: quota used %d, b holds %d", q.Used(), b.Stats().DiskBytes)
+	}
+	if _, err := b.Append(batchOf(0, 1, 2000)); err != nil {
+		t.Fatalf("append after a freed its share: %v", err)
+	}
+}

@@ -261,9 +261,18 @@ func (l *Log) roll() (*segment, error) {
 			return nil, fmt.Errorf("%w: quota of %d bytes, %d in use, a segment needs %d", ErrDiskFull, q, l.diskBytes.Load(), l.opts.SegmentSize)
 		}
 	}
+	if q := l.opts.Quota; q != nil && !q.reserve(l.opts.SegmentSize) {
+		l.retain()
+		if !q.reserve(l.opts.SegmentSize) {
+			return nil, fmt.Errorf("%w: shared quota of %d bytes, %d in use, a segment needs %d", ErrDiskFull, q.max, q.Used(), l.opts.SegmentSize)
+		}
+	}
 	durable := l.opts.Sync != SyncNever
 	s, err := createSegment(l.fs, l.dir, l.next.Load(), l.opts.SegmentSize, l.now(), durable)
 	if err != nil {
+		if q := l.opts.Quota; q != nil {
+			q.release(l.opts.SegmentSize)
+		}
 		if se := (*syncError)(nil); errors.As(err, &se) {
 			return nil, l.fail(fmt.Errorf("creating a segment: %w", err))
 		}
@@ -276,6 +285,9 @@ func (l *Log) roll() (*segment, error) {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			s.retired.Store(true)
 			s.release()
+			if q := l.opts.Quota; q != nil {
+				q.release(l.opts.SegmentSize)
+			}
 			return nil, l.fail(fmt.Errorf("syncing %s: %w", l.dir, err))
 		}
 	}
@@ -326,6 +338,9 @@ func (l *Log) retain() {
 	for _, s := range segs[:n] {
 		s.retired.Store(true)
 		l.diskBytes.Add(-s.size)
+		if q := l.opts.Quota; q != nil {
+			q.release(s.size)
+		}
 		s.release()
 	}
 }
@@ -405,6 +420,9 @@ func (l *Log) closeFiles() error {
 	var err error
 	if p := l.segs.Load(); p != nil {
 		for _, s := range *p {
+			if q := l.opts.Quota; q != nil {
+				q.release(s.size)
+			}
 			if rerr := s.release(); err == nil {
 				err = rerr
 			}

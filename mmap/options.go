@@ -46,6 +46,9 @@ type Options struct {
 	// append that needs a segment beyond it fails with ErrDiskFull instead
 	// of growing the directory. Default 0: no quota.
 	MaxBytes int64
+	// Quota, if set, is shared with other logs: a segment is created only if
+	// it fits in it too.
+	Quota *Quota
 	// MaxAge deletes sealed segments whose last append is older than this,
 	// even if readers have not passed them (they skip ahead). Default 0:
 	// segments live until every reader has passed them.

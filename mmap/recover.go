@@ -106,6 +106,9 @@ func (l *Log) recover() (*Recovery, error) {
 	for i, s := range live {
 		s.sealed.Store(i < len(live)-1)
 		l.diskBytes.Add(s.size)
+		if q := l.opts.Quota; q != nil {
+			q.used.Add(s.size) // what is on disk counts, even beyond the quota
+		}
 	}
 	l.setSegments(live)
 	l.next.Store(expected)

@@ -141,6 +141,15 @@ func (r *MPSC[T]) PushBatch(vs []T) int {
 	return int(k)
 }
 
+// Head returns the position of the next item the consumer will pop: the
+// number of items popped so far. Positions count every item pushed, in FIFO
+// order, from 0. Consumer only.
+func (r *MPSC[T]) Head() uint64 { return r.head.Load() }
+
+// Pushed returns how many items have been claimed by pushes so far (a
+// snapshot: pushes in flight included).
+func (r *MPSC[T]) Pushed() uint64 { return r.tail.Load() &^ closedBit }
+
 // TryPop removes and returns the oldest item, if there is one published.
 func (r *MPSC[T]) TryPop() (T, bool) {
 	v, ok, _ := r.pop()

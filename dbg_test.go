@@ -1,0 +1,16 @@
+package spillway
+
+import "fmt"
+
+func (q *Queue) dump() string {
+	out := ""
+	for _, s := range q.shards {
+		sp := s.sp.Load()
+		out += fmt.Sprintf("shard %d: ringLen=%d spilling=%v carry=%d sp=%v", s.idx, s.ring.Len(), s.spilling.Load(), s.carryLen.Load(), sp != nil)
+		if sp != nil {
+			out += fmt.Sprintf(" written=%d read=%d pending=%d logNext=%d readerOff=%d", sp.written, sp.read, sp.pending.Load(), sp.log.NextOffset(), sp.r.Offset())
+		}
+		out += "\n"
+	}
+	return out
+}

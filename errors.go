@@ -1,0 +1,28 @@
+package spillway
+
+import "errors"
+
+// The errors of package spillway. Operations wrap them with details; match
+// them with errors.Is.
+var (
+	// ErrClosed: the Queue (or Topic) was closed, by this call's time or
+	// while it waited.
+	ErrClosed = errors.New("spillway: closed")
+	// ErrFull: memory is full and the overflow policy is Reject (or Block,
+	// for a call that must not wait, such as TrySend).
+	ErrFull = errors.New("spillway: full")
+	// ErrTooLarge: a message exceeds Options.MaxMessageBytes.
+	ErrTooLarge = errors.New("spillway: message too large")
+	// ErrDiskFull: memory is full and the spill has reached
+	// Options.MaxDiskBytes or the device's capacity.
+	ErrDiskFull = errors.New("spillway: spill quota or disk full")
+	// ErrLeaseExpired: a Delivery was acknowledged (or nacked, extended,
+	// terminated) after its lease ran out; the message has been or will be
+	// redelivered.
+	ErrLeaseExpired = errors.New("spillway: lease expired")
+	// ErrNoLease: the delivery came from a queue in AutoAck mode and has no
+	// lease to act on.
+	ErrNoLease = errors.New("spillway: delivery has no lease (AutoAck)")
+	// ErrInvalidOptions: OpenQueue or OpenTopic was given options it cannot use.
+	ErrInvalidOptions = errors.New("spillway: invalid options")
+)

@@ -1,0 +1,117 @@
+package spillway
+
+// lease tracks a message that has left the ring under ManualAck: leased to
+// a receiver, waiting out a Nack delay, or ready for redelivery. Leases are
+// recycled through a per-shard free list; gen grows at every change of
+// hands, so a Delivery holding an older gen can no longer touch it.
+//
+// All fields are guarded by the shard's leaseMu.
+type lease struct {
+	s       *qshard
+	msg     Message
+	offset  uint64
+	attempt int
+	gen     uint64
+	state   leaseState
+	due     int64  // tick at which a leased or delayed lease fires
+	prev    *lease // list links: a wheel slot, the ready list, or the free list
+	next    *lease
+}
+
+type leaseState uint8
+
+const (
+	leaseFree    leaseState = iota
+	leaseHeld               // handed to a receiver, due when the lease runs out
+	leaseDelayed            // nacked with a delay, due when it may be redelivered
+	leaseReady              // waiting in the ready list for redelivery
+)
+
+// wheel is a hashed timing wheel of leases: O(1) to add, move or remove a
+// lease however many are in flight, and O(due leases) per tick. A lease due
+// at tick t sits in slot t % len(slots); a slot may also hold leases due in
+// later turns of the wheel, which advance skips until their turn.
+//
+// Not safe for concurrent use: the shard's leaseMu guards it.
+type wheel struct {
+	slots []*lease
+	now   int64 // last tick advanced to
+}
+
+const wheelSlots = 4096
+
+func newWheel(now int64) wheel { return wheel{slots: make([]*lease, wheelSlots), now: now} }
+
+func (w *wheel) add(l *lease) {
+	i := int(uint64(l.due) % wheelSlots)
+	l.prev, l.next = nil, w.slots[i]
+	if l.next != nil {
+		l.next.prev = l
+	}
+	w.slots[i] = l
+}
+
+func (w *wheel) remove(l *lease) {
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else {
+		w.slots[int(uint64(l.due)%wheelSlots)] = l.next
+	}
+	if l.next != nil {
+		l.next.prev = l.prev
+	}
+	l.prev, l.next = nil, nil
+}
+
+// advance moves the wheel to tick now and calls fire for every lease due by
+// then, removed from the wheel. A jump of more than a full turn visits every
+// slot once.
+func (w *wheel) advance(now int64, fire func(*lease)) {
+	if now <= w.now {
+		return
+	}
+	from := w.now + 1
+	if now-from >= wheelSlots {
+		from = now - wheelSlots + 1
+	}
+	for t := from; t <= now; t++ {
+		i := int(uint64(t) % wheelSlots)
+		for l := w.slots[i]; l != nil; {
+			next := l.next
+			if l.due <= now {
+				w.remove(l)
+				fire(l)
+			}
+			l = next
+		}
+	}
+	w.now = now
+}
+
+// leaseList is a FIFO of leases linked through prev/next.
+type leaseList struct{ head, tail *lease }
+
+func (q *leaseList) push(l *lease) {
+	l.next, l.prev = nil, q.tail
+	if q.tail != nil {
+		q.tail.next = l
+	} else {
+		q.head = l
+	}
+	q.tail = l
+}
+
+func (q *leaseList) pop() *lease {
+	l := q.head
+	if l == nil {
+		return nil
+	}
+	q.head = l.next
+	if q.head != nil {
+		q.head.prev = nil
+	} else {
+		q.tail = nil
+	}
+	l.prev, l.next = nil, nil
+	return l
+}

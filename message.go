@@ -1,0 +1,44 @@
+package spillway
+
+// Header is one name/value pair of a message's ordered headers.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is what producers send.
+//
+// Ownership: Send takes ownership of Key, Value and Headers. On the memory
+// path the receiver gets the very same slices, without a copy, so the sender
+// must not modify them after Send. Messages that spill are copied to disk
+// and come back in fresh memory.
+type Message struct {
+	Key     []byte // selects the shard; equal keys keep their order. nil: any shard
+	Value   []byte
+	Headers []Header
+}
+
+func (m *Message) size() int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// Delivery is a message handed to a receiver, with where it came from and,
+// under ManualAck, the lease that must be settled with Ack, Nack or Term
+// (or kept with Extend) before it expires.
+//
+// A Delivery is a small value; copies of it act on the same lease. Its
+// methods are safe for concurrent use, and once one of Ack, Nack or Term has
+// succeeded, the others return ErrLeaseExpired.
+type Delivery struct {
+	Message
+	Shard   int    // the shard the message went through
+	Offset  uint64 // its position in the shard's FIFO order; kept on redelivery
+	Attempt int    // 1 for the first delivery, 2 for the first redelivery, ...
+
+	lease *lease // nil under AutoAck
+	gen   uint64 // the lease's generation when it was handed out
+}

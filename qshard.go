@@ -1,0 +1,136 @@
+package spillway
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/ring"
+)
+
+// entry is a message waiting in a shard's ring: the sender's slices, not a
+// copy.
+type entry struct {
+	key, value []byte
+	headers    []Header
+}
+
+// qshard is one shard of a Queue.
+//
+// Who may do what:
+//   - Any sender pushes into ring (MPSC: lock-free for senders), when the
+//     shard is not spilling. spilling is set and cleared only under
+//     spillMu, and every spilled message is written under spillMu, so a
+//     sender that finds the shard spilling, or turns it spilling, appends
+//     behind every message already spilled.
+//   - One receiver at a time pops from ring: whoever holds cons. Receivers
+//     take cons with TryLock and move on to the next shard when it is held.
+//     The refill from disk (carry, the reading side of spill) happens under
+//     cons too, and only when ring is empty, so messages read back follow
+//     every message that was in the ring.
+//   - leaseMu guards the ManualAck state: the wheel, the ready list and the
+//     free leases.
+//
+// Lock order: cons, then spillMu or leaseMu; never the other way.
+type qshard struct {
+	q        *Queue
+	idx      int
+	ring     *ring.MPSC[entry]
+	spilling atomic.Bool
+	senders  park.Waiters // senders waiting for room in this shard
+
+	_        pad
+	cons     sync.Mutex
+	carry    []entry // read back from disk, waiting for room in ring; guarded by cons
+	carryLen atomic.Int64
+	scratch  [64]entry // pop buffer; guarded by cons
+
+	_       pad
+	spillMu sync.Mutex
+	sp      atomic.Pointer[spill] // nil unless spilling; changed under spillMu (and cons, to clear)
+	spills  atomic.Uint64         // spill episodes so far
+
+	_        pad
+	leaseMu  sync.Mutex
+	wheel    wheel
+	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
+	readyLen atomic.Int64
+	free     *lease // recycled leases; guarded by leaseMu
+	inFlight atomic.Int64
+	delayed  atomic.Int64
+
+	// Counters (see Stats): written on slow paths only. The fast paths are
+	// counted by the ring's own positions.
+	spilled      atomic.Uint64 // messages written to disk
+	refilled     atomic.Uint64 // messages read back from disk into ring
+	ringDropped  atomic.Uint64 // messages popped from ring to drop (DropOldest)
+	redelivered  atomic.Uint64
+	acked        atomic.Uint64
+	deadLettered atomic.Uint64
+	dropped      atomic.Uint64
+	_            pad
+}
+
+func newShard(q *Queue, idx int) *qshard {
+	s := &qshard{q: q, idx: idx, ring: ring.NewMPSC[entry](q.opts.RingSize)}
+	if q.opts.Ack == ManualAck {
+		s.wheel = newWheel(0)
+	}
+	return s
+}
+
+func (s *qshard) addStats(st *Stats) {
+	head := s.ring.Head() // load the consumer's position before the producers'
+	pushed := s.ring.Pushed()
+	spilled, refilled, ringDropped := s.spilled.Load(), s.refilled.Load(), s.ringDropped.Load()
+	redelivered := s.redelivered.Load()
+	st.Sent += pushed - refilled + spilled
+	st.Delivered += head - ringDropped + redelivered
+	st.Redelivered += redelivered
+	st.Acked += s.acked.Load()
+	st.DeadLettered += s.deadLettered.Load()
+	st.Dropped += s.dropped.Load() + ringDropped
+	st.Spilled += spilled
+	st.Depth += int64(pushed-head) + s.carryLen.Load() + s.readyLen.Load() + s.delayed.Load()
+	st.InFlight += s.inFlight.Load()
+	if sp := s.sp.Load(); sp != nil {
+		st.Depth += sp.pending.Load()
+		st.DiskBytes += sp.log.Stats().DiskBytes
+	}
+}
+
+// close drops what the shard still holds, counting it, and removes its
+// spill. REQUIRES: the queue and the shard's ring are closed.
+func (s *qshard) close() error {
+	s.cons.Lock()
+	defer s.cons.Unlock()
+	var popped, other uint64
+	for {
+		if _, ok := s.ring.TryPop(); !ok {
+			break
+		}
+		popped++
+	}
+	s.ringDropped.Add(popped) // pops to drop: Delivered stays what receivers got
+	other += uint64(len(s.carry))
+	s.carry = nil
+	s.carryLen.Store(0)
+	s.spillMu.Lock()
+	var err error
+	if sp := s.sp.Load(); sp != nil {
+		other += uint64(sp.pending.Load())
+		err = sp.close()
+		s.sp.Store(nil)
+		s.spilling.Store(false)
+	}
+	s.spillMu.Unlock()
+	s.leaseMu.Lock()
+	for l := s.ready.pop(); l != nil; l = s.ready.pop() {
+		other++
+	}
+	s.readyLen.Store(0)
+	other += uint64(s.delayed.Swap(0))
+	s.leaseMu.Unlock()
+	s.dropped.Add(other)
+	return err
+}

@@ -1,0 +1,201 @@
+package spillway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/cpu"
+
+	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/mmap"
+)
+
+// Queue is a sharded point-to-point queue: producers Send, competing
+// consumers Receive, each message is delivered to one receiver. Memory is
+// bounded by the shards' rings; what does not fit is handled by the
+// Overflow policy, by default spilled to disk and read back in order.
+//
+// A Queue is safe for concurrent use by any number of senders and
+// receivers.
+//
+// How a message travels: Send picks the shard (by key, or at random) and
+// pushes the message into the shard's ring, an MPSC ring shared by all
+// senders. A receiver takes a shard's consumer lock with TryLock (so
+// receivers never wait for each other; they move on to the next shard),
+// pops a batch, and releases it. The message's offset is its position in
+// the ring: the shard's FIFO order.
+//
+// When a shard's ring is full and the policy is SpillToDisk, the shard turns
+// spilling: from then on every message for it goes to its spill log, behind
+// the ones already there, so newer messages never overtake older ones.
+// Receivers drain the ring first; once it is empty they refill it from the
+// log. When the log is drained (everything spilled has been read back), the
+// shard turns back to the memory path and its spill files are removed.
+type Queue struct {
+	opts    Options
+	shards  []*qshard
+	enc     *codec.Encoder // spill encoder, shared by the shards' logs
+	quota   *mmap.Quota    // MaxDiskBytes, shared by the shards' logs
+	segSize int64
+	lock    io.Closer // the spill directory's lock
+
+	_         cpu.CacheLinePad
+	receivers park.Waiters // receivers parked on an empty queue
+	closed    atomic.Bool
+	_         cpu.CacheLinePad
+
+	// ManualAck: leases and delays are timed in ticks of tick, counted from
+	// epoch; the reaper advances every shard's wheel once per tick.
+	tick    time.Duration
+	epoch   time.Time
+	nowTick atomic.Int64
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// OpenQueue opens a queue. With Dir set it takes the directory (refusing one
+// another open Queue holds) and removes spill files an earlier process left.
+func OpenQueue(opts Options) (*Queue, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{opts: opts, stop: make(chan struct{})}
+	if opts.Dir != "" {
+		if err := q.openDir(); err != nil {
+			return nil, err
+		}
+	}
+	q.shards = make([]*qshard, opts.Shards)
+	for i := range q.shards {
+		q.shards[i] = newShard(q, i)
+	}
+	if opts.Ack == ManualAck {
+		q.tick = min(max(opts.AckTimeout/256, time.Millisecond), time.Second)
+		q.epoch = opts.Clock.Now()
+		q.wg.Add(1)
+		go q.reap()
+	}
+	return q, nil
+}
+
+func (q *Queue) openDir() error {
+	o := q.opts
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return err
+	}
+	lock, err := mmap.OSFS{}.Lock(filepath.Join(o.Dir, "LOCK"))
+	if err != nil {
+		if errors.Is(err, mmap.ErrLocked) {
+			return fmt.Errorf("%w: %s is used by another open queue", ErrInvalidOptions, o.Dir)
+		}
+		return err
+	}
+	q.lock = lock
+	// Spill files do not outlive a queue: remove what a crashed one left.
+	entries, err := os.ReadDir(o.Dir)
+	if err != nil {
+		lock.Close()
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), spillDirPrefix) {
+			if err := os.RemoveAll(filepath.Join(o.Dir, e.Name())); err != nil {
+				lock.Close()
+				return err
+			}
+		}
+	}
+	// Segments hold several batches, and several fit in the quota.
+	q.segSize = 64 << 20
+	if o.MaxDiskBytes > 0 {
+		q.segSize = min(q.segSize, o.MaxDiskBytes/int64(2*o.Shards+2))
+	}
+	q.segSize = max(q.segSize, 2*int64(o.MaxMessageBytes)+256<<10) &^ (64<<10 - 1)
+	if o.MaxDiskBytes > 0 {
+		if o.MaxDiskBytes < 2*q.segSize {
+			lock.Close()
+			return fmt.Errorf("%w: MaxDiskBytes %d cannot hold two spill segments of %d bytes (MaxMessageBytes %d)",
+				ErrInvalidOptions, o.MaxDiskBytes, q.segSize, o.MaxMessageBytes)
+		}
+		q.quota = mmap.NewQuota(o.MaxDiskBytes)
+	}
+	if q.enc, err = codec.NewEncoder(codec.WithCompression(o.Compression.codec())); err != nil {
+		lock.Close()
+		return err
+	}
+	return nil
+}
+
+// Close closes the queue. Blocked senders and receivers wake with
+// ErrClosed, and so does every later call; messages still waiting are
+// dropped (and counted in Stats.Dropped), and the spill files are removed.
+// Deliveries already handed out can no longer be acked. Close is
+// idempotent: later calls return ErrClosed. It joins every goroutine the
+// queue started.
+func (q *Queue) Close() error {
+	if q.closed.Swap(true) {
+		return ErrClosed
+	}
+	close(q.stop)
+	q.wg.Wait()
+	for _, s := range q.shards {
+		s.ring.Close()
+	}
+	q.receivers.WakeAll()
+	var err error
+	for _, s := range q.shards {
+		s.senders.WakeAll()
+		if cerr := s.close(); err == nil {
+			err = cerr
+		}
+	}
+	if q.enc != nil {
+		q.enc.Close()
+	}
+	if q.lock != nil {
+		os.Remove(filepath.Join(q.opts.Dir, "LOCK"))
+		if lerr := q.lock.Close(); err == nil {
+			err = lerr
+		}
+	}
+	return err
+}
+
+// Stats are a queue's counters and gauges. Counters only grow. Under
+// concurrent use Stats is a snapshot assembled from per-shard parts; when the
+// queue is quiet it is exact.
+type Stats struct {
+	Sent         uint64 // messages accepted by Send, SendBatch and TrySend
+	Delivered    uint64 // deliveries handed to receivers, redeliveries included
+	Acked        uint64 // ManualAck deliveries acked
+	Redelivered  uint64 // deliveries of messages that had been delivered before
+	DeadLettered uint64 // messages that ran out of attempts or were terminated
+	Dropped      uint64 // messages lost to DropOldest, a full dead-letter queue, a failed spill, or Close
+	Spilled      uint64 // messages written to a spill log
+
+	Depth     int64 // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
+	InFlight  int64 // ManualAck deliveries not yet settled
+	DiskBytes int64 // bytes the spill files reserve on disk
+}
+
+// Stats returns the queue's statistics.
+func (q *Queue) Stats() Stats {
+	var st Stats
+	for _, s := range q.shards {
+		s.addStats(&st)
+	}
+	return st
+}
+
+// pad separates hot fields written by different goroutines.
+type pad = cpu.CacheLinePad
+

@@ -1,0 +1,164 @@
+package spillway
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// msg encodes producer, sequence and key index in a message.
+func msg(producer, seq, key int) Message {
+	v := make([]byte, 24, 64)
+	binary.LittleEndian.PutUint64(v, uint64(producer))
+	binary.LittleEndian.PutUint64(v[8:], uint64(seq))
+	binary.LittleEndian.PutUint64(v[16:], uint64(key))
+	v = append(v, "padding to make batches realistic"...)
+	return Message{Key: fmt.Appendf(nil, "key-%d", key), Value: v, Headers: []Header{{Key: "p", Value: []byte{byte(producer)}}}}
+}
+
+func unmsg(t testing.TB, d Delivery) (producer, seq, key int) {
+	if len(d.Value) < 24 {
+		t.Fatalf("short message %q", d.Value)
+	}
+	producer = int(binary.LittleEndian.Uint64(d.Value))
+	seq = int(binary.LittleEndian.Uint64(d.Value[8:]))
+	key = int(binary.LittleEndian.Uint64(d.Value[16:]))
+	if string(d.Key) != fmt.Sprintf("key-%d", key) || len(d.Headers) != 1 || d.Headers[0].Value[0] != byte(producer) {
+		t.Fatalf("message %d/%d lost its key or headers: %q %+v", producer, seq, d.Key, d.Headers)
+	}
+	return producer, seq, key
+}
+
+// TestSpillStress: many producers and competing consumers, random keys, and
+// rings so small that shards spill and drain many times. In AutoAck every
+// message arrives exactly once, each consumer sees each producer's messages
+// for a key in order, and the stats add up, with nothing left on disk.
+func TestSpillStress(t *testing.T) {
+	rng := newRand(t)
+	for _, c := range []Compression{Zstd, S2} {
+		t.Run(fmt.Sprint(c), func(t *testing.T) {
+			const producers, consumers, keys = 4, 4, 40
+			perProducer := 5000 * *stressScale
+			if testing.Short() {
+				perProducer = 1000
+			}
+			q := openQueue(t, Options{Dir: t.TempDir(), Shards: 4, RingSize: 8, Compression: c})
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			for p := range producers {
+				seed := rng.Uint64()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rng := newRandFrom(seed)
+					for i := 0; i < perProducer; {
+						if rng.IntN(4) == 0 { // a batch of messages with random keys
+							n := min(1+rng.IntN(20), perProducer-i)
+							ms := make([]Message, n)
+							for j := range ms {
+								ms[j] = msg(p, i+j, rng.IntN(keys))
+							}
+							if err := q.SendBatch(ctx, ms); err != nil {
+								t.Error(err)
+								return
+							}
+							i += n
+							continue
+						}
+						if err := q.Send(ctx, msg(p, i, rng.IntN(keys))); err != nil {
+							t.Error(err)
+							return
+						}
+						i++
+					}
+				}()
+			}
+			total := producers * perProducer
+			var mu sync.Mutex
+			seen := make([][]bool, producers)
+			for p := range seen {
+				seen[p] = make([]bool, perProducer)
+			}
+			got := 0
+			var cwg sync.WaitGroup
+			for c := range consumers {
+				seed := rng.Uint64()
+				cwg.Add(1)
+				go func() {
+					defer cwg.Done()
+					rng := newRandFrom(seed)
+					last := map[[2]int]int{} // (producer, key) -> last seq this consumer saw
+					dst := make([]Delivery, 16)
+					for {
+						mu.Lock()
+						done := got == total
+						mu.Unlock()
+						if done {
+							return
+						}
+						if rng.IntN(50) == 0 { // fall behind for a while, so that shards spill
+							for range 200 + rng.IntN(2000) {
+								runtime_Gosched()
+							}
+						}
+						rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+						n, err := q.ReceiveBatch(rctx, dst[:1+rng.IntN(len(dst))])
+						cancel()
+						if errors.Is(err, context.DeadlineExceeded) {
+							continue // everything may have been taken by the others
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						for _, d := range dst[:n] {
+							p, s, k := unmsg(t, d)
+							if seen[p][s] {
+								t.Errorf("message %d/%d delivered twice", p, s)
+							}
+							seen[p][s] = true
+							if prev, ok := last[[2]int{p, k}]; ok && s < prev {
+								t.Errorf("consumer %d saw producer %d's key %d out of order: %d after %d", c, p, k, s, prev)
+							}
+							last[[2]int{p, k}] = s
+						}
+						got += n
+						mu.Unlock()
+						clear(dst)
+					}
+				}()
+			}
+			wg.Wait()
+			doneC := make(chan struct{})
+			go func() { cwg.Wait(); close(doneC) }()
+			select {
+			case <-doneC:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("stuck: %+v\n%s", q.Stats(), q.dump())
+			}
+			if t.Failed() {
+				return
+			}
+			st := q.Stats()
+			var episodes uint64
+			for _, s := range q.shards {
+				episodes += s.spills.Load()
+			}
+			t.Logf("%+v, %d spill episodes", st, episodes)
+			if st.Sent != uint64(total) || st.Delivered != uint64(total) || st.Depth != 0 || st.Dropped != 0 {
+				t.Fatalf("stats do not add up: %+v", st)
+			}
+			if st.Spilled == 0 || episodes < 2 {
+				t.Fatalf("the test did not spill and drain repeatedly: %d spilled, %d episodes", st.Spilled, episodes)
+			}
+			if st.DiskBytes != 0 {
+				t.Fatalf("%d bytes left on disk after the drain", st.DiskBytes)
+			}
+		})
+	}
+}

@@ -1,0 +1,153 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/shard"
+)
+
+// Send queues m, waiting when the overflow policy says to wait (Block, or
+// SpillToDisk past MaxDiskBytes) until there is room or ctx ends. It fails
+// with ErrTooLarge, ErrFull (Reject), ErrDiskFull, ErrClosed or ctx.Err().
+// Send takes ownership of m's slices (see Message).
+func (q *Queue) Send(ctx context.Context, m Message) error {
+	if m.size() > q.opts.MaxMessageBytes {
+		return q.tooLarge(&m)
+	}
+	s := q.shards[shard.Of(m.Key, len(q.shards))]
+	e := entry{m.Key, m.Value, m.Headers}
+	if !s.spilling.Load() && s.ring.TryPush(e) {
+		q.receivers.Wake(1)
+		return nil
+	}
+	return q.sendSlow(ctx, s, e)
+}
+
+// TrySend queues m if it can without waiting: where Send would wait it fails
+// with ErrFull (ring full under Block) or ErrDiskFull (spill quota reached).
+func (q *Queue) TrySend(m Message) error {
+	if m.size() > q.opts.MaxMessageBytes {
+		return q.tooLarge(&m)
+	}
+	s := q.shards[shard.Of(m.Key, len(q.shards))]
+	return q.trySend(s, entry{m.Key, m.Value, m.Headers})
+}
+
+// SendBatch queues ms in order, as Send does each. Messages for the same
+// shard (all keyless ones of the batch go to one shard) are pushed with one
+// publication. On error, the messages before the failing one were queued
+// and the rest were not.
+func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
+	var buf [64]entry
+	keyless := shard.Random(len(q.shards))
+	for i := 0; i < len(ms); {
+		// A run of messages for one shard, at most len(buf).
+		si := keyless
+		if len(ms[i].Key) > 0 {
+			si = shard.Of(ms[i].Key, len(q.shards))
+		}
+		n := 0
+		for i+n < len(ms) && n < len(buf) {
+			m := &ms[i+n]
+			if m.size() > q.opts.MaxMessageBytes {
+				if n == 0 {
+					return q.tooLarge(m)
+				}
+				break
+			}
+			if k := m.Key; len(k) > 0 && shard.Of(k, len(q.shards)) != si || len(k) == 0 && si != keyless {
+				break
+			}
+			buf[n] = entry{m.Key, m.Value, m.Headers}
+			n++
+		}
+		s := q.shards[si]
+		done := 0
+		if !s.spilling.Load() {
+			done = s.ring.PushBatch(buf[:n])
+			q.receivers.Wake(done)
+		}
+		for _, e := range buf[done:n] {
+			if err := q.sendSlow(ctx, s, e); err != nil {
+				clear(buf[:])
+				return err
+			}
+		}
+		i += n
+	}
+	clear(buf[:]) // no references left on the stack frame's array
+	return nil
+}
+
+func (q *Queue) tooLarge(m *Message) error {
+	return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.size(), q.opts.MaxMessageBytes)
+}
+
+// trySend queues e in shard s without waiting.
+func (q *Queue) trySend(s *qshard, e entry) error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	if !s.spilling.Load() && s.ring.TryPush(e) {
+		q.receivers.Wake(1)
+		return nil
+	}
+	switch q.opts.Overflow {
+	case SpillToDisk:
+		if err := q.spillOne(s, e); err != nil {
+			return err
+		}
+		q.receivers.Wake(1)
+		return nil
+	case DropOldest:
+		for {
+			if s.ring.TryPush(e) {
+				q.receivers.Wake(1)
+				return nil
+			}
+			if q.closed.Load() {
+				return ErrClosed
+			}
+			s.dropOldest()
+		}
+	}
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	return ErrFull
+}
+
+// sendSlow is Send after the fast path failed: the policy decides, and
+// where it says wait, the sender parks on the shard until a receiver makes
+// room.
+func (q *Queue) sendSlow(ctx context.Context, s *qshard, e entry) error {
+	err := q.trySend(s, e)
+	if !q.mayWait(err) {
+		return err
+	}
+	werr := park.Await(ctx, &s.senders, func() bool {
+		err = q.trySend(s, e)
+		return !q.mayWait(err)
+	})
+	if werr != nil {
+		return werr
+	}
+	return err
+}
+
+// mayWait reports whether a failed send should wait for room.
+func (q *Queue) mayWait(err error) bool {
+	return err != nil && (errors.Is(err, ErrFull) && q.opts.Overflow == Block || errors.Is(err, ErrDiskFull))
+}
+
+// dropOldest drops the oldest message of s to make room (DropOldest).
+func (s *qshard) dropOldest() {
+	s.cons.Lock()
+	if _, ok := s.ring.TryPop(); ok {
+		s.ringDropped.Add(1)
+	}
+	s.cons.Unlock()
+}

@@ -1,0 +1,233 @@
+package spillway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/mmap"
+)
+
+const spillDirPrefix = "spill-"
+
+// spill is a shard's spill log while the shard is spilling: a segmented
+// log in its own directory, a Writer that compresses what senders append,
+// and a registered Reader (decoding ahead on every core) that receivers
+// refill the ring from. It lives from the first message the ring could not
+// take to the moment the last spilled message is read back; then its files
+// are removed.
+//
+// written is guarded by the shard's spillMu, read by its cons; pending
+// (written - read) is kept atomically for Stats.
+type spill struct {
+	dir     string
+	log     *mmap.Log
+	w       *mmap.Writer
+	r       *mmap.Reader
+	written uint64
+	read    uint64
+	pending atomic.Int64
+	recs    []codec.Record // scratch for Write; guarded by spillMu
+	hdrs    []codec.Header // scratch for Write; guarded by spillMu
+}
+
+func (q *Queue) openSpill(s *qshard) (*spill, error) {
+	// Each episode has a directory of its own: the previous one may still be
+	// closing (its files being removed) when the shard spills again.
+	dir := filepath.Join(q.opts.Dir, fmt.Sprintf("%s%04d-%d", spillDirPrefix, s.idx, s.spills.Load()))
+	log, _, err := mmap.Open(dir, mmap.Options{
+		SegmentSize: q.segSize,
+		Encoder:     q.enc,
+		Quota:       q.quota,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r, err := log.NewReader(0)
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	r.SetReadAhead(runtime.GOMAXPROCS(0))
+	w := log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, q.segSize/4))})
+	return &spill{dir: dir, log: log, w: w, r: r}, nil
+}
+
+// close stops the spill's goroutines and removes its files.
+func (sp *spill) close() error {
+	err := sp.w.Close()
+	if errors.Is(err, mmap.ErrDiskFull) {
+		err = nil // what did not fit is counted as dropped by the caller
+	}
+	sp.r.Close()
+	if cerr := sp.log.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.RemoveAll(sp.dir); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// spillOne writes e to s's spill, turning s spilling if it was not (unless
+// the ring has room again). REQUIRES: not s.spillMu.
+func (q *Queue) spillOne(s *qshard, e entry) error {
+	s.spillMu.Lock()
+	defer s.spillMu.Unlock()
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	sp := s.sp.Load()
+	if sp == nil {
+		if s.ring.TryPush(e) {
+			return nil
+		}
+		var err error
+		if sp, err = q.openSpill(s); err != nil {
+			return fmt.Errorf("spillway: opening the spill of shard %d: %w", s.idx, err)
+		}
+		s.sp.Store(sp)
+		s.spilling.Store(true)
+		s.spills.Add(1)
+	}
+	rec := sp.record(e)
+	sp.recs = append(sp.recs[:0], rec)
+	err := sp.w.Write(sp.recs)
+	clear(sp.recs[:1])
+	if err != nil {
+		if errors.Is(err, mmap.ErrDiskFull) {
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+		return err
+	}
+	sp.written++
+	sp.pending.Add(1)
+	s.spilled.Add(1)
+	return nil
+}
+
+// record converts e for the codec without copying: Write copies the bytes.
+func (sp *spill) record(e entry) codec.Record {
+	rec := codec.Record{Key: e.key, Value: e.value}
+	if len(e.headers) > 0 {
+		sp.hdrs = sp.hdrs[:0]
+		for _, h := range e.headers {
+			sp.hdrs = append(sp.hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
+		}
+		rec.Headers = sp.hdrs
+	}
+	return rec
+}
+
+// refill moves spilled messages back into the empty ring: first what an
+// earlier refill could not fit, then the next batch from disk. When the
+// spill is drained it turns the shard back to the memory path and removes
+// the spill. It reports whether the ring got anything. REQUIRES: s.cons.
+func (s *qshard) refill() bool {
+	if len(s.carry) > 0 {
+		k := s.ring.PushBatch(s.carry)
+		clear(s.carry[:k])
+		s.carry = s.carry[k:]
+		s.carryLen.Add(-int64(k))
+		s.refilled.Add(uint64(k))
+		return k > 0
+	}
+	sp := s.sp.Load()
+	if sp == nil {
+		return false
+	}
+	_, recs, err := sp.r.Next()
+	if errors.Is(err, io.EOF) {
+		// Everything appended so far has been read: either the spill is
+		// drained, or the writer still holds records to flush.
+		s.spillMu.Lock()
+		if sp.read == sp.written {
+			s.sp.Store(nil)
+			s.spilling.Store(false)
+			s.spillMu.Unlock()
+			sp.close()
+			s.senders.WakeAll() // the shard takes messages into memory again
+			return false
+		}
+		err = sp.w.Flush()
+		s.spillMu.Unlock()
+		if err == nil || errors.Is(err, mmap.ErrDiskFull) {
+			_, recs, err = sp.r.Next()
+		}
+		if errors.Is(err, io.EOF) {
+			return false // stalled on a full disk: what is held cannot be read yet
+		}
+	}
+	if err != nil {
+		s.abandonSpill(sp, err)
+		return false
+	}
+	sp.read += uint64(len(recs))
+	sp.pending.Add(-int64(len(recs)))
+	s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
+	s.carry = appendEntries(s.carry[:0], recs)
+	s.carryLen.Store(int64(len(s.carry)))
+	return s.refill()
+}
+
+// abandonSpill gives up a spill that failed (a write or sync error, or
+// corrupt data): what it still held is lost and counted as dropped, and the
+// shard goes back to memory. REQUIRES: s.cons.
+func (s *qshard) abandonSpill(sp *spill, cause error) {
+	s.spillMu.Lock()
+	s.sp.Store(nil)
+	s.spilling.Store(false)
+	lost := sp.written - sp.read
+	s.spillMu.Unlock()
+	sp.close()
+	s.dropped.Add(lost)
+	s.senders.WakeAll()
+	_ = cause
+}
+
+// appendEntries copies recs into one fresh arena and appends them as
+// entries: the messages then own their bytes, whatever the reader does with
+// its buffers next.
+func appendEntries(dst []entry, recs []codec.Record) []entry {
+	size, nh := 0, 0
+	for i := range recs {
+		r := &recs[i]
+		size += len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		nh += len(r.Headers)
+	}
+	arena := make([]byte, 0, size)
+	var hs []Header
+	if nh > 0 {
+		hs = make([]Header, 0, nh)
+	}
+	take := func(b []byte) []byte {
+		if len(b) == 0 {
+			return nil
+		}
+		arena = append(arena, b...)
+		return arena[len(arena)-len(b) : len(arena) : len(arena)]
+	}
+	for i := range recs {
+		r := &recs[i]
+		e := entry{key: take(r.Key), value: take(r.Value)}
+		if len(r.Headers) > 0 {
+			start := len(hs)
+			for _, h := range r.Headers {
+				k := take(h.Key)
+				hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(k), len(k)), Value: take(h.Value)})
+			}
+			e.headers = hs[start:len(hs):len(hs)]
+		}
+		dst = append(dst, e)
+	}
+	return dst
+}

@@ -182,17 +182,18 @@ func (s *qshard) deadLetter(m Message) {
 // clock: expired leases come back for redelivery (or go to the dead-letter
 // queue), and delayed messages become ready. It is the queue's only
 // goroutine outside the spill logs.
-func (q *Queue) reap() {
+func (q *Queue) reap(c <-chan time.Time, stop func()) {
 	defer q.wg.Done()
-	c, stop := q.opts.Clock.Ticker(q.tick)
 	defer stop()
 	var dead []Message
 	for {
 		select {
 		case <-q.stop:
 			return
-		case now := <-c:
-			t := int64(now.Sub(q.epoch) / q.tick)
+		case <-c:
+			// The clock, not the tick, says what time it is: a tick that
+			// waited in the channel may be stale.
+			t := int64(q.opts.Clock.Now().Sub(q.epoch) / q.tick)
 			q.nowTick.Store(t)
 			for _, s := range q.shards {
 				dead = s.expire(t, dead[:0])

@@ -81,8 +81,9 @@ func OpenQueue(opts Options) (*Queue, error) {
 	if opts.Ack == ManualAck {
 		q.tick = min(max(opts.AckTimeout/256, time.Millisecond), time.Second)
 		q.epoch = opts.Clock.Now()
+		c, stop := opts.Clock.Ticker(q.tick) // before Open returns, so no tick is missed
 		q.wg.Add(1)
-		go q.reap()
+		go q.reap(c, stop)
 	}
 	return q, nil
 }

@@ -63,7 +63,7 @@ func (q *Queue) openSpill(s *qshard) (*spill, error) {
 func (sp *spill) close() error {
 	err := sp.w.Close()
 	if errors.Is(err, mmap.ErrDiskFull) {
-		err = nil // what did not fit is counted as dropped by the caller
+		err = nil // what never fitted is counted as dropped by the caller
 	}
 	sp.r.Close()
 	if cerr := sp.log.Close(); err == nil {
@@ -98,7 +98,7 @@ func (q *Queue) spillOne(s *qshard, e entry) error {
 	}
 	rec := sp.record(e)
 	sp.recs = append(sp.recs[:0], rec)
-	err := sp.w.Write(sp.recs)
+	_, err := sp.w.Write(sp.recs)
 	clear(sp.recs[:1])
 	if err != nil {
 		if errors.Is(err, mmap.ErrDiskFull) {

@@ -104,7 +104,7 @@ func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compressi
 			k := (i + j) % msgPool
 			recs[j] = codec.Record{Value: msgs[k], Timestamp: times[k] + int64(i/msgPool)*int64(time.Second)}
 		}
-		if err := w.Write(recs[:n]); err != nil {
+		if _, err := w.Write(recs[:n]); err != nil {
 			b.Fatal(err)
 		}
 		i += n

@@ -112,7 +112,7 @@ func BenchmarkSpill(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i += len(msgs) {
-				if err := w.Write(msgs[:min(len(msgs), b.N-i)]); err != nil {
+				if _, err := w.Write(msgs[:min(len(msgs), b.N-i)]); err != nil {
 					b.Fatal(err)
 				}
 			}

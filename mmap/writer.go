@@ -2,8 +2,10 @@ package mmap
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spillway-io/spillway/codec"
 )
@@ -33,10 +35,17 @@ type Writer struct {
 	free    chan *job
 	work    chan *job
 	commits chan *job
-	err     error // first failure; guarded by mu
+	stallc  chan struct{} // capacity 1: the committer has stalled on a full disk
+	err     error         // first failure other than a full disk; guarded by mu
 	mu      sync.Mutex
 	wg      sync.WaitGroup
 	closed  bool
+
+	// Batches that did not fit on disk (ErrDiskFull), oldest first, kept
+	// for a retry: a full disk loses nothing. Owned by the committer.
+	stalled []*job
+	full    atomic.Bool // len(stalled) > 0
+	lost    atomic.Uint64
 }
 
 type job struct {
@@ -45,7 +54,7 @@ type job struct {
 	out   []byte         // the compressed batch
 	err   error
 	done  chan struct{} // capacity 1: the worker's signal
-	flush chan struct{} // set on flush markers, which carry no records
+	flush chan struct{} // set on markers, which carry no records: retry stalled batches, then close
 }
 
 // WriterOptions configure a Writer.
@@ -79,6 +88,7 @@ func (l *Log) NewWriter(opts WriterOptions) *Writer {
 		free:    make(chan *job, depth),
 		work:    make(chan *job, depth),
 		commits: make(chan *job, depth+1),
+		stallc:  make(chan struct{}, 1),
 	}
 	for range depth {
 		w.free <- &job{done: make(chan struct{}, 1)}
@@ -104,25 +114,79 @@ func (w *Writer) commit() {
 	defer w.wg.Done()
 	for j := range w.commits {
 		if j.flush != nil {
+			w.retry()
 			close(j.flush)
 			continue
 		}
 		<-j.done
-		err := j.err
-		if err == nil && w.failed() == nil {
-			_, err = w.l.AppendBatch(j.out)
+		if j.err != nil {
+			w.fatal(j.err, j)
+			continue
 		}
-		if err != nil {
-			w.mu.Lock()
-			if w.err == nil {
-				w.err = err
-			}
-			w.mu.Unlock()
+		if w.full.Load() { // keep the order: behind what is waiting
+			w.stalled = append(w.stalled, j)
+			continue
 		}
-		j.raw.Reset()
-		j.err = nil
-		w.free <- j
+		w.append(j)
 	}
+}
+
+// append appends j to the log, or keeps it for a retry if the disk is full.
+func (w *Writer) append(j *job) bool {
+	if w.failed() != nil {
+		w.fatal(nil, j)
+		return true
+	}
+	_, err := w.l.AppendBatch(j.out)
+	switch {
+	case err == nil:
+		w.recycle(j)
+		return true
+	case errors.Is(err, ErrDiskFull):
+		w.stalled = append(w.stalled, j)
+		w.full.Store(true)
+		select {
+		case w.stallc <- struct{}{}:
+		default:
+		}
+		return false
+	default:
+		w.fatal(err, j)
+		return true
+	}
+}
+
+// retry appends the stalled batches, oldest first, until one still does not
+// fit.
+func (w *Writer) retry() {
+	stalled := w.stalled
+	w.stalled = nil
+	w.full.Store(false)
+	for i, j := range stalled {
+		if !w.append(j) {
+			// j went back at the end of w.stalled; keep the rest behind it.
+			w.stalled = append(w.stalled, stalled[i+1:]...)
+			return
+		}
+	}
+}
+
+// fatal records the first failure other than a full disk; j's records are
+// lost, and counted.
+func (w *Writer) fatal(err error, j *job) {
+	w.mu.Lock()
+	if w.err == nil && err != nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+	w.lost.Add(uint64(j.raw.Count()))
+	w.recycle(j)
+}
+
+func (w *Writer) recycle(j *job) {
+	j.raw.Reset()
+	j.err = nil
+	w.free <- j
 }
 
 func (w *Writer) failed() error {
@@ -131,26 +195,73 @@ func (w *Writer) failed() error {
 	return w.err
 }
 
+// Lost returns how many records were lost to failures other than a full
+// disk (a write or sync error that made the log read-only).
+func (w *Writer) Lost() uint64 { return w.lost.Load() }
+
+// round sends a marker through the committer: stalled batches are retried,
+// and everything submitted before it is settled when it returns.
+func (w *Writer) round() {
+	marker := &job{flush: make(chan struct{})}
+	w.commits <- marker
+	<-marker.flush
+}
+
 // Write copies recs into the current batch, submitting it for compression
-// each time it reaches the target size. It returns the first error of an
-// earlier batch, if any: from then on nothing more is appended.
-func (w *Writer) Write(recs []codec.Record) error {
+// each time it reaches the target size, and returns how many records it
+// took. It takes fewer than len(recs) only with an error:
+//
+//   - ErrDiskFull (wrapped) when the disk or quota is full and the batches
+//     that did not fit have used up the writer's buffers. Nothing taken is
+//     lost: the batches wait in memory and are appended as space frees up
+//     (at the next Write or Flush). Write again later.
+//   - the first other failure of an earlier batch (the log is read-only
+//     then); its records are lost and counted by Lost.
+func (w *Writer) Write(recs []codec.Record) (int, error) {
 	if w.closed {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if err := w.failed(); err != nil {
-		return err
+		return 0, err
 	}
 	for i := range recs {
 		if w.cur == nil {
-			w.cur = <-w.free
+			if err := w.acquire(); err != nil {
+				return i, err
+			}
 		}
 		w.cur.raw.Add(&recs[i])
 		if w.cur.raw.Len() >= w.target || w.cur.raw.Count() >= w.l.opts.Limits.MaxRecords {
 			w.submit()
 		}
 	}
-	return nil
+	return len(recs), nil
+}
+
+// acquire takes a free job for w.cur, retrying stalled batches when there is
+// none because they hold them all.
+func (w *Writer) acquire() error {
+	select {
+	case w.cur = <-w.free:
+		return nil
+	default:
+	}
+	for {
+		select {
+		case w.cur = <-w.free:
+			return nil
+		case <-w.stallc:
+			w.round()
+			select {
+			case w.cur = <-w.free:
+				return nil
+			default:
+			}
+			if w.full.Load() {
+				return fmt.Errorf("%w: %d batches wait for space", ErrDiskFull, len(w.free))
+			}
+		}
+	}
 }
 
 func (w *Writer) submit() {
@@ -165,8 +276,9 @@ func (w *Writer) submit() {
 }
 
 // Flush submits the current batch and waits until everything written so far
-// has been appended to the log (and is visible to its readers). It returns
-// the first error, if any.
+// has been appended to the log (and is visible to its readers), retrying
+// batches that waited for space. It returns ErrDiskFull if some still do
+// not fit, or the first other error.
 func (w *Writer) Flush() error {
 	if w.closed {
 		return ErrClosed
@@ -174,10 +286,14 @@ func (w *Writer) Flush() error {
 	if w.cur != nil && w.cur.raw.Count() > 0 {
 		w.submit()
 	}
-	marker := &job{flush: make(chan struct{})}
-	w.commits <- marker
-	<-marker.flush
-	return w.failed()
+	w.round()
+	if err := w.failed(); err != nil {
+		return err
+	}
+	if w.full.Load() {
+		return fmt.Errorf("%w: batches wait for space", ErrDiskFull)
+	}
+	return nil
 }
 
 // Close flushes and stops the Writer's goroutines. It is idempotent; it
@@ -191,6 +307,10 @@ func (w *Writer) Close() error {
 	close(w.work)
 	close(w.commits)
 	w.wg.Wait()
+	for _, j := range w.stalled { // never found space: lost, and counted
+		w.lost.Add(uint64(j.raw.Count()))
+	}
+	w.stalled = nil
 	if err != nil && !errors.Is(err, ErrClosed) {
 		return err
 	}

@@ -26,7 +26,7 @@ func TestWriter(t *testing.T) {
 				recs[j].Headers = []codec.Header{{Key: []byte("h"), Value: fmt.Appendf(nil, "%d", i+j)}, {Key: []byte("e")}}
 			}
 		}
-		if err := w.Write(recs); err != nil {
+		if _, err := w.Write(recs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,7 +58,7 @@ func TestWriter(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal("second Close:", err)
 	}
-	if err := w.Write(batchOf(0, 1, 0)); !errors.Is(err, ErrClosed) {
+	if _, err := w.Write(batchOf(0, 1, 0)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Write after Close = %v", err)
 	}
 }
@@ -71,11 +71,11 @@ func TestWriterError(t *testing.T) {
 	defer l.Close()
 	w := l.NewWriter(WriterOptions{BatchBytes: 1024})
 	fs.Inject(Fault{Op: OpSync, Path: segSuffix, Err: syscall.EIO})
-	w.Write(batchOf(0, 100, 100))
+	w.Write(batchOf(0, 100, 100)) // the failure shows at Flush
 	if err := w.Flush(); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("Flush = %v, want ErrReadOnly", err)
 	}
-	if err := w.Write(batchOf(0, 1, 1)); !errors.Is(err, ErrReadOnly) {
+	if _, err := w.Write(batchOf(0, 1, 1)); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("Write after the failure = %v", err)
 	}
 	if err := w.Close(); !errors.Is(err, ErrReadOnly) {
@@ -130,5 +130,58 @@ func TestReadAhead(t *testing.T) {
 			appendSome(5)
 		}
 		r.Close()
+	}
+}
+
+// TestWriterDiskFull: when the quota fills, batches wait in memory instead
+// of being lost; Write reports ErrDiskFull once they use up the buffers;
+// after a reader frees space, a Flush appends them all, in order.
+func TestWriterDiskFull(t *testing.T) {
+	l, _ := open(t, t.TempDir(), Options{MaxBytes: 3 * smallSegment, Encoder: noneEncoder(t)})
+	defer l.Close()
+	r, _ := l.NewReader(0)
+	defer r.Close()
+	w := l.NewWriter(WriterOptions{BatchBytes: 8 << 10, Workers: 2})
+	written := 0
+	for written < 100000 {
+		n, err := w.Write(batchOf(written, 1, 1000))
+		written += n
+		if errors.Is(err, ErrDiskFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if written == 100000 {
+		t.Fatal("the quota never filled")
+	}
+	if err := w.Flush(); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("Flush on a full disk = %v", err)
+	}
+	got := 0
+	for got < written {
+		first, recs, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			if err := w.Flush(); err != nil && !errors.Is(err, ErrDiskFull) {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, rec := range recs {
+			if int(first)+i != got || valueIndex(string(rec.Value)) != got {
+				t.Fatalf("record %d: offset %d, value %q", got, int(first)+i, rec.Value[:12])
+			}
+			got++
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.Lost() != 0 {
+		t.Fatalf("lost %d records", w.Lost())
 	}
 }

@@ -1,0 +1,187 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// receiveNow takes what is available without waiting.
+func receiveNow(q *Queue, dst []Delivery) int {
+	n, _ := q.ReceiveBatch(canceled, dst)
+	return n
+}
+
+// TestManualAckEventuallyAcked: consumers that drop deliveries at random
+// (never acking them) still get every message acked in the end, through
+// lease expiry and redelivery driven by a manual clock; attempts never
+// exceed MaxAttempts; poison messages, never acked, land in the dead-letter
+// queue; a redelivered message keeps its key, headers and offset.
+func TestManualAckEventuallyAcked(t *testing.T) {
+	rng := newRand(t)
+	clock := NewManualClock(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+	dlq := openQueue(t, Options{RingSize: 1024})
+	const maxAttempts, n = 20, 2000 // the default limit; a dropped message comes back on the next round
+	q := openQueue(t, Options{Dir: t.TempDir(), Shards: 4, RingSize: 16, Ack: ManualAck,
+		AckTimeout: time.Second, MaxAttempts: maxAttempts, DeadLetter: dlq, Clock: clock})
+	poison := map[int]bool{}
+	for i := range n {
+		if rng.IntN(50) == 0 {
+			poison[i] = true
+		}
+		m := Message{Key: fmt.Appendf(nil, "k%d", i%17), Value: fmt.Appendf(nil, "%d", i), Headers: []Header{{Key: "i", Value: fmt.Appendf(nil, "%d", i)}}}
+		if err := q.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := map[int]bool{}
+	attempts := map[int]int{}
+	firstOffset := map[int][2]int{} // shard, offset of the first delivery
+	dst := make([]Delivery, 32)
+	for round := 0; q.Stats().Acked+q.Stats().DeadLettered < n; round++ {
+		if round > 3*maxAttempts {
+			t.Fatalf("no progress after %d rounds: %d acked, stats %+v", round, len(acked), q.Stats())
+		}
+		for {
+			k := receiveNow(q, dst)
+			if k == 0 {
+				break
+			}
+			for _, d := range dst[:k] {
+				var i int
+				fmt.Sscan(string(d.Value), &i)
+				if string(d.Key) != fmt.Sprintf("k%d", i%17) || len(d.Headers) != 1 || string(d.Headers[0].Value) != string(d.Value) {
+					t.Fatalf("message %d lost its key or headers on attempt %d", i, d.Attempt)
+				}
+				if f, ok := firstOffset[i]; !ok {
+					firstOffset[i] = [2]int{d.Shard, int(d.Offset)}
+				} else if f != [2]int{d.Shard, int(d.Offset)} {
+					t.Fatalf("message %d moved from %v to shard %d offset %d", i, f, d.Shard, d.Offset)
+				}
+				attempts[i]++
+				if d.Attempt != attempts[i] || d.Attempt > maxAttempts {
+					t.Fatalf("message %d: Attempt %d, seen %d times, max %d", i, d.Attempt, attempts[i], maxAttempts)
+				}
+				if acked[i] {
+					t.Fatalf("message %d delivered after it was acked", i)
+				}
+				switch {
+				case poison[i]:
+				case rng.IntN(3) == 0: // drop it: neither ack nor nack
+				case rng.IntN(4) == 0:
+					if err := d.Nack(0); err != nil {
+						t.Fatal(err)
+					}
+				default:
+					if err := d.Ack(); err != nil {
+						t.Fatalf("Ack of message %d: %v", i, err)
+					}
+					acked[i] = true
+				}
+			}
+		}
+		// Let every outstanding lease run out; the reaper redelivers them.
+		clock.Advance(time.Second + 2*q.tick)
+		waitFor(t, "the reaper", func() bool { st := q.Stats(); return st.InFlight == 0 || st.Depth > 0 })
+	}
+	for i := range poison {
+		if attempts[i] != maxAttempts {
+			t.Errorf("poison message %d delivered %d times, want %d", i, attempts[i], maxAttempts)
+		}
+	}
+	st := q.Stats()
+	if st.Acked != uint64(n-len(poison)) || st.DeadLettered != uint64(len(poison)) || st.Dropped != 0 || st.Depth != 0 || st.InFlight != 0 {
+		t.Fatalf("stats %+v: want %d acked, %d dead-lettered", st, n-len(poison), len(poison))
+	}
+	got := map[int]bool{}
+	for k := receiveNow(dlq, dst); k > 0; k = receiveNow(dlq, dst) {
+		for _, d := range dst[:k] {
+			var i int
+			fmt.Sscan(string(d.Value), &i)
+			got[i] = true
+		}
+	}
+	if len(got) != len(poison) {
+		t.Fatalf("dead-letter queue holds %d messages, want the %d poison ones", len(got), len(poison))
+	}
+	for i := range got {
+		if !poison[i] {
+			t.Fatalf("message %d was dead-lettered but is not poison", i)
+		}
+	}
+}
+
+// TestLeaseOperations covers each settlement: Ack after expiry, double
+// settlement, Extend, Nack with a delay, Term, and AutoAck deliveries.
+func TestLeaseOperations(t *testing.T) {
+	ctx := context.Background()
+	clock := NewManualClock(time.Unix(0, 0))
+	dlq := openQueue(t, Options{})
+	q := openQueue(t, Options{Shards: 1, Ack: ManualAck, AckTimeout: time.Second, Clock: clock, DeadLetter: dlq})
+	for i := range 4 {
+		q.Send(ctx, Message{Value: []byte{byte(i)}})
+	}
+	tick := func(d time.Duration) {
+		before := q.nowTick.Load()
+		clock.Advance(d)
+		waitFor(t, "the reaper", func() bool { return q.nowTick.Load() > before })
+	}
+	d0, _ := q.Receive(ctx)
+	d1, _ := q.Receive(ctx)
+	d2, _ := q.Receive(ctx)
+	d3, _ := q.Receive(ctx)
+	if err := d1.Extend(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Nack(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Ack(); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("Ack after Nack = %v", err)
+	}
+	if err := d3.Term(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := dlq.Receive(ctx); err != nil || m.Value[0] != 3 {
+		t.Fatalf("terminated message in the dead-letter queue: %v, %v", m.Value, err)
+	}
+	tick(2 * time.Second)
+	if err := d0.Ack(); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("Ack after the lease ran out = %v", err)
+	}
+	r, err := q.Receive(ctx) // d0 again; d2 waits out its delay
+	if err != nil || r.Value[0] != 0 || r.Attempt != 2 || r.Offset != d0.Offset {
+		t.Fatalf("redelivery: %+v, %v", r, err)
+	}
+	if err := r.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Ack(); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("second Ack = %v", err)
+	}
+	if err := d1.Ack(); err != nil { // extended: still held
+		t.Fatalf("Ack of an extended lease = %v", err)
+	}
+	if n := receiveNow(q, make([]Delivery, 4)); n != 0 {
+		t.Fatalf("%d messages delivered before the Nack delay passed", n)
+	}
+	tick(4 * time.Second)
+	if r, err := q.Receive(ctx); err != nil || r.Value[0] != 2 || r.Attempt != 2 {
+		t.Fatalf("nacked message after its delay: %+v, %v", r, err)
+	}
+
+	auto := openQueue(t, Options{})
+	auto.Send(ctx, Message{Value: []byte("x")})
+	d, _ := auto.Receive(ctx)
+	if err := d.Ack(); !errors.Is(err, ErrNoLease) {
+		t.Fatalf("Ack under AutoAck = %v", err)
+	}
+}

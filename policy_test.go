@@ -1,0 +1,217 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// TestCloseWakesBlocked: senders blocked on a full queue and receivers
+// blocked on an empty one all wake with ErrClosed; later calls fail the same
+// way; a second Close returns ErrClosed; what was waiting is counted.
+func TestCloseWakesBlocked(t *testing.T) {
+	ctx := context.Background()
+	full := openQueue(t, Options{Shards: 1, RingSize: 2})
+	empty := openQueue(t, Options{Shards: 2})
+	for range 2 {
+		if err := full.Send(ctx, Message{Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 6)
+	for range 3 {
+		go func() { errs <- full.Send(ctx, Message{Value: []byte("blocked")}) }()
+		go func() { _, err := empty.Receive(ctx); errs <- err }()
+	}
+	waitFor(t, "senders to park", func() bool { return full.shards[0].senders.Len() == 3 })
+	waitFor(t, "receivers to park", func() bool { return empty.receivers.Len() == 3 })
+	if err := full.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := empty.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		if err := <-errs; !errors.Is(err, ErrClosed) {
+			t.Fatalf("blocked call returned %v, want ErrClosed", err)
+		}
+	}
+	if err := full.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close = %v", err)
+	}
+	if err := full.Send(ctx, Message{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send after Close = %v", err)
+	}
+	if err := full.TrySend(Message{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("TrySend after Close = %v", err)
+	}
+	if _, err := full.Receive(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Receive after Close = %v", err)
+	}
+	if st := full.Stats(); st.Dropped != 2 || st.Sent != 2 || st.Delivered != 0 {
+		t.Fatalf("stats after Close: %+v", st)
+	}
+}
+
+// TestDropOldest: a full shard makes room by dropping its oldest message,
+// and counts it.
+func TestDropOldest(t *testing.T) {
+	ctx := context.Background()
+	q := openQueue(t, Options{Shards: 1, RingSize: 4, Overflow: DropOldest})
+	for i := range 10 {
+		if err := q.Send(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := 6; want < 10; want++ {
+		d, err := q.Receive(ctx)
+		if err != nil || d.Value[0] != byte(want) {
+			t.Fatalf("got %v, %v; want %d", d.Value, err, want)
+		}
+	}
+	if st := q.Stats(); st.Dropped != 6 || st.Sent != 10 || st.Delivered != 4 || st.Depth != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestRejectAndTrySend: Reject fails at once with ErrFull; under Block,
+// TrySend fails with ErrFull where Send would wait, and Send waits until
+// ctx ends.
+func TestRejectAndTrySend(t *testing.T) {
+	ctx := context.Background()
+	rej := openQueue(t, Options{Shards: 1, RingSize: 4, Overflow: Reject})
+	blk := openQueue(t, Options{Shards: 1, RingSize: 4})
+	for _, q := range []*Queue{rej, blk} {
+		for range 4 {
+			if err := q.TrySend(Message{Value: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := q.TrySend(Message{Value: []byte("x")}); !errors.Is(err, ErrFull) {
+			t.Fatalf("%v: TrySend on a full queue = %v", q.opts.Overflow, err)
+		}
+	}
+	if err := rej.Send(ctx, Message{}); !errors.Is(err, ErrFull) {
+		t.Fatalf("Reject: Send = %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if err := blk.Send(short, Message{}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Block: Send with a short deadline = %v", err)
+	}
+	if st := blk.Stats(); st.Sent != 4 || st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDiskQuota: once the spill reaches MaxDiskBytes, TrySend fails with
+// ErrDiskFull and Send waits; consumers draining the spill let it go on,
+// and nothing is lost.
+func TestDiskQuota(t *testing.T) {
+	ctx := context.Background()
+	const msgSize = 8 << 10
+	q := openQueue(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, MaxMessageBytes: 64 << 10,
+		MaxDiskBytes: 4 << 20, Compression: None})
+	value := func(i int) []byte {
+		v := make([]byte, msgSize)
+		copy(v, fmt.Sprint(i))
+		for j := 16; j < len(v); j++ { // incompressible anyway: Compression None
+			v[j] = byte(i*31 + j*7)
+		}
+		return v
+	}
+	sent := 0
+	for ; sent < 10000; sent++ {
+		if err := q.TrySend(Message{Value: value(sent)}); err != nil {
+			if !errors.Is(err, ErrDiskFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if sent == 10000 {
+		t.Fatal("the quota never filled")
+	}
+	if st := q.Stats(); st.DiskBytes > 4<<20 {
+		t.Fatalf("spill reserves %d bytes, quota %d", st.DiskBytes, 4<<20)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := q.Send(short, Message{Value: value(sent)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send past the quota = %v, want it to wait", err)
+	}
+	// A consumer drains; a sender blocked on the quota goes through.
+	done := make(chan error, 1)
+	go func() {
+		for i := sent; i < sent+100; i++ {
+			if err := q.Send(ctx, Message{Value: value(i)}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for want := 0; want < sent+100; want++ {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		fmt.Sscan(string(d.Value[:16]), &got)
+		if got != want {
+			t.Fatalf("message %d, want %d", got, want)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); st.Dropped != 0 || st.Depth != 0 || st.DiskBytes != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestBadInput: oversized messages, invalid options, a directory another
+// queue holds.
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	q := openQueue(t, Options{MaxMessageBytes: 100})
+	big := Message{Value: make([]byte, 90), Headers: []Header{{Key: "h", Value: make([]byte, 20)}}}
+	if err := q.Send(ctx, big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Send = %v", err)
+	}
+	if err := q.TrySend(big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("TrySend = %v", err)
+	}
+	if err := q.SendBatch(ctx, []Message{{Value: []byte("ok")}, big}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("SendBatch = %v", err)
+	}
+	if d, err := q.Receive(ctx); err != nil || string(d.Value) != "ok" {
+		t.Fatalf("the message before the oversized one: %q, %v", d.Value, err)
+	}
+	for _, o := range []Options{{Shards: -1}, {Overflow: SpillToDisk}, {Overflow: 9}, {Compression: 7}, {Ack: 3}, {Shards: 1 << 20}} {
+		if _, err := OpenQueue(o); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("OpenQueue(%+v) = %v", o, err)
+		}
+	}
+	dir := t.TempDir()
+	openQueue(t, Options{Dir: dir})
+	if _, err := OpenQueue(Options{Dir: dir}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("second queue on one directory: %v", err)
+	}
+}
+
+// TestZeroCopy: on the memory path the receiver gets the sender's bytes,
+// not a copy.
+func TestZeroCopy(t *testing.T) {
+	ctx := context.Background()
+	q := openQueue(t, Options{})
+	v := []byte("payload")
+	q.Send(ctx, Message{Key: []byte("k"), Value: v})
+	d, _ := q.Receive(ctx)
+	if unsafe.SliceData(d.Value) != unsafe.SliceData(v) {
+		t.Fatal("the value was copied")
+	}
+}

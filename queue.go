@@ -199,4 +199,3 @@ func (q *Queue) Stats() Stats {
 
 // pad separates hot fields written by different goroutines.
 type pad = cpu.CacheLinePad
-

@@ -63,12 +63,14 @@ func (q *Queue) tryReceive(dst []Delivery) int {
 			return 0
 		}
 		k := s.take(dst)
-		more := k == len(dst) && !s.emptyLocked()
+		// Receivers that found this shard locked may have parked: if it
+		// still has messages, wake one. (Only then look at the ring's
+		// producer side, whose cache line a look takes from the senders.)
+		more := k == len(dst) && q.receivers.Pending() && !s.emptyLocked()
 		s.cons.Unlock()
 		if k > 0 {
 			s.senders.Wake(k)
 			if more {
-				// Receivers that found this shard locked may have parked.
 				q.receivers.Wake(1)
 			}
 			return k
@@ -80,11 +82,14 @@ func (q *Queue) tryReceive(dst []Delivery) int {
 // emptyLocked reports whether s has nothing to deliver right now.
 // REQUIRES: s.cons.
 func (s *qshard) emptyLocked() bool {
-	return s.ring.Len() == 0 && s.readyLen.Load() == 0 && !s.spilling.Load()
+	return s.lo == s.hi && s.ring.Len() == 0 && s.readyLen.Load() == 0 && !s.spilling.Load()
 }
 
 // take fills dst from s: redeliveries first, then the ring, refilled from
-// the spill when it runs dry. REQUIRES: s.cons.
+// the spill when it runs dry. The ring is popped a batch at a time into the
+// shard's local buffer, so that even one-by-one receivers publish the ring's
+// head (and wait for the cache lines of the slots they clear) once per batch.
+// REQUIRES: s.cons.
 func (s *qshard) take(dst []Delivery) int {
 	n := 0
 	if s.readyLen.Load() > 0 {
@@ -92,34 +97,29 @@ func (s *qshard) take(dst []Delivery) int {
 	}
 	first := n
 	for n < len(dst) {
-		head := s.ring.Head()
-		want := min(len(dst)-n, len(s.scratch))
-		var k int
-		if want == 1 {
-			if e, ok := s.ring.TryPop(); ok {
-				s.scratch[0], k = e, 1
+		if s.lo == s.hi {
+			head := s.ring.Head()
+			k := s.ring.PopBatch(s.local[:])
+			if k == 0 {
+				if s.spilling.Load() && s.refill() {
+					continue
+				}
+				break
 			}
-		} else {
-			k = s.ring.PopBatch(s.scratch[:want])
+			s.lo, s.hi, s.localHead = 0, k, head
+			s.localLen.Store(int64(k))
 		}
-		if k == 0 {
-			if s.spilling.Load() && s.refill() {
-				continue
-			}
-			break
+		m := min(len(dst)-n, s.hi-s.lo)
+		for j := range m {
+			e := &s.local[s.lo+j]
+			dst[n+j] = Delivery{Message: e.message(), Shard: s.idx, Offset: s.localHead + uint64(s.lo+j), Attempt: 1}
+			*e = entry{}
 		}
-		for j, e := range s.scratch[:k] {
-			dst[n+j] = Delivery{
-				Message: Message{Key: e.key, Value: e.value, Headers: e.headers},
-				Shard:   s.idx,
-				Offset:  head + uint64(j),
-				Attempt: 1,
-			}
-		}
-		clear(s.scratch[:k])
-		n += k
+		s.lo += m
+		n += m
+		s.localLen.Add(-int64(m))
 	}
-	if n > 0 && s.spilling.Load() && len(s.carry) == 0 && s.ring.Len() == 0 {
+	if n > 0 && s.spilling.Load() && s.lo == s.hi && len(s.carry) == 0 && s.ring.Len() == 0 {
 		// The ring ran dry while spilling: refill it now, or, if the spill
 		// is drained, go back to memory and remove its files right away.
 		s.refill()

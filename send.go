@@ -18,7 +18,7 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 		return q.tooLarge(&m)
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
-	e := entry{m.Key, m.Value, m.Headers}
+	e := newEntry(m.Key, m.Value, m.Headers)
 	if !s.spilling.Load() && s.ring.TryPush(e) {
 		q.receivers.Wake(1)
 		return nil
@@ -33,7 +33,7 @@ func (q *Queue) TrySend(m Message) error {
 		return q.tooLarge(&m)
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
-	return q.trySend(s, entry{m.Key, m.Value, m.Headers})
+	return q.trySend(s, newEntry(m.Key, m.Value, m.Headers))
 }
 
 // SendBatch queues ms in order, as Send does each. Messages for the same
@@ -61,7 +61,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			if k := m.Key; len(k) > 0 && shard.Of(k, len(q.shards)) != si || len(k) == 0 && si != keyless {
 				break
 			}
-			buf[n] = entry{m.Key, m.Value, m.Headers}
+			buf[n] = newEntry(m.Key, m.Value, m.Headers)
 			n++
 		}
 		s := q.shards[si]
@@ -146,7 +146,12 @@ func (q *Queue) mayWait(err error) bool {
 // dropOldest drops the oldest message of s to make room (DropOldest).
 func (s *qshard) dropOldest() {
 	s.cons.Lock()
-	if _, ok := s.ring.TryPop(); ok {
+	if s.lo < s.hi { // popped already, and older than anything in the ring
+		s.local[s.lo] = entry{}
+		s.lo++
+		s.localLen.Add(-1)
+		s.ringDropped.Add(1)
+	} else if _, ok := s.ring.TryPop(); ok {
 		s.ringDropped.Add(1)
 	}
 	s.cons.Unlock()

@@ -114,10 +114,11 @@ func (q *Queue) spillOne(s *qshard, e entry) error {
 
 // record converts e for the codec without copying: Write copies the bytes.
 func (sp *spill) record(e entry) codec.Record {
-	rec := codec.Record{Key: e.key, Value: e.value}
-	if len(e.headers) > 0 {
+	m := e.message()
+	rec := codec.Record{Key: m.Key, Value: m.Value}
+	if len(m.Headers) > 0 {
 		sp.hdrs = sp.hdrs[:0]
-		for _, h := range e.headers {
+		for _, h := range m.Headers {
 			sp.hdrs = append(sp.hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
 		}
 		rec.Headers = sp.hdrs
@@ -218,16 +219,17 @@ func appendEntries(dst []entry, recs []codec.Record) []entry {
 	}
 	for i := range recs {
 		r := &recs[i]
-		e := entry{key: take(r.Key), value: take(r.Value)}
+		key, value := take(r.Key), take(r.Value)
+		var headers []Header
 		if len(r.Headers) > 0 {
 			start := len(hs)
 			for _, h := range r.Headers {
 				k := take(h.Key)
 				hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(k), len(k)), Value: take(h.Value)})
 			}
-			e.headers = hs[start:len(hs):len(hs)]
+			headers = hs[start:len(hs):len(hs)]
 		}
-		dst = append(dst, e)
+		dst = append(dst, newEntry(key, value, headers))
 	}
 	return dst
 }

@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/grandecola/bigqueue"
+	diskqueue "github.com/nsqio/go-diskqueue"
+
+	spillway "github.com/spillway-io/spillway"
+)
+
+var ctx = context.Background()
+
+// queueCap is the capacity the channel baselines get: the queue's total
+// (ring size times shards, with the default GOMAXPROCS shards).
+func queueCap() int { return 4096 * runtime.GOMAXPROCS(0) }
+
+// BenchmarkQueue is the memory path, one producer and one consumer, 128-byte
+// values: Send and Receive one message at a time (one-by-one), and
+// SendBatch/ReceiveBatch of 64 (batch=64), next to a buffered chan []byte.
+// ns/op is per message.
+func BenchmarkQueue(b *testing.B) {
+	msgs, _ := messages(msgPool)
+	b.Run("mode=one-by-one/impl=spillway", func(b *testing.B) {
+		q, err := spillway.OpenQueue(spillway.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer q.Close()
+		pair(b, func() {
+			for i := range b.N {
+				q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]})
+			}
+		}, func() {
+			for range b.N {
+				q.Receive(ctx)
+			}
+		})
+	})
+	b.Run("mode=batch=64/impl=spillway", func(b *testing.B) {
+		q, err := spillway.OpenQueue(spillway.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer q.Close()
+		pair(b, func() {
+			batch := make([]spillway.Message, 64)
+			for i := 0; i < b.N; i += len(batch) {
+				n := min(len(batch), b.N-i)
+				for j := range n {
+					batch[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
+				}
+				q.SendBatch(ctx, batch[:n])
+			}
+		}, func() {
+			dst := make([]spillway.Delivery, 64)
+			for got := 0; got < b.N; {
+				n, _ := q.ReceiveBatch(ctx, dst)
+				got += n
+			}
+		})
+	})
+	for _, mode := range []string{"one-by-one", "batch=64"} {
+		b.Run("mode="+mode+"/impl=chan", func(b *testing.B) {
+			ch := make(chan []byte, queueCap())
+			pair(b, func() {
+				for i := range b.N {
+					ch <- msgs[i%msgPool]
+				}
+			}, func() {
+				for range b.N {
+					<-ch
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkQueueAck compares delivery guarantees on the memory path, one
+// producer and one consumer: AutoAck (at-most-once) against ManualAck, where
+// every delivery is leased and then acked.
+func BenchmarkQueueAck(b *testing.B) {
+	msgs, _ := messages(msgPool)
+	for _, mode := range []spillway.AckMode{spillway.AutoAck, spillway.ManualAck} {
+		name := "ack=auto"
+		if mode == spillway.ManualAck {
+			name = "ack=manual"
+		}
+		b.Run(name, func(b *testing.B) {
+			q, err := spillway.OpenQueue(spillway.Options{Ack: mode})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close()
+			pair(b, func() {
+				for i := range b.N {
+					q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]})
+				}
+			}, func() {
+				for range b.N {
+					d, _ := q.Receive(ctx)
+					if mode == spillway.ManualAck {
+						d.Ack()
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkQueueSpill forces everything through disk: a Queue with rings of
+// 16 messages is sent b.N 128-byte messages (in batches of 64), then they are
+// all received, next to bigqueue and go-diskqueue doing the same.
+func BenchmarkQueueSpill(b *testing.B) {
+	msgs, _ := messages(msgPool)
+	for _, c := range []spillway.Compression{spillway.Zstd, spillway.S2} {
+		name := map[spillway.Compression]string{spillway.Zstd: "zstd", spillway.S2: "s2"}[c]
+		b.Run("impl="+name, func(b *testing.B) {
+			dir := b.TempDir()
+			q, err := spillway.OpenQueue(spillway.Options{Dir: dir, RingSize: 16, Compression: c})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer q.Close()
+			batch := make([]spillway.Message, 64)
+			dst := make([]spillway.Delivery, 64)
+			b.SetBytes(128)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += len(batch) {
+				n := min(len(batch), b.N-i)
+				for j := range n {
+					batch[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
+				}
+				if err := q.SendBatch(ctx, batch[:n]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			st := q.Stats()
+			for got := 0; got < b.N; {
+				n, err := q.ReceiveBatch(ctx, dst)
+				if err != nil {
+					b.Fatal(err)
+				}
+				got += n
+			}
+			b.StopTimer()
+			b.ReportMetric(100*float64(st.DiskBytes)/float64(128*b.N), "reserved%")
+		})
+	}
+	b.Run("impl=bigqueue", func(b *testing.B) {
+		q, err := bigqueue.NewMmapQueue(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer q.Close()
+		b.SetBytes(128)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			q.Enqueue(msgs[i%msgPool])
+		}
+		for range b.N {
+			q.Dequeue()
+		}
+	})
+	b.Run("impl=diskqueue", func(b *testing.B) {
+		q := diskqueue.New("bench", b.TempDir(), 100<<20, 0, 1<<20, 2500, 2*time.Second,
+			func(diskqueue.LogLevel, string, ...interface{}) {})
+		defer q.Close()
+		b.SetBytes(128)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			q.Put(msgs[i%msgPool])
+		}
+		for range b.N {
+			<-q.ReadChan()
+		}
+	})
+}
+
+// pair runs produce on a new goroutine and consume on the benchmark's.
+func pair(b *testing.B, produce, consume func()) {
+	b.SetBytes(128)
+	b.ReportAllocs()
+	b.ResetTimer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		produce()
+	}()
+	consume()
+	<-done
+}

@@ -2,6 +2,7 @@ package spillway
 
 import (
 	"context"
+	"unsafe"
 
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/shard"
@@ -111,8 +112,21 @@ func (s *qshard) take(dst []Delivery) int {
 		}
 		m := min(len(dst)-n, s.hi-s.lo)
 		for j := range m {
-			e := &s.local[s.lo+j]
-			dst[n+j] = Delivery{Message: e.message(), Shard: s.idx, Offset: s.localHead + uint64(s.lo+j), Attempt: 1}
+			// Field by field: a whole-struct assignment of a Delivery goes
+			// through typedmemmove, several times slower.
+			e, d := &s.local[s.lo+j], &dst[n+j]
+			d.Key, d.Value, d.Headers = nil, nil, nil
+			if e.key != nil {
+				d.Key = unsafe.Slice(e.key, e.keyLen)
+			}
+			if e.value != nil {
+				d.Value = unsafe.Slice(e.value, e.valLen)
+			}
+			if e.headers != nil {
+				d.Headers = unsafe.Slice(e.headers, e.hdrLen)
+			}
+			d.Shard, d.Offset, d.Attempt = s.idx, s.localHead+uint64(s.lo+j), 1
+			d.lease, d.gen = nil, 0
 			*e = entry{}
 		}
 		s.lo += m

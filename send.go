@@ -61,7 +61,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			if k := m.Key; len(k) > 0 && shard.Of(k, len(q.shards)) != si || len(k) == 0 && si != keyless {
 				break
 			}
-			buf[n] = newEntry(m.Key, m.Value, m.Headers)
+			buf[n].set(m.Key, m.Value, m.Headers)
 			n++
 		}
 		s := q.shards[si]

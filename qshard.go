@@ -140,7 +140,9 @@ func (s *qshard) addStats(st *Stats) {
 	st.InFlight += s.inFlight.Load()
 	if sp := s.sp.Load(); sp != nil {
 		st.Depth += sp.pending.Load()
-		st.DiskBytes += sp.log.Stats().DiskBytes
+		ls := sp.log.Stats()
+		st.DiskBytes += ls.DiskBytes
+		st.DataBytes += ls.DataBytes
 	}
 }
 

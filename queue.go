@@ -186,6 +186,7 @@ type Stats struct {
 	Depth     int64 // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
 	InFlight  int64 // ManualAck deliveries not yet settled
 	DiskBytes int64 // bytes the spill files reserve on disk
+	DataBytes int64 // bytes of compressed batches the spill files hold (at most DiskBytes)
 }
 
 // Stats returns the queue's statistics.

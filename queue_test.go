@@ -162,3 +162,51 @@ func TestSpillStress(t *testing.T) {
 		})
 	}
 }
+
+// TestSpillBatch: a batch sent to a full ring goes to disk in one write,
+// headers and all, comes back in order, and Flush makes the spill files
+// hold it, compressed.
+func TestSpillBatch(t *testing.T) {
+	q := openQueue(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 2})
+	ctx := context.Background()
+	const n = 300
+	batch := make([]Message, n)
+	raw := 0
+	for i := range batch {
+		batch[i] = msg(i%7, i, i%5)
+		raw += len(batch[i].Value)
+	}
+	if err := q.SendBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	st := q.Stats()
+	if st.Spilled != n-2 || st.Depth != n {
+		t.Fatalf("after the batch: %+v, want Spilled %d and Depth %d", st, n-2, n)
+	}
+	if st.DataBytes <= 0 || st.DataBytes > int64(raw) || st.DataBytes > st.DiskBytes {
+		t.Fatalf("spill files hold %d bytes (reserve %d) for %d raw bytes", st.DataBytes, st.DiskBytes, raw)
+	}
+	dst := make([]Delivery, 17)
+	for next := 0; next < n; {
+		k, err := q.ReceiveBatch(ctx, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dst[:k] {
+			if _, seq, _ := unmsg(t, d); seq != next {
+				t.Fatalf("got message %d, want %d", seq, next)
+			}
+			next++
+		}
+	}
+	if st := q.Stats(); st.Depth != 0 || st.DiskBytes != 0 || st.Delivered != n {
+		t.Fatalf("after draining: %+v", st)
+	}
+	q.Close()
+	if err := q.Flush(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Flush after Close: %v, want ErrClosed", err)
+	}
+}

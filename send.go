@@ -70,6 +70,19 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			done = s.ring.PushBatch(buf[:n])
 			q.receivers.Wake(done)
 		}
+		if done < n && q.opts.Overflow == SpillToDisk {
+			// The rest goes to disk in one write; what a full disk refuses
+			// takes the one-by-one path below, which waits for room.
+			k, err := q.spillMany(s, buf[done:n])
+			if k > 0 {
+				q.receivers.Wake(k)
+			}
+			done += k
+			if err != nil && !errors.Is(err, ErrDiskFull) {
+				clear(buf[:])
+				return err
+			}
+		}
 		for _, e := range buf[done:n] {
 			if err := q.sendSlow(ctx, s, e); err != nil {
 				clear(buf[:])

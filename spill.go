@@ -78,50 +78,68 @@ func (sp *spill) close() error {
 // spillOne writes e to s's spill, turning s spilling if it was not (unless
 // the ring has room again). REQUIRES: not s.spillMu.
 func (q *Queue) spillOne(s *qshard, e entry) error {
+	_, err := q.spillMany(s, []entry{e})
+	return err
+}
+
+// spillMany writes es, in order, to s's spill under one lock and one Write:
+// the path of a batch sent to a spilling shard. If s is not spilling, the
+// ring takes what it can first and only the rest opens a spill. It returns
+// how many of es were queued (in the ring or on disk); fewer than len(es)
+// only with an error. REQUIRES: not s.spillMu.
+func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 	s.spillMu.Lock()
 	defer s.spillMu.Unlock()
 	if q.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
+	done := 0
 	sp := s.sp.Load()
 	if sp == nil {
-		if s.ring.TryPush(e) {
-			return nil
+		// Nobody else spills this shard (spillMu), so the ring may have
+		// room again: then nothing needs the disk.
+		if done = s.ring.PushBatch(es); done == len(es) {
+			return done, nil
 		}
 		var err error
 		if sp, err = q.openSpill(s); err != nil {
-			return fmt.Errorf("spillway: opening the spill of shard %d: %w", s.idx, err)
+			return done, fmt.Errorf("spillway: opening the spill of shard %d: %w", s.idx, err)
 		}
 		s.sp.Store(sp)
 		s.spilling.Store(true)
 		s.spills.Add(1)
 	}
-	rec := sp.record(e)
-	sp.recs = append(sp.recs[:0], rec)
-	_, err := sp.w.Write(sp.recs)
-	clear(sp.recs[:1])
+	sp.recs, sp.hdrs = sp.recs[:0], sp.hdrs[:0]
+	for i := range es[done:] {
+		sp.recs = append(sp.recs, sp.record(&es[done+i]))
+	}
+	n, err := sp.w.Write(sp.recs)
+	clear(sp.recs)
+	clear(sp.hdrs)
+	sp.written += uint64(n)
+	sp.pending.Add(int64(n))
+	s.spilled.Add(uint64(n))
+	done += n
 	if err != nil {
 		if errors.Is(err, mmap.ErrDiskFull) {
-			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+			return done, fmt.Errorf("%w: %w", ErrDiskFull, err)
 		}
-		return err
+		return done, err
 	}
-	sp.written++
-	sp.pending.Add(1)
-	s.spilled.Add(1)
-	return nil
+	return done, nil
 }
 
 // record converts e for the codec without copying: Write copies the bytes.
-func (sp *spill) record(e entry) codec.Record {
+// Header lists accumulate in sp.hdrs until the caller resets it.
+func (sp *spill) record(e *entry) codec.Record {
 	m := e.message()
 	rec := codec.Record{Key: m.Key, Value: m.Value}
 	if len(m.Headers) > 0 {
-		sp.hdrs = sp.hdrs[:0]
+		start := len(sp.hdrs)
 		for _, h := range m.Headers {
 			sp.hdrs = append(sp.hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
 		}
-		rec.Headers = sp.hdrs
+		rec.Headers = sp.hdrs[start:len(sp.hdrs):len(sp.hdrs)]
 	}
 	return rec
 }
@@ -232,4 +250,26 @@ func appendEntries(dst []entry, recs []codec.Record) []entry {
 		dst = append(dst, newEntry(key, value, headers))
 	}
 	return dst
+}
+
+// Flush hands every message spilled so far to its shard's log: compressed
+// and appended to the segment files (visible to a crash-surviving reader of
+// the page cache), though not fsynced. Receivers never need it; it is for
+// callers that measure or inspect the spill files. It returns the first
+// write error, or ErrClosed.
+func (q *Queue) Flush() error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	var first error
+	for _, s := range q.shards {
+		s.spillMu.Lock()
+		if sp := s.sp.Load(); sp != nil {
+			if err := sp.w.Flush(); err != nil && first == nil {
+				first = err
+			}
+		}
+		s.spillMu.Unlock()
+	}
+	return first
 }

@@ -5,19 +5,11 @@ import (
 	"time"
 )
 
-// ticks converts a duration into whole ticks, rounding up.
-func (q *Queue) ticks(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + q.tick - 1) / q.tick)
-}
-
 // leaseOut gives each delivery of ds a lease due AckTimeout from now.
-// REQUIRES: s.cons (the deliveries are fresh from the ring).
-func (s *qshard) leaseOut(ds []Delivery) {
-	q := s.q
-	due := q.nowTick.Load() + q.ticks(q.opts.AckTimeout)
+// REQUIRES: the shard's consumer lock (the deliveries are fresh).
+func (s *ackBook) leaseOut(ds []Delivery) {
+	g := s.g
+	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)
 	s.leaseMu.Lock()
 	for i := range ds {
 		d := &ds[i]
@@ -37,10 +29,10 @@ func (s *qshard) leaseOut(ds []Delivery) {
 }
 
 // takeReady fills dst with messages waiting for redelivery, each with a new
-// lease. REQUIRES: s.cons.
-func (s *qshard) takeReady(dst []Delivery) int {
-	q := s.q
-	due := q.nowTick.Load() + q.ticks(q.opts.AckTimeout)
+// lease. REQUIRES: the shard's consumer lock.
+func (s *ackBook) takeReady(dst []Delivery) int {
+	g := s.g
+	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)
 	n := 0
 	s.leaseMu.Lock()
 	for n < len(dst) {
@@ -65,13 +57,13 @@ func (s *qshard) takeReady(dst []Delivery) int {
 // settle checks that d still holds its lease and runs fn on it under the
 // shard's leaseMu. fn returns a message to dead-letter, if any, which is
 // sent after the lock is released.
-func (d *Delivery) settle(fn func(s *qshard, l *lease) (deadLetter *Message)) error {
+func (d *Delivery) settle(fn func(s *ackBook, l *lease) (deadLetter *Message)) error {
 	l := d.lease
 	if l == nil {
 		return ErrNoLease
 	}
 	s := l.s
-	if s.q.closed.Load() {
+	if s.g.closed.Load() {
 		return ErrClosed
 	}
 	s.leaseMu.Lock()
@@ -89,7 +81,7 @@ func (d *Delivery) settle(fn func(s *qshard, l *lease) (deadLetter *Message)) er
 
 // release ends l's life as a message holder and recycles it.
 // REQUIRES: s.leaseMu.
-func (s *qshard) release(l *lease) {
+func (s *ackBook) release(l *lease) {
 	l.gen++
 	l.state = leaseFree
 	l.msg = Message{}
@@ -101,7 +93,7 @@ func (s *qshard) release(l *lease) {
 // ErrLeaseExpired if the lease ran out (the message is being redelivered)
 // or the delivery was settled already, ErrNoLease under AutoAck.
 func (d *Delivery) Ack() error {
-	return d.settle(func(s *qshard, l *lease) *Message {
+	return d.settle(func(s *ackBook, l *lease) *Message {
 		s.wheel.remove(l)
 		s.release(l)
 		s.inFlight.Add(-1)
@@ -114,7 +106,7 @@ func (d *Delivery) Ack() error {
 // delay (at the lease clock's resolution), or dead-lettered if this was its
 // last attempt.
 func (d *Delivery) Nack(delay time.Duration) error {
-	return d.settle(func(s *qshard, l *lease) *Message {
+	return d.settle(func(s *ackBook, l *lease) *Message {
 		s.wheel.remove(l)
 		s.inFlight.Add(-1)
 		return s.retryLocked(l, delay)
@@ -126,9 +118,9 @@ func (d *Delivery) Extend(by time.Duration) error {
 	if by < 0 {
 		return fmt.Errorf("%w: negative extension %v", ErrInvalidOptions, by)
 	}
-	return d.settle(func(s *qshard, l *lease) *Message {
+	return d.settle(func(s *ackBook, l *lease) *Message {
 		s.wheel.remove(l)
-		l.due = s.q.nowTick.Load() + s.q.ticks(by)
+		l.due = s.g.clock.now.Load() + s.g.clock.ticks(by)
 		s.wheel.add(l)
 		return nil
 	})
@@ -136,7 +128,7 @@ func (d *Delivery) Extend(by time.Duration) error {
 
 // Term dead-letters the message now, whatever its attempts.
 func (d *Delivery) Term() error {
-	return d.settle(func(s *qshard, l *lease) *Message {
+	return d.settle(func(s *ackBook, l *lease) *Message {
 		s.wheel.remove(l)
 		s.inFlight.Add(-1)
 		m := l.msg
@@ -148,15 +140,15 @@ func (d *Delivery) Term() error {
 // retryLocked sends l back for redelivery after delay, or returns its
 // message for the dead-letter queue if it has used its attempts.
 // REQUIRES: s.leaseMu; l is in no list.
-func (s *qshard) retryLocked(l *lease, delay time.Duration) *Message {
-	if l.attempt >= s.q.opts.MaxAttempts {
+func (s *ackBook) retryLocked(l *lease, delay time.Duration) *Message {
+	if l.attempt >= s.g.opts.MaxAttempts {
 		m := l.msg
 		s.release(l)
 		return &m
 	}
 	l.gen++ // the old delivery can no longer settle it
-	if t := s.q.ticks(delay); t > 0 {
-		l.state, l.due = leaseDelayed, s.q.nowTick.Load()+t
+	if t := s.g.clock.ticks(delay); t > 0 {
+		l.state, l.due = leaseDelayed, s.g.clock.now.Load()+t
 		s.wheel.add(l)
 		s.delayed.Add(1)
 		return nil
@@ -164,51 +156,50 @@ func (s *qshard) retryLocked(l *lease, delay time.Duration) *Message {
 	l.state = leaseReady
 	s.ready.push(l)
 	s.readyLen.Add(1)
-	s.q.receivers.Wake(1)
+	s.g.receivers.Wake(1)
 	return nil
 }
 
 // deadLetter hands m to the dead-letter queue, without waiting; if there is
 // none, or it is full or closed, m is dropped. Either way it is counted.
-func (s *qshard) deadLetter(m Message) {
+func (s *ackBook) deadLetter(m Message) {
 	s.deadLettered.Add(1)
-	dlq := s.q.opts.DeadLetter
+	dlq := s.g.opts.DeadLetter
 	if dlq == nil || dlq.TrySend(m) != nil {
 		s.dropped.Add(1)
 	}
 }
 
-// reap advances every shard's lease wheel once per tick of the queue's
-// clock: expired leases come back for redelivery (or go to the dead-letter
-// queue), and delayed messages become ready. It is the queue's only
-// goroutine outside the spill logs.
-func (q *Queue) reap(c <-chan time.Time, stop func()) {
-	defer q.wg.Done()
-	defer stop()
+// reap advances the lease wheels of the books that each returns, once per
+// tick of the clock: expired leases come back for redelivery (or go to the
+// dead-letter queue), and delayed messages become ready. It runs until stop
+// is closed.
+func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan struct{}, each func(func(*ackBook))) {
+	defer stopTicker()
 	var dead []Message
 	for {
 		select {
-		case <-q.stop:
+		case <-stop:
 			return
-		case <-c:
+		case <-tickC:
 			// The clock, not the tick, says what time it is: a tick that
 			// waited in the channel may be stale.
-			t := int64(q.opts.Clock.Now().Sub(q.epoch) / q.tick)
-			q.nowTick.Store(t)
-			for _, s := range q.shards {
+			t := int64(c.clock.Now().Sub(c.epoch) / c.tick)
+			c.now.Store(t)
+			each(func(s *ackBook) {
 				dead = s.expire(t, dead[:0])
 				for _, m := range dead {
 					s.deadLetter(m)
 				}
 				clear(dead)
-			}
+			})
 		}
 	}
 }
 
 // expire fires the leases due by tick t and returns the messages to
 // dead-letter.
-func (s *qshard) expire(t int64, dead []Message) []Message {
+func (s *ackBook) expire(t int64, dead []Message) []Message {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	s.wheel.advance(t, func(l *lease) {
@@ -223,7 +214,7 @@ func (s *qshard) expire(t int64, dead []Message) []Message {
 			l.state = leaseReady
 			s.ready.push(l)
 			s.readyLen.Add(1)
-			s.q.receivers.Wake(1)
+			s.g.receivers.Wake(1)
 		}
 	})
 	return dead

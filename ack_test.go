@@ -89,7 +89,7 @@ func TestManualAckEventuallyAcked(t *testing.T) {
 			}
 		}
 		// Let every outstanding lease run out; the reaper redelivers them.
-		clock.Advance(time.Second + 2*q.tick)
+		clock.Advance(time.Second + 2*q.clock.tick)
 		waitFor(t, "the reaper", func() bool { st := q.Stats(); return st.InFlight == 0 || st.Depth > 0 })
 	}
 	for i := range poison {
@@ -130,9 +130,9 @@ func TestLeaseOperations(t *testing.T) {
 		q.Send(ctx, Message{Value: []byte{byte(i)}})
 	}
 	tick := func(d time.Duration) {
-		before := q.nowTick.Load()
+		before := q.clock.now.Load()
 		clock.Advance(d)
-		waitFor(t, "the reaper", func() bool { return q.nowTick.Load() > before })
+		waitFor(t, "the reaper", func() bool { return q.clock.now.Load() > before })
 	}
 	d0, _ := q.Receive(ctx)
 	d1, _ := q.Receive(ctx)

@@ -7,7 +7,7 @@ package spillway
 //
 // All fields are guarded by the shard's leaseMu.
 type lease struct {
-	s       *qshard
+	s       *ackBook
 	msg     Message
 	offset  uint64
 	attempt int

@@ -67,13 +67,12 @@ func (e *entry) message() Message {
 //     The refill from disk (carry, the reading side of spill) happens under
 //     cons too, and only when ring is empty, so messages read back follow
 //     every message that was in the ring.
-//   - leaseMu guards the ManualAck state: the wheel, the ready list and the
-//     free leases.
+//   - The embedded ackBook holds the ManualAck state, under its leaseMu.
 //
 // Lock order: cons, then spillMu or leaseMu; never the other way.
 type qshard struct {
+	ackBook  // ManualAck state and counters
 	q        *Queue
-	idx      int
 	ring     *ring.MPSC[entry]
 	spilling atomic.Bool
 	senders  park.Waiters // senders waiting for room in this shard
@@ -94,32 +93,19 @@ type qshard struct {
 	sp      atomic.Pointer[spill] // nil unless spilling; changed under spillMu (and cons, to clear)
 	spills  atomic.Uint64         // spill episodes so far
 
-	_        pad
-	leaseMu  sync.Mutex
-	wheel    wheel
-	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
-	readyLen atomic.Int64
-	free     *lease // recycled leases; guarded by leaseMu
-	inFlight atomic.Int64
-	delayed  atomic.Int64
+	_ pad
 
 	// Counters (see Stats): written on slow paths only. The fast paths are
 	// counted by the ring's own positions.
-	spilled      atomic.Uint64 // messages written to disk
-	refilled     atomic.Uint64 // messages read back from disk into ring
-	ringDropped  atomic.Uint64 // messages popped from ring to drop (DropOldest)
-	redelivered  atomic.Uint64
-	acked        atomic.Uint64
-	deadLettered atomic.Uint64
-	dropped      atomic.Uint64
-	_            pad
+	spilled     atomic.Uint64 // messages written to disk
+	refilled    atomic.Uint64 // messages read back from disk into ring
+	ringDropped atomic.Uint64 // messages popped from ring to drop (DropOldest)
+	_           pad
 }
 
 func newShard(q *Queue, idx int) *qshard {
-	s := &qshard{q: q, idx: idx, ring: ring.NewMPSC[entry](q.opts.RingSize)}
-	if q.opts.Ack == ManualAck {
-		s.wheel = newWheel(0)
-	}
+	s := &qshard{q: q, ring: ring.NewMPSC[entry](q.opts.RingSize)}
+	s.ackBook.init(&q.group, idx)
 	return s
 }
 
@@ -127,17 +113,13 @@ func (s *qshard) addStats(st *Stats) {
 	head := s.ring.Head() // load the consumer's position before the producers'
 	pushed := s.ring.Pushed()
 	spilled, refilled, ringDropped := s.spilled.Load(), s.refilled.Load(), s.ringDropped.Load()
-	redelivered := s.redelivered.Load()
 	st.Sent += pushed - refilled + spilled
 	local := s.localLen.Load()
-	st.Delivered += head - uint64(local) - ringDropped + redelivered
-	st.Redelivered += redelivered
-	st.Acked += s.acked.Load()
-	st.DeadLettered += s.deadLettered.Load()
-	st.Dropped += s.dropped.Load() + ringDropped
+	st.Delivered += head - uint64(local) - ringDropped
+	st.Dropped += ringDropped
 	st.Spilled += spilled
-	st.Depth += int64(pushed-head) + local + s.carryLen.Load() + s.readyLen.Load() + s.delayed.Load()
-	st.InFlight += s.inFlight.Load()
+	st.Depth += int64(pushed-head) + local + s.carryLen.Load()
+	s.ackBook.addStats(st)
 	if sp := s.sp.Load(); sp != nil {
 		st.Depth += sp.pending.Load()
 		ls := sp.log.Stats()
@@ -175,13 +157,7 @@ func (s *qshard) close() error {
 		s.spilling.Store(false)
 	}
 	s.spillMu.Unlock()
-	s.leaseMu.Lock()
-	for l := s.ready.pop(); l != nil; l = s.ready.pop() {
-		other++
-	}
-	s.readyLen.Store(0)
-	other += uint64(s.delayed.Swap(0))
-	s.leaseMu.Unlock()
 	s.dropped.Add(other)
+	s.ackBook.drop()
 	return err
 }

@@ -8,13 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/cpu"
 
 	"github.com/spillway-io/spillway/codec"
-	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/mmap"
 )
 
@@ -40,6 +37,7 @@ import (
 // log. When the log is drained (everything spilled has been read back), the
 // shard turns back to the memory path and its spill files are removed.
 type Queue struct {
+	group   // receivers, closed, and what leases need
 	opts    Options
 	shards  []*qshard
 	enc     *codec.Encoder // spill encoder, shared by the shards' logs
@@ -47,18 +45,10 @@ type Queue struct {
 	segSize int64
 	lock    io.Closer // the spill directory's lock
 
-	_         cpu.CacheLinePad
-	receivers park.Waiters // receivers parked on an empty queue
-	closed    atomic.Bool
-	_         cpu.CacheLinePad
-
-	// ManualAck: leases and delays are timed in ticks of tick, counted from
-	// epoch; the reaper advances every shard's wheel once per tick.
-	tick    time.Duration
-	epoch   time.Time
-	nowTick atomic.Int64
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// ManualAck: the reaper advances every shard's lease wheel once per
+	// tick of the lease clock, until stop is closed.
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 // OpenQueue opens a queue. With Dir set it takes the directory (refusing one
@@ -69,6 +59,7 @@ func OpenQueue(opts Options) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{opts: opts, stop: make(chan struct{})}
+	q.group.opts = &q.opts
 	if opts.Dir != "" {
 		if err := q.openDir(); err != nil {
 			return nil, err
@@ -78,12 +69,18 @@ func OpenQueue(opts Options) (*Queue, error) {
 	for i := range q.shards {
 		q.shards[i] = newShard(q, i)
 	}
+	q.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	if opts.Ack == ManualAck {
-		q.tick = min(max(opts.AckTimeout/256, time.Millisecond), time.Second)
-		q.epoch = opts.Clock.Now()
-		c, stop := opts.Clock.Ticker(q.tick) // before Open returns, so no tick is missed
+		c, stop := opts.Clock.Ticker(q.clock.tick) // before Open returns, so no tick is missed
 		q.wg.Add(1)
-		go q.reap(c, stop)
+		go func() {
+			defer q.wg.Done()
+			q.clock.reap(c, stop, q.stop, func(fn func(*ackBook)) {
+				for _, s := range q.shards {
+					fn(&s.ackBook)
+				}
+			})
+		}()
 	}
 	return q, nil
 }

@@ -112,22 +112,8 @@ func (s *qshard) take(dst []Delivery) int {
 		}
 		m := min(len(dst)-n, s.hi-s.lo)
 		for j := range m {
-			// Field by field: a whole-struct assignment of a Delivery goes
-			// through typedmemmove, several times slower.
-			e, d := &s.local[s.lo+j], &dst[n+j]
-			d.Key, d.Value, d.Headers = nil, nil, nil
-			if e.key != nil {
-				d.Key = unsafe.Slice(e.key, e.keyLen)
-			}
-			if e.value != nil {
-				d.Value = unsafe.Slice(e.value, e.valLen)
-			}
-			if e.headers != nil {
-				d.Headers = unsafe.Slice(e.headers, e.hdrLen)
-			}
-			d.Shard, d.Offset, d.Attempt = s.idx, s.localHead+uint64(s.lo+j), 1
-			d.lease, d.gen = nil, 0
-			*e = entry{}
+			s.local[s.lo+j].deliver(&dst[n+j], s.idx, s.localHead+uint64(s.lo+j))
+			s.local[s.lo+j] = entry{}
 		}
 		s.lo += m
 		n += m
@@ -138,8 +124,26 @@ func (s *qshard) take(dst []Delivery) int {
 		// is drained, go back to memory and remove its files right away.
 		s.refill()
 	}
-	if s.q.opts.Ack == ManualAck && n > first {
+	if s.g.opts.Ack == ManualAck && n > first {
 		s.leaseOut(dst[first:n])
 	}
 	return n
+}
+
+// deliver fills d with e's message, first attempt, field by field: a
+// whole-struct assignment of a Delivery goes through typedmemmove, several
+// times slower.
+func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
+	d.Key, d.Value, d.Headers = nil, nil, nil
+	if e.key != nil {
+		d.Key = unsafe.Slice(e.key, e.keyLen)
+	}
+	if e.value != nil {
+		d.Value = unsafe.Slice(e.value, e.valLen)
+	}
+	if e.headers != nil {
+		d.Headers = unsafe.Slice(e.headers, e.hdrLen)
+	}
+	d.Shard, d.Offset, d.Attempt = shard, offset, 1
+	d.lease, d.gen = nil, 0
 }

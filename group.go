@@ -1,0 +1,101 @@
+package spillway
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-io/spillway/internal/park"
+)
+
+// group is what a set of competing receivers shares: a Queue, or one
+// subscription of a Topic. Its shards' ackBooks point back to it.
+//
+// opts and clock are set before the group is used and never change; closed
+// is set once, by Close (or Unsubscribe); receivers are parked on it.
+type group struct {
+	opts      *Options
+	clock     *leaseClock
+	_         pad
+	receivers park.Waiters // receivers parked on an empty group
+	closed    atomic.Bool
+	_         pad
+}
+
+// leaseClock times leases and delays in ticks of tick, counted from epoch.
+// One reaper goroutine stores now once per tick; everyone else loads it.
+type leaseClock struct {
+	clock Clock
+	tick  time.Duration
+	epoch time.Time
+	now   atomic.Int64
+}
+
+func newLeaseClock(c Clock, ackTimeout time.Duration) *leaseClock {
+	return &leaseClock{clock: c, tick: min(max(ackTimeout/256, time.Millisecond), time.Second), epoch: c.Now()}
+}
+
+// ticks converts a duration into whole ticks, rounding up.
+func (c *leaseClock) ticks(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + c.tick - 1) / c.tick)
+}
+
+// ackBook is the ManualAck state of one shard of a group (and the counters
+// of what leaves the shard other than by a first delivery): the leases on
+// the timing wheel, the ready list of messages due for redelivery, and the
+// free leases.
+//
+// leaseMu guards wheel, ready and free; the counters are atomic so Stats can
+// read them without it. A shard's consumer lock, when held, is taken before
+// leaseMu.
+type ackBook struct {
+	g        *group
+	idx      int // the shard's index
+	leaseMu  sync.Mutex
+	wheel    wheel
+	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
+	readyLen atomic.Int64
+	free     *lease // recycled leases; guarded by leaseMu
+	inFlight atomic.Int64
+	delayed  atomic.Int64
+
+	redelivered  atomic.Uint64
+	acked        atomic.Uint64
+	deadLettered atomic.Uint64
+	dropped      atomic.Uint64
+}
+
+func (b *ackBook) init(g *group, idx int) {
+	b.g, b.idx = g, idx
+	if g.opts.Ack == ManualAck {
+		b.wheel = newWheel(0)
+	}
+}
+
+// drop counts, as dropped, what the book still holds for (re)delivery.
+func (b *ackBook) drop() {
+	b.leaseMu.Lock()
+	var n uint64
+	for l := b.ready.pop(); l != nil; l = b.ready.pop() {
+		n++
+	}
+	b.readyLen.Store(0)
+	n += uint64(b.delayed.Swap(0))
+	b.leaseMu.Unlock()
+	b.dropped.Add(n)
+}
+
+// addStats adds the book's part of the shard's statistics.
+func (b *ackBook) addStats(st *Stats) {
+	redelivered := b.redelivered.Load()
+	st.Delivered += redelivered
+	st.Redelivered += redelivered
+	st.Acked += b.acked.Load()
+	st.DeadLettered += b.deadLettered.Load()
+	st.Dropped += b.dropped.Load()
+	st.Depth += b.readyLen.Load() + b.delayed.Load()
+	st.InFlight += b.inFlight.Load()
+}

@@ -1,0 +1,67 @@
+package ring
+
+import "testing"
+
+// TestBroadcastControl: the writer-side controls. A reader detached by its
+// owner stops gating; At reads what the ring still holds; a reader attached
+// at a past position sees exactly the items from there; Skip drops unread
+// items.
+func TestBroadcastControl(t *testing.T) {
+	b := NewBroadcast[int](8)
+	slow := b.AddReader()
+	for i := range 8 {
+		if !b.TryPush(i) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	if b.Room() != 0 || b.TryPush(8) {
+		t.Fatal("the slow reader does not gate the writer")
+	}
+	if b.Oldest() != 0 || b.Tail() != 8 {
+		t.Fatalf("window [%d, %d), want [0, 8)", b.Oldest(), b.Tail())
+	}
+	if v, ok := b.At(3); !ok || v != 3 {
+		t.Fatalf("At(3) = %d, %v", v, ok)
+	}
+	if _, ok := b.At(8); ok {
+		t.Fatal("At(Tail) succeeded")
+	}
+	if slow.Skip(2) != 2 || slow.Cursor() != 2 {
+		t.Fatalf("Skip(2) left the cursor at %d", slow.Cursor())
+	}
+	slow.Close()
+	for i := 8; i < 12; i++ {
+		if !b.TryPush(i) {
+			t.Fatalf("push %d refused after the slow reader left", i)
+		}
+	}
+	// With no reader left, everything up to the tail of the last gate
+	// refresh was zeroed: the ring holds [8, 12).
+	if b.Oldest() != 8 {
+		t.Fatalf("Oldest = %d, want 8", b.Oldest())
+	}
+	if _, ok := b.AddReaderAt(7); ok {
+		t.Fatal("attached below the window")
+	}
+	r, ok := b.AddReaderAt(9)
+	if !ok {
+		t.Fatal("AddReaderAt(9) refused")
+	}
+	dst := make([]int, 16)
+	n := r.PopBatch(dst)
+	if n != 3 || dst[0] != 9 || dst[2] != 11 {
+		t.Fatalf("reader at 9 read %v", dst[:n])
+	}
+	// The new reader gates from its position on.
+	for i := 12; i < 20; i++ {
+		if !b.TryPush(i) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	if b.TryPush(20) {
+		t.Fatal("the attached reader does not gate the writer")
+	}
+	if r.Skip(100) != 8 || b.Room() != 8 {
+		t.Fatalf("after skipping everything: cursor %d, room %d", r.Cursor(), b.Room())
+	}
+}

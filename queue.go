@@ -86,51 +86,71 @@ func OpenQueue(opts Options) (*Queue, error) {
 }
 
 func (q *Queue) openDir() error {
-	o := q.opts
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+	d, err := openSpillDir(&q.opts)
+	if err != nil {
 		return err
+	}
+	q.enc, q.quota, q.segSize, q.lock = d.enc, d.quota, d.segSize, d.lock
+	return nil
+}
+
+// spillDir is what a Queue or Topic with Dir holds: the directory's lock,
+// the spill encoder, the shared quota and the segment size.
+type spillDir struct {
+	enc     *codec.Encoder
+	quota   *mmap.Quota
+	segSize int64
+	lock    io.Closer
+}
+
+// openSpillDir takes o.Dir (refusing one another open Queue or Topic holds)
+// and removes the spill files an earlier process left there.
+func openSpillDir(o *Options) (spillDir, error) {
+	var d spillDir
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return d, err
 	}
 	lock, err := mmap.OSFS{}.Lock(filepath.Join(o.Dir, "LOCK"))
 	if err != nil {
 		if errors.Is(err, mmap.ErrLocked) {
-			return fmt.Errorf("%w: %s is used by another open queue", ErrInvalidOptions, o.Dir)
+			return d, fmt.Errorf("%w: %s is used by another open queue or topic", ErrInvalidOptions, o.Dir)
 		}
-		return err
+		return d, err
 	}
-	q.lock = lock
-	// Spill files do not outlive a queue: remove what a crashed one left.
+	fail := func(err error) (spillDir, error) {
+		lock.Close()
+		return spillDir{}, err
+	}
+	// Spill files do not outlive their queue: remove what a crashed one left.
 	entries, err := os.ReadDir(o.Dir)
 	if err != nil {
-		lock.Close()
-		return err
+		return fail(err)
 	}
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), spillDirPrefix) {
 			if err := os.RemoveAll(filepath.Join(o.Dir, e.Name())); err != nil {
-				lock.Close()
-				return err
+				return fail(err)
 			}
 		}
 	}
 	// Segments hold several batches, and several fit in the quota.
-	q.segSize = 64 << 20
+	d.segSize = 64 << 20
 	if o.MaxDiskBytes > 0 {
-		q.segSize = min(q.segSize, o.MaxDiskBytes/int64(2*o.Shards+2))
+		d.segSize = min(d.segSize, o.MaxDiskBytes/int64(2*o.Shards+2))
 	}
-	q.segSize = max(q.segSize, 2*int64(o.MaxMessageBytes)+256<<10) &^ (64<<10 - 1)
+	d.segSize = max(d.segSize, 2*int64(o.MaxMessageBytes)+256<<10) &^ (64<<10 - 1)
 	if o.MaxDiskBytes > 0 {
-		if o.MaxDiskBytes < 2*q.segSize {
-			lock.Close()
-			return fmt.Errorf("%w: MaxDiskBytes %d cannot hold two spill segments of %d bytes (MaxMessageBytes %d)",
-				ErrInvalidOptions, o.MaxDiskBytes, q.segSize, o.MaxMessageBytes)
+		if o.MaxDiskBytes < 2*d.segSize {
+			return fail(fmt.Errorf("%w: MaxDiskBytes %d cannot hold two spill segments of %d bytes (MaxMessageBytes %d)",
+				ErrInvalidOptions, o.MaxDiskBytes, d.segSize, o.MaxMessageBytes))
 		}
-		q.quota = mmap.NewQuota(o.MaxDiskBytes)
+		d.quota = mmap.NewQuota(o.MaxDiskBytes)
 	}
-	if q.enc, err = codec.NewEncoder(codec.WithCompression(o.Compression.codec())); err != nil {
-		lock.Close()
-		return err
+	if d.enc, err = codec.NewEncoder(codec.WithCompression(o.Compression.codec())); err != nil {
+		return fail(err)
 	}
-	return nil
+	d.lock = lock
+	return d, nil
 }
 
 // Close closes the queue. Blocked senders and receivers wake with

@@ -132,16 +132,24 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 // record converts e for the codec without copying: Write copies the bytes.
 // Header lists accumulate in sp.hdrs until the caller resets it.
 func (sp *spill) record(e *entry) codec.Record {
+	var rec codec.Record
+	rec, sp.hdrs = codecRecord(e, sp.hdrs)
+	return rec
+}
+
+// codecRecord converts e for the codec without copying, appending its
+// headers to hdrs, which it returns.
+func codecRecord(e *entry, hdrs []codec.Header) (codec.Record, []codec.Header) {
 	m := e.message()
 	rec := codec.Record{Key: m.Key, Value: m.Value}
 	if len(m.Headers) > 0 {
-		start := len(sp.hdrs)
+		start := len(hdrs)
 		for _, h := range m.Headers {
-			sp.hdrs = append(sp.hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
+			hdrs = append(hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
 		}
-		rec.Headers = sp.hdrs[start:len(sp.hdrs):len(sp.hdrs)]
+		rec.Headers = hdrs[start:len(hdrs):len(hdrs)]
 	}
-	return rec
+	return rec, hdrs
 }
 
 // refill moves spilled messages back into the empty ring: first what an

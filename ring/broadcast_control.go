@@ -75,7 +75,8 @@ func (r *Reader[T]) Skip(n int) int {
 		return 0
 	}
 	c := r.cursor.Load()
-	avail := r.b.Tail() - c
+	r.tailCache = r.b.Tail() // the reader's view of tail must stay at or past its cursor
+	avail := r.tailCache - c
 	k := min(avail, uint64(n))
 	if k > 0 {
 		r.cursor.Store(c + k)

@@ -61,7 +61,13 @@ func TestBroadcastControl(t *testing.T) {
 	if b.TryPush(20) {
 		t.Fatal("the attached reader does not gate the writer")
 	}
-	if r.Skip(100) != 8 || b.Room() != 8 {
+	if r.Skip(3) != 3 {
+		t.Fatal("Skip(3) did not skip 3")
+	}
+	if n := r.PopBatch(dst); n != 5 || dst[0] != 15 || dst[4] != 19 {
+		t.Fatalf("after skipping 3, read %v", dst[:n])
+	}
+	if !b.TryPush(20) || r.Skip(100) != 1 || b.Room() != 8 {
 		t.Fatalf("after skipping everything: cursor %d, room %d", r.Cursor(), b.Room())
 	}
 }

@@ -1,0 +1,403 @@
+package spillway
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/mmap"
+	"github.com/spillway-io/spillway/ring"
+	"github.com/spillway-io/spillway/shard"
+)
+
+// subShard is one subscription's part of one topic shard: where the
+// subscription is in the shard's messages.
+//
+// Who may do what:
+//   - Receivers of the subscription take cons (TryLock) and then read: the
+//     ring through r while r is set, the spill through ep and disk while it
+//     is not. Messages are delivered from local (popped from the ring),
+//     then carry (read from the spill).
+//   - r, ep and pos change only under both cons and the shard's pub: the
+//     publisher moves ss to the spill (holding pub, it takes cons), and a
+//     receiver moves it back (holding cons, it TryLocks pub).
+//   - next, the position of the next message to deliver, is stored by the
+//     receiver holding cons, for Stats.
+type subShard struct {
+	ackBook // ManualAck state and counters
+	ts      *tshard
+
+	_     pad
+	cons  sync.Mutex
+	r     *ring.Reader[entry] // while reading the ring
+	ep    *episode            // while reading the spill
+	disk  *mmap.Reader        // ep's log, from pos; opened lazily
+	hold  *mmap.Reader        // until disk is open: holds back the log's retention
+	pos   uint64              // while reading the spill: ring position of the next message to read from it
+	carry []entry             // read from the spill: carry[ci:], the first at position carryAt
+	ci    int
+	// carryAt is the ring position of carry[0].
+	carryAt   uint64
+	local     [32]entry // popped from the ring: local[lo:hi], the first at position localHead
+	lo, hi    int
+	localHead uint64
+	gone      bool // unsubscribed or closed; guarded by cons
+
+	next      atomic.Uint64 // position of the next message to deliver
+	delivered atomic.Uint64 // first deliveries
+	_         pad
+}
+
+// Subscription is one receiver attached to a named subscription of a
+// Topic. Receivers of the same subscription compete for its messages.
+// Closing a Subscription detaches that receiver only: the subscription
+// keeps its backlog, and keeps receiving what is published, until the
+// topic's Unsubscribe deletes it.
+//
+// A Subscription is safe for concurrent use.
+type Subscription struct {
+	sub    *subscription
+	t      *Topic
+	closed atomic.Bool
+}
+
+// Subscribe creates the named subscription, which then gets every message
+// published after Subscribe returns, or, if it exists, attaches another
+// competing receiver to it.
+func (t *Topic) Subscribe(name string) (*Subscription, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return nil, ErrClosed
+	}
+	if sub, ok := (*t.subs.Load())[name]; ok {
+		return &Subscription{sub: sub, t: t}, nil
+	}
+	sub := &subscription{name: name, shards: make([]*subShard, len(t.shards))}
+	sub.group.opts, sub.group.clock = &t.opts, t.clock
+	for i, s := range t.shards {
+		ss := &subShard{ts: s}
+		ss.ackBook.init(&sub.group, i)
+		s.pub.Lock()
+		ss.r = s.ring.AddReader()
+		ss.next.Store(ss.r.Cursor())
+		s.subs = append(s.subs, ss)
+		s.pub.Unlock()
+		sub.shards[i] = ss
+	}
+	next := maps.Clone(*t.subs.Load())
+	next[name] = sub
+	t.subs.Store(&next)
+	return &Subscription{sub: sub, t: t}, nil
+}
+
+// Unsubscribe deletes the named subscription: its backlog is released (and
+// counted as dropped in its Stats), its spill files are removed once no
+// other subscription reads them, its receivers wake with ErrClosed, and a
+// publisher waiting for it goes on.
+func (t *Topic) Unsubscribe(name string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	sub, ok := (*t.subs.Load())[name]
+	if !ok {
+		return fmt.Errorf("%w: no subscription %q", ErrInvalidOptions, name)
+	}
+	next := maps.Clone(*t.subs.Load())
+	delete(next, name)
+	t.subs.Store(&next)
+	sub.closed.Store(true)
+	sub.receivers.WakeAll()
+	for _, ss := range sub.shards {
+		s := ss.ts
+		s.pub.Lock()
+		ss.cons.Lock()
+		done := ss.detach()
+		s.subs = deleteFirst(s.subs, ss)
+		ss.cons.Unlock()
+		s.pub.Unlock()
+		if done != nil {
+			done.close()
+		}
+		s.room.WakeAll()
+	}
+	return nil
+}
+
+func deleteFirst(ss []*subShard, x *subShard) []*subShard {
+	for i, v := range ss {
+		if v == x {
+			return append(ss[:i:i], ss[i+1:]...)
+		}
+	}
+	return ss
+}
+
+// detach takes ss out of its shard for good: what it had not delivered is
+// counted as dropped. It returns an episode to close if ss was its last
+// reader. REQUIRES: s.pub and ss.cons.
+func (ss *subShard) detach() *episode {
+	if ss.gone {
+		return nil
+	}
+	ss.gone = true
+	ss.dropped.Add(ss.ts.ring.Tail() - ss.nextPosition())
+	ss.ackBook.drop()
+	clear(ss.local[:])
+	ss.lo, ss.hi = 0, 0
+	ss.carry, ss.ci = nil, 0
+	var done *episode
+	if ss.r != nil {
+		ss.r.Close()
+		ss.r = nil
+	} else if ss.ep != nil {
+		done = ss.leaveSpill()
+	}
+	ss.next.Store(ss.ts.ring.Tail())
+	return done
+}
+
+// Close detaches this receiver: its blocked Receive calls return
+// ErrClosed, and so do later ones. The subscription and its backlog stay.
+// Close is idempotent: later calls return ErrClosed.
+func (r *Subscription) Close() error {
+	if r.closed.Swap(true) {
+		return ErrClosed
+	}
+	r.sub.receivers.WakeAll()
+	return nil
+}
+
+// Name returns the subscription's name.
+func (r *Subscription) Name() string { return r.sub.name }
+
+func (r *Subscription) done() bool {
+	return r.closed.Load() || r.sub.closed.Load()
+}
+
+// Receive returns the subscription's next message, waiting until there is
+// one or ctx ends. It fails with ErrClosed (the receiver, the subscription
+// or the topic was closed) or ctx.Err().
+func (r *Subscription) Receive(ctx context.Context) (Delivery, error) {
+	var d [1]Delivery
+	_, err := r.ReceiveBatch(ctx, d[:])
+	return d[0], err
+}
+
+// ReceiveBatch fills dst with up to len(dst) messages, from one shard,
+// waiting until there is at least one. It returns how many it filled, and
+// fails like Receive.
+func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	if r.done() {
+		return 0, ErrClosed
+	}
+	if n := r.sub.tryReceive(dst); n > 0 {
+		return n, nil
+	}
+	var n int
+	err := park.Await(ctx, &r.sub.receivers, func() bool {
+		n = r.sub.tryReceive(dst)
+		return n > 0 || r.done()
+	})
+	switch {
+	case n > 0:
+		return n, nil
+	case err != nil:
+		return 0, err
+	default:
+		return 0, ErrClosed
+	}
+}
+
+func (sub *subscription) tryReceive(dst []Delivery) int {
+	n := len(sub.shards)
+	start := shard.Random(n)
+	for i := range n {
+		ss := sub.shards[(start+i)&(n-1)]
+		if !ss.cons.TryLock() {
+			continue
+		}
+		k := ss.take(dst)
+		more := k == len(dst) && sub.receivers.Pending()
+		ss.cons.Unlock()
+		if k > 0 {
+			ss.ts.room.Wake(1) // a publisher waiting for this subscription (Block)
+			if more {
+				sub.receivers.Wake(1)
+			}
+			return k
+		}
+	}
+	return 0
+}
+
+// nextPosition is the position of the next message ss will deliver.
+// REQUIRES: ss.cons.
+func (ss *subShard) nextPosition() uint64 {
+	switch {
+	case ss.lo < ss.hi:
+		return ss.localHead + uint64(ss.lo)
+	case ss.ci < len(ss.carry):
+		return ss.carryAt + uint64(ss.ci)
+	case ss.r != nil:
+		return ss.r.Cursor()
+	}
+	return ss.pos
+}
+
+// take fills dst: redeliveries first, then what was popped from the ring,
+// then what was read from the spill, then more from the ring or the spill.
+// REQUIRES: ss.cons.
+func (ss *subShard) take(dst []Delivery) int {
+	if ss.gone {
+		return 0
+	}
+	n := 0
+	if ss.readyLen.Load() > 0 {
+		n = ss.takeReady(dst)
+	}
+	first := n
+	for n < len(dst) {
+		switch {
+		case ss.lo < ss.hi:
+			m := min(len(dst)-n, ss.hi-ss.lo)
+			for j := range m {
+				ss.local[ss.lo+j].deliver(&dst[n+j], ss.idx, ss.localHead+uint64(ss.lo+j))
+				ss.local[ss.lo+j] = entry{}
+			}
+			ss.lo += m
+			n += m
+		case ss.ci < len(ss.carry):
+			m := min(len(dst)-n, len(ss.carry)-ss.ci)
+			for j := range m {
+				ss.carry[ss.ci+j].deliver(&dst[n+j], ss.idx, ss.carryAt+uint64(ss.ci+j))
+				ss.carry[ss.ci+j] = entry{}
+			}
+			ss.ci += m
+			n += m
+		case ss.r != nil:
+			head := ss.r.Cursor()
+			k := ss.r.PopBatch(ss.local[:])
+			if k == 0 {
+				goto out
+			}
+			ss.lo, ss.hi, ss.localHead = 0, k, head
+		default:
+			if !ss.readDisk() {
+				goto out
+			}
+		}
+	}
+out:
+	ss.next.Store(ss.nextPosition())
+	if n > first {
+		ss.delivered.Add(uint64(n - first))
+		if ss.g.opts.Ack == ManualAck {
+			ss.leaseOut(dst[first:n])
+		}
+	}
+	return n
+}
+
+// Stats returns the subscription's statistics: Delivered, Acked,
+// Redelivered, DeadLettered and Dropped count its messages; Depth is its
+// backlog (in memory, on disk, or waiting for redelivery), InFlight its
+// unsettled ManualAck deliveries.
+func (r *Subscription) Stats() Stats {
+	var st Stats
+	r.sub.addStats(&st)
+	return st
+}
+
+func (sub *subscription) addStats(st *Stats) {
+	for _, ss := range sub.shards {
+		next := ss.next.Load() // before the tail: Depth never goes negative
+		tail := ss.ts.ring.Tail()
+		st.Delivered += ss.delivered.Load()
+		if next < tail {
+			st.Depth += int64(tail - next)
+		}
+		ss.ackBook.addStats(st)
+	}
+}
+
+// Stats returns the topic's statistics: Sent counts published messages and
+// Spilled those written to spill logs (once, however many subscriptions
+// read them); DiskBytes and DataBytes describe the spill files; the other
+// counters and gauges add up those of every subscription.
+func (t *Topic) Stats() Stats {
+	var st Stats
+	for _, s := range t.shards {
+		st.Sent += s.ring.Tail()
+		st.Spilled += s.spilled.Load()
+		s.pub.Lock()
+		if s.ep != nil {
+			ls := s.ep.log.Stats()
+			st.DiskBytes += ls.DiskBytes
+			st.DataBytes += ls.DataBytes
+		}
+		s.pub.Unlock()
+	}
+	for _, sub := range *t.subs.Load() {
+		sub.addStats(&st)
+	}
+	return st
+}
+
+// Close closes the topic. Blocked publishers and receivers wake with
+// ErrClosed, and so does every later call; what subscriptions had not
+// received is dropped (and counted), and the spill files are removed.
+// Close is idempotent: later calls return ErrClosed. It joins every
+// goroutine the topic started.
+func (t *Topic) Close() error {
+	t.mu.Lock()
+	if t.closed.Swap(true) {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	subs := *t.subs.Load()
+	t.mu.Unlock()
+	close(t.stop)
+	t.wg.Wait()
+	for _, sub := range subs {
+		sub.closed.Store(true)
+		sub.receivers.WakeAll()
+	}
+	for _, s := range t.shards {
+		s.pub.Lock()
+		s.closed = true
+		var eps []*episode
+		for _, ss := range s.subs {
+			ss.cons.Lock()
+			if ep := ss.detach(); ep != nil {
+				eps = append(eps, ep)
+			}
+			ss.cons.Unlock()
+		}
+		s.ring.Close()
+		s.pub.Unlock()
+		for _, ep := range eps {
+			ep.close()
+		}
+		s.room.WakeAll()
+	}
+	var err error
+	if t.enc != nil {
+		t.enc.Close()
+	}
+	if t.lock != nil {
+		os.Remove(filepath.Join(t.opts.Dir, "LOCK"))
+		err = t.lock.Close()
+	}
+	return err
+}

@@ -1,0 +1,96 @@
+package spillway
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/mmap"
+	"github.com/spillway-io/spillway/ring"
+)
+
+// Topic is publish-subscribe inside one process: every named subscription
+// gets every message published after it was created, and the receivers of
+// one subscription compete for its messages, as on a Queue.
+//
+// A Topic is safe for concurrent use by any number of publishers,
+// subscribers and receivers.
+//
+// How a message travels: Publish picks the shard (by key, or a free one at
+// random) and pushes the message, once, into the shard's broadcast ring;
+// each subscription has its own cursor over it (zero copies per
+// subscription). A subscription whose cursor falls a whole ring behind would
+// make the publisher wait. With Dir set it does not: the publisher moves
+// that subscription to the shard's spill log, which from then on receives
+// every message published to the shard (written once, however many
+// subscriptions lag), and the ring stops waiting for it. The subscription
+// reads the log until it catches up with what the ring still holds, then
+// rejoins the ring. Once no subscription reads the log, its files are
+// removed. Without Dir, Overflow decides: Block waits for the slowest,
+// DropOldest skips the slowest subscription past its oldest messages
+// (counted in its Stats.Dropped), Reject fails with ErrFull.
+type Topic struct {
+	opts    Options
+	shards  []*tshard
+	enc     *codec.Encoder // spill encoder, shared by the shards' logs
+	quota   *mmap.Quota
+	cache   *mmap.BatchCache // decompressed batches shared by lagging subscriptions
+	segSize int64
+	lock    io.Closer
+	clock   *leaseClock
+
+	mu     sync.Mutex                               // guards subscription changes
+	subs   atomic.Pointer[map[string]*subscription] // copy-on-write
+	closed atomic.Bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// subscription is one named subscription: a group of competing receivers,
+// with one subShard per topic shard.
+type subscription struct {
+	group
+	name   string
+	shards []*subShard
+}
+
+// OpenTopic opens a topic with the Queue's options and their meanings.
+// DeadLetter, if set, receives the dead letters of every subscription.
+func OpenTopic(opts Options) (*Topic, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	t := &Topic{opts: opts, stop: make(chan struct{})}
+	t.subs.Store(&map[string]*subscription{})
+	if opts.Dir != "" {
+		d, err := openSpillDir(&t.opts)
+		if err != nil {
+			return nil, err
+		}
+		t.enc, t.quota, t.segSize, t.lock = d.enc, d.quota, d.segSize, d.lock
+		t.cache = mmap.NewBatchCache(64<<20, 16<<20)
+	}
+	t.shards = make([]*tshard, opts.Shards)
+	for i := range t.shards {
+		t.shards[i] = &tshard{t: t, idx: i, ring: ring.NewBroadcast[entry](opts.RingSize)}
+	}
+	t.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
+	if opts.Ack == ManualAck {
+		c, stop := opts.Clock.Ticker(t.clock.tick)
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			t.clock.reap(c, stop, t.stop, func(fn func(*ackBook)) {
+				for _, sub := range *t.subs.Load() {
+					for _, ss := range sub.shards {
+						fn(&ss.ackBook)
+					}
+				}
+			})
+		}()
+	}
+	return t, nil
+}

@@ -1,0 +1,238 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/ring"
+	"github.com/spillway-io/spillway/shard"
+)
+
+// tshard is one shard of a Topic.
+//
+// Who may do what:
+//   - pub is the writer role of ring: only its holder pushes, and only its
+//     holder changes subs, ep, or moves a subShard between the ring and the
+//     spill (which also takes that subShard's cons).
+//   - While ep is set, every message pushed to ring is first written to
+//     ep's log, at log offset (ring position - ep.base): the log holds every
+//     position from ep.base to ring.Tail(), once, for all the subShards
+//     reading it.
+//   - Receivers of a subShard hold its cons. They never wait for pub (they
+//     TryLock it), while the holder of pub may wait for a cons: a receiver
+//     holds cons only to copy out a batch, never across user code.
+//
+// Lock order: pub, then a subShard's cons. (A receiver holding cons only
+// ever TryLocks pub.)
+type tshard struct {
+	t    *Topic
+	idx  int
+	ring *ring.Broadcast[entry]
+
+	_         pad
+	pub       sync.Mutex
+	subs      []*subShard // every subscription's part of this shard; guarded by pub
+	ep        *episode    // the spill, while some subShard reads it; guarded by pub
+	episodes  int         // spill episodes so far; guarded by pub
+	room      park.Waiters
+	spilled   atomic.Uint64 // messages written to spill logs
+	evictions atomic.Uint64 // subShards moved from the ring to the spill
+	diskReads atomic.Uint64 // batches read back from spill logs: progress that may free disk space
+	closed    bool          // guarded by pub
+	_         pad
+}
+
+// Publish sends m to every subscription, waiting when the overflow policy
+// says to wait (Block without Dir, or a full spill quota) until there is
+// room or ctx ends. It fails with ErrTooLarge, ErrFull (Reject),
+// ErrClosed or ctx.Err(). Publish takes ownership of m's slices, which
+// every subscription shares (see Message).
+func (t *Topic) Publish(ctx context.Context, m Message) error {
+	if m.size() > t.opts.MaxMessageBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.size(), t.opts.MaxMessageBytes)
+	}
+	var e [1]entry
+	e[0].set(m.Key, m.Value, m.Headers)
+	s := t.lockShard(m.Key)
+	_, err := s.publishLocked(ctx, e[:])
+	return err
+}
+
+// PublishBatch publishes ms in order, as Publish does each; messages for the
+// same shard go in with one lock and one publication. On error, the
+// messages before the failing one were published and the rest were not.
+func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
+	var buf [64]entry
+	defer clear(buf[:])
+	for i := 0; i < len(ms); {
+		key := ms[i].Key
+		si := -1
+		if len(key) > 0 {
+			si = shard.Of(key, len(t.shards))
+		}
+		n := 0
+		for i+n < len(ms) && n < len(buf) {
+			m := &ms[i+n]
+			if m.size() > t.opts.MaxMessageBytes {
+				if n == 0 {
+					return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.size(), t.opts.MaxMessageBytes)
+				}
+				break
+			}
+			if k := m.Key; len(k) > 0 && shard.Of(k, len(t.shards)) != si || len(k) == 0 && si >= 0 {
+				break
+			}
+			buf[n].set(m.Key, m.Value, m.Headers)
+			n++
+		}
+		s := t.lockShard(key)
+		if _, err := s.publishLocked(ctx, buf[:n]); err != nil {
+			return err
+		}
+		i += n
+	}
+	return nil
+}
+
+// lockShard returns the shard for key with its pub held. A keyless message
+// takes the first free shard from a random start, so publishers do not
+// queue behind each other while another shard is free.
+func (t *Topic) lockShard(key []byte) *tshard {
+	n := len(t.shards)
+	if len(key) > 0 {
+		s := t.shards[shard.Of(key, n)]
+		s.pub.Lock()
+		return s
+	}
+	start := shard.Random(n)
+	for i := range n {
+		if s := t.shards[(start+i)&(n-1)]; s.pub.TryLock() {
+			return s
+		}
+	}
+	s := t.shards[start]
+	s.pub.Lock()
+	return s
+}
+
+// publishLocked pushes es, in order, and releases pub. It returns how many
+// it published. REQUIRES: s.pub, which it releases.
+func (s *tshard) publishLocked(ctx context.Context, es []entry) (int, error) {
+	done := 0
+	for done < len(es) {
+		if s.closed {
+			s.pub.Unlock()
+			return done, ErrClosed
+		}
+		k := min(s.ring.Room(), len(es)-done)
+		if k == 0 {
+			if err := s.makeRoom(ctx); err != nil {
+				s.pub.Unlock()
+				return done, err
+			}
+			continue
+		}
+		if s.ep != nil {
+			// Written to the log before the ring: the log must hold every
+			// position a subscription reading it will ask for.
+			n, err := s.ep.write(s, es[done:done+k])
+			if n < k {
+				k = n
+			}
+			if err != nil && !errors.Is(err, ErrDiskFull) {
+				s.pub.Unlock()
+				return done, err
+			}
+			if k == 0 {
+				// The quota is full: wait for the lagging subscriptions to
+				// read (which frees segments), not holding pub.
+				reads := s.diskReads.Load()
+				if err := s.waitUnlocked(ctx, func() bool { return s.diskReads.Load() != reads }); err != nil {
+					return done, err
+				}
+				continue
+			}
+		}
+		pushed := s.ring.PushBatch(es[done : done+k])
+		done += pushed
+		if s.ep != nil {
+			s.ep.pinTo(s, s.ring.Tail())
+		}
+	}
+	s.pub.Unlock()
+	s.t.wakeReceivers(len(es))
+	return done, nil
+}
+
+// waitUnlocked releases pub, parks until cond holds (checked without pub)
+// or ctx ends, and takes pub again, unless it fails. REQUIRES: s.pub.
+func (s *tshard) waitUnlocked(ctx context.Context, cond func() bool) error {
+	s.pub.Unlock()
+	err := park.Await(ctx, &s.room, func() bool { return cond() || s.t.closed.Load() })
+	if err != nil {
+		return err
+	}
+	s.pub.Lock()
+	return nil
+}
+
+// makeRoom deals with a full ring, as the overflow policy says: the
+// subscriptions a whole ring behind move to the spill (SpillToDisk), lose
+// their oldest message (DropOldest), or the publisher waits for them
+// (Block) or fails (Reject). REQUIRES: s.pub; held again when it returns nil.
+func (s *tshard) makeRoom(ctx context.Context) error {
+	switch s.t.opts.Overflow {
+	case Reject:
+		return ErrFull
+	case Block:
+		return s.waitUnlocked(ctx, func() bool { return s.ring.Len() < s.ring.Cap() })
+	case DropOldest:
+		for _, ss := range s.gating() {
+			ss.cons.Lock()
+			if ss.r != nil {
+				if k := ss.r.Skip(1); k > 0 {
+					ss.dropped.Add(uint64(k))
+				}
+			}
+			ss.cons.Unlock()
+		}
+		return nil
+	}
+	// SpillToDisk.
+	for _, ss := range s.gating() {
+		if err := s.evict(ss); err != nil {
+			if errors.Is(err, ErrDiskFull) {
+				// No room to spill: wait for the slowest, or for a spill
+				// reader to free some.
+				reads := s.diskReads.Load()
+				return s.waitUnlocked(ctx, func() bool { return s.ring.Len() < s.ring.Cap() || s.diskReads.Load() != reads })
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// gating returns the subShards reading the ring whose cursor is a whole
+// ring behind. REQUIRES: s.pub.
+func (s *tshard) gating() []*subShard {
+	var out []*subShard
+	limit := s.ring.Tail() - uint64(s.ring.Cap())
+	for _, ss := range s.subs {
+		if ss.r != nil && ss.r.Cursor() <= limit {
+			out = append(out, ss)
+		}
+	}
+	return out
+}
+
+// wakeReceivers wakes up to n receivers of every subscription.
+func (t *Topic) wakeReceivers(n int) {
+	for _, sub := range *t.subs.Load() {
+		sub.receivers.Wake(n)
+	}
+}

@@ -1,0 +1,268 @@
+package spillway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/mmap"
+)
+
+// episode is a topic shard's spill: a log holding, from ring position base
+// on, every message published to the shard since the first subscription
+// fell a ring behind, read by the subShards that did. It lives until the
+// last of them rejoins the ring; then its files are removed.
+//
+// All fields are guarded by the shard's pub, except log and w's read side:
+// each reading subShard has its own mmap.Reader.
+type episode struct {
+	dir     string
+	log     *mmap.Log
+	w       *mmap.Writer
+	base    uint64 // ring position of log offset 0
+	end     uint64 // ring position of the next message to write
+	readers int    // subShards reading the log
+	// pin is a registered log reader that holds back retention at the
+	// lowest position a subShard still in the ring could be moved to the
+	// spill at: the ring holds at most a ring's worth of unread messages,
+	// so that is never below Tail() - Cap().
+	pin  *mmap.Reader
+	recs []codec.Record // scratch for write
+	hdrs []codec.Header
+}
+
+// startEpisode opens a spill whose log begins with what the ring holds
+// from the slowest subShard's cursor on. REQUIRES: s.pub.
+func (s *tshard) startEpisode() (*episode, error) {
+	t := s.t
+	base := s.ring.Tail()
+	for _, ss := range s.subs {
+		if ss.r != nil {
+			base = min(base, ss.r.Cursor())
+		}
+	}
+	base = max(base, s.ring.Oldest())
+	dir := filepath.Join(t.opts.Dir, fmt.Sprintf("%st%04d-%d", spillDirPrefix, s.idx, s.episodes))
+	s.episodes++
+	log, _, err := mmap.Open(dir, mmap.Options{SegmentSize: t.segSize, Encoder: t.enc, Quota: t.quota, Cache: t.cache})
+	if err != nil {
+		return nil, fmt.Errorf("spillway: opening the spill of topic shard %d: %w", s.idx, err)
+	}
+	pin, err := log.NewReader(0)
+	if err != nil {
+		log.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	ep := &episode{dir: dir, log: log, base: base, end: base, pin: pin,
+		w: log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, t.segSize/4))})}
+	// Copy what the ring holds from base on: the subShards about to move
+	// to the spill have not read it yet.
+	var buf [64]entry
+	for p := base; p < s.ring.Tail(); {
+		n := 0
+		for ; n < len(buf) && p+uint64(n) < s.ring.Tail(); n++ {
+			buf[n], _ = s.ring.At(p + uint64(n))
+		}
+		k, err := ep.write(s, buf[:n])
+		clear(buf[:])
+		if k < n || err != nil {
+			ep.close()
+			if err == nil {
+				err = ErrDiskFull
+			}
+			return nil, err
+		}
+		p += uint64(n)
+	}
+	return ep, nil
+}
+
+// write appends es to the log at the episode's end and returns how many it
+// took; fewer than len(es) only with an error (ErrDiskFull, wrapped, when
+// the quota or the disk is full). REQUIRES: s.pub.
+func (ep *episode) write(s *tshard, es []entry) (int, error) {
+	ep.recs, ep.hdrs = ep.recs[:0], ep.hdrs[:0]
+	for i := range es {
+		var rec codec.Record
+		rec, ep.hdrs = codecRecord(&es[i], ep.hdrs)
+		ep.recs = append(ep.recs, rec)
+	}
+	n, err := ep.w.Write(ep.recs)
+	clear(ep.recs)
+	clear(ep.hdrs)
+	ep.end += uint64(n)
+	s.spilled.Add(uint64(n))
+	if err != nil && errors.Is(err, mmap.ErrDiskFull) {
+		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	return n, err
+}
+
+// pinTo moves the retention pin up to the lowest position a subShard in
+// the ring could still be moved to the spill at, when that has moved on by
+// a ring or more. REQUIRES: s.pub.
+func (ep *episode) pinTo(s *tshard, tail uint64) {
+	c := uint64(s.ring.Cap())
+	if tail < ep.base+c {
+		return
+	}
+	want := min(tail-c-ep.base, ep.log.NextOffset())
+	if want < ep.pin.Offset()+max(c, 4096) {
+		return
+	}
+	if pin, err := ep.log.NewReader(want); err == nil {
+		ep.pin.Close()
+		ep.pin = pin
+	}
+}
+
+// close stops the episode's writer and removes its files.
+func (ep *episode) close() {
+	ep.w.Close() // what it still held is for nobody now
+	ep.pin.Close()
+	ep.log.Close()
+	os.RemoveAll(ep.dir)
+}
+
+// evict moves ss from the ring to the spill, starting one if needed.
+// REQUIRES: s.pub.
+func (s *tshard) evict(ss *subShard) error {
+	ss.cons.Lock()
+	defer ss.cons.Unlock()
+	if ss.r == nil {
+		return nil
+	}
+	if s.ep == nil {
+		ep, err := s.startEpisode()
+		if err != nil {
+			return err
+		}
+		s.ep = ep
+	}
+	c := ss.r.Cursor() // stable: ss's receivers are held off by cons
+	if c < s.ep.base {
+		return fmt.Errorf("spillway: internal error: cursor %d below the spill's base %d", c, s.ep.base)
+	}
+	// The log may not have c yet (the writer batches): until ss reads,
+	// a registered reader at or below c holds its segments.
+	hold, err := s.ep.log.NewReader(min(c-s.ep.base, s.ep.log.NextOffset()))
+	if err != nil {
+		return err
+	}
+	ss.hold = hold
+	ss.r.Close()
+	ss.r = nil
+	ss.ep, ss.pos = s.ep, c
+	s.ep.readers++
+	s.evictions.Add(1)
+	return nil
+}
+
+// readDisk moves the next batch of ss's spill into carry, or, at the end of
+// what the log holds, rejoins the ring if it still holds ss's next message.
+// It reports whether ss has something new to deliver, or is back in the
+// ring. REQUIRES: ss.cons; ss reads the spill.
+func (ss *subShard) readDisk() bool {
+	s, ep := ss.ts, ss.ep
+	if ss.disk == nil {
+		off := ss.pos - ep.base
+		if off > ep.log.NextOffset() && !ss.flush() {
+			return false
+		}
+		d, err := ep.log.NewReader(off)
+		if err != nil {
+			return ss.rejoin(err)
+		}
+		ss.disk = d
+		ss.hold.Close()
+		ss.hold = nil
+	}
+	first, recs, err := ss.disk.Next()
+	if errors.Is(err, mmap.ErrClosed) {
+		return false
+	}
+	if errors.Is(err, io.EOF) {
+		return ss.rejoin(nil)
+	}
+	if err != nil {
+		return ss.rejoin(err)
+	}
+	ss.carry = appendEntries(ss.carry[:0], recs)
+	ss.ci, ss.carryAt = 0, ep.base+first
+	ss.pos = ss.carryAt + uint64(len(recs))
+	s.diskReads.Add(1)
+	s.room.WakeAll() // publishers waiting for disk space
+	return true
+}
+
+// flush makes the log hold everything written to the episode so far.
+// REQUIRES: ss.cons.
+func (ss *subShard) flush() bool {
+	s := ss.ts
+	if !s.pub.TryLock() {
+		return false // a publisher is busy; it wakes receivers when done
+	}
+	err := ss.ep.w.Flush()
+	s.pub.Unlock()
+	return err == nil
+}
+
+// rejoin moves ss back to the ring at its position, if the ring still
+// holds it, and otherwise flushes the writer so the log has more to read.
+// With cause (the spill failed: a write error, corrupt data) it rejoins the
+// ring at the oldest message the ring holds, counting what it skips as
+// dropped. It reports whether ss can make progress. REQUIRES: ss.cons.
+func (ss *subShard) rejoin(cause error) bool {
+	s := ss.ts
+	if !s.pub.TryLock() {
+		return false
+	}
+	var done *episode
+	ok := false
+	if r, in := s.ring.AddReaderAt(ss.pos); in {
+		ss.r, ok = r, true
+	} else if cause != nil {
+		oldest := s.ring.Oldest()
+		if r, in := s.ring.AddReaderAt(oldest); in {
+			ss.dropped.Add(oldest - ss.pos)
+			ss.pos = oldest
+			ss.r, ok = r, true
+		}
+	} else if err := ss.ep.w.Flush(); err == nil {
+		ok = true // the log now holds what the writer had
+	}
+	if ss.r != nil {
+		done = ss.leaveSpill()
+	}
+	s.pub.Unlock()
+	if done != nil {
+		done.close()
+	}
+	return ok
+}
+
+// leaveSpill detaches ss from its episode and returns the episode if ss was
+// its last reader (for the caller to close once it released pub).
+// REQUIRES: ss.cons and s.pub.
+func (ss *subShard) leaveSpill() *episode {
+	ep := ss.ep
+	if ss.disk != nil {
+		ss.disk.Close()
+		ss.disk = nil
+	}
+	if ss.hold != nil {
+		ss.hold.Close()
+		ss.hold = nil
+	}
+	ss.ep = nil
+	ep.readers--
+	if ep.readers > 0 {
+		return nil
+	}
+	ss.ts.ep = nil
+	return ep
+}

@@ -1,0 +1,438 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func openTopic(t testing.TB, opts Options) *Topic {
+	t.Helper()
+	tp, err := OpenTopic(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tp.Close() })
+	return tp
+}
+
+func subscribe(t testing.TB, tp *Topic, name string) *Subscription {
+	t.Helper()
+	s, err := tp.Subscribe(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// spillDirs lists the spill directories left in dir.
+func spillDirs(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), spillDirPrefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestTopicFanOutStress: three subscriptions with two receivers each, one
+// subscription slow (it starts reading only once half of the messages are
+// out, and then in small batches), many keys and a ring of 16. Every
+// subscription receives every message exactly once, each receiver in order
+// per producer and key; the slow one went through the spill, and the spill
+// is gone once it caught up.
+func TestTopicFanOutStress(t *testing.T) {
+	rng := newRand(t)
+	for _, c := range []Compression{Zstd, S2} {
+		t.Run(fmt.Sprint(c), func(t *testing.T) {
+			const producers, keys = 2, 40
+			perProducer := 4000 * *stressScale
+			if testing.Short() {
+				perProducer = 1000
+			}
+			total := producers * perProducer
+			dir := t.TempDir()
+			tp := openTopic(t, Options{Dir: dir, Shards: 4, RingSize: 16, Compression: c})
+			ctx := context.Background()
+			names := []string{"fast-a", "fast-b", "slow"}
+			subs := map[string][2]*Subscription{}
+			for _, n := range names {
+				subs[n] = [2]*Subscription{subscribe(t, tp, n), subscribe(t, tp, n)}
+			}
+			var published atomic.Int64
+			half := make(chan struct{})
+			var pwg sync.WaitGroup
+			for p := range producers {
+				seed := rng.Uint64()
+				pwg.Add(1)
+				go func() {
+					defer pwg.Done()
+					rng := newRandFrom(seed)
+					for i := 0; i < perProducer; {
+						n := 1
+						var err error
+						if rng.IntN(4) == 0 {
+							n = min(1+rng.IntN(20), perProducer-i)
+							ms := make([]Message, n)
+							for j := range ms {
+								ms[j] = msg(p, i+j, rng.IntN(keys))
+							}
+							err = tp.PublishBatch(ctx, ms)
+						} else {
+							err = tp.Publish(ctx, msg(p, i, rng.IntN(keys)))
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						i += n
+						if published.Add(int64(n)) >= int64(total/2) && published.Load()-int64(n) < int64(total/2) {
+							close(half)
+						}
+					}
+				}()
+			}
+			type result struct {
+				name string
+				seen [][]bool
+				got  int
+				mu   sync.Mutex
+			}
+			results := map[string]*result{}
+			var rwg sync.WaitGroup
+			for _, name := range names {
+				res := &result{name: name, seen: make([][]bool, producers)}
+				for p := range res.seen {
+					res.seen[p] = make([]bool, perProducer)
+				}
+				results[name] = res
+				for ri, sub := range subs[name] {
+					rwg.Add(1)
+					go func() {
+						defer rwg.Done()
+						batch := 16
+						if name == "slow" {
+							<-half
+							batch = 2
+						}
+						last := map[[2]int]int{}
+						dst := make([]Delivery, batch)
+						for {
+							res.mu.Lock()
+							done := res.got == total
+							res.mu.Unlock()
+							if done {
+								return
+							}
+							rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+							n, err := sub.ReceiveBatch(rctx, dst)
+							cancel()
+							if errors.Is(err, context.DeadlineExceeded) {
+								continue
+							}
+							if err != nil {
+								t.Error(err)
+								return
+							}
+							res.mu.Lock()
+							for _, d := range dst[:n] {
+								p, s, k := unmsg(t, d)
+								if res.seen[p][s] {
+									t.Errorf("%s: message %d/%d delivered twice", name, p, s)
+								}
+								res.seen[p][s] = true
+								if prev, ok := last[[2]int{p, k}]; ok && s < prev {
+									t.Errorf("%s receiver %d: producer %d's key %d out of order: %d after %d", name, ri, p, k, s, prev)
+								}
+								last[[2]int{p, k}] = s
+							}
+							res.got += n
+							res.mu.Unlock()
+							clear(dst)
+						}
+					}()
+				}
+			}
+			pwg.Wait()
+			doneC := make(chan struct{})
+			go func() { rwg.Wait(); close(doneC) }()
+			select {
+			case <-doneC:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("stuck: topic %+v", tp.Stats())
+			}
+			if t.Failed() {
+				return
+			}
+			var evictions uint64
+			for _, s := range tp.shards {
+				evictions += s.evictions.Load()
+			}
+			st := tp.Stats()
+			t.Logf("topic %+v, %d moves to the spill", st, evictions)
+			for _, name := range names {
+				sst := subs[name][0].Stats()
+				if sst.Delivered != uint64(total) || sst.Depth != 0 || sst.Dropped != 0 {
+					t.Fatalf("%s: stats do not add up: %+v", name, sst)
+				}
+			}
+			if st.Sent != uint64(total) || st.Spilled == 0 || evictions == 0 {
+				t.Fatalf("the slow subscription did not spill: %+v, %d moves", st, evictions)
+			}
+			// The last reader of each spill removed it when it rejoined the
+			// ring, and a spill is written once: never more than published.
+			if st.DiskBytes != 0 || len(spillDirs(t, dir)) != 0 {
+				t.Fatalf("spill left behind: %d bytes, %v", st.DiskBytes, spillDirs(t, dir))
+			}
+			if st.Spilled > st.Sent {
+				t.Fatalf("spilled %d messages of %d published: written more than once", st.Spilled, st.Sent)
+			}
+		})
+	}
+}
+
+// TestTopicSubscribeUnsubscribeWhilePublishing: a subscription created while
+// a publisher runs gets everything published after Subscribe returned, in
+// order; deleting a subscription nobody reads lets a Block publisher go on.
+func TestTopicSubscribeUnsubscribeWhilePublishing(t *testing.T) {
+	tp := openTopic(t, Options{Shards: 1, RingSize: 8, Overflow: Block})
+	ctx := context.Background()
+	reader := subscribe(t, tp, "reader")
+	var published atomic.Int64
+	stop := make(chan struct{})
+	pubDone := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				pubDone <- nil
+				return
+			default:
+			}
+			if err := tp.Publish(ctx, Message{Value: fmt.Appendf(nil, "%d", i)}); err != nil {
+				pubDone <- err
+				return
+			}
+			published.Store(int64(i + 1))
+		}
+	}()
+	recv := func(s *Subscription) int {
+		d, err := s.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		fmt.Sscan(string(d.Value), &v)
+		return v
+	}
+	// "reader" is read all along, in order.
+	rctx, stopReader := context.WithCancel(ctx)
+	var readCount atomic.Int64
+	readerDone := make(chan error, 1)
+	go func() {
+		for next := 0; ; next++ {
+			d, err := reader.Receive(rctx)
+			if err != nil {
+				readerDone <- err
+				return
+			}
+			if want := fmt.Sprint(next); string(d.Value) != want {
+				readerDone <- fmt.Errorf("reader got %s, want %s", d.Value, want)
+				return
+			}
+			readCount.Add(1)
+		}
+	}()
+	waitFor(t, "the publisher to get going", func() bool { return published.Load() > 100 })
+	late := subscribe(t, tp, "late")
+	after := int(published.Load())
+	first := -1
+	for i := 0; i < 200; i++ {
+		v := recv(late)
+		if first < 0 {
+			first = v
+			// Message after may have been in flight during Subscribe; the
+			// publish of after+1 began once Subscribe had returned.
+			if first > after+1 {
+				t.Fatalf("late subscription starts at %d, but %d was published after it was created", first, after+1)
+			}
+		} else if v != first+i {
+			t.Fatalf("late subscription got %d after %d", v, first+i-1)
+		}
+	}
+	// Nobody reads "late" any more: the Block publisher waits for it until
+	// it is deleted, then goes on.
+	if err := tp.Unsubscribe("late"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Receive(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Receive on a deleted subscription: %v", err)
+	}
+	base := readCount.Load()
+	waitFor(t, "the publisher to go on", func() bool { return readCount.Load() > base+500 })
+	close(stop)
+	if err := <-pubDone; err != nil {
+		t.Fatal(err)
+	}
+	stopReader()
+	if err := <-readerDone; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if err := tp.Unsubscribe("late"); err == nil {
+		t.Fatal("Unsubscribe twice succeeded")
+	}
+}
+
+// TestTopicCloseWakesBlocked: a publisher waiting for a full subscription
+// and receivers waiting on an empty one all wake with ErrClosed.
+func TestTopicCloseWakesBlocked(t *testing.T) {
+	tp, err := OpenTopic(Options{Shards: 1, RingSize: 4, Overflow: Block})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	full := subscribe(t, tp, "full")
+	empty := subscribe(t, tp, "other")
+	_ = full
+	for i := range 4 {
+		if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Drain "other" so its receivers block while "full" blocks the publisher.
+	for range 4 {
+		if _, err := empty.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 3)
+	go func() { errs <- tp.Publish(ctx, Message{Value: []byte("blocked")}) }()
+	for range 2 {
+		go func() {
+			_, err := empty.Receive(ctx)
+			errs <- err
+		}()
+	}
+	waitFor(t, "blocked callers", func() bool { return empty.sub.receivers.Pending() && tp.shards[0].room.Pending() })
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := <-errs; !errors.Is(err, ErrClosed) {
+			t.Fatalf("blocked call returned %v, want ErrClosed", err)
+		}
+	}
+	if err := tp.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := tp.Publish(ctx, Message{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close: %v", err)
+	}
+	if _, err := tp.Subscribe("new"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+	if st := full.Stats(); st.Dropped != 4 || st.Depth != 0 {
+		t.Fatalf("closing with 4 unread: %+v", st)
+	}
+}
+
+// TestTopicOverflowWithoutDir: DropOldest makes the slowest subscription
+// lose its oldest messages, counted; Reject fails the publish.
+func TestTopicOverflowWithoutDir(t *testing.T) {
+	ctx := context.Background()
+	t.Run("drop-oldest", func(t *testing.T) {
+		tp := openTopic(t, Options{Shards: 1, RingSize: 8, Overflow: DropOldest})
+		slow := subscribe(t, tp, "slow")
+		fast := subscribe(t, tp, "fast")
+		for i := range 100 {
+			if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+			if d, err := fast.Receive(ctx); err != nil || d.Value[0] != byte(i) {
+				t.Fatalf("fast got %v, %v; want %d", d.Value, err, i)
+			}
+		}
+		dst := make([]Delivery, 16)
+		n, err := slow.ReceiveBatch(ctx, dst)
+		if err != nil || n != 8 || dst[0].Value[0] != 92 || dst[7].Value[0] != 99 {
+			t.Fatalf("slow got %d messages from %v, %v", n, dst[0].Value, err)
+		}
+		if st := slow.Stats(); st.Dropped != 92 || st.Delivered != 8 || st.Depth != 0 {
+			t.Fatalf("slow: %+v", st)
+		}
+		if st := fast.Stats(); st.Dropped != 0 || st.Delivered != 100 {
+			t.Fatalf("fast: %+v", st)
+		}
+	})
+	t.Run("reject", func(t *testing.T) {
+		tp := openTopic(t, Options{Shards: 1, RingSize: 4, Overflow: Reject})
+		subscribe(t, tp, "slow")
+		for i := range 4 {
+			if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tp.Publish(ctx, Message{}); !errors.Is(err, ErrFull) {
+			t.Fatalf("publish to a full topic: %v, want ErrFull", err)
+		}
+		if err := tp.Publish(ctx, Message{Value: make([]byte, 2<<20)}); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("oversized publish: %v, want ErrTooLarge", err)
+		}
+	})
+}
+
+// TestTopicManualAck: a subscription's unacked delivery comes back after
+// its lease, with Attempt 2 and the same offset, and after MaxAttempts it
+// lands in the dead-letter queue; the other subscription is not affected.
+func TestTopicManualAck(t *testing.T) {
+	clock := NewManualClock(time.Unix(1000, 0))
+	dlq := openQueue(t, Options{})
+	tp := openTopic(t, Options{Shards: 1, Ack: ManualAck, AckTimeout: time.Second, MaxAttempts: 2, DeadLetter: dlq, Clock: clock})
+	ctx := context.Background()
+	flaky := subscribe(t, tp, "flaky")
+	good := subscribe(t, tp, "good")
+	if err := tp.Publish(ctx, Message{Key: []byte("k"), Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := good.Receive(ctx)
+	if err != nil || d.Ack() != nil {
+		t.Fatalf("good: %v", err)
+	}
+	d1, err := flaky.Receive(ctx)
+	if err != nil || d1.Attempt != 1 {
+		t.Fatalf("flaky first delivery: %+v, %v", d1, err)
+	}
+	clock.Advance(time.Second + 2*tp.clock.tick) // the lease runs out
+	d2, err := flaky.Receive(ctx)
+	if err != nil || d2.Attempt != 2 || d2.Offset != d1.Offset || string(d2.Key) != "k" {
+		t.Fatalf("redelivery: %+v, %v", d2, err)
+	}
+	if err := d1.Ack(); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("ack of an expired lease: %v", err)
+	}
+	if err := d2.Nack(0); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := dlq.Receive(ctx)
+	if err != nil || string(dead.Value) != "v" {
+		t.Fatalf("dead letter: %+v, %v", dead, err)
+	}
+	if st := flaky.Stats(); st.Redelivered != 1 || st.DeadLettered != 1 || st.InFlight != 0 || st.Depth != 0 {
+		t.Fatalf("flaky: %+v", st)
+	}
+	if st := good.Stats(); st.Acked != 1 || st.Redelivered != 0 || st.InFlight != 0 {
+		t.Fatalf("good: %+v", st)
+	}
+}

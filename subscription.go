@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -92,7 +93,7 @@ func (t *Topic) Subscribe(name string) (*Subscription, error) {
 	}
 	next := maps.Clone(*t.subs.Load())
 	next[name] = sub
-	t.subs.Store(&next)
+	t.setSubs(next)
 	return &Subscription{sub: sub, t: t}, nil
 }
 
@@ -112,7 +113,7 @@ func (t *Topic) Unsubscribe(name string) error {
 	}
 	next := maps.Clone(*t.subs.Load())
 	delete(next, name)
-	t.subs.Store(&next)
+	t.setSubs(next)
 	sub.closed.Store(true)
 	sub.receivers.WakeAll()
 	for _, ss := range sub.shards {
@@ -129,6 +130,13 @@ func (t *Topic) Unsubscribe(name string) error {
 		s.room.WakeAll()
 	}
 	return nil
+}
+
+// setSubs publishes a new set of subscriptions. REQUIRES: t.mu.
+func (t *Topic) setSubs(subs map[string]*subscription) {
+	groups := slices.Collect(maps.Values(subs))
+	t.subs.Store(&subs)
+	t.groups.Store(&groups)
 }
 
 func deleteFirst(ss []*subShard, x *subShard) []*subShard {

@@ -42,6 +42,7 @@ type Topic struct {
 
 	mu     sync.Mutex                               // guards subscription changes
 	subs   atomic.Pointer[map[string]*subscription] // copy-on-write
+	groups atomic.Pointer[[]*subscription]          // the same, as a slice for publishers to wake
 	closed atomic.Bool
 
 	stop chan struct{}
@@ -65,6 +66,7 @@ func OpenTopic(opts Options) (*Topic, error) {
 	}
 	t := &Topic{opts: opts, stop: make(chan struct{})}
 	t.subs.Store(&map[string]*subscription{})
+	t.groups.Store(new([]*subscription))
 	if opts.Dir != "" {
 		d, err := openSpillDir(&t.opts)
 		if err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/ring"
@@ -33,16 +35,22 @@ type tshard struct {
 	idx  int
 	ring *ring.Broadcast[entry]
 
+	// The publisher's line: pub and what it guards.
+	_        pad
+	pub      sync.Mutex
+	subs     []*subShard   // every subscription's part of this shard; guarded by pub
+	ep       *episode      // the spill, while some subShard reads it; guarded by pub
+	episodes int           // spill episodes so far; guarded by pub
+	closed   bool          // guarded by pub
+	spilled  atomic.Uint64 // messages written to spill logs; written under pub
+
+	// The receivers' line: every take looks at room, so nothing the
+	// publisher writes per message may share it.
 	_         pad
-	pub       sync.Mutex
-	subs      []*subShard // every subscription's part of this shard; guarded by pub
-	ep        *episode    // the spill, while some subShard reads it; guarded by pub
-	episodes  int         // spill episodes so far; guarded by pub
-	room      park.Waiters
-	spilled   atomic.Uint64 // messages written to spill logs
+	room      park.Waiters  // publishers waiting for room (Block, lagGrace, a full disk)
 	evictions atomic.Uint64 // subShards moved from the ring to the spill
+	rejoins   atomic.Uint64 // subShards moved back from the spill to the ring
 	diskReads atomic.Uint64 // batches read back from spill logs: progress that may free disk space
-	closed    bool          // guarded by pub
 	_         pad
 }
 
@@ -128,7 +136,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []entry) (int, error) {
 			s.pub.Unlock()
 			return done, ErrClosed
 		}
-		k := min(s.ring.Room(), len(es)-done)
+		k := s.ring.Room(len(es) - done)
 		if k == 0 {
 			if err := s.makeRoom(ctx); err != nil {
 				s.pub.Unlock()
@@ -191,7 +199,7 @@ func (s *tshard) makeRoom(ctx context.Context) error {
 	case Block:
 		return s.waitUnlocked(ctx, func() bool { return s.ring.Len() < s.ring.Cap() })
 	case DropOldest:
-		for _, ss := range s.gating() {
+		for _, ss := range s.gating(1) {
 			ss.cons.Lock()
 			if ss.r != nil {
 				if k := ss.r.Skip(1); k > 0 {
@@ -202,8 +210,16 @@ func (s *tshard) makeRoom(ctx context.Context) error {
 		}
 		return nil
 	}
-	// SpillToDisk.
-	for _, ss := range s.gating() {
+	// SpillToDisk. The subscriptions a ring behind get lagGrace to make
+	// room for a quarter of the ring: one that does keeps up well enough,
+	// and moving it to the spill would only slow it down (the publisher
+	// then goes at its pace, at least Cap/4 messages per lagGrace). Those
+	// that do not are slow: they move to the spill.
+	want := s.ring.Cap() / 4
+	if s.graceRoom(ctx, want) {
+		return nil
+	}
+	for _, ss := range s.gating(want) {
 		if err := s.evict(ss); err != nil {
 			if errors.Is(err, ErrDiskFull) {
 				// No room to spill: wait for the slowest, or for a spill
@@ -217,11 +233,38 @@ func (s *tshard) makeRoom(ctx context.Context) error {
 	return nil
 }
 
-// gating returns the subShards reading the ring whose cursor is a whole
-// ring behind. REQUIRES: s.pub.
-func (s *tshard) gating() []*subShard {
+// lagGrace is how long a publisher that found the ring full waits for the
+// subscriptions behind to make room (for a quarter of the ring) before it
+// moves them to the spill: a scheduler time slice, so that a subscription
+// that is keeping up but was not scheduled for a moment is not taken for a
+// slow one.
+const lagGrace = 10 * time.Millisecond
+
+// graceRoom waits up to lagGrace for room for want messages in the ring,
+// and reports whether it came. It yields the processor for the first
+// microseconds, then parks (receivers wake it as they take messages).
+// REQUIRES: s.pub, which it keeps.
+func (s *tshard) graceRoom(ctx context.Context, want int) bool {
+	want = max(want, 1)
+	enough := func() bool { return s.ring.Room(want) >= want || s.closed }
+	start := time.Now()
+	for !enough() {
+		if time.Since(start) > 50*time.Microsecond {
+			wctx, cancel := context.WithDeadline(ctx, start.Add(lagGrace))
+			err := park.Await(wctx, &s.room, enough)
+			cancel()
+			return err == nil && s.ring.Room(want) >= want
+		}
+		runtime.Gosched()
+	}
+	return true
+}
+
+// gating returns the subShards reading the ring that keep the writer from
+// having room for want messages. REQUIRES: s.pub.
+func (s *tshard) gating(want int) []*subShard {
 	var out []*subShard
-	limit := s.ring.Tail() - uint64(s.ring.Cap())
+	limit := s.ring.Tail() - uint64(s.ring.Cap()-max(want, 1))
 	for _, ss := range s.subs {
 		if ss.r != nil && ss.r.Cursor() <= limit {
 			out = append(out, ss)
@@ -232,7 +275,7 @@ func (s *tshard) gating() []*subShard {
 
 // wakeReceivers wakes up to n receivers of every subscription.
 func (t *Topic) wakeReceivers(n int) {
-	for _, sub := range *t.subs.Load() {
+	for _, sub := range *t.groups.Load() {
 		sub.receivers.Wake(n)
 	}
 }

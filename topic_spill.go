@@ -57,6 +57,9 @@ func (s *tshard) startEpisode() (*episode, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	// While subscriptions read the spill, the ring keeps its last Cap()
+	// messages, so that they can rejoin it as soon as they are that close.
+	s.ring.KeepPassed(true)
 	ep := &episode{dir: dir, log: log, base: base, end: base, pin: pin,
 		w: log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, t.segSize/4))})}
 	// Copy what the ring holds from base on: the subShards about to move
@@ -70,6 +73,7 @@ func (s *tshard) startEpisode() (*episode, error) {
 		k, err := ep.write(s, buf[:n])
 		clear(buf[:])
 		if k < n || err != nil {
+			s.ring.KeepPassed(false)
 			ep.close()
 			if err == nil {
 				err = ErrDiskFull
@@ -168,6 +172,9 @@ func (s *tshard) evict(ss *subShard) error {
 // ring. REQUIRES: ss.cons; ss reads the spill.
 func (ss *subShard) readDisk() bool {
 	s, ep := ss.ts, ss.ep
+	if s.ring.Tail()-ss.pos <= uint64(s.ring.Cap()/2) && ss.rejoin(nil) && ss.r != nil {
+		return true // close enough to the publisher: back to the ring
+	}
 	if ss.disk == nil {
 		off := ss.pos - ep.base
 		if off > ep.log.NextOffset() && !ss.flush() {
@@ -225,6 +232,7 @@ func (ss *subShard) rejoin(cause error) bool {
 	ok := false
 	if r, in := s.ring.AddReaderAt(ss.pos); in {
 		ss.r, ok = r, true
+		s.rejoins.Add(1)
 	} else if cause != nil {
 		oldest := s.ring.Oldest()
 		if r, in := s.ring.AddReaderAt(oldest); in {
@@ -264,5 +272,6 @@ func (ss *subShard) leaveSpill() *episode {
 		return nil
 	}
 	ss.ts.ep = nil
+	ss.ts.ring.KeepPassed(false)
 	return ep
 }

@@ -38,6 +38,7 @@ type Writer struct {
 	stallc  chan struct{} // capacity 1: the committer has stalled on a full disk
 	err     error         // first failure other than a full disk; guarded by mu
 	mu      sync.Mutex
+	hasErr  atomic.Bool // err is set: lets Write skip mu while all is well
 	wg      sync.WaitGroup
 	closed  bool
 
@@ -177,6 +178,7 @@ func (w *Writer) fatal(err error, j *job) {
 	w.mu.Lock()
 	if w.err == nil && err != nil {
 		w.err = err
+		w.hasErr.Store(true)
 	}
 	w.mu.Unlock()
 	w.lost.Add(uint64(j.raw.Count()))
@@ -190,6 +192,9 @@ func (w *Writer) recycle(j *job) {
 }
 
 func (w *Writer) failed() error {
+	if !w.hasErr.Load() {
+		return nil
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err

@@ -45,6 +45,7 @@ type Broadcast[T any] struct {
 	gateCache uint64        // writer-only: lower bound of every attached reader's cursor
 	gateAt    uint64        // writer-only: tail when gateCache was computed
 	cleared   uint64        // writer-only: slots below this position have been zeroed
+	keep      bool          // writer-only: do not zero passed slots (KeepPassed)
 	_         pad
 	buf       []T
 	mask      uint64
@@ -114,10 +115,18 @@ func (b *Broadcast[T]) refreshGate(t uint64) {
 	}
 	b.mu.Unlock()
 	b.gateCache, b.gateAt = g, t
-	// Positions in [cleared, g) are read by everyone. Their slots are not yet
-	// reused: the writer has written only positions < (old gate)+cap <= cleared+cap.
-	if g > b.cleared {
-		clearRange(b.buf, b.cleared&b.mask, min(g-b.cleared, uint64(len(b.buf))))
+	// Positions in [cleared, g) are read by everyone. Those of them at or
+	// past t-cap still hold their own items (slots below were reused by
+	// newer positions, which happens only while KeepPassed held cleared
+	// back): zero those.
+	if g > b.cleared && !b.keep {
+		from := b.cleared
+		if size := uint64(len(b.buf)); t > size {
+			from = max(from, t-size)
+		}
+		if g > from {
+			clearRange(b.buf, from&b.mask, g-from)
+		}
 		b.cleared = g
 	}
 }

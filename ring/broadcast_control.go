@@ -34,14 +34,16 @@ func (b *Broadcast[T]) At(p uint64) (T, bool) {
 	return b.buf[p&b.mask], true
 }
 
-// Room returns how many items the writer could push now without
-// overwriting an item an attached reader has not read. REQUIRES: writer.
-func (b *Broadcast[T]) Room() int {
+// Room returns how many items, up to want, the writer could push now
+// without overwriting an item an attached reader has not read. It looks at
+// the readers' cursors only when its cached view of them allows fewer than
+// want. REQUIRES: writer.
+func (b *Broadcast[T]) Room(want int) int {
 	t := b.tail.Load()
-	if t&closedBit != 0 {
+	if t&closedBit != 0 || want <= 0 {
 		return 0
 	}
-	return int(b.room(t, uint64(len(b.buf))))
+	return int(min(b.room(t, uint64(want)), uint64(want)))
 }
 
 // AddReaderAt attaches a reader whose first item is at position p, and
@@ -63,6 +65,12 @@ func (b *Broadcast[T]) AddReaderAt(p uint64) (*Reader[T], bool) {
 	b.gateCache = min(b.gateCache, p)
 	return r, true
 }
+
+// KeepPassed sets whether the writer keeps the items every reader has
+// passed instead of zeroing them: while it does, the ring holds the last
+// Cap() items (and their references, for the GC), so Oldest() stays at
+// Tail()-Cap() and AddReaderAt can attach there. REQUIRES: writer.
+func (b *Broadcast[T]) KeepPassed(keep bool) { b.keep = keep }
 
 // Cursor returns the position of the reader's next item. Any goroutine may
 // call it; from others than the reader's it is a snapshot.

@@ -20,6 +20,23 @@
 //	d, err := q.Receive(ctx)
 //	handle(d.Value)
 //
+// A Topic fans messages out to named subscriptions: each gets every message
+// published after it was created, and the receivers of one subscription
+// compete, as on a Queue. A message is stored once, in a shard's broadcast
+// ring, whatever the number of subscriptions. A subscription that falls a
+// ring behind and does not make room within a scheduler time slice moves to
+// the shard's spill log (written once, for every lagging subscription) and
+// rejoins the ring when it catches up, so a slow subscriber holds back
+// neither the publisher nor the others.
+//
+//	t, err := spillway.OpenTopic(spillway.Options{Dir: "/var/spool/app"})
+//	...
+//	audit, err := t.Subscribe("audit")
+//	...
+//	err = t.Publish(ctx, spillway.Message{Key: userID, Value: event})
+//	...
+//	d, err := audit.Receive(ctx)
+//
 // Guarantees, per shard: FIFO order, across the move to disk and back (a
 // redelivery is the exception: it comes back out of order). AutoAck
 // delivers each message at most once; ManualAck at least once. Nothing is

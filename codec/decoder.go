@@ -133,10 +133,13 @@ func (d *Decoder) Decode(src []byte, b *Batch) (int, error) {
 	case None:
 		raw = stored
 	case Zstd:
-		if cap(b.payload) < int(h.RawLen) {
-			b.payload = make([]byte, 0, h.RawLen)
+		// The slack past RawLen lets zstd use its fast copies, which may
+		// write a few bytes past the end, instead of its safe ones; the
+		// length check below still holds the output to RawLen.
+		if cap(b.payload) < int(h.RawLen)+zstdSlack {
+			b.payload = make([]byte, 0, int(h.RawLen)+zstdSlack)
 		}
-		out, err := d.zstd.DecodeAll(stored, b.payload[:0:h.RawLen])
+		out, err := d.zstd.DecodeAll(stored, b.payload[:0:int(h.RawLen)+zstdSlack])
 		if err != nil {
 			return 0, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
 		}
@@ -184,3 +187,7 @@ func (d *Decoder) Close() error {
 	}
 	return nil
 }
+
+// zstdSlack is the room past a batch's RawLen given to zstd's DecodeAll
+// (more than the 16 bytes its fast copies may overrun).
+const zstdSlack = 64

@@ -1,0 +1,86 @@
+package spillway_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	spillway "github.com/spillway-io/spillway"
+)
+
+// A queue with a spill directory: what does not fit in memory goes to disk
+// and comes back in order.
+func ExampleQueue() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	q, err := spillway.OpenQueue(spillway.Options{Dir: dir, Shards: 1, RingSize: 4})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	for i := range 10 { // more than the ring holds: 6 spill
+		if err := q.Send(ctx, spillway.Message{Key: []byte("user-1"), Value: fmt.Appendf(nil, "event %d", i)}); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println("spilled:", q.Stats().Spilled)
+	for range 10 {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Print(string(d.Value[6:]), " ")
+	}
+	fmt.Println()
+	// Output:
+	// spilled: 6
+	// 0 1 2 3 4 5 6 7 8 9
+}
+
+// At-least-once delivery: a delivery that is not acked in time comes back.
+func ExampleDelivery_Ack() {
+	clock := spillway.NewManualClock(time.Unix(0, 0))
+	q, err := spillway.OpenQueue(spillway.Options{Ack: spillway.ManualAck, AckTimeout: time.Second, Clock: clock})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	q.Send(ctx, spillway.Message{Value: []byte("charge card")})
+	d, _ := q.Receive(ctx)
+	fmt.Println(string(d.Value), "attempt", d.Attempt)
+	d.Nack(0) // failed: try again
+	d, _ = q.Receive(ctx)
+	fmt.Println(string(d.Value), "attempt", d.Attempt)
+	fmt.Println(d.Ack())
+	// Output:
+	// charge card attempt 1
+	// charge card attempt 2
+	// <nil>
+}
+
+// A topic delivers every message to every subscription.
+func ExampleTopic() {
+	t, err := spillway.OpenTopic(spillway.Options{Shards: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer t.Close()
+	ctx := context.Background()
+	billing, _ := t.Subscribe("billing")
+	audit, _ := t.Subscribe("audit")
+	t.PublishBatch(ctx, []spillway.Message{{Value: []byte("order 1")}, {Value: []byte("order 2")}})
+	for _, s := range []*spillway.Subscription{billing, audit} {
+		dst := make([]spillway.Delivery, 8)
+		n, _ := s.ReceiveBatch(ctx, dst)
+		for _, d := range dst[:n] {
+			fmt.Println(s.Name(), string(d.Value))
+		}
+	}
+	// Output:
+	// billing order 1
+	// billing order 2
+	// audit order 1
+	// audit order 2
+}

@@ -42,6 +42,8 @@ func (q *Queue) TrySend(m Message) error {
 // and the rest were not.
 func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 	var buf [64]entry
+	used := 0 // buf[:used] may hold references
+	defer func() { clear(buf[:used]) }()
 	keyless := shard.Random(len(q.shards))
 	for i := 0; i < len(ms); {
 		// A run of messages for one shard, at most len(buf).
@@ -64,34 +66,42 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			buf[n].set(m.Key, m.Value, m.Headers)
 			n++
 		}
+		used = max(used, n)
 		s := q.shards[si]
 		done := 0
 		if !s.spilling.Load() {
 			done = s.ring.PushBatch(buf[:n])
 			q.receivers.Wake(done)
 		}
-		if done < n && q.opts.Overflow == SpillToDisk {
-			// The rest goes to disk in one write; what a full disk refuses
-			// takes the one-by-one path below, which waits for room.
-			k, err := q.spillMany(s, buf[done:n])
-			if k > 0 {
-				q.receivers.Wake(k)
-			}
-			done += k
-			if err != nil && !errors.Is(err, ErrDiskFull) {
-				clear(buf[:])
-				return err
-			}
-		}
-		for _, e := range buf[done:n] {
-			if err := q.sendSlow(ctx, s, e); err != nil {
-				clear(buf[:])
+		if done < n {
+			if err := q.sendRest(ctx, s, buf[done:n]); err != nil {
 				return err
 			}
 		}
 		i += n
 	}
-	clear(buf[:]) // no references left on the stack frame's array
+	return nil
+}
+
+// sendRest queues what the ring did not take of a SendBatch run: in one
+// write to disk when the shard spills, otherwise (or for what a full disk
+// refuses) one by one, waiting as the policy says.
+func (q *Queue) sendRest(ctx context.Context, s *qshard, es []entry) error {
+	if q.opts.Overflow == SpillToDisk {
+		k, err := q.spillMany(s, es)
+		if k > 0 {
+			q.receivers.Wake(k)
+		}
+		if err != nil && !errors.Is(err, ErrDiskFull) {
+			return err
+		}
+		es = es[k:]
+	}
+	for _, e := range es {
+		if err := q.sendSlow(ctx, s, e); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -24,8 +24,8 @@ func (s *ackBook) leaseOut(ds []Delivery) {
 		s.wheel.add(l)
 		d.lease, d.gen = l, l.gen
 	}
+	s.inFlight += int64(len(ds))
 	s.leaseMu.Unlock()
-	s.inFlight.Add(int64(len(ds)))
 }
 
 // takeReady fills dst with messages waiting for redelivery, each with a new
@@ -47,9 +47,9 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 		dst[n] = Delivery{Message: l.msg, Shard: s.idx, Offset: l.offset, Attempt: l.attempt, lease: l, gen: l.gen}
 		n++
 	}
+	s.inFlight += int64(n)
 	s.leaseMu.Unlock()
 	s.readyLen.Add(-int64(n))
-	s.inFlight.Add(int64(n))
 	s.redelivered.Add(uint64(n))
 	return n
 }
@@ -93,13 +93,26 @@ func (s *ackBook) release(l *lease) {
 // ErrLeaseExpired if the lease ran out (the message is being redelivered)
 // or the delivery was settled already, ErrNoLease under AutoAck.
 func (d *Delivery) Ack() error {
-	return d.settle(func(s *ackBook, l *lease) *Message {
-		s.wheel.remove(l)
-		s.release(l)
-		s.inFlight.Add(-1)
-		s.acked.Add(1)
-		return nil
-	})
+	// settle's work, written out: Ack is the per-message path of ManualAck.
+	l := d.lease
+	if l == nil {
+		return ErrNoLease
+	}
+	s := l.s
+	if s.g.closed.Load() {
+		return ErrClosed
+	}
+	s.leaseMu.Lock()
+	if l.gen != d.gen || l.state != leaseHeld {
+		s.leaseMu.Unlock()
+		return ErrLeaseExpired
+	}
+	s.wheel.remove(l)
+	s.release(l)
+	s.inFlight--
+	s.acked++
+	s.leaseMu.Unlock()
+	return nil
 }
 
 // Nack gives the message back: it is redelivered, with Attempt+1, after
@@ -108,7 +121,7 @@ func (d *Delivery) Ack() error {
 func (d *Delivery) Nack(delay time.Duration) error {
 	return d.settle(func(s *ackBook, l *lease) *Message {
 		s.wheel.remove(l)
-		s.inFlight.Add(-1)
+		s.inFlight--
 		return s.retryLocked(l, delay)
 	})
 }
@@ -130,7 +143,7 @@ func (d *Delivery) Extend(by time.Duration) error {
 func (d *Delivery) Term() error {
 	return d.settle(func(s *ackBook, l *lease) *Message {
 		s.wheel.remove(l)
-		s.inFlight.Add(-1)
+		s.inFlight--
 		m := l.msg
 		s.release(l)
 		return &m
@@ -205,7 +218,7 @@ func (s *ackBook) expire(t int64, dead []Message) []Message {
 	s.wheel.advance(t, func(l *lease) {
 		switch l.state {
 		case leaseHeld:
-			s.inFlight.Add(-1)
+			s.inFlight--
 			if m := s.retryLocked(l, 0); m != nil {
 				dead = append(dead, *m)
 			}

@@ -48,8 +48,8 @@ func (c *leaseClock) ticks(d time.Duration) int64 {
 // the timing wheel, the ready list of messages due for redelivery, and the
 // free leases.
 //
-// leaseMu guards wheel, ready and free; the counters are atomic so Stats can
-// read them without it. A shard's consumer lock, when held, is taken before
+// leaseMu guards wheel, ready, free, inFlight and acked (which Ack changes
+// under it anyway); the other counters are atomic. A shard's consumer lock, when held, is taken before
 // leaseMu.
 type ackBook struct {
 	g        *group
@@ -59,11 +59,11 @@ type ackBook struct {
 	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
 	readyLen atomic.Int64
 	free     *lease // recycled leases; guarded by leaseMu
-	inFlight atomic.Int64
+	inFlight int64 // leased deliveries; guarded by leaseMu
+	acked    uint64 // guarded by leaseMu
 	delayed  atomic.Int64
 
 	redelivered  atomic.Uint64
-	acked        atomic.Uint64
 	deadLettered atomic.Uint64
 	dropped      atomic.Uint64
 }
@@ -93,9 +93,11 @@ func (b *ackBook) addStats(st *Stats) {
 	redelivered := b.redelivered.Load()
 	st.Delivered += redelivered
 	st.Redelivered += redelivered
-	st.Acked += b.acked.Load()
+	b.leaseMu.Lock()
+	st.Acked += b.acked
+	st.InFlight += b.inFlight
+	b.leaseMu.Unlock()
 	st.DeadLettered += b.deadLettered.Load()
 	st.Dropped += b.dropped.Load()
 	st.Depth += b.readyLen.Load() + b.delayed.Load()
-	st.InFlight += b.inFlight.Load()
 }

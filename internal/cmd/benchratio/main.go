@@ -4,6 +4,11 @@
 // command line over each of the others.
 //
 //	go test -run '^$' -bench . -count 6 ./ring | go run ./internal/cmd/benchratio ring chan
+//
+// With -key=<k> as the first argument it compares the values of the
+// sub-benchmark key k instead of impl:
+//
+//	... | go run ./internal/cmd/benchratio -key=subs fast=2+slow fast=2
 package main
 
 import (
@@ -25,7 +30,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: benchratio <impl> <baseline-impl>... < bench-output")
 		os.Exit(2)
 	}
+	key := "impl"
 	impls := os.Args[1:]
+	if k, ok := strings.CutPrefix(impls[0], "-key="); ok {
+		key, impls = k, impls[1:]
+	}
+	if len(impls) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchratio [-key=k] <impl> <baseline-impl>... < bench-output")
+		os.Exit(2)
+	}
 	results := map[string]map[string]*sample{} // benchmark (impl removed) -> impl -> samples
 	var order []string
 	sc := bufio.NewScanner(os.Stdin)
@@ -34,7 +47,7 @@ func main() {
 		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
 			continue
 		}
-		name, impl, ok := splitImpl(fields[0])
+		name, impl, ok := splitKey(fields[0], key)
 		if !ok {
 			continue
 		}
@@ -100,9 +113,9 @@ func main() {
 	}
 }
 
-// splitImpl removes the impl=<x> element from a benchmark name such as
-// BenchmarkSPSCBatch/batch=32/impl=ring-2.
-func splitImpl(full string) (name, impl string, ok bool) {
+// splitKey removes the key=<x> element from a benchmark name such as
+// BenchmarkSPSCBatch/batch=32/impl=ring-2 and returns x.
+func splitKey(full, key string) (name, impl string, ok bool) {
 	if i := strings.LastIndexByte(full, '-'); i > 0 {
 		if _, err := strconv.Atoi(full[i+1:]); err == nil {
 			full = full[:i]
@@ -110,7 +123,7 @@ func splitImpl(full string) (name, impl string, ok bool) {
 	}
 	parts := strings.Split(strings.TrimPrefix(full, "Benchmark"), "/")
 	for i, p := range parts {
-		if v, found := strings.CutPrefix(p, "impl="); found {
+		if v, found := strings.CutPrefix(p, key+"="); found {
 			return strings.Join(slices.Delete(parts, i, i+1), "/"), v, true
 		}
 	}

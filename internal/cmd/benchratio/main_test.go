@@ -14,12 +14,12 @@ func TestSplitImpl(t *testing.T) {
 		{"BenchmarkSPSCBatch/batch=32/impl=chan-2", "SPSCBatch/batch=32", "chan"},
 		{"BenchmarkBroadcast/impl=ring/readers=3", "Broadcast/readers=3", "ring"},
 	} {
-		name, impl, ok := splitImpl(c.in)
+		name, impl, ok := splitKey(c.in, "impl")
 		if !ok || name != c.name || impl != c.impl {
-			t.Errorf("splitImpl(%q) = %q, %q, %v", c.in, name, impl, ok)
+			t.Errorf("splitKey(%q) = %q, %q, %v", c.in, name, impl, ok)
 		}
 	}
-	if _, _, ok := splitImpl("BenchmarkTryPushPop/kind=SPSC-2"); ok {
+	if _, _, ok := splitKey("BenchmarkTryPushPop/kind=SPSC-2", "impl"); ok {
 		t.Error("a name without impl= was split")
 	}
 }
@@ -30,5 +30,12 @@ func TestMedian(t *testing.T) {
 	}
 	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
 		t.Errorf("median = %v", m)
+	}
+}
+
+func TestSplitOtherKey(t *testing.T) {
+	name, v, ok := splitKey("BenchmarkTopicSlowSubscriber/impl=spillway-s2/subs=fast=2+slow-2", "subs")
+	if !ok || name != "TopicSlowSubscriber/impl=spillway-s2" || v != "fast=2+slow" {
+		t.Fatalf("splitKey = %q, %q, %v", name, v, ok)
 	}
 }

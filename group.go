@@ -59,7 +59,7 @@ type ackBook struct {
 	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
 	readyLen atomic.Int64
 	free     *lease // recycled leases; guarded by leaseMu
-	inFlight int64 // leased deliveries; guarded by leaseMu
+	inFlight int64  // leased deliveries; guarded by leaseMu
 	acked    uint64 // guarded by leaseMu
 	delayed  atomic.Int64
 

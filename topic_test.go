@@ -436,3 +436,64 @@ func TestTopicManualAck(t *testing.T) {
 		t.Fatalf("good: %+v", st)
 	}
 }
+
+// TestTopicUnsubscribeSpilled: deleting the subscription that holds a spill
+// open removes the spill's files at once, while the others go on; a topic
+// closed while subscriptions read a spill removes it too.
+func TestTopicUnsubscribeSpilled(t *testing.T) {
+	dir := t.TempDir()
+	tp, err := OpenTopic(Options{Dir: dir, Shards: 2, RingSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	fast := subscribe(t, tp, "fast")
+	subscribe(t, tp, "stuck") // never read: it moves to the spill
+	const n = 2000
+	got := make(chan int, 1)
+	go func() {
+		dst := make([]Delivery, 32)
+		total := 0
+		for total < 2*n {
+			k, err := fast.ReceiveBatch(ctx, dst)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			total += k
+		}
+		got <- total
+	}()
+	publish := func(from int) {
+		for i := from; i < from+n; i++ {
+			if err := tp.Publish(ctx, Message{Key: fmt.Appendf(nil, "k%d", i%7), Value: fmt.Appendf(nil, "%d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0)
+	if st := tp.Stats(); st.Spilled == 0 || len(spillDirs(t, dir)) == 0 {
+		t.Fatalf("the stuck subscription did not spill: %+v, %v", st, spillDirs(t, dir))
+	}
+	if err := tp.Unsubscribe("stuck"); err != nil {
+		t.Fatal(err)
+	}
+	if st := tp.Stats(); st.DiskBytes != 0 || len(spillDirs(t, dir)) != 0 {
+		t.Fatalf("spill left after its only reader was deleted: %+v, %v", st, spillDirs(t, dir))
+	}
+	// A new stuck subscription spills again; Close removes that spill.
+	subscribe(t, tp, "stuck-again")
+	publish(n)
+	if total := <-got; total != 2*n {
+		t.Fatalf("fast got %d of %d", total, 2*n)
+	}
+	if len(spillDirs(t, dir)) == 0 {
+		t.Fatal("the second stuck subscription did not spill")
+	}
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := spillDirs(t, dir); len(left) != 0 {
+		t.Fatalf("Close left %v", left)
+	}
+}

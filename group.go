@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,24 @@ type group struct {
 	receivers park.Waiters // receivers parked on an empty group
 	closed    atomic.Bool
 	_         pad
+}
+
+// await parks a receiver of g until take takes something (it returns how
+// many) or done reports the receiver finished (then ErrClosed), or ctx ends.
+func (g *group) await(ctx context.Context, take func() int, done func() bool) (int, error) {
+	var n int
+	err := park.Await(ctx, &g.receivers, func() bool {
+		n = take()
+		return n > 0 || done()
+	})
+	switch {
+	case n > 0:
+		return n, nil
+	case err != nil:
+		return 0, err
+	default:
+		return 0, ErrClosed
+	}
 }
 
 // leaseClock times leases and delays in ticks of tick, counted from epoch.

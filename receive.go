@@ -4,7 +4,6 @@ import (
 	"context"
 	"unsafe"
 
-	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/shard"
 )
 
@@ -34,19 +33,7 @@ func (q *Queue) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 }
 
 func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
-	var n int
-	err := park.Await(ctx, &q.receivers, func() bool {
-		n = q.tryReceive(dst)
-		return n > 0 || q.closed.Load()
-	})
-	switch {
-	case n > 0:
-		return n, nil
-	case err != nil:
-		return 0, err
-	default:
-		return 0, ErrClosed
-	}
+	return q.group.await(ctx, func() int { return q.tryReceive(dst) }, q.closed.Load)
 }
 
 // tryReceive takes up to len(dst) messages from the first shard, from a

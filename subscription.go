@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/mmap"
 	"github.com/spillway-io/spillway/ring"
 	"github.com/spillway-io/spillway/shard"
@@ -212,19 +211,7 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 	if n := r.sub.tryReceive(dst); n > 0 {
 		return n, nil
 	}
-	var n int
-	err := park.Await(ctx, &r.sub.receivers, func() bool {
-		n = r.sub.tryReceive(dst)
-		return n > 0 || r.done()
-	})
-	switch {
-	case n > 0:
-		return n, nil
-	case err != nil:
-		return 0, err
-	default:
-		return 0, ErrClosed
-	}
+	return r.sub.await(ctx, func() int { return r.sub.tryReceive(dst) }, r.done)
 }
 
 func (sub *subscription) tryReceive(dst []Delivery) int {

@@ -64,8 +64,12 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
+# The packages whose tests take -stress.scale (a flag other packages lack).
+STRESS_PKGS := . ./ring
+
 stress:
-	$(GO) test -race -count=$(STRESS_COUNT) -run 'Stress|Linearizable|NoLostWakeup' ./... -args -stress.scale=$(STRESS_SCALE)
+	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run 'Stress|Linearizable|NoLostWakeup' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
+	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run 'Kill|Torn|Corrupt' ./mmap
 
 bench: bench-ring bench-codec bench-mmap bench-peers
 
@@ -96,7 +100,7 @@ bench-peers: $(BENCHSTAT)
 	@echo
 	@$(GO) run ./internal/cmd/benchratio zstd bigqueue diskqueue < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio s2 bigqueue diskqueue < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio spillway chan < peers-$(BENCH_OUT)
+	@$(GO) run ./internal/cmd/benchratio spillway chan workiva < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio topic queue < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio -key=ack auto manual < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio -key=subs fast=2+slow fast=2 < peers-$(BENCH_OUT)

@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/spillway-io/spillway => ../
 
 require (
+	github.com/Workiva/go-datastructures v1.1.7
 	github.com/grandecola/bigqueue v0.5.0
 	github.com/nsqio/go-diskqueue v1.1.0
 	github.com/spillway-io/spillway v0.0.0

@@ -294,6 +294,12 @@ func (ss *subShard) take(dst []Delivery) int {
 		}
 	}
 out:
+	if ss.r == nil && ss.ep != nil && ss.ci == len(ss.carry) && ss.ts.ring.Tail()-ss.pos <= uint64(ss.ts.ring.Cap()/2) {
+		// Caught up with the spill and close to the publisher: rejoin the
+		// ring now, so that the spill's files go as soon as its last
+		// reader is done, not at that reader's next call.
+		ss.rejoin(nil)
+	}
 	ss.next.Store(ss.nextPosition())
 	if n > first {
 		ss.delivered.Add(uint64(n - first))

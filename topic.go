@@ -21,13 +21,17 @@ import (
 // random) and pushes the message, once, into the shard's broadcast ring;
 // each subscription has its own cursor over it (zero copies per
 // subscription). A subscription whose cursor falls a whole ring behind would
-// make the publisher wait. With Dir set it does not: the publisher moves
-// that subscription to the shard's spill log, which from then on receives
-// every message published to the shard (written once, however many
-// subscriptions lag), and the ring stops waiting for it. The subscription
-// reads the log until it catches up with what the ring still holds, then
-// rejoins the ring. Once no subscription reads the log, its files are
-// removed. Without Dir, Overflow decides: Block waits for the slowest,
+// make the publisher wait. With Dir set it does so only briefly: a
+// subscription that does not make room for a quarter of the ring within
+// lagGrace (10 ms) is slow, and the publisher moves it to the shard's spill
+// log, which from then on receives every message published to the shard
+// (written once, however many subscriptions lag); the ring stops waiting for
+// it. The subscription reads the log until it is within half a ring of the
+// publisher (the ring keeps its last Cap() messages while a spill lasts),
+// then rejoins the ring. Once no subscription reads the log, its files are
+// removed. (A subscription that keeps up but is slower than the publisher
+// paces it, at no less than a quarter ring per lagGrace, rather than
+// spilling: moving it to the disk would only slow it further.) Without Dir, Overflow decides: Block waits for the slowest,
 // DropOldest skips the slowest subscription past its oldest messages
 // (counted in its Stats.Dropped), Reject fails with ErrFull.
 type Topic struct {

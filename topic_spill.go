@@ -249,6 +249,7 @@ func (ss *subShard) rejoin(cause error) bool {
 	s.pub.Unlock()
 	if done != nil {
 		done.close()
+		s.room.WakeAll()
 	}
 	return ok
 }
@@ -273,5 +274,8 @@ func (ss *subShard) leaveSpill() *episode {
 	}
 	ss.ts.ep = nil
 	ss.ts.ring.KeepPassed(false)
+	// A publisher waiting for disk space watches diskReads: the spill's end
+	// frees all of it. (The caller wakes room once it released pub.)
+	ss.ts.diskReads.Add(1)
 	return ep
 }

@@ -536,3 +536,47 @@ func TestTopicLaggingShareDecompression(t *testing.T) {
 		t.Fatalf("spill left after both caught up: %+v", st)
 	}
 }
+
+// TestTopicDiskQuota: when the spill reaches MaxDiskBytes, Publish waits
+// (here until its context ends) instead of dropping anything; deleting the
+// subscription that holds the spill lets it go on.
+func TestTopicDiskQuota(t *testing.T) {
+	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
+	tp := openTopic(t, opts)
+	subscribe(t, tp, "stuck")
+	ctx := context.Background()
+	value := make([]byte, 200)
+	published := 0
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		err := tp.Publish(pctx, Message{Value: value})
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if published++; published > 100000 {
+			t.Fatalf("published %d messages into a %d-byte quota", published, opts.MaxDiskBytes)
+		}
+	}
+	st := tp.Stats()
+	if st.DiskBytes > opts.MaxDiskBytes || st.Dropped != 0 {
+		t.Fatalf("after the quota filled: %+v", st)
+	}
+	// A publisher waiting for room goes on once the spill's only reader
+	// is deleted.
+	blocked := make(chan error, 1)
+	go func() { blocked <- tp.Publish(ctx, Message{Value: value}) }()
+	waitFor(t, "the publisher to wait", tp.shards[0].room.Pending)
+	if err := tp.Unsubscribe("stuck"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-blocked; err != nil {
+		t.Fatalf("publish after the spill's only reader was deleted: %v", err)
+	}
+	if st := tp.Stats(); st.DiskBytes != 0 {
+		t.Fatalf("spill left: %+v", st)
+	}
+}

@@ -160,6 +160,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []entry) (int, error) {
 				// read (which frees segments), not holding pub.
 				reads := s.diskReads.Load()
 				if err := s.waitUnlocked(ctx, func() bool { return s.diskReads.Load() != reads }); err != nil {
+					s.pub.Unlock()
 					return done, err
 				}
 				continue
@@ -177,21 +178,20 @@ func (s *tshard) publishLocked(ctx context.Context, es []entry) (int, error) {
 }
 
 // waitUnlocked releases pub, parks until cond holds (checked without pub)
-// or ctx ends, and takes pub again, unless it fails. REQUIRES: s.pub.
+// or ctx ends, and takes pub again: it returns holding pub either way.
+// REQUIRES: s.pub.
 func (s *tshard) waitUnlocked(ctx context.Context, cond func() bool) error {
 	s.pub.Unlock()
 	err := park.Await(ctx, &s.room, func() bool { return cond() || s.t.closed.Load() })
-	if err != nil {
-		return err
-	}
 	s.pub.Lock()
-	return nil
+	return err
 }
 
 // makeRoom deals with a full ring, as the overflow policy says: the
 // subscriptions a whole ring behind move to the spill (SpillToDisk), lose
 // their oldest message (DropOldest), or the publisher waits for them
-// (Block) or fails (Reject). REQUIRES: s.pub; held again when it returns nil.
+// (Block) or fails (Reject). REQUIRES: s.pub, which it holds again when
+// it returns, whatever it returns.
 func (s *tshard) makeRoom(ctx context.Context) error {
 	switch s.t.opts.Overflow {
 	case Reject:

@@ -634,3 +634,35 @@ func TestTopicManualAckFromSpill(t *testing.T) {
 		t.Fatalf("stats: %+v", st)
 	}
 }
+
+// TestTopicPublishContextEnds: a publisher waiting for room (Block) gives
+// up when its context ends, without publishing, and the topic goes on.
+func TestTopicPublishContextEnds(t *testing.T) {
+	tp := openTopic(t, Options{Shards: 1, RingSize: 4, Overflow: Block})
+	s := subscribe(t, tp, "slow")
+	ctx := context.Background()
+	for i := range 4 {
+		if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- tp.Publish(wctx, Message{Value: []byte("late")}) }()
+	waitFor(t, "the publisher to wait", tp.shards[0].room.Pending)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish whose context ended: %v", err)
+	}
+	for i := range 4 {
+		if d, err := s.Receive(ctx); err != nil || d.Value[0] != byte(i) {
+			t.Fatalf("got %v, %v; want %d", d.Value, err, i)
+		}
+	}
+	if err := tp.Publish(ctx, Message{Value: []byte{9}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Receive(ctx); err != nil || d.Value[0] != 9 {
+		t.Fatalf("after the cancelled publish got %v, %v", d.Value, err)
+	}
+}

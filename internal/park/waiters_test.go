@@ -157,15 +157,19 @@ func TestWakeAll(t *testing.T) {
 }
 
 // TestAwaitAllocs parks and wakes repeatedly and checks that the recycled
-// waiters keep it allocation-free. (make test runs the Allocs tests without
-// -race, which distorts allocation counts.)
+// waiters keep it allocation-free: fewer than one allocation per ten round
+// trips, where allocating a waiter per park would cost two per round trip.
+// The slack is for the runtime's own: a GC empties its sudog caches, which
+// blocking on a channel then refills (a CI run saw 30 over 190 round trips).
+// (make test runs the Allocs tests without -race, which distorts allocation
+// counts.)
 func TestAwaitAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("allocation counts are distorted under -race")
 	}
 	var q Waiters
 	var turn atomic.Int64
-	const rounds = 200
+	const rounds = 2000
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -188,7 +192,7 @@ func TestAwaitAllocs(t *testing.T) {
 	pingPong(20, 2*rounds)
 	runtime.ReadMemStats(&after)
 	<-done
-	if n := after.Mallocs - before.Mallocs; n > 20 { // slack for the runtime's own
+	if n := after.Mallocs - before.Mallocs; n > rounds/10 {
 		t.Fatalf("%d allocations for %d park/wake round trips", n, rounds-10)
 	}
 }

@@ -173,6 +173,51 @@ func TestDiskQuota(t *testing.T) {
 	}
 }
 
+// TestDiskQuotaDrainsWithoutSenders: after the quota filled, a consumer
+// alone (nobody sends any more) receives every message Send accepted,
+// including those the spill's writer still held for want of room, down to
+// the smallest quota OpenQueue accepts (two segments).
+func TestDiskQuotaDrainsWithoutSenders(t *testing.T) {
+	const msgSize, maxMsg = 8 << 10, 64 << 10
+	twoSegments := int64(2 * ((2*maxMsg + 256<<10) &^ (64<<10 - 1))) // see OpenQueue
+	for _, quota := range []int64{4 << 20, twoSegments} {
+		t.Run(fmt.Sprintf("quota=%d", quota), func(t *testing.T) {
+			q := openQueue(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, MaxMessageBytes: maxMsg,
+				MaxDiskBytes: quota, Compression: None})
+			sent := 0
+			for ; sent < 10000; sent++ {
+				v := make([]byte, msgSize)
+				copy(v, fmt.Sprint(sent))
+				if err := q.TrySend(Message{Value: v}); err != nil {
+					if !errors.Is(err, ErrDiskFull) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if sent == 10000 {
+				t.Fatal("the quota never filled")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for want := range sent {
+				d, err := q.Receive(ctx)
+				if err != nil {
+					t.Fatalf("message %d of %d: %v; stats %+v", want, sent, err, q.Stats())
+				}
+				var got int
+				fmt.Sscan(string(d.Value[:16]), &got)
+				if got != want {
+					t.Fatalf("message %d, want %d", got, want)
+				}
+			}
+			if st := q.Stats(); st.Dropped != 0 || st.Depth != 0 || st.DiskBytes != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
 // TestBadInput: oversized messages, invalid options, a directory another
 // queue holds.
 func TestBadInput(t *testing.T) {

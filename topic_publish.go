@@ -169,7 +169,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []entry) (int, error) {
 		pushed := s.ring.PushBatch(es[done : done+k])
 		done += pushed
 		if s.ep != nil {
-			s.ep.pinTo(s, s.ring.Tail())
+			s.ep.pinTo(s, s.ring.Tail(), false)
 		}
 	}
 	s.pub.Unlock()

@@ -108,20 +108,34 @@ func (ep *episode) write(s *tshard, es []entry) (int, error) {
 
 // pinTo moves the retention pin up to the lowest position a subShard in
 // the ring could still be moved to the spill at, when that has moved on by
-// a ring or more. REQUIRES: s.pub.
-func (ep *episode) pinTo(s *tshard, tail uint64) {
+// a ring or more (or at all, with eager). REQUIRES: s.pub.
+func (ep *episode) pinTo(s *tshard, tail uint64, eager bool) {
 	c := uint64(s.ring.Cap())
 	if tail < ep.base+c {
 		return
 	}
 	want := min(tail-c-ep.base, ep.log.NextOffset())
-	if want < ep.pin.Offset()+max(c, 4096) {
+	if want <= ep.pin.Offset() || !eager && want < ep.pin.Offset()+max(c, 4096) {
 		return
 	}
 	if pin, err := ep.log.NewReader(want); err == nil {
 		ep.pin.Close()
 		ep.pin = pin
 	}
+}
+
+// flush makes the log hold everything written to the episode so far, as
+// far as the quota allows. When the writer holds batches the quota had no
+// room for, the retention pin may be what holds the space, since
+// publishers move it lazily (see pinTo): it moves to where it must be now,
+// which may free segments, and the writer retries. REQUIRES: s.pub.
+func (ep *episode) flush(s *tshard) error {
+	err := ep.w.Flush()
+	if errors.Is(err, mmap.ErrDiskFull) {
+		ep.pinTo(s, s.ring.Tail(), true)
+		err = ep.w.Flush()
+	}
+	return err
 }
 
 // close stops the episode's writer and removes its files.
@@ -213,7 +227,7 @@ func (ss *subShard) flush() bool {
 	if !s.pub.TryLock() {
 		return false // a publisher is busy; it wakes receivers when done
 	}
-	err := ss.ep.w.Flush()
+	err := ss.ep.flush(s)
 	s.pub.Unlock()
 	return err == nil
 }
@@ -240,7 +254,7 @@ func (ss *subShard) rejoin(cause error) bool {
 			ss.pos = oldest
 			ss.r, ok = r, true
 		}
-	} else if err := ss.ep.w.Flush(); err == nil {
+	} else if err := ss.ep.flush(s); err == nil {
 		ok = true // the log now holds what the writer had
 	}
 	if ss.r != nil {

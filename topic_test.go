@@ -581,6 +581,51 @@ func TestTopicDiskQuota(t *testing.T) {
 	}
 }
 
+// TestTopicDiskQuotaDrains: after the quota filled, the spill's reader
+// alone (nobody publishes any more) receives every message Publish
+// accepted, including those the writer still held for want of room. (It
+// used to stop short: the retention pin, which publishers move a ring at a
+// time, kept the space the writer needed.)
+func TestTopicDiskQuotaDrains(t *testing.T) {
+	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
+	tp := openTopic(t, opts)
+	s := subscribe(t, tp, "late")
+	ctx := context.Background()
+	published := 0
+	for {
+		v := make([]byte, 200)
+		copy(v, fmt.Sprint(published))
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		err := tp.Publish(pctx, Message{Value: v})
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if published++; published > 100000 {
+			t.Fatalf("published %d messages into a %d-byte quota", published, opts.MaxDiskBytes)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for want := range published {
+		d, err := s.Receive(rctx)
+		if err != nil {
+			t.Fatalf("message %d of %d: %v; stats %+v", want, published, err, tp.Stats())
+		}
+		var got int
+		fmt.Sscan(string(d.Value[:8]), &got)
+		if got != want {
+			t.Fatalf("message %d, want %d", got, want)
+		}
+	}
+	if st := tp.Stats(); st.Dropped != 0 || st.DiskBytes != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
 // TestTopicManualAckFromSpill: deliveries read back from a spill are leased
 // like the others; the ones not acked come back after their lease, intact.
 func TestTopicManualAckFromSpill(t *testing.T) {

@@ -206,6 +206,7 @@ func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan
 				}
 				clear(dead)
 			})
+			c.reaped.Store(t)
 		}
 	}
 }

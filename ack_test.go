@@ -130,9 +130,9 @@ func TestLeaseOperations(t *testing.T) {
 		q.Send(ctx, Message{Value: []byte{byte(i)}})
 	}
 	tick := func(d time.Duration) {
-		before := q.clock.now.Load()
+		before := q.clock.reaped.Load()
 		clock.Advance(d)
-		waitFor(t, "the reaper", func() bool { return q.clock.now.Load() > before })
+		waitFor(t, "the reaper", func() bool { return q.clock.reaped.Load() > before })
 	}
 	d0, _ := q.Receive(ctx)
 	d1, _ := q.Receive(ctx)

@@ -42,12 +42,14 @@ func (g *group) await(ctx context.Context, take func() int, done func() bool) (i
 }
 
 // leaseClock times leases and delays in ticks of tick, counted from epoch.
-// One reaper goroutine stores now once per tick; everyone else loads it.
+// One reaper goroutine stores now once per tick, then reaped once it has
+// fired what was due by then; everyone else loads them.
 type leaseClock struct {
-	clock Clock
-	tick  time.Duration
-	epoch time.Time
-	now   atomic.Int64
+	clock  Clock
+	tick   time.Duration
+	epoch  time.Time
+	now    atomic.Int64
+	reaped atomic.Int64 // the last tick whose expirations are done (tests wait on it)
 }
 
 func newLeaseClock(c Clock, ackTimeout time.Duration) *leaseClock {

@@ -128,12 +128,18 @@ func (ep *episode) pinTo(s *tshard, tail uint64, eager bool) {
 // far as the quota allows. When the writer holds batches the quota had no
 // room for, the retention pin may be what holds the space, since
 // publishers move it lazily (see pinTo): it moves to where it must be now,
-// which may free segments, and the writer retries. REQUIRES: s.pub.
+// which may free segments, and the writer retries. Receivers of the other
+// subscriptions may have parked at the log's end after a flush of their own
+// found no room: whatever this one appends, it wakes them. REQUIRES: s.pub.
 func (ep *episode) flush(s *tshard) error {
+	end := ep.log.NextOffset()
 	err := ep.w.Flush()
 	if errors.Is(err, mmap.ErrDiskFull) {
 		ep.pinTo(s, s.ring.Tail(), true)
 		err = ep.w.Flush()
+	}
+	if ep.log.NextOffset() > end {
+		s.t.wakeReceivers(1)
 	}
 	return err
 }
@@ -217,6 +223,14 @@ func (ss *subShard) readDisk() bool {
 	ss.pos = ss.carryAt + uint64(len(recs))
 	s.diskReads.Add(1)
 	s.room.WakeAll() // publishers waiting for disk space
+	if ep.w.Stalled() && s.pub.TryLock() {
+		// Reading may have freed the space the writer's held batches wait
+		// for, and with no publisher about nobody else would retry them
+		// for the subscriptions waiting at the log's end. (A busy pub is
+		// a publisher, whose next write retries.)
+		ep.flush(s)
+		s.pub.Unlock()
+	}
 	return true
 }
 

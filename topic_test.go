@@ -626,6 +626,65 @@ func TestTopicDiskQuotaDrains(t *testing.T) {
 	}
 }
 
+// TestTopicDiskQuotaWakesOthers: two subscriptions share a spill that
+// filled the quota, and nobody publishes any more. The first reads as far
+// as the log goes and waits at its end, where the writer's held batches
+// cannot go for want of room; the second then reads half the backlog,
+// which frees segments. That must retry the held batches and wake the
+// first (it used to wait until its context ended, or for a publisher).
+func TestTopicDiskQuotaWakesOthers(t *testing.T) {
+	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
+	tp := openTopic(t, opts)
+	a, b := subscribe(t, tp, "a"), subscribe(t, tp, "b")
+	ctx := context.Background()
+	published := 0
+	for {
+		v := make([]byte, 200)
+		copy(v, fmt.Sprint(published))
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		err := tp.Publish(pctx, Message{Value: v})
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		published++
+	}
+	read := func(s *Subscription, n int) error {
+		for want := range n {
+			d, err := s.Receive(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: message %d of %d: %w", s.Name(), want, n, err)
+			}
+			var got int
+			fmt.Sscan(string(d.Value[:8]), &got)
+			if got != want {
+				return fmt.Errorf("%s: message %d, want %d", s.Name(), got, want)
+			}
+		}
+		return nil
+	}
+	errA := make(chan error, 1)
+	go func() { errA <- read(a, published) }()
+	waitFor(t, "a to wait at the log's end", func() bool { return a.sub.receivers.Pending() })
+	if got := a.Stats().Delivered; got == uint64(published) {
+		t.Fatalf("a read all %d messages before b freed any space: the quota never held the writer back", got)
+	}
+	if err := read(b, published/2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errA:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a still waits: %+v; b %+v", a.Stats(), b.Stats())
+	}
+}
+
 // TestTopicManualAckFromSpill: deliveries read back from a spill are leased
 // like the others; the ones not acked come back after their lease, intact.
 func TestTopicManualAckFromSpill(t *testing.T) {

@@ -204,6 +204,10 @@ func (w *Writer) failed() error {
 // disk (a write or sync error that made the log read-only).
 func (w *Writer) Lost() uint64 { return w.lost.Load() }
 
+// Stalled reports whether batches wait in memory for disk space (the next
+// Write or Flush retries them). Any goroutine may call it.
+func (w *Writer) Stalled() bool { return w.full.Load() }
+
 // round sends a marker through the committer: stalled batches are retried,
 // and everything submitted before it is settled when it returns.
 func (w *Writer) round() {

@@ -60,11 +60,22 @@ func TestWakeOrder(t *testing.T) {
 // condition.
 func TestCanceledWaiterPassesWakeOn(t *testing.T) {
 	var q Waiters
-	var ready atomic.Bool
+	var ready, checked atomic.Bool
 	first := q.register() // stands for a waiter whose ctx is about to end
 	second := make(chan error, 1)
-	go func() { second <- Await(context.Background(), &q, ready.Load) }()
-	waitFor(t, "second waiter", func() bool { return q.Len() == 2 })
+	go func() {
+		second <- Await(context.Background(), &q, func() bool {
+			if ready.Load() {
+				return true
+			}
+			// Registered: this is the look Await takes before it blocks,
+			// so ready must not become true before it (the second waiter
+			// would leave on its own instead of waiting to be woken).
+			checked.Store(q.Len() == 2)
+			return false
+		})
+	}()
+	waitFor(t, "second waiter", checked.Load)
 
 	ready.Store(true)
 	q.Wake(1) // picks the oldest: the one that is leaving

@@ -537,6 +537,42 @@ func TestTopicLaggingShareDecompression(t *testing.T) {
 	}
 }
 
+// fillQuota publishes value(0), value(1), ... until the spill holds quota
+// bytes and a Publish waits (here until a short deadline): a deadline that
+// passes while the quota still has room (a slow machine) only retries. It
+// returns how many messages were published.
+func fillQuota(t *testing.T, tp *Topic, quota int64, value func(i int) []byte) int {
+	t.Helper()
+	published, waits := 0, 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := tp.Publish(ctx, Message{Value: value(published)})
+		cancel()
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			if st := tp.Stats(); st.DiskBytes >= quota {
+				return published
+			} else if waits++; waits > 500 {
+				t.Fatalf("Publish keeps waiting with the quota not full: %+v", st)
+			}
+		case err != nil:
+			t.Fatal(err)
+		default:
+			published++
+		}
+		if published > 100000 {
+			t.Fatalf("published %d messages into a %d-byte quota", published, quota)
+		}
+	}
+}
+
+// numbered returns a 200-byte value that starts with i in decimal.
+func numbered(i int) []byte {
+	v := make([]byte, 200)
+	copy(v, fmt.Sprint(i))
+	return v
+}
+
 // TestTopicDiskQuota: when the spill reaches MaxDiskBytes, Publish waits
 // (here until its context ends) instead of dropping anything; deleting the
 // subscription that holds the spill lets it go on.
@@ -546,21 +582,7 @@ func TestTopicDiskQuota(t *testing.T) {
 	subscribe(t, tp, "stuck")
 	ctx := context.Background()
 	value := make([]byte, 200)
-	published := 0
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		err := tp.Publish(pctx, Message{Value: value})
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if published++; published > 100000 {
-			t.Fatalf("published %d messages into a %d-byte quota", published, opts.MaxDiskBytes)
-		}
-	}
+	fillQuota(t, tp, opts.MaxDiskBytes, func(int) []byte { return value })
 	st := tp.Stats()
 	if st.DiskBytes > opts.MaxDiskBytes || st.Dropped != 0 {
 		t.Fatalf("after the quota filled: %+v", st)
@@ -591,23 +613,7 @@ func TestTopicDiskQuotaDrains(t *testing.T) {
 	tp := openTopic(t, opts)
 	s := subscribe(t, tp, "late")
 	ctx := context.Background()
-	published := 0
-	for {
-		v := make([]byte, 200)
-		copy(v, fmt.Sprint(published))
-		pctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		err := tp.Publish(pctx, Message{Value: v})
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if published++; published > 100000 {
-			t.Fatalf("published %d messages into a %d-byte quota", published, opts.MaxDiskBytes)
-		}
-	}
+	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for want := range published {
@@ -637,21 +643,7 @@ func TestTopicDiskQuotaWakesOthers(t *testing.T) {
 	tp := openTopic(t, opts)
 	a, b := subscribe(t, tp, "a"), subscribe(t, tp, "b")
 	ctx := context.Background()
-	published := 0
-	for {
-		v := make([]byte, 200)
-		copy(v, fmt.Sprint(published))
-		pctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-		err := tp.Publish(pctx, Message{Value: v})
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		published++
-	}
+	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
 	read := func(s *Subscription, n int) error {
 		for want := range n {
 			d, err := s.Receive(ctx)

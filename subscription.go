@@ -128,6 +128,7 @@ func (t *Topic) Unsubscribe(name string) error {
 		}
 		s.room.WakeAll()
 	}
+	t.retrySpills() // what only this subscription held is gone: room for the others' held batches
 	return nil
 }
 

@@ -43,6 +43,11 @@ type tshard struct {
 	episodes int           // spill episodes so far; guarded by pub
 	closed   bool          // guarded by pub
 	spilled  atomic.Uint64 // messages written to spill logs; written under pub
+	// spillFull: ep's writer holds batches the disk or quota had no room
+	// for. Stored under pub when that changes; loaded by spill readers,
+	// which retry those batches once they may have freed room (see
+	// Topic.retrySpills).
+	spillFull atomic.Bool
 
 	// The receivers' line: every take looks at room, so nothing the
 	// publisher writes per message may share it.

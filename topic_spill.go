@@ -98,6 +98,7 @@ func (ep *episode) write(s *tshard, es []entry) (int, error) {
 	n, err := ep.w.Write(ep.recs)
 	clear(ep.recs)
 	clear(ep.hdrs)
+	ep.noteFull(s)
 	ep.end += uint64(n)
 	s.spilled.Add(uint64(n))
 	if err != nil && errors.Is(err, mmap.ErrDiskFull) {
@@ -138,10 +139,35 @@ func (ep *episode) flush(s *tshard) error {
 		ep.pinTo(s, s.ring.Tail(), true)
 		err = ep.w.Flush()
 	}
+	ep.noteFull(s)
 	if ep.log.NextOffset() > end {
 		s.t.wakeReceivers(1)
 	}
 	return err
+}
+
+// noteFull keeps s.spillFull up to date with the writer. REQUIRES: s.pub.
+func (ep *episode) noteFull(s *tshard) {
+	if full := ep.w.Stalled(); full != s.spillFull.Load() {
+		s.spillFull.Store(full)
+	}
+}
+
+// retrySpills retries the held batches of every shard whose spill writer
+// waits for room. It is called wherever room may have been freed (a spill
+// reader moved on, a subscription left a spill), since with no publisher
+// about nobody else would, and receivers parked at the end of a spill
+// would wait for them for good. A shard whose pub is taken has a publisher
+// (whose next write retries) or a receiver flushing that same spill.
+func (t *Topic) retrySpills() {
+	for _, s := range t.shards {
+		if s.spillFull.Load() && s.pub.TryLock() {
+			if s.ep != nil {
+				s.ep.flush(s)
+			}
+			s.pub.Unlock()
+		}
+	}
 }
 
 // close stops the episode's writer and removes its files.
@@ -222,15 +248,8 @@ func (ss *subShard) readDisk() bool {
 	ss.ci, ss.carryAt = 0, ep.base+first
 	ss.pos = ss.carryAt + uint64(len(recs))
 	s.diskReads.Add(1)
-	s.room.WakeAll() // publishers waiting for disk space
-	if ep.w.Stalled() && s.pub.TryLock() {
-		// Reading may have freed the space the writer's held batches wait
-		// for, and with no publisher about nobody else would retry them
-		// for the subscriptions waiting at the log's end. (A busy pub is
-		// a publisher, whose next write retries.)
-		ep.flush(s)
-		s.pub.Unlock()
-	}
+	s.room.WakeAll()  // publishers waiting for disk space
+	s.t.retrySpills() // reading may have freed the room held batches wait for
 	return true
 }
 
@@ -278,6 +297,7 @@ func (ss *subShard) rejoin(cause error) bool {
 	if done != nil {
 		done.close()
 		s.room.WakeAll()
+		s.t.retrySpills() // the spill's files are gone, and their room with them
 	}
 	return ok
 }
@@ -301,6 +321,7 @@ func (ss *subShard) leaveSpill() *episode {
 		return nil
 	}
 	ss.ts.ep = nil
+	ss.ts.spillFull.Store(false)
 	ss.ts.ring.KeepPassed(false)
 	// A publisher waiting for disk space watches diskReads: the spill's end
 	// frees all of it. (The caller wakes room once it released pub.)

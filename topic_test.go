@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -674,6 +675,114 @@ func TestTopicDiskQuotaWakesOthers(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("a still waits: %+v; b %+v", a.Stats(), b.Stats())
+	}
+}
+
+// TestTopicUnsubscribeFreesQuota: one subscription waits at the end of a
+// spill whose writer holds batches for want of room, which another
+// subscription's backlog takes up. Deleting that subscription frees the
+// room: the held batches must be appended and the waiting subscription
+// woken, with nobody publishing (it used to wait for good).
+func TestTopicUnsubscribeFreesQuota(t *testing.T) {
+	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
+	tp := openTopic(t, opts)
+	a := subscribe(t, tp, "a")
+	subscribe(t, tp, "idle")
+	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
+	errA := make(chan error, 1)
+	go func() {
+		for want := range published {
+			d, err := a.Receive(context.Background())
+			if err != nil {
+				errA <- err
+				return
+			}
+			var got int
+			fmt.Sscan(string(d.Value[:8]), &got)
+			if got != want {
+				errA <- fmt.Errorf("message %d, want %d", got, want)
+				return
+			}
+		}
+		errA <- nil
+	}()
+	waitFor(t, "a to wait at the log's end", a.sub.receivers.Pending)
+	if got := a.Stats().Delivered; got == uint64(published) {
+		t.Fatalf("a read all %d messages: the quota never held the writer back", got)
+	}
+	if err := tp.Unsubscribe("idle"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errA:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a still waits: %+v", a.Stats())
+	}
+	if st := tp.Stats(); st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestTopicQuotaDrainsManyShards: three subscriptions, four shards, a full
+// quota, nobody publishing: reading concurrently at different paces, every
+// subscription gets everything (each one's reads free the room the others'
+// held batches wait for).
+func TestTopicQuotaDrainsManyShards(t *testing.T) {
+	for round := range 3 {
+		opts := Options{Dir: t.TempDir(), Shards: 4, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 4 << 20}
+		tp := openTopic(t, opts)
+		subs := []*Subscription{subscribe(t, tp, "a"), subscribe(t, tp, "b"), subscribe(t, tp, "c")}
+		published := 0
+		for waits := 0; ; {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			err := tp.Publish(ctx, Message{Key: fmt.Append(nil, published%7), Value: numbered(published)})
+			cancel()
+			if err == nil {
+				published++
+				continue
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			// Full: a shard's spill has no room for a new segment.
+			if st := tp.Stats(); st.DiskBytes > opts.MaxDiskBytes-tp.segSize {
+				break
+			} else if waits++; waits > 500 {
+				t.Fatalf("Publish keeps waiting with the quota not full: %+v", st)
+			}
+		}
+		errs := make(chan error, len(subs))
+		for i, s := range subs {
+			go func() {
+				for n := range published {
+					if _, err := s.Receive(context.Background()); err != nil {
+						errs <- fmt.Errorf("%s: message %d of %d: %w", s.Name(), n, published, err)
+						return
+					}
+					if i > 0 && n%(100*i) == 0 { // b and c fall behind now and then
+						for range 1000 * i {
+							runtime.Gosched()
+						}
+					}
+				}
+				errs <- nil
+			}()
+		}
+		deadline := time.After(20 * time.Second)
+		for range subs {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			case <-deadline:
+				t.Fatalf("round %d: a subscription still waits: %+v", round, tp.Stats())
+			}
+		}
+		tp.Close()
 	}
 }
 

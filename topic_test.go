@@ -786,6 +786,78 @@ func TestTopicQuotaDrainsManyShards(t *testing.T) {
 	}
 }
 
+// TestTopicQuotaFlow: a subscription that stops reading for a while makes
+// the spill fill its quota; the publisher (one key, so one shard's order)
+// then waits instead of dropping, and goes on as the subscription catches
+// up through the spill. Both subscriptions get everything in order, and the
+// spill never holds more than the quota.
+func TestTopicQuotaFlow(t *testing.T) {
+	for _, shards := range []int{1, 2} {
+		opts := Options{Dir: t.TempDir(), Shards: shards, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20 * int64(shards)}
+		tp := openTopic(t, opts)
+		subs := []*Subscription{subscribe(t, tp, "a"), subscribe(t, tp, "b")}
+		const n = 30000
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pubErr := make(chan error, 1)
+		go func() {
+			for i := range n {
+				if err := tp.Publish(ctx, Message{Key: []byte("k"), Value: numbered(i)}); err != nil {
+					pubErr <- fmt.Errorf("publish %d: %w; %+v", i, err, tp.Stats())
+					return
+				}
+			}
+			pubErr <- nil
+		}()
+		errs := make(chan error, 2)
+		aHalf := make(chan struct{})
+		for i, s := range subs {
+			go func() {
+				if i == 1 {
+					<-aHalf
+				}
+				for want := range n {
+					if i == 0 && want == 3000 {
+						close(aHalf) // b starts reading: far behind, in the spill
+					}
+					if st := tp.Stats(); st.DiskBytes > opts.MaxDiskBytes {
+						errs <- fmt.Errorf("the spill holds %d bytes, quota %d", st.DiskBytes, opts.MaxDiskBytes)
+						return
+					}
+					d, err := s.Receive(ctx)
+					if err != nil {
+						errs <- fmt.Errorf("%s: %d: %w; %+v / %+v", s.Name(), want, err, s.Stats(), tp.Stats())
+						return
+					}
+					var got int
+					fmt.Sscan(string(d.Value[:8]), &got)
+					if got != want {
+						errs <- fmt.Errorf("%s: got %d want %d", s.Name(), got, want)
+						return
+					}
+					if i == 1 && want%50 == 0 { // b stays slower than a
+						for range 2000 {
+							runtime.Gosched()
+						}
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := <-pubErr; err != nil {
+			t.Fatal(err)
+		}
+		if st := tp.Stats(); st.Spilled == 0 || st.Dropped != 0 || st.DiskBytes != 0 {
+			t.Fatalf("shards %d: %+v", shards, st)
+		}
+	}
+}
+
 // TestTopicManualAckFromSpill: deliveries read back from a spill are leased
 // like the others; the ones not acked come back after their lease, intact.
 func TestTopicManualAckFromSpill(t *testing.T) {

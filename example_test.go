@@ -84,3 +84,26 @@ func ExampleTopic() {
 	// audit order 1
 	// audit order 2
 }
+
+// A message that cannot be processed goes to the dead-letter queue: at
+// once with Term, or after MaxAttempts deliveries that were not acked.
+func ExampleDelivery_Term() {
+	dlq, err := spillway.OpenQueue(spillway.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer dlq.Close()
+	q, err := spillway.OpenQueue(spillway.Options{Ack: spillway.ManualAck, DeadLetter: dlq})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	q.Send(ctx, spillway.Message{Value: []byte("malformed order")})
+	d, _ := q.Receive(ctx)
+	d.Term() // no use retrying
+	dead, _ := dlq.Receive(ctx)
+	fmt.Println(string(dead.Value), q.Stats().DeadLettered)
+	// Output:
+	// malformed order 1
+}

@@ -574,6 +574,51 @@ func numbered(i int) []byte {
 	return v
 }
 
+// readNumbered receives n messages from s with ctx and checks that they are
+// numbered 0 to n-1, in order.
+func readNumbered(ctx context.Context, s *Subscription, n int) error {
+	for want := range n {
+		d, err := s.Receive(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: message %d of %d: %w", s.Name(), want, n, err)
+		}
+		var got int
+		fmt.Sscan(string(d.Value[:8]), &got)
+		if got != want {
+			return fmt.Errorf("%s: message %d, want %d", s.Name(), got, want)
+		}
+	}
+	return nil
+}
+
+// stalledReader starts reading the n numbered messages of s and returns
+// once the reader waits at the end of the spill, short of n: there the
+// spill's writer holds the rest for want of room. The channel gets the
+// reader's result.
+func stalledReader(t *testing.T, s *Subscription, n int) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- readNumbered(context.Background(), s, n) }()
+	waitFor(t, s.Name()+" to wait at the spill's end", s.sub.receivers.Pending)
+	if got := s.Stats().Delivered; got == uint64(n) {
+		t.Fatalf("%s read all %d messages: the quota never held the writer back", s.Name(), got)
+	}
+	return done
+}
+
+// awaitReader waits for a stalled reader to get everything.
+func awaitReader(t *testing.T, done <-chan error, s *Subscription) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still waits: %+v", s.Name(), s.Stats())
+	}
+}
+
 // TestTopicDiskQuota: when the spill reaches MaxDiskBytes, Publish waits
 // (here until its context ends) instead of dropping anything; deleting the
 // subscription that holds the spill lets it go on.
@@ -613,20 +658,11 @@ func TestTopicDiskQuotaDrains(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
 	tp := openTopic(t, opts)
 	s := subscribe(t, tp, "late")
-	ctx := context.Background()
 	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for want := range published {
-		d, err := s.Receive(rctx)
-		if err != nil {
-			t.Fatalf("message %d of %d: %v; stats %+v", want, published, err, tp.Stats())
-		}
-		var got int
-		fmt.Sscan(string(d.Value[:8]), &got)
-		if got != want {
-			t.Fatalf("message %d, want %d", got, want)
-		}
+	if err := readNumbered(ctx, s, published); err != nil {
+		t.Fatalf("%v; stats %+v", err, tp.Stats())
 	}
 	if st := tp.Stats(); st.Dropped != 0 || st.DiskBytes != 0 {
 		t.Fatalf("stats %+v", st)
@@ -643,39 +679,12 @@ func TestTopicDiskQuotaWakesOthers(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
 	tp := openTopic(t, opts)
 	a, b := subscribe(t, tp, "a"), subscribe(t, tp, "b")
-	ctx := context.Background()
 	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
-	read := func(s *Subscription, n int) error {
-		for want := range n {
-			d, err := s.Receive(ctx)
-			if err != nil {
-				return fmt.Errorf("%s: message %d of %d: %w", s.Name(), want, n, err)
-			}
-			var got int
-			fmt.Sscan(string(d.Value[:8]), &got)
-			if got != want {
-				return fmt.Errorf("%s: message %d, want %d", s.Name(), got, want)
-			}
-		}
-		return nil
-	}
-	errA := make(chan error, 1)
-	go func() { errA <- read(a, published) }()
-	waitFor(t, "a to wait at the log's end", func() bool { return a.sub.receivers.Pending() })
-	if got := a.Stats().Delivered; got == uint64(published) {
-		t.Fatalf("a read all %d messages before b freed any space: the quota never held the writer back", got)
-	}
-	if err := read(b, published/2); err != nil {
+	done := stalledReader(t, a, published)
+	if err := readNumbered(context.Background(), b, published/2); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errA:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("a still waits: %+v; b %+v", a.Stats(), b.Stats())
-	}
+	awaitReader(t, done, a)
 }
 
 // TestTopicUnsubscribeFreesQuota: one subscription waits at the end of a
@@ -689,38 +698,11 @@ func TestTopicUnsubscribeFreesQuota(t *testing.T) {
 	a := subscribe(t, tp, "a")
 	subscribe(t, tp, "idle")
 	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
-	errA := make(chan error, 1)
-	go func() {
-		for want := range published {
-			d, err := a.Receive(context.Background())
-			if err != nil {
-				errA <- err
-				return
-			}
-			var got int
-			fmt.Sscan(string(d.Value[:8]), &got)
-			if got != want {
-				errA <- fmt.Errorf("message %d, want %d", got, want)
-				return
-			}
-		}
-		errA <- nil
-	}()
-	waitFor(t, "a to wait at the log's end", a.sub.receivers.Pending)
-	if got := a.Stats().Delivered; got == uint64(published) {
-		t.Fatalf("a read all %d messages: the quota never held the writer back", got)
-	}
+	done := stalledReader(t, a, published)
 	if err := tp.Unsubscribe("idle"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errA:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("a still waits: %+v", a.Stats())
-	}
+	awaitReader(t, done, a)
 	if st := tp.Stats(); st.Dropped != 0 {
 		t.Fatalf("stats %+v", st)
 	}

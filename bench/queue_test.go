@@ -79,6 +79,58 @@ func BenchmarkQueue(b *testing.B) {
 	}
 }
 
+// BenchmarkQueueOneGoroutine is BenchmarkQueue's batch mode done by one
+// goroutine: send 64, receive 64, over and over. Without a second core
+// nothing crosses cores, so ns/op is the CPU cost per message of each side's
+// own work; the difference from BenchmarkQueue is what moving the messages
+// between cores costs.
+func BenchmarkQueueOneGoroutine(b *testing.B) {
+	msgs, _ := messages(msgPool)
+	b.Run("mode=batch=64/impl=spillway", func(b *testing.B) {
+		q, err := spillway.OpenQueue(spillway.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer q.Close()
+		batch := make([]spillway.Message, 64)
+		dst := make([]spillway.Delivery, 64)
+		b.SetBytes(128)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += len(batch) {
+			n := min(len(batch), b.N-i)
+			for j := range n {
+				batch[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
+			}
+			if err := q.SendBatch(ctx, batch[:n]); err != nil {
+				b.Fatal(err)
+			}
+			for got := 0; got < n; {
+				k, err := q.ReceiveBatch(ctx, dst[:n-got])
+				if err != nil {
+					b.Fatal(err)
+				}
+				got += k
+			}
+		}
+	})
+	b.Run("mode=batch=64/impl=chan", func(b *testing.B) {
+		ch := make(chan []byte, queueCap())
+		b.SetBytes(128)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += 64 {
+			n := min(64, b.N-i)
+			for j := range n {
+				ch <- msgs[(i+j)%msgPool]
+			}
+			for range n {
+				<-ch
+			}
+		}
+	})
+}
+
 // BenchmarkQueueAck compares delivery guarantees on the memory path, one
 // producer and one consumer: AutoAck (at-most-once) against ManualAck, where
 // every delivery is leased and then acked.

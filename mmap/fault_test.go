@@ -2,6 +2,7 @@ package mmap
 
 import (
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 )
@@ -163,5 +164,69 @@ func TestSharedQuota(t *testing.T) {
 	}
 	if _, err := b.Append(batchOf(0, 1, 2000)); err != nil {
 		t.Fatalf("append after a freed its share: %v", err)
+	}
+}
+
+// TestQuotaRollRetires: a roll that finds the quota full and frees room by
+// retiring segments a reader has passed (it read the oldest segment to its
+// end and has not asked for more, so it has not moved on) must leave the
+// retired segments out of the log for good: the log's segments, its
+// DiskBytes and the quota's use agree after every append, whether the quota
+// is the log's own or shared.
+func TestQuotaRollRetires(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		opts := Options{Encoder: noneEncoder(t)}
+		var q *Quota
+		if shared {
+			q = NewQuota(2 * smallSegment)
+			opts.Quota = q
+		} else {
+			opts.MaxBytes = 2 * smallSegment
+		}
+		l, _ := open(t, t.TempDir(), opts)
+		r, err := l.NewReader(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(when string) {
+			t.Helper()
+			st := l.Stats()
+			if st.DiskBytes != int64(st.Segments)*smallSegment || st.DiskBytes > 2*smallSegment {
+				t.Fatalf("shared %v, %s: %d segments, %d disk bytes (quota %d)", shared, when, st.Segments, st.DiskBytes, 2*smallSegment)
+			}
+			if q != nil && q.Used() != st.DiskBytes {
+				t.Fatalf("shared %v, %s: quota used %d, log holds %d", shared, when, q.Used(), st.DiskBytes)
+			}
+		}
+		appended, read := 0, 0
+		for round := range 5 {
+			// Fill the quota: the writer rolls until it cannot.
+			for {
+				if _, err := l.Append(batchOf(appended, 1, 2000)); err != nil {
+					if !errors.Is(err, ErrDiskFull) {
+						t.Fatal(err)
+					}
+					break
+				}
+				appended++
+				check(fmt.Sprintf("round %d, append %d", round, appended))
+			}
+			// Read the oldest segment to its last batch, no further.
+			oldest := l.segments()[0].next.Load()
+			for r.Offset() < oldest {
+				if _, _, err := r.Next(); err != nil {
+					t.Fatal(err)
+				}
+				read++
+			}
+			// The next append rolls, retiring that segment on the way.
+			if _, err := l.Append(batchOf(appended, 1, 2000)); err != nil {
+				t.Fatalf("shared %v, round %d: append after the reader passed a segment: %v", shared, round, err)
+			}
+			appended++
+			check(fmt.Sprintf("round %d, after the roll", round))
+		}
+		r.Close()
+		l.Close()
 	}
 }

@@ -292,6 +292,10 @@ func (l *Log) roll() (*segment, error) {
 		}
 	}
 	l.diskBytes.Add(s.size)
+	// retain may have retired segments above: build on the list as it is
+	// now, or the retired ones would come back (and be retired, and their
+	// room released, twice).
+	segs = l.segments()
 	next := append(slices.Clip(segs), s)
 	l.setSegments(next)
 	// Readers learn that a segment is done only after its successor is

@@ -86,16 +86,25 @@ func (s *qshard) take(dst []Delivery) int {
 	first := n
 	for n < len(dst) {
 		if s.lo == s.hi {
-			head := s.ring.Head()
-			k := s.ring.PopBatch(s.local[:])
+			var k int
+			if len(dst)-n >= len(s.local) {
+				// Room for a whole local buffer: deliver straight from
+				// the ring's slots.
+				k = s.takeInPlace(dst[n:])
+				n += k
+			} else {
+				head := s.ring.Head()
+				k = s.ring.PopBatch(s.local[:])
+				s.lo, s.hi, s.localHead = 0, k, head
+				s.localLen.Store(int64(k))
+			}
 			if k == 0 {
 				if s.spilling.Load() && s.refill() {
 					continue
 				}
 				break
 			}
-			s.lo, s.hi, s.localHead = 0, k, head
-			s.localLen.Store(int64(k))
+			continue
 		}
 		m := min(len(dst)-n, s.hi-s.lo)
 		for j := range m {
@@ -115,6 +124,21 @@ func (s *qshard) take(dst []Delivery) int {
 		s.leaseOut(dst[first:n])
 	}
 	return n
+}
+
+// takeInPlace delivers into dst what the ring has published, reading and
+// zeroing each slot in place, and releases the slots with one store. It
+// returns how many. REQUIRES: s.cons, nothing in local.
+func (s *qshard) takeInPlace(dst []Delivery) int {
+	head := s.ring.Head()
+	k := s.ring.Peek(len(dst))
+	for j := range k {
+		e := s.ring.At(head + uint64(j))
+		e.deliver(&dst[j], s.idx, head+uint64(j))
+		*e = entry{}
+	}
+	s.ring.Release(k)
+	return k
 }
 
 // deliver fills d with e's message, first attempt, field by field: a

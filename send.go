@@ -37,22 +37,20 @@ func (q *Queue) TrySend(m Message) error {
 }
 
 // SendBatch queues ms in order, as Send does each. Messages for the same
-// shard (all keyless ones of the batch go to one shard) are pushed with one
-// publication. On error, the messages before the failing one were queued
-// and the rest were not.
+// shard (all keyless ones of the batch go to one shard) go into its ring
+// in place, with one claim and one publication for as many as it has room
+// for. On error, the messages before the failing one were queued and the
+// rest were not.
 func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
-	var buf [64]entry
-	used := 0 // buf[:used] may hold references
-	defer func() { clear(buf[:used]) }()
 	keyless := shard.Random(len(q.shards))
 	for i := 0; i < len(ms); {
-		// A run of messages for one shard, at most len(buf).
+		// A run of messages for one shard.
 		si := keyless
 		if len(ms[i].Key) > 0 {
 			si = shard.Of(ms[i].Key, len(q.shards))
 		}
 		n := 0
-		for i+n < len(ms) && n < len(buf) {
+		for i+n < len(ms) {
 			m := &ms[i+n]
 			if m.size() > q.opts.MaxMessageBytes {
 				if n == 0 {
@@ -63,22 +61,56 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			if k := m.Key; len(k) > 0 && shard.Of(k, len(q.shards)) != si || len(k) == 0 && si != keyless {
 				break
 			}
-			buf[n].set(m.Key, m.Value, m.Headers)
 			n++
 		}
-		used = max(used, n)
 		s := q.shards[si]
 		done := 0
 		if !s.spilling.Load() {
-			done = s.ring.PushBatch(buf[:n])
+			done = s.pushInPlace(ms[i : i+n])
 			q.receivers.Wake(done)
 		}
 		if done < n {
-			if err := q.sendRest(ctx, s, buf[done:n]); err != nil {
+			if err := q.sendRestOf(ctx, s, ms[i+done:i+n]); err != nil {
 				return err
 			}
 		}
 		i += n
+	}
+	return nil
+}
+
+// pushInPlace puts as many of ms as its ring has room for into s's ring,
+// writing each entry straight into its slot, and returns how many.
+func (s *qshard) pushInPlace(ms []Message) int {
+	done := 0
+	for done < len(ms) {
+		first, k := s.ring.Claim(len(ms) - done)
+		if k == 0 {
+			break
+		}
+		for j := range k {
+			m := &ms[done+j]
+			s.ring.At(first+uint64(j)).set(m.Key, m.Value, m.Headers)
+		}
+		s.ring.Publish(first, k)
+		done += k
+	}
+	return done
+}
+
+// sendRestOf is sendRest for messages, converted 64 at a time.
+func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message) error {
+	var buf [64]entry
+	defer clear(buf[:])
+	for len(ms) > 0 {
+		n := min(len(ms), len(buf))
+		for j := range n {
+			buf[j].set(ms[j].Key, ms[j].Value, ms[j].Headers)
+		}
+		if err := q.sendRest(ctx, s, buf[:n]); err != nil {
+			return err
+		}
+		ms = ms[n:]
 	}
 	return nil
 }

@@ -28,10 +28,16 @@ import (
 // (written once, however many subscriptions lag); the ring stops waiting for
 // it. The subscription reads the log until it is within half a ring of the
 // publisher (the ring keeps its last Cap() messages while a spill lasts),
-// then rejoins the ring. Once no subscription reads the log, its files are
-// removed. (A subscription that keeps up but is slower than the publisher
-// paces it, at no less than a quarter ring per lagGrace, rather than
-// spilling: moving it to the disk would only slow it further.) Without Dir, Overflow decides: Block waits for the slowest,
+// then rejoins the ring, in the receive call that catches up, or (when a
+// publisher held the shard at that moment: receivers never wait for it) in
+// its next one. Once no subscription reads the log, its files are removed.
+// With MaxDiskBytes reached, the log's writer holds what does not fit in
+// memory until readers free segments; each read, and each subscription
+// leaving a spill, retries those batches for every shard. (A subscription
+// that keeps up but is slower than the publisher paces it, at no less than
+// a quarter ring per lagGrace, rather than spilling: moving it to the disk
+// would only slow it further.) Without Dir, Overflow decides: Block waits
+// for the slowest,
 // DropOldest skips the slowest subscription past its oldest messages
 // (counted in its Stats.Dropped), Reject fails with ErrFull.
 type Topic struct {

@@ -834,6 +834,15 @@ func TestTopicQuotaFlow(t *testing.T) {
 		if err := <-pubErr; err != nil {
 			t.Fatal(err)
 		}
+		// A subscription that caught up with the spill moved back to the
+		// ring at its last receive, unless the publisher held the shard at
+		// that moment (receivers never wait for it): then its next call
+		// does, and the spill goes with its last reader.
+		for _, s := range subs {
+			if n, err := s.ReceiveBatch(canceled, make([]Delivery, 1)); n != 0 || !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s after everything: %d, %v", s.Name(), n, err)
+			}
+		}
 		if st := tp.Stats(); st.Spilled == 0 || st.Dropped != 0 || st.DiskBytes != 0 {
 			t.Fatalf("shards %d: %+v", shards, st)
 		}

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestMPSCInPlaceStress: producers that claim, fill and publish slots in place,
-// mixed with ones that push batches, and a consumer that peeks, reads and
-// releases in place, mixed with batch pops: every item arrives once, in
+// TestMPSCInPlaceStress: producers that claim, fill and publish slots in
+// place, mixed with ones that push batches, and a consumer that peeks, reads
+// and releases in place, mixed with batch pops: every item arrives once, in
 // each producer's order, and released slots are left zero.
 func TestMPSCInPlaceStress(t *testing.T) {
 	type item struct {

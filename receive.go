@@ -74,10 +74,11 @@ func (s *qshard) emptyLocked() bool {
 }
 
 // take fills dst from s: redeliveries first, then the ring, refilled from
-// the spill when it runs dry. The ring is popped a batch at a time into the
-// shard's local buffer, so that even one-by-one receivers publish the ring's
-// head (and wait for the cache lines of the slots they clear) once per batch.
-// REQUIRES: s.cons.
+// the spill when it runs dry. A dst with room for the shard's local buffer
+// is filled straight from the ring's slots; a smaller one (one-by-one
+// receivers) from the local buffer, which the ring fills a batch at a time,
+// so that such receivers too publish the ring's head (and wait for the
+// cache lines of the slots they clear) once per batch. REQUIRES: s.cons.
 func (s *qshard) take(dst []Delivery) int {
 	n := 0
 	if s.readyLen.Load() > 0 {

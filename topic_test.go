@@ -538,20 +538,21 @@ func TestTopicLaggingShareDecompression(t *testing.T) {
 	}
 }
 
-// fillQuota publishes value(0), value(1), ... until the spill holds quota
-// bytes and a Publish waits (here until a short deadline): a deadline that
-// passes while the quota still has room (a slow machine) only retries. It
-// returns how many messages were published.
-func fillQuota(t *testing.T, tp *Topic, quota int64, value func(i int) []byte) int {
+// fillQuota publishes msg(0), msg(1), ... until a Publish waits (here until
+// a short deadline) while the spill holds at least full bytes: the quota is
+// reached (with several shards, as soon as no shard can start a segment). A
+// deadline that passes with less (a slow machine) only retries. It returns
+// how many messages were published.
+func fillQuota(t *testing.T, tp *Topic, full int64, msg func(i int) Message) int {
 	t.Helper()
 	published, waits := 0, 0
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		err := tp.Publish(ctx, Message{Value: value(published)})
+		err := tp.Publish(ctx, msg(published))
 		cancel()
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
-			if st := tp.Stats(); st.DiskBytes >= quota {
+			if st := tp.Stats(); st.DiskBytes >= full {
 				return published
 			} else if waits++; waits > 500 {
 				t.Fatalf("Publish keeps waiting with the quota not full: %+v", st)
@@ -562,10 +563,13 @@ func fillQuota(t *testing.T, tp *Topic, quota int64, value func(i int) []byte) i
 			published++
 		}
 		if published > 100000 {
-			t.Fatalf("published %d messages into a %d-byte quota", published, quota)
+			t.Fatalf("published %d messages, and the spill holds less than %d bytes", published, full)
 		}
 	}
 }
+
+// numberedMessage is a keyless message with a numbered value.
+func numberedMessage(i int) Message { return Message{Value: numbered(i)} }
 
 // numbered returns a 200-byte value that starts with i in decimal.
 func numbered(i int) []byte {
@@ -628,7 +632,7 @@ func TestTopicDiskQuota(t *testing.T) {
 	subscribe(t, tp, "stuck")
 	ctx := context.Background()
 	value := make([]byte, 200)
-	fillQuota(t, tp, opts.MaxDiskBytes, func(int) []byte { return value })
+	fillQuota(t, tp, opts.MaxDiskBytes, func(int) Message { return Message{Value: value} })
 	st := tp.Stats()
 	if st.DiskBytes > opts.MaxDiskBytes || st.Dropped != 0 {
 		t.Fatalf("after the quota filled: %+v", st)
@@ -658,7 +662,7 @@ func TestTopicDiskQuotaDrains(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
 	tp := openTopic(t, opts)
 	s := subscribe(t, tp, "late")
-	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
+	published := fillQuota(t, tp, opts.MaxDiskBytes, numberedMessage)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := readNumbered(ctx, s, published); err != nil {
@@ -679,7 +683,7 @@ func TestTopicDiskQuotaWakesOthers(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
 	tp := openTopic(t, opts)
 	a, b := subscribe(t, tp, "a"), subscribe(t, tp, "b")
-	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
+	published := fillQuota(t, tp, opts.MaxDiskBytes, numberedMessage)
 	done := stalledReader(t, a, published)
 	if err := readNumbered(context.Background(), b, published/2); err != nil {
 		t.Fatal(err)
@@ -697,7 +701,7 @@ func TestTopicUnsubscribeFreesQuota(t *testing.T) {
 	tp := openTopic(t, opts)
 	a := subscribe(t, tp, "a")
 	subscribe(t, tp, "idle")
-	published := fillQuota(t, tp, opts.MaxDiskBytes, numbered)
+	published := fillQuota(t, tp, opts.MaxDiskBytes, numberedMessage)
 	done := stalledReader(t, a, published)
 	if err := tp.Unsubscribe("idle"); err != nil {
 		t.Fatal(err)
@@ -717,25 +721,9 @@ func TestTopicQuotaDrainsManyShards(t *testing.T) {
 		opts := Options{Dir: t.TempDir(), Shards: 4, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 4 << 20}
 		tp := openTopic(t, opts)
 		subs := []*Subscription{subscribe(t, tp, "a"), subscribe(t, tp, "b"), subscribe(t, tp, "c")}
-		published := 0
-		for waits := 0; ; {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-			err := tp.Publish(ctx, Message{Key: fmt.Append(nil, published%7), Value: numbered(published)})
-			cancel()
-			if err == nil {
-				published++
-				continue
-			}
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatal(err)
-			}
-			// Full: a shard's spill has no room for a new segment.
-			if st := tp.Stats(); st.DiskBytes > opts.MaxDiskBytes-tp.segSize {
-				break
-			} else if waits++; waits > 500 {
-				t.Fatalf("Publish keeps waiting with the quota not full: %+v", st)
-			}
-		}
+		published := fillQuota(t, tp, opts.MaxDiskBytes-tp.segSize+1, func(i int) Message {
+			return Message{Key: fmt.Append(nil, i%7), Value: numbered(i)}
+		})
 		errs := make(chan error, len(subs))
 		for i, s := range subs {
 			go func() {

@@ -1,5 +1,7 @@
 package spillway
 
+import "fmt"
+
 // Header is one name/value pair of a message's ordered headers.
 type Header struct {
 	Key   string
@@ -16,6 +18,35 @@ type Message struct {
 	Key     []byte // selects the shard; equal keys keep their order. nil: any shard
 	Value   []byte
 	Headers []Header
+}
+
+// Bounds on a message besides Options.MaxMessageBytes, from the 32-byte
+// form a message takes in a ring (see entry): longer keys or more headers
+// fail with ErrTooLarge.
+const (
+	MaxKeyBytes = 1<<(32-hdrBits) - 1 // 1 MiB - 1: at least the default MaxMessageBytes
+	MaxHeaders  = 1<<hdrBits - 1      // 4095
+)
+
+// maxMessageBytes bounds Options.MaxMessageBytes: a value's length is kept
+// in 32 bits.
+const maxMessageBytes = 1<<32 - 1
+
+// fits reports whether m is within max bytes and the bounds on keys and
+// headers.
+func (m *Message) fits(max int) bool {
+	return len(m.Key) <= MaxKeyBytes && len(m.Headers) <= MaxHeaders && m.size() <= max
+}
+
+// tooLarge says which bound m, which does not fit, exceeds.
+func (m *Message) tooLarge(max int) error {
+	switch {
+	case len(m.Key) > MaxKeyBytes:
+		return fmt.Errorf("%w: key of %d bytes, limit %d", ErrTooLarge, len(m.Key), MaxKeyBytes)
+	case len(m.Headers) > MaxHeaders:
+		return fmt.Errorf("%w: %d headers, limit %d", ErrTooLarge, len(m.Headers), MaxHeaders)
+	}
+	return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.size(), max)
 }
 
 func (m *Message) size() int {

@@ -95,7 +95,8 @@ type Options struct {
 	// to whole segments). Default 0: only the device's capacity.
 	MaxDiskBytes int64
 	// MaxMessageBytes bounds a message's key, value and headers together;
-	// larger messages fail with ErrTooLarge. Default 1 MiB.
+	// larger messages fail with ErrTooLarge. Default 1 MiB, at most 4 GiB-1.
+	// Keys and headers have bounds of their own (MaxKeyBytes, MaxHeaders).
 	MaxMessageBytes int
 	// Ack is the delivery guarantee. Default AutoAck.
 	Ack AckMode
@@ -150,6 +151,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if uint64(o.MaxMessageBytes) > maxMessageBytes {
+		return o, fmt.Errorf("%w: MaxMessageBytes %d, at most %d", ErrInvalidOptions, o.MaxMessageBytes, uint64(maxMessageBytes))
 	}
 	if o.Ack != AutoAck && o.Ack != ManualAck {
 		return o, fmt.Errorf("%w: ack mode %d", ErrInvalidOptions, o.Ack)

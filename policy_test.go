@@ -1,9 +1,11 @@
 package spillway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 	"unsafe"
@@ -258,5 +260,114 @@ func TestZeroCopy(t *testing.T) {
 	d, _ := q.Receive(ctx)
 	if unsafe.SliceData(d.Value) != unsafe.SliceData(v) {
 		t.Fatal("the value was copied")
+	}
+}
+
+// TestKeyAndHeaderBounds: a message carries at most MaxKeyBytes of key and
+// MaxHeaders headers (their lengths share one word of a ring entry). One
+// past either bound fails every send and publish with ErrTooLarge; a
+// message at both bounds comes back whole, through memory and through the
+// spill.
+func TestKeyAndHeaderBounds(t *testing.T) {
+	ctx := context.Background()
+	opts := Options{MaxMessageBytes: 8 << 20, Shards: 1}
+	longKey := Message{Key: make([]byte, MaxKeyBytes+1)}
+	manyHeaders := Message{Headers: make([]Header, MaxHeaders+1)}
+	q := openQueue(t, opts)
+	tp := openTopic(t, opts)
+	for _, m := range []Message{longKey, manyHeaders} {
+		for name, err := range map[string]error{
+			"Send":         q.Send(ctx, m),
+			"TrySend":      q.TrySend(m),
+			"SendBatch":    q.SendBatch(ctx, []Message{m}),
+			"Publish":      tp.Publish(ctx, m),
+			"PublishBatch": tp.PublishBatch(ctx, []Message{m}),
+		} {
+			if !errors.Is(err, ErrTooLarge) {
+				t.Errorf("%s(%d-byte key, %d headers) = %v, want ErrTooLarge", name, len(m.Key), len(m.Headers), err)
+			}
+		}
+	}
+
+	// Message i has a key of MaxKeyBytes-i bytes, MaxHeaders-i headers and
+	// an (i+1)-byte value: at the bounds, and just under them in patterns
+	// that a shift or mask off by one would not keep.
+	edge := func(i int) Message {
+		m := Message{Key: bytes.Repeat([]byte{byte(i)}, MaxKeyBytes-i), Value: bytes.Repeat([]byte{byte(i)}, i+1), Headers: make([]Header, MaxHeaders-i)}
+		for j := range m.Headers {
+			m.Headers[j] = Header{Key: "h", Value: []byte{byte(j)}}
+		}
+		return m
+	}
+	check := func(t *testing.T, d Delivery, i int) {
+		t.Helper()
+		nk, nh := MaxKeyBytes-i, MaxHeaders-i
+		if len(d.Key) != nk || d.Key[0] != byte(i) || d.Key[nk-1] != byte(i) || len(d.Headers) != nh ||
+			d.Headers[nh-1].Value[0] != byte(nh-1) || len(d.Value) != i+1 || d.Value[i] != byte(i) {
+			t.Fatalf("message %d came back with a %d-byte key, %d headers, value %v", i, len(d.Key), len(d.Headers), d.Value)
+		}
+	}
+	for _, dir := range []string{"", t.TempDir()} {
+		o := opts
+		o.Dir, o.RingSize = dir, 2 // with a Dir, most of them spill
+		q := openQueue(t, o)
+		for i := range 6 {
+			if err := q.Send(ctx, edge(i)); err != nil {
+				t.Fatalf("dir %q: Send at the bounds: %v", dir, err)
+			}
+			if dir == "" { // Block: receive before the ring fills
+				d, err := q.Receive(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, d, i)
+			}
+		}
+		if dir != "" {
+			if q.Stats().Spilled == 0 {
+				t.Fatal("nothing spilled")
+			}
+			for i := range 6 {
+				d, err := q.Receive(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, d, i)
+			}
+		}
+	}
+	// A Topic packs the lengths tighter still (tentry): through its ring,
+	// and through its spill for a subscription that lags.
+	o := opts
+	o.Dir, o.RingSize = t.TempDir(), 2
+	tp = openTopic(t, o)
+	sub := subscribe(t, tp, "s")
+	for i := range 6 {
+		if err := tp.Publish(ctx, edge(i)); err != nil {
+			t.Fatalf("Publish at the bounds: %v", err)
+		}
+	}
+	if tp.Stats().Spilled == 0 {
+		t.Fatal("the topic spilled nothing")
+	}
+	for i := range 6 {
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, d, i)
+	}
+	if err := tp.Publish(ctx, edge(7)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	} else {
+		check(t, d, 7)
+	}
+	if strconv.IntSize == 64 {
+		if _, err := OpenQueue(Options{MaxMessageBytes: 1 << 32}); !errors.Is(err, ErrInvalidOptions) {
+			t.Fatalf("MaxMessageBytes 4 GiB: %v, want ErrInvalidOptions", err)
+		}
 	}
 }

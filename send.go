@@ -3,7 +3,6 @@ package spillway
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/shard"
@@ -14,8 +13,8 @@ import (
 // with ErrTooLarge, ErrFull (Reject), ErrDiskFull, ErrClosed or ctx.Err().
 // Send takes ownership of m's slices (see Message).
 func (q *Queue) Send(ctx context.Context, m Message) error {
-	if m.size() > q.opts.MaxMessageBytes {
-		return q.tooLarge(&m)
+	if !m.fits(q.opts.MaxMessageBytes) {
+		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	e := newEntry(m.Key, m.Value, m.Headers)
@@ -29,8 +28,8 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 // TrySend queues m if it can without waiting: where Send would wait it fails
 // with ErrFull (ring full under Block) or ErrDiskFull (spill quota reached).
 func (q *Queue) TrySend(m Message) error {
-	if m.size() > q.opts.MaxMessageBytes {
-		return q.tooLarge(&m)
+	if !m.fits(q.opts.MaxMessageBytes) {
+		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	return q.trySend(s, newEntry(m.Key, m.Value, m.Headers))
@@ -52,9 +51,9 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 		n := 0
 		for i+n < len(ms) {
 			m := &ms[i+n]
-			if m.size() > q.opts.MaxMessageBytes {
+			if !m.fits(q.opts.MaxMessageBytes) {
 				if n == 0 {
-					return q.tooLarge(m)
+					return m.tooLarge(q.opts.MaxMessageBytes)
 				}
 				break
 			}
@@ -135,10 +134,6 @@ func (q *Queue) sendRest(ctx context.Context, s *qshard, es []entry) error {
 		}
 	}
 	return nil
-}
-
-func (q *Queue) tooLarge(m *Message) error {
-	return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.size(), q.opts.MaxMessageBytes)
 }
 
 // trySend queues e in shard s without waiting.

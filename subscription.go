@@ -34,16 +34,16 @@ type subShard struct {
 
 	_     pad
 	cons  sync.Mutex
-	r     *ring.Reader[entry] // while reading the ring
-	ep    *episode            // while reading the spill
-	disk  *mmap.Reader        // ep's log, from pos; opened lazily
-	hold  *mmap.Reader        // until disk is open: holds back the log's retention
-	pos   uint64              // while reading the spill: ring position of the next message to read from it
-	carry []entry             // read from the spill: carry[ci:], the first at position carryAt
+	r     *ring.Reader[tentry] // while reading the ring
+	ep    *episode             // while reading the spill
+	disk  *mmap.Reader         // ep's log, from pos; opened lazily
+	hold  *mmap.Reader         // until disk is open: holds back the log's retention
+	pos   uint64               // while reading the spill: ring position of the next message to read from it
+	carry []entry              // read from the spill: carry[ci:], the first at position carryAt
 	ci    int
 	// carryAt is the ring position of carry[0].
 	carryAt   uint64
-	local     [32]entry // popped from the ring: local[lo:hi], the first at position localHead
+	local     [32]tentry // popped from the ring: local[lo:hi], the first at position localHead
 	lo, hi    int
 	localHead uint64
 	gone      bool // unsubscribed or closed; guarded by cons
@@ -269,7 +269,7 @@ func (ss *subShard) take(dst []Delivery) int {
 			m := min(len(dst)-n, ss.hi-ss.lo)
 			for j := range m {
 				ss.local[ss.lo+j].deliver(&dst[n+j], ss.idx, ss.localHead+uint64(ss.lo+j))
-				ss.local[ss.lo+j] = entry{}
+				ss.local[ss.lo+j] = tentry{}
 			}
 			ss.lo += m
 			n += m

@@ -87,7 +87,7 @@ func OpenTopic(opts Options) (*Topic, error) {
 	}
 	t.shards = make([]*tshard, opts.Shards)
 	for i := range t.shards {
-		t.shards[i] = &tshard{t: t, idx: i, ring: ring.NewBroadcast[entry](opts.RingSize)}
+		t.shards[i] = &tshard{t: t, idx: i, ring: ring.NewBroadcast[tentry](opts.RingSize)}
 	}
 	t.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	if opts.Ack == ManualAck {

@@ -3,7 +3,6 @@ package spillway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -33,7 +32,7 @@ import (
 type tshard struct {
 	t    *Topic
 	idx  int
-	ring *ring.Broadcast[entry]
+	ring *ring.Broadcast[tentry]
 
 	// The publisher's line: pub and what it guards.
 	_        pad
@@ -65,10 +64,10 @@ type tshard struct {
 // ErrClosed or ctx.Err(). Publish takes ownership of m's slices, which
 // every subscription shares (see Message).
 func (t *Topic) Publish(ctx context.Context, m Message) error {
-	if m.size() > t.opts.MaxMessageBytes {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.size(), t.opts.MaxMessageBytes)
+	if !m.fits(t.opts.MaxMessageBytes) {
+		return m.tooLarge(t.opts.MaxMessageBytes)
 	}
-	var e [1]entry
+	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
 	s := t.lockShard(m.Key)
 	_, err := s.publishLocked(ctx, e[:])
@@ -79,7 +78,7 @@ func (t *Topic) Publish(ctx context.Context, m Message) error {
 // same shard go in with one lock and one publication. On error, the
 // messages before the failing one were published and the rest were not.
 func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
-	var buf [64]entry
+	var buf [64]tentry
 	defer clear(buf[:])
 	for i := 0; i < len(ms); {
 		key := ms[i].Key
@@ -90,9 +89,9 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 		n := 0
 		for i+n < len(ms) && n < len(buf) {
 			m := &ms[i+n]
-			if m.size() > t.opts.MaxMessageBytes {
+			if !m.fits(t.opts.MaxMessageBytes) {
 				if n == 0 {
-					return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, m.size(), t.opts.MaxMessageBytes)
+					return m.tooLarge(t.opts.MaxMessageBytes)
 				}
 				break
 			}
@@ -134,7 +133,7 @@ func (t *Topic) lockShard(key []byte) *tshard {
 
 // publishLocked pushes es, in order, and releases pub. It returns how many
 // it published. REQUIRES: s.pub, which it releases.
-func (s *tshard) publishLocked(ctx context.Context, es []entry) (int, error) {
+func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 	done := 0
 	for done < len(es) {
 		if s.closed {

@@ -64,7 +64,7 @@ func (s *tshard) startEpisode() (*episode, error) {
 		w: log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, t.segSize/4))})}
 	// Copy what the ring holds from base on: the subShards about to move
 	// to the spill have not read it yet.
-	var buf [64]entry
+	var buf [64]tentry
 	for p := base; p < s.ring.Tail(); {
 		n := 0
 		for ; n < len(buf) && p+uint64(n) < s.ring.Tail(); n++ {
@@ -88,11 +88,12 @@ func (s *tshard) startEpisode() (*episode, error) {
 // write appends es to the log at the episode's end and returns how many it
 // took; fewer than len(es) only with an error (ErrDiskFull, wrapped, when
 // the quota or the disk is full). REQUIRES: s.pub.
-func (ep *episode) write(s *tshard, es []entry) (int, error) {
+func (ep *episode) write(s *tshard, es []tentry) (int, error) {
 	ep.recs, ep.hdrs = ep.recs[:0], ep.hdrs[:0]
 	for i := range es {
 		var rec codec.Record
-		rec, ep.hdrs = codecRecord(&es[i], ep.hdrs)
+		e := es[i].unpack()
+		rec, ep.hdrs = codecRecord(&e, ep.hdrs)
 		ep.recs = append(ep.recs, rec)
 	}
 	n, err := ep.w.Write(ep.recs)

@@ -11,7 +11,8 @@ var (
 	// ErrFull: memory is full and the overflow policy is Reject (or Block,
 	// for a call that must not wait, such as TrySend).
 	ErrFull = errors.New("spillway: full")
-	// ErrTooLarge: a message exceeds Options.MaxMessageBytes.
+	// ErrTooLarge: a message exceeds Options.MaxMessageBytes, or its key
+	// MaxKeyBytes, or its headers MaxHeaders.
 	ErrTooLarge = errors.New("spillway: message too large")
 	// ErrDiskFull: memory is full and the spill has reached
 	// Options.MaxDiskBytes or the device's capacity.

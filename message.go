@@ -21,8 +21,9 @@ type Message struct {
 }
 
 // Bounds on a message besides Options.MaxMessageBytes, from the 32-byte
-// form a message takes in a ring (see entry): longer keys or more headers
-// fail with ErrTooLarge.
+// form a message takes in a Topic's ring (see tentry), which packs the
+// lengths into one word: longer keys or more headers fail with ErrTooLarge.
+// A Queue applies the same bounds, so that both accept the same messages.
 const (
 	MaxKeyBytes = 1<<(32-hdrBits) - 1 // 1 MiB - 1: at least the default MaxMessageBytes
 	MaxHeaders  = 1<<hdrBits - 1      // 4095

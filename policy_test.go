@@ -264,10 +264,10 @@ func TestZeroCopy(t *testing.T) {
 }
 
 // TestKeyAndHeaderBounds: a message carries at most MaxKeyBytes of key and
-// MaxHeaders headers (their lengths share one word of a ring entry). One
-// past either bound fails every send and publish with ErrTooLarge; a
-// message at both bounds comes back whole, through memory and through the
-// spill.
+// MaxHeaders headers (their lengths share one word of a Topic's ring
+// entry). One past either bound fails every send and publish with
+// ErrTooLarge; messages at and just under the bounds come back whole,
+// through memory and through the spill, on a Queue and on a Topic.
 func TestKeyAndHeaderBounds(t *testing.T) {
 	ctx := context.Background()
 	opts := Options{MaxMessageBytes: 8 << 20, Shards: 1}
@@ -307,6 +307,16 @@ func TestKeyAndHeaderBounds(t *testing.T) {
 			t.Fatalf("message %d came back with a %d-byte key, %d headers, value %v", i, len(d.Key), len(d.Headers), d.Value)
 		}
 	}
+	receive := func(t *testing.T, recv func(context.Context) (Delivery, error), from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			d, err := recv(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, d, i)
+		}
+	}
 	for _, dir := range []string{"", t.TempDir()} {
 		o := opts
 		o.Dir, o.RingSize = dir, 2 // with a Dir, most of them spill
@@ -316,24 +326,14 @@ func TestKeyAndHeaderBounds(t *testing.T) {
 				t.Fatalf("dir %q: Send at the bounds: %v", dir, err)
 			}
 			if dir == "" { // Block: receive before the ring fills
-				d, err := q.Receive(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				check(t, d, i)
+				receive(t, q.Receive, i, i+1)
 			}
 		}
 		if dir != "" {
 			if q.Stats().Spilled == 0 {
 				t.Fatal("nothing spilled")
 			}
-			for i := range 6 {
-				d, err := q.Receive(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				check(t, d, i)
-			}
+			receive(t, q.Receive, 0, 6)
 		}
 	}
 	// A Topic packs the lengths tighter still (tentry): through its ring,
@@ -350,21 +350,11 @@ func TestKeyAndHeaderBounds(t *testing.T) {
 	if tp.Stats().Spilled == 0 {
 		t.Fatal("the topic spilled nothing")
 	}
-	for i := range 6 {
-		d, err := sub.Receive(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, d, i)
-	}
+	receive(t, sub.Receive, 0, 6)
 	if err := tp.Publish(ctx, edge(7)); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	} else {
-		check(t, d, 7)
-	}
+	receive(t, sub.Receive, 7, 8)
 	if strconv.IntSize == 64 {
 		if _, err := OpenQueue(Options{MaxMessageBytes: 1 << 32}); !errors.Is(err, ErrInvalidOptions) {
 			t.Fatalf("MaxMessageBytes 4 GiB: %v, want ErrInvalidOptions", err)

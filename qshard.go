@@ -79,7 +79,10 @@ type qshard struct {
 
 	_        pad
 	cons     sync.Mutex
-	carry    []entry // read back from disk, waiting for room in ring; guarded by cons
+	// carry[ci:] was read back from disk and waits for room in ring; carry
+	// keeps its backing array from one batch to the next. Guarded by cons.
+	carry    []entry
+	ci       int
 	carryLen atomic.Int64
 	// local holds messages popped from ring and not yet delivered:
 	// local[lo:hi], the first at ring position localHead. Guarded by cons.
@@ -145,8 +148,8 @@ func (s *qshard) close() error {
 		popped++
 	}
 	s.ringDropped.Add(popped) // pops to drop: Delivered stays what receivers got
-	other += uint64(len(s.carry))
-	s.carry = nil
+	other += uint64(len(s.carry) - s.ci)
+	s.carry, s.ci = nil, 0
 	s.carryLen.Store(0)
 	s.spillMu.Lock()
 	var err error

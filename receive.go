@@ -116,7 +116,7 @@ func (s *qshard) take(dst []Delivery) int {
 		n += m
 		s.localLen.Add(-int64(m))
 	}
-	if n > 0 && s.spilling.Load() && s.lo == s.hi && len(s.carry) == 0 && s.ring.Len() == 0 {
+	if n > 0 && s.spilling.Load() && s.lo == s.hi && s.ci == len(s.carry) && s.ring.Len() == 0 {
 		// The ring ran dry while spilling: refill it now, or, if the spill
 		// is drained, go back to memory and remove its files right away.
 		s.refill()

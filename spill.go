@@ -157,10 +157,10 @@ func codecRecord(e *entry, hdrs []codec.Header) (codec.Record, []codec.Header) {
 // spill is drained it turns the shard back to the memory path and removes
 // the spill. It reports whether the ring got anything. REQUIRES: s.cons.
 func (s *qshard) refill() bool {
-	if len(s.carry) > 0 {
-		k := s.ring.PushBatch(s.carry)
-		clear(s.carry[:k])
-		s.carry = s.carry[k:]
+	if s.ci < len(s.carry) {
+		k := s.ring.PushBatch(s.carry[s.ci:])
+		clear(s.carry[s.ci : s.ci+k])
+		s.ci += k
 		s.carryLen.Add(-int64(k))
 		s.refilled.Add(uint64(k))
 		return k > 0
@@ -179,6 +179,7 @@ func (s *qshard) refill() bool {
 			s.spilling.Store(false)
 			s.spillMu.Unlock()
 			sp.close()
+			s.carry, s.ci = nil, 0 // a batch's worth of entries: not kept between episodes
 			s.senders.WakeAll() // the shard takes messages into memory again
 			return false
 		}
@@ -198,7 +199,7 @@ func (s *qshard) refill() bool {
 	sp.read += uint64(len(recs))
 	sp.pending.Add(-int64(len(recs)))
 	s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
-	s.carry = appendEntries(s.carry[:0], recs)
+	s.carry, s.ci = appendEntries(s.carry[:0], recs), 0
 	s.carryLen.Store(int64(len(s.carry)))
 	return s.refill()
 }

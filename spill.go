@@ -33,8 +33,7 @@ type spill struct {
 	written uint64
 	read    uint64
 	pending atomic.Int64
-	recs    []codec.Record // scratch for Write; guarded by spillMu
-	hdrs    []codec.Header // scratch for Write; guarded by spillMu
+	hdrs    []codec.Header // scratch for write; guarded by spillMu
 }
 
 func (q *Queue) openSpill(s *qshard) (*spill, error) {
@@ -109,13 +108,7 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 		s.spilling.Store(true)
 		s.spills.Add(1)
 	}
-	sp.recs, sp.hdrs = sp.recs[:0], sp.hdrs[:0]
-	for i := range es[done:] {
-		sp.recs = append(sp.recs, sp.record(&es[done+i]))
-	}
-	n, err := sp.w.Write(sp.recs)
-	clear(sp.recs)
-	clear(sp.hdrs)
+	n, err := sp.write(es[done:])
 	sp.written += uint64(n)
 	sp.pending.Add(int64(n))
 	s.spilled.Add(uint64(n))
@@ -129,12 +122,28 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 	return done, nil
 }
 
-// record converts e for the codec without copying: Write copies the bytes.
-// Header lists accumulate in sp.hdrs until the caller resets it.
-func (sp *spill) record(e *entry) codec.Record {
-	var rec codec.Record
-	rec, sp.hdrs = codecRecord(e, sp.hdrs)
-	return rec
+// write hands es to the Writer (which copies their bytes), converted for
+// the codec in chunks on the stack: the conversion stores no pointer into
+// the heap, so it pays no write barriers. It returns how many the Writer
+// took. REQUIRES: spillMu.
+func (sp *spill) write(es []entry) (int, error) {
+	var recs [64]codec.Record
+	done := 0
+	for done < len(es) {
+		n := min(len(es)-done, len(recs))
+		hdrs := sp.hdrs[:0]
+		for j := range n {
+			recs[j], hdrs = codecRecord(&es[done+j], hdrs)
+		}
+		k, err := sp.w.Write(recs[:n])
+		clear(hdrs)
+		sp.hdrs = hdrs[:0]
+		done += k
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
 }
 
 // codecRecord converts e for the codec without copying, appending its

@@ -2,6 +2,8 @@ package spillway
 
 import "fmt"
 
+// dump describes every shard's state (ring, carry, spill positions), for
+// the message of a test that finds a Queue stuck.
 func (q *Queue) dump() string {
 	out := ""
 	for _, s := range q.shards {

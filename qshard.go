@@ -77,8 +77,8 @@ type qshard struct {
 	spilling atomic.Bool
 	senders  park.Waiters // senders waiting for room in this shard
 
-	_        pad
-	cons     sync.Mutex
+	_    pad
+	cons sync.Mutex
 	// carry[ci:] was read back from disk and waits for room in ring; carry
 	// keeps its backing array from one batch to the next. Guarded by cons.
 	carry    []entry

@@ -33,6 +33,7 @@ type spill struct {
 	written uint64
 	read    uint64
 	pending atomic.Int64
+	recs    []codec.Record // scratch for write, kept zero; guarded by spillMu
 	hdrs    []codec.Header // scratch for write; guarded by spillMu
 }
 
@@ -123,42 +124,50 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 }
 
 // write hands es to the Writer (which copies their bytes), converted for
-// the codec in chunks on the stack: the conversion stores no pointer into
-// the heap, so it pays no write barriers. It returns how many the Writer
-// took. REQUIRES: spillMu.
+// the codec in sp.recs, and returns how many the Writer took. REQUIRES:
+// spillMu.
 func (sp *spill) write(es []entry) (int, error) {
-	var recs [64]codec.Record
-	done := 0
-	for done < len(es) {
-		n := min(len(es)-done, len(recs))
-		hdrs := sp.hdrs[:0]
-		for j := range n {
-			recs[j], hdrs = codecRecord(&es[done+j], hdrs)
-		}
-		k, err := sp.w.Write(recs[:n])
-		clear(hdrs)
-		sp.hdrs = hdrs[:0]
-		done += k
-		if err != nil {
-			return done, err
-		}
+	recs := grow(sp.recs, len(es))
+	hdrs := sp.hdrs[:0]
+	for i := range es {
+		hdrs = codecRecord(&recs[i], &es[i], hdrs)
 	}
-	return done, nil
+	n, err := sp.w.Write(recs)
+	clear(recs) // codecRecord wants zero records, and the scratch keeps no message alive
+	clear(hdrs)
+	sp.recs, sp.hdrs = recs[:0], hdrs[:0]
+	return n, err
 }
 
-// codecRecord converts e for the codec without copying, appending its
-// headers to hdrs, which it returns.
-func codecRecord(e *entry, hdrs []codec.Header) (codec.Record, []codec.Header) {
-	m := e.message()
-	rec := codec.Record{Key: m.Key, Value: m.Value}
-	if len(m.Headers) > 0 {
+// grow returns recs[:n], reallocated if its capacity is short.
+func grow(recs []codec.Record, n int) []codec.Record {
+	if cap(recs) < n {
+		return make([]codec.Record, n)
+	}
+	return recs[:n]
+}
+
+// codecRecord fills rec with e for the codec, without copying bytes, and
+// appends e's headers to hdrs, which it returns. It sets Key, Value and
+// Headers one by one (a Record is 112 bytes, which returning or assigning
+// whole costs more than the rest of the conversion); the other fields of
+// rec must be zero.
+func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Header {
+	rec.Key, rec.Value, rec.Headers = nil, nil, nil
+	if e.key != nil {
+		rec.Key = unsafe.Slice(e.key, e.keyLen)
+	}
+	if e.value != nil {
+		rec.Value = unsafe.Slice(e.value, e.valLen)
+	}
+	if e.headers != nil {
 		start := len(hdrs)
-		for _, h := range m.Headers {
+		for _, h := range unsafe.Slice(e.headers, e.hdrLen) {
 			hdrs = append(hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
 		}
 		rec.Headers = hdrs[start:len(hdrs):len(hdrs)]
 	}
-	return rec, hdrs
+	return hdrs
 }
 
 // refill moves spilled messages back into the empty ring: first what an
@@ -189,7 +198,7 @@ func (s *qshard) refill() bool {
 			s.spillMu.Unlock()
 			sp.close()
 			s.carry, s.ci = nil, 0 // a batch's worth of entries: not kept between episodes
-			s.senders.WakeAll() // the shard takes messages into memory again
+			s.senders.WakeAll()    // the shard takes messages into memory again
 			return false
 		}
 		err = sp.w.Flush()

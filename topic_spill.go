@@ -30,8 +30,8 @@ type episode struct {
 	// spill at: the ring holds at most a ring's worth of unread messages,
 	// so that is never below Tail() - Cap().
 	pin  *mmap.Reader
-	recs []codec.Record // scratch for write
-	hdrs []codec.Header
+	recs []codec.Record // scratch for write, kept zero
+	hdrs []codec.Header // scratch for write
 }
 
 // startEpisode opens a spill whose log begins with what the ring holds
@@ -89,16 +89,16 @@ func (s *tshard) startEpisode() (*episode, error) {
 // took; fewer than len(es) only with an error (ErrDiskFull, wrapped, when
 // the quota or the disk is full). REQUIRES: s.pub.
 func (ep *episode) write(s *tshard, es []tentry) (int, error) {
-	ep.recs, ep.hdrs = ep.recs[:0], ep.hdrs[:0]
+	recs := grow(ep.recs, len(es))
+	hdrs := ep.hdrs[:0]
 	for i := range es {
-		var rec codec.Record
 		e := es[i].unpack()
-		rec, ep.hdrs = codecRecord(&e, ep.hdrs)
-		ep.recs = append(ep.recs, rec)
+		hdrs = codecRecord(&recs[i], &e, hdrs)
 	}
-	n, err := ep.w.Write(ep.recs)
-	clear(ep.recs)
-	clear(ep.hdrs)
+	n, err := ep.w.Write(recs)
+	clear(recs) // codecRecord wants zero records, and the scratch keeps no message alive
+	clear(hdrs)
+	ep.recs, ep.hdrs = recs[:0], hdrs[:0]
 	ep.noteFull(s)
 	ep.end += uint64(n)
 	s.spilled.Add(uint64(n))

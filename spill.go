@@ -127,7 +127,7 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 // the codec in sp.recs, and returns how many the Writer took. REQUIRES:
 // spillMu.
 func (sp *spill) write(es []entry) (int, error) {
-	recs := grow(sp.recs, len(es))
+	recs := growRecords(sp.recs, len(es))
 	hdrs := sp.hdrs[:0]
 	for i := range es {
 		hdrs = codecRecord(&recs[i], &es[i], hdrs)
@@ -139,8 +139,8 @@ func (sp *spill) write(es []entry) (int, error) {
 	return n, err
 }
 
-// grow returns recs[:n], reallocated if its capacity is short.
-func grow(recs []codec.Record, n int) []codec.Record {
+// growRecords returns recs[:n], reallocated if its capacity is short.
+func growRecords(recs []codec.Record, n int) []codec.Record {
 	if cap(recs) < n {
 		return make([]codec.Record, n)
 	}

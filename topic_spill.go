@@ -89,7 +89,7 @@ func (s *tshard) startEpisode() (*episode, error) {
 // took; fewer than len(es) only with an error (ErrDiskFull, wrapped, when
 // the quota or the disk is full). REQUIRES: s.pub.
 func (ep *episode) write(s *tshard, es []tentry) (int, error) {
-	recs := grow(ep.recs, len(es))
+	recs := growRecords(ep.recs, len(es))
 	hdrs := ep.hdrs[:0]
 	for i := range es {
 		e := es[i].unpack()

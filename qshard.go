@@ -39,21 +39,6 @@ func (e *entry) set(key, value []byte, headers []Header) {
 	e.headers, e.hdrLen = unsafe.SliceData(headers), len(headers)
 }
 
-// message returns the entry's message, with the sender's very bytes.
-func (e *entry) message() Message {
-	m := Message{}
-	if e.key != nil {
-		m.Key = unsafe.Slice(e.key, e.keyLen)
-	}
-	if e.value != nil {
-		m.Value = unsafe.Slice(e.value, e.valLen)
-	}
-	if e.headers != nil {
-		m.Headers = unsafe.Slice(e.headers, e.hdrLen)
-	}
-	return m
-}
-
 // qshard is one shard of a Queue.
 //
 // Who may do what:

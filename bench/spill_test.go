@@ -51,11 +51,14 @@ func BenchmarkSpill(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+		written := b.Elapsed()
 		for range b.N {
 			if _, err := q.Dequeue(); err != nil {
 				b.Fatal(err)
 			}
 		}
+		b.StopTimer()
+		reportPhases(b, written)
 	})
 	b.Run("impl=diskqueue", func(b *testing.B) {
 		// NSQ's defaults: 100 MiB files, sync every 2500 messages or 2 s.
@@ -113,6 +116,7 @@ func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compressi
 		b.Fatal(err)
 	}
 	stored := l.Stats().DataBytes
+	written := b.Elapsed()
 	for read := 0; read < b.N; {
 		_, got, err := r.Next()
 		if err != nil {
@@ -123,4 +127,5 @@ func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compressi
 	b.StopTimer()
 	w.Close()
 	b.ReportMetric(100*float64(stored)/float64(128*b.N), "stored%")
+	reportPhases(b, written)
 }

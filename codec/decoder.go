@@ -50,13 +50,23 @@ func (d *Decoder) Limits() Limits { return d.limits }
 // Ownership: Records, and the Key, Value and Headers of every record, alias
 // memory that the next Decode into the same Batch overwrites: the Batch's
 // own decompression buffer, or, for a batch stored uncompressed, the src
-// given to Decode. Copy what must outlive that.
+// given to Decode. Copy what must outlive that, or Detach.
 type Batch struct {
 	Header  BatchHeader
 	Records []Record
 
 	payload []byte   // decompressed records, reused
 	headers []Header // slab for the records' headers, reused
+}
+
+// Detach hands the memory the records point to over to the caller: the
+// next Decode into b decompresses into a new buffer and carves headers from
+// a new slab, so the Key, Value and Headers of the records decoded so far
+// stay valid. (The Records slice itself is still reused, and a batch stored
+// uncompressed still aliases the src it was decoded from.) It costs the
+// next Decode an allocation of the batch's size instead of a copy of it.
+func (b *Batch) Detach() {
+	b.payload, b.headers = nil, nil
 }
 
 // Verify checks the batch at the start of src without decompressing it:

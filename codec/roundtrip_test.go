@@ -262,3 +262,59 @@ func TestRawBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDetach: after Detach, decoding the next batch into the same Batch
+// leaves the records decoded before it intact; without it, they would be
+// overwritten (checked too, so that the test can tell).
+func TestDetach(t *testing.T) {
+	rng := newRand(t)
+	g := eventgen.New(rng.Uint64())
+	for _, c := range []Compression{Zstd, S2} {
+		t.Run(c.String(), func(t *testing.T) {
+			enc, dec := newCodecs(t, c, Limits{})
+			recsA := randomRecords(rng, g, 50)
+			recsB := randomRecords(rng, g, 50)
+			bufA, err := enc.AppendBatch(nil, 0, recsA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// B no larger than A once decoded, so that without Detach it is
+			// decompressed over A's buffer rather than into a new one.
+			var bufB []byte
+			for {
+				if bufB, err = enc.AppendBatch(bufB[:0], 50, recsB); err != nil {
+					t.Fatal(err)
+				}
+				ha, _ := PeekHeader(bufA)
+				hb, _ := PeekHeader(bufB)
+				if hb.RawLen <= ha.RawLen {
+					break
+				}
+				recsB = recsB[:len(recsB)-1]
+			}
+			for _, detach := range []bool{true, false} {
+				var b Batch
+				if _, err := dec.Decode(bufA, &b); err != nil {
+					t.Fatal(err)
+				}
+				kept := append([]Record(nil), b.Records...) // the slice is reused; its bytes are the question
+				if detach {
+					b.Detach()
+				}
+				if _, err := dec.Decode(bufB, &b); err != nil {
+					t.Fatal(err)
+				}
+				err := recordsEqual(kept, recsA)
+				if detach && err != nil {
+					t.Fatalf("a detached batch's records changed: %v", err)
+				}
+				if !detach && err == nil {
+					t.Fatalf("without Detach the records survived the next Decode: the test cannot tell")
+				}
+				if err := recordsEqual(b.Records, recsB); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,7 +1,9 @@
 package mmap
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,6 +160,53 @@ func TestLockAndPermissions(t *testing.T) {
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v", name, fi.Mode().Perm())
+		}
+	}
+}
+
+// TestReaderDetach: records whose reader was told to Detach keep their
+// bytes through every later Next, compressed or not, with read-ahead or
+// without.
+func TestReaderDetach(t *testing.T) {
+	for _, none := range []bool{false, true} {
+		for _, ahead := range []int{0, 2} {
+			t.Run(fmt.Sprintf("none=%v/ahead=%d", none, ahead), func(t *testing.T) {
+				opts := Options{}
+				if none {
+					opts.Encoder = noneEncoder(t)
+				}
+				l, _ := open(t, t.TempDir(), opts)
+				defer l.Close()
+				const batches, per = 40, 5
+				for i := range batches {
+					if _, err := l.Append(batchOf(i*per, per, 200)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				r, err := l.NewReader(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				r.SetReadAhead(ahead)
+				var kept [][]byte // the records' own bytes, not copies
+				for len(kept) < batches*per {
+					_, recs, err := r.Next()
+					if err != nil {
+						t.Fatal(err)
+					}
+					r.Detach()
+					for _, rec := range recs {
+						kept = append(kept, rec.Value)
+					}
+				}
+				want := batchOf(0, batches*per, 200)
+				for i, v := range kept {
+					if !bytes.Equal(v, want[i].Value) {
+						t.Fatalf("record %d became %.20q", i, v)
+					}
+				}
+			})
 		}
 	}
 }

@@ -107,6 +107,25 @@ func (r *Reader) Next() (uint64, []codec.Record, error) {
 	}
 }
 
+// Detach hands the caller the memory that the records the last Next
+// returned point to: the reader decodes the next batch into new memory
+// instead of over it, so their Key, Value and Headers stay valid after the
+// next call (the Records slice itself does not). For a caller that keeps
+// the records' bytes, it replaces a copy with an allocation. Batches from
+// the shared cache are never reused and need no Detach; they stay shared,
+// not to be modified.
+func (r *Reader) Detach() {
+	if r.pipe != nil {
+		if s := r.pipe.last; s != nil {
+			s.b.Detach()
+			s.buf = nil
+		}
+		return
+	}
+	r.batch.Detach()
+	r.buf = nil
+}
+
 // walk finds the next batch to read, moving the planning position (seg,
 // filePos) past it. It skips batches wholly before planned. At the end of
 // the log it returns io.EOF.

@@ -51,7 +51,12 @@ func (e *entry) set(key, value []byte, headers []Header) {
 //     take cons with TryLock and move on to the next shard when it is held.
 //     The refill from disk (carry, the reading side of spill) happens under
 //     cons too, and only when ring is empty, so messages read back follow
-//     every message that was in the ring.
+//     every message that was in the ring. They are delivered straight from
+//     carry, never pushed through ring, and only while ring is empty: a
+//     sender that saw the shard not spilling may still push into ring
+//     after it turned spilling, and what that sender spills next may
+//     already be in carry. Spilling ends (under cons, in refill) only when
+//     carry is empty, so nothing pushed afterwards can overtake carry.
 //   - The embedded ackBook holds the ManualAck state, under its leaseMu.
 //
 // Lock order: cons, then spillMu or leaseMu; never the other way.
@@ -64,11 +69,15 @@ type qshard struct {
 
 	_    pad
 	cons sync.Mutex
-	// carry[ci:] was read back from disk and waits for room in ring; carry
+	// carry[ci:] was read back from disk and waits for receivers; carry
 	// keeps its backing array from one batch to the next. Guarded by cons.
+	// direct counts the messages delivered from carry (written under cons,
+	// read by Stats): a message's offset is its ring position plus the
+	// direct deliveries before it.
 	carry    []entry
 	ci       int
 	carryLen atomic.Int64
+	direct   atomic.Uint64
 	// local holds messages popped from ring and not yet delivered:
 	// local[lo:hi], the first at ring position localHead. Guarded by cons.
 	local     [32]entry
@@ -86,7 +95,6 @@ type qshard struct {
 	// Counters (see Stats): written on slow paths only. The fast paths are
 	// counted by the ring's own positions.
 	spilled     atomic.Uint64 // messages written to disk
-	refilled    atomic.Uint64 // messages read back from disk into ring
 	ringDropped atomic.Uint64 // messages popped from ring to drop (DropOldest)
 	_           pad
 }
@@ -100,10 +108,10 @@ func newShard(q *Queue, idx int) *qshard {
 func (s *qshard) addStats(st *Stats) {
 	head := s.ring.Head() // load the consumer's position before the producers'
 	pushed := s.ring.Pushed()
-	spilled, refilled, ringDropped := s.spilled.Load(), s.refilled.Load(), s.ringDropped.Load()
-	st.Sent += pushed - refilled + spilled
+	spilled, ringDropped := s.spilled.Load(), s.ringDropped.Load()
+	st.Sent += pushed + spilled
 	local := s.localLen.Load()
-	st.Delivered += head - uint64(local) - ringDropped
+	st.Delivered += head - uint64(local) - ringDropped + s.direct.Load()
 	st.Dropped += ringDropped
 	st.Spilled += spilled
 	st.Depth += int64(pushed-head) + local + s.carryLen.Load()

@@ -28,14 +28,15 @@ import (
 // senders. A receiver takes a shard's consumer lock with TryLock (so
 // receivers never wait for each other; they move on to the next shard),
 // pops a batch, and releases it. The message's offset is its position in
-// the ring: the shard's FIFO order.
+// the shard's FIFO order.
 //
 // When a shard's ring is full and the policy is SpillToDisk, the shard turns
 // spilling: from then on every message for it goes to its spill log, behind
 // the ones already there, so newer messages never overtake older ones.
-// Receivers drain the ring first; once it is empty they refill it from the
-// log. When the log is drained (everything spilled has been read back), the
-// shard turns back to the memory path and its spill files are removed.
+// Receivers drain the ring first; once it is empty they take from the log,
+// a decoded batch at a time (never pushed back through the ring). When the
+// log is drained (everything spilled has been read back), the shard turns
+// back to the memory path and its spill files are removed.
 type Queue struct {
 	group   // receivers, closed, and what leases need
 	opts    Options

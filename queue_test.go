@@ -84,6 +84,7 @@ func TestSpillStress(t *testing.T) {
 				seen[p] = make([]bool, perProducer)
 			}
 			got := 0
+			offsets := map[[2]uint64]bool{} // (shard, offset) delivered
 			var cwg sync.WaitGroup
 			for c := range consumers {
 				seed := rng.Uint64()
@@ -126,6 +127,11 @@ func TestSpillStress(t *testing.T) {
 								t.Errorf("consumer %d saw producer %d's key %d out of order: %d after %d", c, p, k, s, prev)
 							}
 							last[[2]int{p, k}] = s
+							o := [2]uint64{uint64(d.Shard), d.Offset}
+							if offsets[o] {
+								t.Errorf("two messages at shard %d offset %d", d.Shard, d.Offset)
+							}
+							offsets[o] = true
 						}
 						got += n
 						mu.Unlock()
@@ -158,6 +164,16 @@ func TestSpillStress(t *testing.T) {
 			}
 			if st.DiskBytes != 0 {
 				t.Fatalf("%d bytes left on disk after the drain", st.DiskBytes)
+			}
+			// Offsets count each shard's deliveries: none skipped.
+			perShard := map[uint64]uint64{}
+			for o := range offsets {
+				perShard[o[0]]++
+			}
+			for o := range offsets {
+				if o[1] >= perShard[o[0]] {
+					t.Fatalf("shard %d delivered %d messages, one at offset %d", o[0], perShard[o[0]], o[1])
+				}
 			}
 		})
 	}
@@ -196,8 +212,8 @@ func TestSpillBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range dst[:k] {
-			if _, seq, _ := unmsg(t, d); seq != next {
-				t.Fatalf("got message %d, want %d", seq, next)
+			if _, seq, _ := unmsg(t, d); seq != next || d.Offset != uint64(next) {
+				t.Fatalf("got message %d at offset %d, want %d", seq, d.Offset, next)
 			}
 			next++
 		}

@@ -73,12 +73,21 @@ func (s *qshard) emptyLocked() bool {
 	return s.lo == s.hi && s.ring.Len() == 0 && s.readyLen.Load() == 0 && !s.spilling.Load()
 }
 
-// take fills dst from s: redeliveries first, then the ring, refilled from
-// the spill when it runs dry. A dst with room for the shard's local buffer
-// is filled straight from the ring's slots; a smaller one (one-by-one
-// receivers) from the local buffer, which the ring fills a batch at a time,
-// so that such receivers too publish the ring's head (and wait for the
-// cache lines of the slots they clear) once per batch. REQUIRES: s.cons.
+// take fills dst from s: redeliveries first, then the ring, then what was
+// read back from the spill (carry); when both run dry while the shard
+// spills, it loads carry from disk. The ring goes first even then: a sender
+// that saw the shard not spilling may push into it after the shard turned
+// spilling (and after the ring was found empty), and then spill its next
+// message, which the refill may already have read into carry.
+//
+// A dst with room for the shard's local buffer is filled straight from the
+// ring's slots; a smaller one (one-by-one receivers) from the local buffer,
+// which the ring fills a batch at a time, so that such receivers too
+// publish the ring's head (and wait for the cache lines of the slots they
+// clear) once per batch.
+//
+// A message's offset is the number of messages delivered (or dropped)
+// before it: its ring position plus direct. REQUIRES: s.cons.
 func (s *qshard) take(dst []Delivery) int {
 	n := 0
 	if s.readyLen.Load() > 0 {
@@ -86,39 +95,46 @@ func (s *qshard) take(dst []Delivery) int {
 	}
 	first := n
 	for n < len(dst) {
-		if s.lo == s.hi {
-			var k int
-			if len(dst)-n >= len(s.local) {
-				// Room for a whole local buffer: deliver straight from
-				// the ring's slots.
-				k = s.takeInPlace(dst[n:])
-				n += k
-			} else {
-				head := s.ring.Head()
-				k = s.ring.PopBatch(s.local[:])
-				s.lo, s.hi, s.localHead = 0, k, head
-				s.localLen.Store(int64(k))
+		if s.lo < s.hi {
+			m := min(len(dst)-n, s.hi-s.lo)
+			base := s.localHead + s.direct.Load()
+			for j := range m {
+				s.local[s.lo+j].deliver(&dst[n+j], s.idx, base+uint64(s.lo+j))
+				s.local[s.lo+j] = entry{}
 			}
-			if k == 0 {
-				if s.spilling.Load() && s.refill() {
-					continue
-				}
-				break
-			}
+			s.lo += m
+			n += m
+			s.localLen.Add(-int64(m))
 			continue
 		}
-		m := min(len(dst)-n, s.hi-s.lo)
-		for j := range m {
-			s.local[s.lo+j].deliver(&dst[n+j], s.idx, s.localHead+uint64(s.lo+j))
-			s.local[s.lo+j] = entry{}
+		var k int
+		if len(dst)-n >= len(s.local) {
+			// Room for a whole local buffer: deliver straight from the
+			// ring's slots.
+			k = s.takeInPlace(dst[n:])
+			n += k
+		} else {
+			head := s.ring.Head()
+			k = s.ring.PopBatch(s.local[:])
+			s.lo, s.hi, s.localHead = 0, k, head
+			s.localLen.Store(int64(k))
 		}
-		s.lo += m
-		n += m
-		s.localLen.Add(-int64(m))
+		if k > 0 {
+			continue
+		}
+		if s.ci < len(s.carry) {
+			n += s.takeCarry(dst[n:])
+			continue
+		}
+		if s.spilling.Load() && s.refill() {
+			continue
+		}
+		break
 	}
 	if n > 0 && s.spilling.Load() && s.lo == s.hi && s.ci == len(s.carry) && s.ring.Len() == 0 {
-		// The ring ran dry while spilling: refill it now, or, if the spill
-		// is drained, go back to memory and remove its files right away.
+		// Everything read back is delivered: load the next batch now, or,
+		// if the spill is drained, go back to memory and remove its files
+		// right away.
 		s.refill()
 	}
 	if s.g.opts.Ack == ManualAck && n > first {
@@ -127,15 +143,32 @@ func (s *qshard) take(dst []Delivery) int {
 	return n
 }
 
+// takeCarry delivers into dst what carry holds, up to len(dst), and
+// returns how many. REQUIRES: s.cons, nothing in local nor in ring.
+func (s *qshard) takeCarry(dst []Delivery) int {
+	m := min(len(dst), len(s.carry)-s.ci)
+	base := s.ring.Head() + s.direct.Load() // every ring position before Head was delivered or dropped
+	for j := range m {
+		e := &s.carry[s.ci+j]
+		e.deliver(&dst[j], s.idx, base+uint64(j))
+		*e = entry{}
+	}
+	s.ci += m
+	s.direct.Add(uint64(m))
+	s.carryLen.Add(-int64(m))
+	return m
+}
+
 // takeInPlace delivers into dst what the ring has published, reading and
 // zeroing each slot in place, and releases the slots with one store. It
-// returns how many. REQUIRES: s.cons, nothing in local.
+// returns how many. REQUIRES: s.cons, nothing in local nor in ring.
 func (s *qshard) takeInPlace(dst []Delivery) int {
 	head := s.ring.Head()
 	k := s.ring.Peek(len(dst))
+	base := head + s.direct.Load()
 	for j := range k {
 		e := s.ring.At(head + uint64(j))
-		e.deliver(&dst[j], s.idx, head+uint64(j))
+		e.deliver(&dst[j], s.idx, base+uint64(j))
 		*e = entry{}
 	}
 	s.ring.Release(k)

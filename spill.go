@@ -170,19 +170,11 @@ func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Heade
 	return hdrs
 }
 
-// refill moves spilled messages back into the empty ring: first what an
-// earlier refill could not fit, then the next batch from disk. When the
-// spill is drained it turns the shard back to the memory path and removes
-// the spill. It reports whether the ring got anything. REQUIRES: s.cons.
+// refill loads the next batch of the spill into carry, for receivers to
+// take from there. When the spill is drained it turns the shard back to the
+// memory path and removes the spill. It reports whether carry got
+// anything. REQUIRES: s.cons, carry empty.
 func (s *qshard) refill() bool {
-	if s.ci < len(s.carry) {
-		k := s.ring.PushBatch(s.carry[s.ci:])
-		clear(s.carry[s.ci : s.ci+k])
-		s.ci += k
-		s.carryLen.Add(-int64(k))
-		s.refilled.Add(uint64(k))
-		return k > 0
-	}
 	sp := s.sp.Load()
 	if sp == nil {
 		return false
@@ -217,9 +209,10 @@ func (s *qshard) refill() bool {
 	sp.read += uint64(len(recs))
 	sp.pending.Add(-int64(len(recs)))
 	s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
-	s.carry, s.ci = appendEntries(s.carry[:0], recs), 0
+	sp.r.Detach() // the entries keep the records' bytes: decoded once, never copied
+	s.carry, s.ci = appendOwnedEntries(s.carry[:0], recs), 0
 	s.carryLen.Store(int64(len(s.carry)))
-	return s.refill()
+	return len(s.carry) > 0
 }
 
 // abandonSpill gives up a spill that failed (a write or sync error, or
@@ -235,6 +228,42 @@ func (s *qshard) abandonSpill(sp *spill, cause error) {
 	s.dropped.Add(lost)
 	s.senders.WakeAll()
 	_ = cause
+}
+
+// appendOwnedEntries appends recs as entries that point to the records'
+// own bytes, which must be the caller's (a detached batch): only headers
+// are converted, into one fresh slice.
+func appendOwnedEntries(dst []entry, recs []codec.Record) []entry {
+	nh := 0
+	for i := range recs {
+		nh += len(recs[i].Headers)
+	}
+	var hs []Header
+	if nh > 0 {
+		hs = make([]Header, 0, nh)
+	}
+	for i := range recs {
+		r := &recs[i]
+		var headers []Header
+		if len(r.Headers) > 0 {
+			start := len(hs)
+			for _, h := range r.Headers {
+				hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(h.Key), len(h.Key)), Value: nonEmpty(h.Value)})
+			}
+			headers = hs[start:len(hs):len(hs)]
+		}
+		dst = append(dst, newEntry(nonEmpty(r.Key), nonEmpty(r.Value), headers))
+	}
+	return dst
+}
+
+// nonEmpty returns b, or nil if it is empty: a message read back has nil
+// where an empty slice was sent, as one copied into an arena does.
+func nonEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b[:len(b):len(b)]
 }
 
 // appendEntries copies recs into one fresh arena and appends them as

@@ -209,7 +209,7 @@ func (s *qshard) refill() bool {
 	sp.read += uint64(len(recs))
 	sp.pending.Add(-int64(len(recs)))
 	s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
-	sp.r.Detach() // the entries keep the records' bytes: decoded once, never copied
+	sp.r.Detach()       // the entries keep the records' bytes: decoded once, never copied
 	s.carry, s.ci = appendOwnedEntries(s.carry[:0], recs), 0
 	s.carryLen.Store(int64(len(s.carry)))
 	return len(s.carry) > 0

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/ring"
 )
@@ -69,15 +70,20 @@ type qshard struct {
 
 	_    pad
 	cons sync.Mutex
-	// carry[ci:] was read back from disk and waits for receivers; carry
-	// keeps its backing array from one batch to the next. Guarded by cons.
-	// direct counts the messages delivered from carry (written under cons,
-	// read by Stats): a message's offset is its ring position plus the
-	// direct deliveries before it.
-	carry    []entry
-	ci       int
-	carryLen atomic.Int64
-	direct   atomic.Uint64
+	// carry[ci:] was read back from disk and waits for receivers: the
+	// records of the spill reader's current batch, valid until its next
+	// Next (which refill calls only once carry is used up), pointing into
+	// memory the queue owns (the reader was told to Detach). carryHdrs[chi:]
+	// holds their headers, converted, in order. direct counts the messages
+	// delivered from carry (written under cons, read by Stats): a message's
+	// offset is its ring position plus the direct deliveries before it.
+	// Guarded by cons.
+	carry     []codec.Record
+	ci        int
+	carryHdrs []Header
+	chi       int
+	carryLen  atomic.Int64
+	direct    atomic.Uint64
 	// local holds messages popped from ring and not yet delivered:
 	// local[lo:hi], the first at ring position localHead. Guarded by cons.
 	local     [32]entry
@@ -142,7 +148,7 @@ func (s *qshard) close() error {
 	}
 	s.ringDropped.Add(popped) // pops to drop: Delivered stays what receivers got
 	other += uint64(len(s.carry) - s.ci)
-	s.carry, s.ci = nil, 0
+	s.carry, s.ci, s.carryHdrs, s.chi = nil, 0, nil, 0
 	s.carryLen.Store(0)
 	s.spillMu.Lock()
 	var err error

@@ -149,14 +149,29 @@ func (s *qshard) takeCarry(dst []Delivery) int {
 	m := min(len(dst), len(s.carry)-s.ci)
 	base := s.ring.Head() + s.direct.Load() // every ring position before Head was delivered or dropped
 	for j := range m {
-		e := &s.carry[s.ci+j]
-		e.deliver(&dst[j], s.idx, base+uint64(j))
-		*e = entry{}
+		r, d := &s.carry[s.ci+j], &dst[j]
+		d.Key, d.Value, d.Headers = owned(r.Key), owned(r.Value), nil
+		if nh := len(r.Headers); nh > 0 {
+			d.Headers = s.carryHdrs[s.chi : s.chi+nh : s.chi+nh]
+			s.chi += nh
+		}
+		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
+		d.lease, d.gen = nil, 0
 	}
 	s.ci += m
 	s.direct.Add(uint64(m))
 	s.carryLen.Add(-int64(m))
 	return m
+}
+
+// owned returns b capped at its length (appending to it must not write over
+// the next record), or nil if it is empty, as a message sent with an empty
+// slice is delivered from the ring too.
+func owned(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b[:len(b):len(b)]
 }
 
 // takeInPlace delivers into dst what the ring has published, reading and

@@ -189,8 +189,8 @@ func (s *qshard) refill() bool {
 			s.spilling.Store(false)
 			s.spillMu.Unlock()
 			sp.close()
-			s.carry, s.ci = nil, 0 // a batch's worth of entries: not kept between episodes
-			s.senders.WakeAll()    // the shard takes messages into memory again
+			s.carry, s.ci, s.carryHdrs, s.chi = nil, 0, nil, 0
+			s.senders.WakeAll() // the shard takes messages into memory again
 			return false
 		}
 		err = sp.w.Flush()
@@ -209,8 +209,9 @@ func (s *qshard) refill() bool {
 	sp.read += uint64(len(recs))
 	sp.pending.Add(-int64(len(recs)))
 	s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
-	sp.r.Detach()       // the entries keep the records' bytes: decoded once, never copied
-	s.carry, s.ci = appendOwnedEntries(s.carry[:0], recs), 0
+	sp.r.Detach()       // receivers keep the records' bytes: decoded once, never copied
+	s.carry, s.ci = recs, 0
+	s.carryHdrs, s.chi = convertHeaders(recs), 0
 	s.carryLen.Store(int64(len(s.carry)))
 	return len(s.carry) > 0
 }
@@ -230,40 +231,23 @@ func (s *qshard) abandonSpill(sp *spill, cause error) {
 	_ = cause
 }
 
-// appendOwnedEntries appends recs as entries that point to the records'
-// own bytes, which must be the caller's (a detached batch): only headers
-// are converted, into one fresh slice.
-func appendOwnedEntries(dst []entry, recs []codec.Record) []entry {
+// convertHeaders returns the headers of recs, in order, as Headers that
+// share their bytes, in one fresh slice; nil if recs have none.
+func convertHeaders(recs []codec.Record) []Header {
 	nh := 0
 	for i := range recs {
 		nh += len(recs[i].Headers)
 	}
-	var hs []Header
-	if nh > 0 {
-		hs = make([]Header, 0, nh)
-	}
-	for i := range recs {
-		r := &recs[i]
-		var headers []Header
-		if len(r.Headers) > 0 {
-			start := len(hs)
-			for _, h := range r.Headers {
-				hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(h.Key), len(h.Key)), Value: nonEmpty(h.Value)})
-			}
-			headers = hs[start:len(hs):len(hs)]
-		}
-		dst = append(dst, newEntry(nonEmpty(r.Key), nonEmpty(r.Value), headers))
-	}
-	return dst
-}
-
-// nonEmpty returns b, or nil if it is empty: a message read back has nil
-// where an empty slice was sent, as one copied into an arena does.
-func nonEmpty(b []byte) []byte {
-	if len(b) == 0 {
+	if nh == 0 {
 		return nil
 	}
-	return b[:len(b):len(b)]
+	hs := make([]Header, 0, nh)
+	for i := range recs {
+		for _, h := range recs[i].Headers {
+			hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(h.Key), len(h.Key)), Value: owned(h.Value)})
+		}
+	}
+	return hs
 }
 
 // appendEntries copies recs into one fresh arena and appends them as

@@ -341,8 +341,8 @@ func (t *Topic) Stats() Stats {
 	var st Stats
 	for _, s := range t.shards {
 		st.Sent += s.ring.Tail()
-		st.Spilled += s.spilled.Load()
 		s.pub.Lock()
+		st.Spilled += s.spilled
 		if s.ep != nil {
 			ls := s.ep.log.Stats()
 			st.DiskBytes += ls.DiskBytes

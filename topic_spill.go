@@ -101,7 +101,7 @@ func (ep *episode) write(s *tshard, es []tentry) (int, error) {
 	ep.recs, ep.hdrs = recs[:0], hdrs[:0]
 	ep.noteFull(s)
 	ep.end += uint64(n)
-	s.spilled.Add(uint64(n))
+	s.spilled += uint64(n)
 	if err != nil && errors.Is(err, mmap.ErrDiskFull) {
 		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
 	}

@@ -55,6 +55,9 @@ func (q *Queue) openSpill(s *qshard) (*spill, error) {
 		return nil, err
 	}
 	r.SetReadAhead(runtime.GOMAXPROCS(0))
+	// Receivers never wait for a batch being decoded (see refill): they
+	// take from other shards meanwhile, or park until a batch is ready.
+	r.OnDecoded(func() { q.receivers.Wake(1) })
 	w := log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, q.segSize/4))})
 	return &spill{dir: dir, log: log, w: w, r: r}, nil
 }
@@ -179,7 +182,10 @@ func (s *qshard) refill() bool {
 	if sp == nil {
 		return false
 	}
-	_, recs, err := sp.r.Next()
+	_, recs, err := sp.r.TryNext()
+	if errors.Is(err, mmap.ErrNotReady) {
+		return false // being decoded: the reader wakes a receiver when it is
+	}
 	if errors.Is(err, io.EOF) {
 		// Everything appended so far has been read: either the spill is
 		// drained, or the writer still holds records to flush.
@@ -196,10 +202,13 @@ func (s *qshard) refill() bool {
 		err = sp.w.Flush()
 		s.spillMu.Unlock()
 		if err == nil || errors.Is(err, mmap.ErrDiskFull) {
-			_, recs, err = sp.r.Next()
+			_, recs, err = sp.r.TryNext()
 		}
 		if errors.Is(err, io.EOF) {
 			return false // stalled on a full disk: what is held cannot be read yet
+		}
+		if errors.Is(err, mmap.ErrNotReady) {
+			return false // what the flush appended is being decoded
 		}
 	}
 	if err != nil {

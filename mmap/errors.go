@@ -24,4 +24,7 @@ var (
 	// reading its mapping faulted. Open repairs what it finds; readers report
 	// what appears later.
 	ErrCorrupt = errors.New("spillway/mmap: corrupt segment")
+	// ErrNotReady: TryNext found the next batch still being decoded ahead;
+	// the reader's OnDecoded callback runs when it is done.
+	ErrNotReady = errors.New("spillway/mmap: next batch not decoded yet")
 )

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestAppendReadAcrossSegments appends enough to roll many times, reads it
@@ -209,4 +212,65 @@ func TestReaderDetach(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestTryNext: a reader with read-ahead, driven only by TryNext and parked
+// on OnDecoded whenever the next batch is not decoded yet, reads every
+// record in order: each ErrNotReady is followed by a call of OnDecoded.
+func TestTryNext(t *testing.T) {
+	l, _ := open(t, t.TempDir(), Options{})
+	defer l.Close()
+	const batches, per = 60, 7
+	for i := range batches {
+		if _, err := l.Append(batchOf(i*per, per, 300)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	decoded := make(chan struct{}, 1)
+	var calls atomic.Int64
+	r.SetReadAhead(3)
+	r.OnDecoded(func() {
+		calls.Add(1)
+		select {
+		case decoded <- struct{}{}:
+		default:
+		}
+	})
+	next, notReady := 0, 0
+	for next < batches*per {
+		first, recs, err := r.TryNext()
+		if errors.Is(err, ErrNotReady) {
+			notReady++
+			select {
+			case <-decoded:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no OnDecoded after ErrNotReady at offset %d", next)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != uint64(next) {
+			t.Fatalf("batch at %d, want %d", first, next)
+		}
+		for _, rec := range recs {
+			if valueIndex(string(rec.Value)) != next {
+				t.Fatalf("record %q at %d", rec.Value, next)
+			}
+			next++
+		}
+	}
+	if _, _, err := r.TryNext(); !errors.Is(err, io.EOF) {
+		t.Fatalf("at the end: %v, want io.EOF", err)
+	}
+	if calls.Load() < batches {
+		t.Fatalf("OnDecoded called %d times for %d batches", calls.Load(), batches)
+	}
+	t.Logf("%d batches, %d ErrNotReady", batches, notReady)
 }

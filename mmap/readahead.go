@@ -18,6 +18,16 @@ func (r *Reader) SetReadAhead(n int) {
 	}
 }
 
+// OnDecoded sets a function that the read-ahead workers call each time they
+// finish decoding a batch, on their own goroutines: a caller that got
+// ErrNotReady from TryNext can park until then. It must not block, and must
+// be set before the first Next or TryNext.
+func (r *Reader) OnDecoded(fn func()) {
+	if r.pipe == nil {
+		r.decoded = fn
+	}
+}
+
 // readAhead decodes batches on worker goroutines and hands them back in
 // order.
 //
@@ -28,12 +38,13 @@ func (r *Reader) SetReadAhead(n int) {
 // goroutine touches it. A worker owns a slot between receiving it and
 // signalling done.
 type readAhead struct {
-	work  chan *slot
-	wg    sync.WaitGroup
-	queue []*slot
-	free  []*slot
-	last  *slot // returned by the previous call: released at the next
-	err   error // from walk, reported once the queue has drained
+	work    chan *slot
+	decoded func() // OnDecoded's function, or nil
+	wg      sync.WaitGroup
+	queue   []*slot
+	free    []*slot
+	last    *slot // returned by the previous call: released at the next
+	err     error // from walk, reported once the queue has drained
 }
 
 type slot struct {
@@ -46,10 +57,12 @@ type slot struct {
 	done chan struct{} // capacity 1
 }
 
-func (r *Reader) nextAhead() (uint64, []codec.Record, error) {
+// nextAhead returns the next batch from the pipeline; if wait is false it
+// returns ErrNotReady rather than wait for the batch's decoding.
+func (r *Reader) nextAhead(wait bool) (uint64, []codec.Record, error) {
 	p := r.pipe
 	if p == nil {
-		p = &readAhead{work: make(chan *slot, r.ahead)}
+		p = &readAhead{work: make(chan *slot, r.ahead), decoded: r.decoded}
 		for range r.ahead + 1 {
 			p.free = append(p.free, &slot{done: make(chan struct{}, 1)})
 		}
@@ -87,8 +100,16 @@ func (r *Reader) nextAhead() (uint64, []codec.Record, error) {
 			return 0, nil, io.EOF
 		}
 		s := p.queue[0]
+		if wait {
+			<-s.done
+		} else {
+			select {
+			case <-s.done:
+			default:
+				return 0, nil, ErrNotReady // s stays at the head of the queue
+			}
+		}
 		p.queue = p.queue[1:]
-		<-s.done
 		if s.err != nil {
 			p.release(s)
 			return 0, nil, s.err
@@ -106,6 +127,9 @@ func (p *readAhead) decode(l *Log) {
 	for s := range p.work {
 		s.buf, s.err = l.decodeAt(s.seg, s.at, s.h, &s.b, s.buf)
 		s.done <- struct{}{}
+		if p.decoded != nil {
+			p.decoded()
+		}
 		// The caller, if it waited for this batch, is now runnable on this
 		// P; yield to it rather than start the next batch first. Workers
 		// outnumber Ps (one per P per reader), so otherwise it waits in

@@ -26,6 +26,7 @@ type Reader struct {
 	planned uint64        // offset after the last batch walk handed out
 	ahead   int           // batches decoded in parallel ahead of the caller; 0: none
 	pipe    *readAhead    // the read-ahead pipeline, once started
+	decoded func()        // called by read-ahead workers after each batch (OnDecoded)
 	buf     []byte        // heap copy of the current batch
 	batch   codec.Batch   // decoded batch, when not shared through the cache
 	key     []byte        // cache key scratch
@@ -90,7 +91,7 @@ func (r *Reader) Next() (uint64, []codec.Record, error) {
 		return 0, nil, ErrClosed
 	}
 	if r.ahead > 0 {
-		return r.nextAhead()
+		return r.nextAhead(true)
 	}
 	for {
 		seg, at, h, err := r.walk()
@@ -124,6 +125,21 @@ func (r *Reader) Detach() {
 	}
 	r.batch.Detach()
 	r.buf = nil
+}
+
+// TryNext is Next that does not wait for the read-ahead: where Next would
+// wait for a batch still being decoded, it returns ErrNotReady at once, and
+// the batch goes on decoding (OnDecoded says when it is done). A caller
+// with other work (another reader, another shard) then does that instead
+// of blocking. Without read-ahead it is Next.
+func (r *Reader) TryNext() (uint64, []codec.Record, error) {
+	if r.closed || r.l.closed.Load() {
+		return 0, nil, ErrClosed
+	}
+	if r.ahead > 0 {
+		return r.nextAhead(false)
+	}
+	return r.Next()
 }
 
 // walk finds the next batch to read, moving the planning position (seg,

@@ -165,8 +165,8 @@ func (s *qshard) takeCarry(dst []Delivery) int {
 }
 
 // owned returns b capped at its length (appending to it must not write over
-// the next record), or nil if it is empty, as a message sent with an empty
-// slice is delivered from the ring too.
+// the next record), or nil if it is empty (on disk an empty slice and nil
+// are the same).
 func owned(b []byte) []byte {
 	if len(b) == 0 {
 		return nil
@@ -176,7 +176,7 @@ func owned(b []byte) []byte {
 
 // takeInPlace delivers into dst what the ring has published, reading and
 // zeroing each slot in place, and releases the slots with one store. It
-// returns how many. REQUIRES: s.cons, nothing in local nor in ring.
+// returns how many. REQUIRES: s.cons, nothing in local.
 func (s *qshard) takeInPlace(dst []Delivery) int {
 	head := s.ring.Head()
 	k := s.ring.Peek(len(dst))

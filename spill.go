@@ -19,9 +19,9 @@ const spillDirPrefix = "spill-"
 // spill is a shard's spill log while the shard is spilling: a segmented
 // log in its own directory, a Writer that compresses what senders append,
 // and a registered Reader (decoding ahead on every core) whose batches
-// receivers take messages from, a batch at a time. It lives from the first message the ring could not
-// take to the moment the last spilled message is read back; then its files
-// are removed.
+// receivers take messages from, a batch at a time. It lives from the first
+// message the ring could not take to the moment the last spilled message is
+// read back; then its files are removed.
 //
 // written is guarded by the shard's spillMu, read by its cons; pending
 // (written - read) is kept atomically for Stats.

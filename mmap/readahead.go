@@ -36,7 +36,8 @@ func (r *Reader) OnDecoded(fn func()) {
 // handed to the caller) → free again at the next call, when the reference is
 // dropped. queue holds the queued slots in offset order; only the reader's
 // goroutine touches it. A worker owns a slot between receiving it and
-// signalling done.
+// signalling done; it calls decoded (set before the workers start, never
+// changed) after signalling.
 type readAhead struct {
 	work    chan *slot
 	decoded func() // OnDecoded's function, or nil

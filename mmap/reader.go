@@ -108,8 +108,8 @@ func (r *Reader) Next() (uint64, []codec.Record, error) {
 	}
 }
 
-// Detach hands the caller the memory that the records the last Next
-// returned point to: the reader decodes the next batch into new memory
+// Detach hands the caller the memory that the records the last Next (or
+// TryNext) returned point to: the reader decodes the next batch into new memory
 // instead of over it, so their Key, Value and Headers stay valid after the
 // next call (the Records slice itself does not). For a caller that keeps
 // the records' bytes, it replaces a copy with an allocation. Batches from

@@ -109,3 +109,63 @@ func ExampleLog_NewWriter() {
 	// Output:
 	// 1000 records read back
 }
+
+// A reader that decodes ahead on other goroutines, driven without ever
+// blocking on a decode: TryNext returns ErrNotReady while the next batch is
+// being decoded, and OnDecoded says when to try again. Detach lets the
+// caller keep the records' bytes past the next call, without a copy.
+func ExampleReader_TryNext() {
+	dir, err := os.MkdirTemp("", "mmap-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	l, _, err := mmap.Open(dir, mmap.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	for b := range 10 {
+		recs := make([]codec.Record, 100)
+		for i := range recs {
+			recs[i] = codec.Record{Value: fmt.Appendf(nil, "event %d", b*100+i)}
+		}
+		if _, err := l.Append(recs); err != nil {
+			panic(err)
+		}
+	}
+	r, err := l.NewReader(0)
+	if err != nil {
+		panic(err)
+	}
+	defer r.Close()
+	ready := make(chan struct{}, 1)
+	r.SetReadAhead(2)
+	r.OnDecoded(func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	})
+	var kept [][]byte
+	for {
+		_, recs, err := r.TryNext()
+		if errors.Is(err, mmap.ErrNotReady) {
+			<-ready // or do other work meanwhile
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			panic(err)
+		}
+		r.Detach() // recs' bytes are ours now: the next batch decodes elsewhere
+		for _, rc := range recs {
+			kept = append(kept, rc.Value)
+		}
+	}
+	fmt.Println(len(kept), "records kept;", string(kept[0]), "...", string(kept[len(kept)-1]))
+	// Output:
+	// 1000 records kept; event 0 ... event 999
+}

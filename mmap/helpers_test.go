@@ -68,6 +68,17 @@ func batchOf(start, n, pad int) []codec.Record {
 	return recs
 }
 
+// appendBatches appends n batches of per records each (batchOf, with pad),
+// the values naming offsets 0 to n*per-1.
+func appendBatches(t testing.TB, l *Log, n, per, pad int) {
+	t.Helper()
+	for i := range n {
+		if _, err := l.Append(batchOf(i*per, per, pad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // readAll reads from offset from to the end and returns the values in order
 // with their offsets.
 func readAll(t testing.TB, l *Log, from uint64) (offsets []uint64, values []string) {

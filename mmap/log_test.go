@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/codec"
 )
 
 // TestAppendReadAcrossSegments appends enough to roll many times, reads it
@@ -181,10 +183,20 @@ func TestReaderDetach(t *testing.T) {
 				l, _ := open(t, t.TempDir(), opts)
 				defer l.Close()
 				const batches, per = 40, 5
-				for i := range batches {
-					if _, err := l.Append(batchOf(i*per, per, 200)); err != nil {
+				want := make([]codec.Record, batches*per)
+				raw := 0
+				for i := range want {
+					// Values that compress, so that the compressed case is one.
+					want[i] = codec.Record{Value: fmt.Appendf(nil, "v-%d-%s", i, strings.Repeat("abcd", 50))}
+					raw += len(want[i].Value)
+				}
+				for i := 0; i < len(want); i += per {
+					if _, err := l.Append(want[i : i+per]); err != nil {
 						t.Fatal(err)
 					}
+				}
+				if stored := l.Stats().DataBytes; !none && stored >= int64(raw) {
+					t.Fatalf("%d bytes stored for %d raw: not compressed", stored, raw)
 				}
 				r, err := l.NewReader(0)
 				if err != nil {
@@ -203,7 +215,6 @@ func TestReaderDetach(t *testing.T) {
 						kept = append(kept, rec.Value)
 					}
 				}
-				want := batchOf(0, batches*per, 200)
 				for i, v := range kept {
 					if !bytes.Equal(v, want[i].Value) {
 						t.Fatalf("record %d became %.20q", i, v)
@@ -221,11 +232,7 @@ func TestTryNext(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{})
 	defer l.Close()
 	const batches, per = 60, 7
-	for i := range batches {
-		if _, err := l.Append(batchOf(i*per, per, 300)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendBatches(t, l, batches, per, 300)
 	r, err := l.NewReader(0)
 	if err != nil {
 		t.Fatal(err)

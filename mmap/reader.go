@@ -109,22 +109,26 @@ func (r *Reader) Next() (uint64, []codec.Record, error) {
 }
 
 // Detach hands the caller the memory that the records the last Next (or
-// TryNext) returned point to: the reader decodes the next batch into new memory
-// instead of over it, so their Key, Value and Headers stay valid after the
-// next call (the Records slice itself does not). For a caller that keeps
-// the records' bytes, it replaces a copy with an allocation. Batches from
-// the shared cache are never reused and need no Detach; they stay shared,
-// not to be modified.
+// TryNext) returned point to: the reader decodes the next batch into new
+// memory instead of over it, so their Key, Value and Headers stay valid
+// after the next call (the Records slice itself does not). For a caller
+// that keeps the records' bytes, it replaces a copy with an allocation.
+// Batches from the shared cache are never reused and need no Detach; they
+// stay shared, not to be modified.
 func (r *Reader) Detach() {
 	if r.pipe != nil {
 		if s := r.pipe.last; s != nil {
 			s.b.Detach()
-			s.buf = nil
+			if s.h.Compression == codec.None {
+				s.buf = nil // the records alias the copy of the stored batch
+			}
 		}
 		return
 	}
 	r.batch.Detach()
-	r.buf = nil
+	if r.batch.Header.Compression == codec.None {
+		r.buf = nil
+	}
 }
 
 // TryNext is Next that does not wait for the read-ahead: where Next would

@@ -40,5 +40,6 @@
 // Guarantees, per shard: FIFO order, across the move to disk and back (a
 // redelivery is the exception: it comes back out of order). AutoAck
 // delivers each message at most once; ManualAck at least once. Nothing is
-// dropped without being counted in Stats.Dropped.
+// dropped without being counted in Stats.Dropped, and what a failed spill
+// drops is also reported to Options.OnError (see ErrSpillFailed).
 package spillway

@@ -41,6 +41,14 @@ func (g *group) await(ctx context.Context, take func() int, done func() bool) (i
 	}
 }
 
+// report hands err, a failure no call can return, to Options.OnError.
+// Callers hold no lock of the group's.
+func (g *group) report(err error) {
+	if f := g.opts.OnError; f != nil {
+		f(err)
+	}
+}
+
 // leaseClock times leases and delays in ticks of tick, counted from epoch.
 // One reaper goroutine stores now once per tick, then reaped once it has
 // fired what was due by then; everyone else loads them.

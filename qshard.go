@@ -90,6 +90,9 @@ type qshard struct {
 	lo, hi    int
 	localHead uint64
 	localLen  atomic.Int64
+	// failure is a spill failure met under cons, for the receiver to
+	// report (Options.OnError) once it released cons. Guarded by cons.
+	failure error
 
 	_       pad
 	spillMu sync.Mutex

@@ -55,7 +55,12 @@ func (q *Queue) tryReceive(dst []Delivery) int {
 		// still has messages, wake one. (Only then look at the ring's
 		// producer side, whose cache line a look takes from the senders.)
 		more := k == len(dst) && q.receivers.Pending() && !s.emptyLocked()
+		fail := s.failure
+		s.failure = nil
 		s.cons.Unlock()
+		if fail != nil {
+			q.group.report(fail)
+		}
 		if k > 0 {
 			s.senders.Wake(k)
 			if more {

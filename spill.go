@@ -226,18 +226,20 @@ func (s *qshard) refill() bool {
 }
 
 // abandonSpill gives up a spill that failed (a write or sync error, or
-// corrupt data): what it still held is lost and counted as dropped, and the
-// shard goes back to memory. REQUIRES: s.cons.
+// corrupt data): what it still held is lost and counted as dropped, the
+// shard goes back to memory, and the failure waits in s.failure for the
+// receiver to report once it let go of cons. REQUIRES: s.cons.
 func (s *qshard) abandonSpill(sp *spill, cause error) {
 	s.spillMu.Lock()
 	s.sp.Store(nil)
 	s.spilling.Store(false)
 	lost := sp.written - sp.read
 	s.spillMu.Unlock()
-	sp.close()
+	cerr := sp.close()
 	s.dropped.Add(lost)
 	s.senders.WakeAll()
-	_ = cause
+	err := fmt.Errorf("%w: shard %d lost %d messages: %w", ErrSpillFailed, s.idx, lost, cause)
+	s.failure = errors.Join(s.failure, err, cerr)
 }
 
 // convertHeaders returns the headers of recs, in order, as Headers that

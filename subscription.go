@@ -47,6 +47,9 @@ type subShard struct {
 	lo, hi    int
 	localHead uint64
 	gone      bool // unsubscribed or closed; guarded by cons
+	// failure is a spill failure met under cons, for the receiver to
+	// report (Options.OnError) once it released cons. Guarded by cons.
+	failure error
 
 	next      atomic.Uint64 // position of the next message to deliver
 	delivered atomic.Uint64 // first deliveries
@@ -225,7 +228,12 @@ func (sub *subscription) tryReceive(dst []Delivery) int {
 		}
 		k := ss.take(dst)
 		more := k == len(dst) && sub.receivers.Pending()
+		fail := ss.failure
+		ss.failure = nil
 		ss.cons.Unlock()
+		if fail != nil {
+			sub.group.report(fmt.Errorf("subscription %q: %w", sub.name, fail))
+		}
 		if k > 0 {
 			ss.ts.room.Wake(1) // a publisher waiting for this subscription (Block)
 			if more {

@@ -270,7 +270,8 @@ func (ss *subShard) flush() bool {
 // holds it, and otherwise flushes the writer so the log has more to read.
 // With cause (the spill failed: a write error, corrupt data) it rejoins the
 // ring at the oldest message the ring holds, counting what it skips as
-// dropped. It reports whether ss can make progress. REQUIRES: ss.cons.
+// dropped, and leaves the failure in ss.failure for the receiver to
+// report. It reports whether ss can make progress. REQUIRES: ss.cons.
 func (ss *subShard) rejoin(cause error) bool {
 	s := ss.ts
 	if !s.pub.TryLock() {
@@ -284,9 +285,12 @@ func (ss *subShard) rejoin(cause error) bool {
 	} else if cause != nil {
 		oldest := s.ring.Oldest()
 		if r, in := s.ring.AddReaderAt(oldest); in {
-			ss.dropped.Add(oldest - ss.pos)
+			lost := oldest - ss.pos
+			ss.dropped.Add(lost)
 			ss.pos = oldest
 			ss.r, ok = r, true
+			err := fmt.Errorf("%w: subscription shard %d lost %d messages: %w", ErrSpillFailed, s.idx, lost, cause)
+			ss.failure = errors.Join(ss.failure, err)
 		}
 	} else if err := ss.ep.flush(s); err == nil {
 		ok = true // the log now holds what the writer had

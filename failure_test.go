@@ -1,0 +1,190 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/mmap"
+)
+
+// corruptFirstBatch flips a byte inside the payload of the first batch of
+// the first segment under dir (a spill directory), through the file system:
+// the log's mapping sees the change.
+func corruptFirstBatch(t *testing.T, dir string) {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no segment in %s (%v)", dir, err)
+	}
+	slices.Sort(segs)
+	f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const at = 64 + codec.HeaderSize + 5 // the segment header, the batch header, into the payload
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// errorLog collects what Options.OnError is told.
+type errorLog chan error
+
+func (l errorLog) onError(err error) {
+	select {
+	case l <- err:
+	default:
+		panic("more OnError calls than the test expects")
+	}
+}
+
+// TestQueueSpillCorrupt: a spill whose file turns out corrupt when read
+// back is given up: the messages it held are dropped and counted, OnError
+// is told why (ErrSpillFailed wrapping the checksum failure), the spill's
+// files go, and the shard goes on in memory.
+func TestQueueSpillCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	errs := make(errorLog, 1)
+	q := openQueue(t, Options{Dir: dir, Shards: 1, RingSize: 2, Compression: S2, OnError: errs.onError})
+	ctx := context.Background()
+	const n = 300
+	for i := range n {
+		if err := q.Send(ctx, msg(0, i, i%5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	spilled := spillDirs(t, dir)
+	if len(spilled) != 1 {
+		t.Fatalf("spill directories: %v, want one", spilled)
+	}
+	corruptFirstBatch(t, filepath.Join(dir, spilled[0]))
+
+	for i := range 2 { // what the ring held comes first, intact
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, seq, _ := unmsg(t, d); seq != i {
+			t.Fatalf("got message %d, want %d", seq, i)
+		}
+	}
+	var dst [1]Delivery
+	var got error
+	waitFor(t, "the spill failure to be reported", func() bool {
+		if k := q.tryReceive(dst[:]); k > 0 {
+			t.Fatalf("received a message from a corrupt spill: %q", dst[0].Value)
+		}
+		select {
+		case got = <-errs:
+			return true
+		default:
+			return false
+		}
+	})
+	if !errors.Is(got, ErrSpillFailed) || !errors.Is(got, mmap.ErrCorrupt) || !errors.Is(got, codec.ErrChecksum) {
+		t.Fatalf("OnError got %v, want ErrSpillFailed wrapping mmap.ErrCorrupt and codec.ErrChecksum", got)
+	}
+	st := q.Stats()
+	if st.Sent != n || st.Delivered != 2 || st.Dropped != n-2 || st.Depth != 0 || st.DiskBytes != 0 {
+		t.Fatalf("after the failure: %+v, want Sent %d, Delivered 2, Dropped %d, Depth 0, DiskBytes 0", st, n, n-2)
+	}
+	if left := spillDirs(t, dir); len(left) != 0 {
+		t.Fatalf("spill directories left: %v", left)
+	}
+
+	// The shard goes on, in memory and through a new spill.
+	for i := range 10 {
+		if err := q.Send(ctx, msg(1, i, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, seq, _ := unmsg(t, d); p != 1 || seq != i {
+			t.Fatalf("after the failure got message %d/%d, want 1/%d", p, seq, i)
+		}
+	}
+	if st := q.Stats(); st.Sent != n+10 || st.Delivered+st.Dropped != st.Sent || st.Depth != 0 {
+		t.Fatalf("at the end: %+v", st)
+	}
+}
+
+// TestTopicSpillCorrupt: a subscription reading a spill that turns out
+// corrupt rejoins the ring at the oldest message it holds: what it skipped
+// is dropped and counted, OnError is told why (naming the subscription),
+// the spill goes once nobody reads it, and the subscription goes on.
+func TestTopicSpillCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	errs := make(errorLog, 1)
+	tp := openTopic(t, Options{Dir: dir, Shards: 1, RingSize: 16, Compression: S2, OnError: errs.onError})
+	ctx := context.Background()
+	stuck := subscribe(t, tp, "stuck") // not read while publishing: it moves to the spill
+	const n = 500
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := tp.Publish(ctx, Message{Value: []byte{byte(i >> 8), byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0, n)
+	s := tp.shards[0]
+	s.pub.Lock()
+	err := s.ep.flush(s) // the log holds everything published
+	s.pub.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spilled := spillDirs(t, dir)
+	if len(spilled) != 1 {
+		t.Fatalf("spill directories: %v, want one", spilled)
+	}
+	corruptFirstBatch(t, filepath.Join(dir, spilled[0]))
+
+	const kept = 16 // the ring keeps its last RingSize messages
+	for i := n - kept; i < n+3; i++ {
+		if i == n {
+			publish(n, n+3)
+		}
+		d, err := stuck.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int(d.Value[0])<<8 | int(d.Value[1]); got != i {
+			t.Fatalf("got message %d, want %d", got, i)
+		}
+	}
+	var got error
+	select {
+	case got = <-errs:
+	default:
+		t.Fatal("OnError was not called")
+	}
+	if !errors.Is(got, ErrSpillFailed) || !errors.Is(got, codec.ErrChecksum) || !strings.Contains(got.Error(), `"stuck"`) {
+		t.Fatalf("OnError got %v, want ErrSpillFailed wrapping codec.ErrChecksum, naming the subscription", got)
+	}
+	if st := stuck.Stats(); st.Delivered != kept+3 || st.Dropped != n-kept || st.Depth != 0 {
+		t.Fatalf("subscription after the failure: %+v, want Delivered %d, Dropped %d, Depth 0", st, kept+3, n-kept)
+	}
+	if st := tp.Stats(); st.DiskBytes != 0 || len(spillDirs(t, dir)) != 0 {
+		t.Fatalf("spill left after its only reader left it: %+v, %v", st, spillDirs(t, dir))
+	}
+}

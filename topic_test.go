@@ -922,3 +922,73 @@ func TestTopicPublishContextEnds(t *testing.T) {
 		t.Fatalf("after the cancelled publish got %v, %v", d.Value, err)
 	}
 }
+
+// TestSubscriptionClose: closing one receiver of a subscription wakes its
+// blocked Receive with ErrClosed and fails its later calls, while the
+// subscription, its backlog and its other receivers go on.
+func TestSubscriptionClose(t *testing.T) {
+	tp := openTopic(t, Options{Shards: 2, RingSize: 16})
+	ctx := context.Background()
+	a := subscribe(t, tp, "s")
+	b := subscribe(t, tp, "s") // a second receiver of the same subscription
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := a.Receive(ctx)
+		blocked <- err
+	}()
+	waitFor(t, "the receiver to park", func() bool { return a.sub.receivers.Pending() })
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-blocked:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("blocked Receive returned %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not wake the blocked Receive")
+	}
+	if err := a.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v, want ErrClosed", err)
+	}
+	var dst [4]Delivery
+	if _, err := a.ReceiveBatch(ctx, dst[:]); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReceiveBatch after Close: %v, want ErrClosed", err)
+	}
+
+	// The other receiver gets everything; once it too is closed the
+	// subscription keeps its backlog for the next receiver.
+	for i := range 8 {
+		if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 8 {
+		if _, err := b.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := b.Stats(); st.Depth != 5 || st.Delivered != 8 {
+		t.Fatalf("backlog with every receiver closed: %+v, want Depth 5, Delivered 8", st)
+	}
+	c := subscribe(t, tp, "s")
+	got := 0
+	for got < 5 {
+		k, err := c.ReceiveBatch(ctx, dst[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += k
+	}
+	if st := c.Stats(); st.Depth != 0 || st.Delivered != 13 {
+		t.Fatalf("after the new receiver drained it: %+v", st)
+	}
+}

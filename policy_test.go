@@ -79,6 +79,38 @@ func TestDropOldest(t *testing.T) {
 	}
 }
 
+// TestDropOldestAfterPartialReceive: messages a one-at-a-time receiver
+// has taken out of the ring but not yet been handed are the oldest, and
+// DropOldest drops them first, but only one per message that did not fit:
+// dropping them must also make room in the ring.
+func TestDropOldestAfterPartialReceive(t *testing.T) {
+	ctx := context.Background()
+	q := openQueue(t, Options{Shards: 1, RingSize: 4, Overflow: DropOldest})
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := q.Send(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	recv := func(want int) {
+		t.Helper()
+		d, err := q.Receive(ctx)
+		if err != nil || d.Value[0] != byte(want) || d.Offset != uint64(want) {
+			t.Fatalf("got %v at offset %d, %v; want %d", d.Value, d.Offset, err, want)
+		}
+	}
+	send(0, 4)
+	recv(0)     // takes 0-3 out of the ring, hands over 0
+	send(4, 10) // 4-7 fill the ring again; 8 and 9 each drop the oldest: 1, then 2
+	for want := 3; want < 10; want++ {
+		recv(want)
+	}
+	if st := q.Stats(); st.Dropped != 2 || st.Sent != 10 || st.Delivered != 8 || st.Depth != 0 {
+		t.Fatalf("stats %+v, want Dropped 2, Sent 10, Delivered 8, Depth 0", st)
+	}
+}
+
 // TestRejectAndTrySend: Reject fails at once with ErrFull; under Block,
 // TrySend fails with ErrFull where Send would wait, and Send waits until
 // ctx ends.

@@ -193,16 +193,33 @@ func (q *Queue) mayWait(err error) bool {
 	return err != nil && (errors.Is(err, ErrFull) && q.opts.Overflow == Block || errors.Is(err, ErrDiskFull))
 }
 
-// dropOldest drops the oldest message of s to make room (DropOldest).
+// dropOldest drops the oldest message of s to make room in its ring
+// (DropOldest): one message, and one slot of the ring freed.
 func (s *qshard) dropOldest() {
 	s.cons.Lock()
-	if s.lo < s.hi { // popped already, and older than anything in the ring
-		s.local[s.lo] = entry{}
-		s.lo++
-		s.localLen.Add(-1)
-		s.ringDropped.Add(1)
-	} else if _, ok := s.ring.TryPop(); ok {
-		s.ringDropped.Add(1)
+	defer s.cons.Unlock()
+	if s.lo == s.hi {
+		if _, ok := s.ring.TryPop(); ok {
+			s.ringDropped.Add(1)
+		}
+		return
 	}
-	s.cons.Unlock()
+	// The messages taken out of the ring for one-at-a-time receivers are
+	// older than anything in it: drop the first of them, and move the
+	// ring's oldest in behind the others to free its slot.
+	s.local[s.lo] = entry{}
+	s.lo++
+	s.ringDropped.Add(1)
+	if s.hi == len(s.local) {
+		n := copy(s.local[:], s.local[s.lo:s.hi])
+		clear(s.local[n:s.hi])
+		s.localHead += uint64(s.lo)
+		s.lo, s.hi = 0, n
+	}
+	if e, ok := s.ring.TryPop(); ok { // at ring position localHead+hi
+		s.local[s.hi] = e
+		s.hi++
+		return
+	}
+	s.localLen.Add(-1)
 }

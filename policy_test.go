@@ -84,30 +84,45 @@ func TestDropOldest(t *testing.T) {
 // DropOldest drops them first, but only one per message that did not fit:
 // dropping them must also make room in the ring.
 func TestDropOldestAfterPartialReceive(t *testing.T) {
-	ctx := context.Background()
-	q := openQueue(t, Options{Shards: 1, RingSize: 4, Overflow: DropOldest})
-	send := func(from, to int) {
-		for i := from; i < to; i++ {
-			if err := q.Send(ctx, Message{Value: []byte{byte(i)}}); err != nil {
-				t.Fatal(err)
+	for _, c := range []struct{ ring, drops int }{
+		{4, 2},   // the receiver took the whole ring
+		{64, 40}, // it took a buffer's worth (32); the drops outnumber those
+	} {
+		t.Run(fmt.Sprintf("ring=%d", c.ring), func(t *testing.T) {
+			ctx := context.Background()
+			q := openQueue(t, Options{Shards: 1, RingSize: c.ring, Overflow: DropOldest})
+			send := func(from, to int) {
+				for i := from; i < to; i++ {
+					if err := q.Send(ctx, Message{Value: []byte{byte(i >> 8), byte(i)}}); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
-		}
-	}
-	recv := func(want int) {
-		t.Helper()
-		d, err := q.Receive(ctx)
-		if err != nil || d.Value[0] != byte(want) || d.Offset != uint64(want) {
-			t.Fatalf("got %v at offset %d, %v; want %d", d.Value, d.Offset, err, want)
-		}
-	}
-	send(0, 4)
-	recv(0)     // takes 0-3 out of the ring, hands over 0
-	send(4, 10) // 4-7 fill the ring again; 8 and 9 each drop the oldest: 1, then 2
-	for want := 3; want < 10; want++ {
-		recv(want)
-	}
-	if st := q.Stats(); st.Dropped != 2 || st.Sent != 10 || st.Delivered != 8 || st.Depth != 0 {
-		t.Fatalf("stats %+v, want Dropped 2, Sent 10, Delivered 8, Depth 0", st)
+			recv := func(want int) {
+				t.Helper()
+				d, err := q.Receive(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := int(d.Value[0])<<8 | int(d.Value[1]); got != want || d.Offset != uint64(want) {
+					t.Fatalf("got message %d at offset %d, want %d", got, d.Offset, want)
+				}
+			}
+			taken := min(c.ring, 32) // what the first Receive takes out of the ring
+			send(0, c.ring)
+			recv(0)
+			// taken more fill the ring again; each one after that drops the
+			// oldest: 1, 2, ...
+			total := c.ring + taken + c.drops
+			send(c.ring, total)
+			for want := 1 + c.drops; want < total; want++ {
+				recv(want)
+			}
+			st := q.Stats()
+			if st.Dropped != uint64(c.drops) || st.Sent != uint64(total) || st.Delivered != uint64(total-c.drops) || st.Depth != 0 {
+				t.Fatalf("stats %+v, want Dropped %d, Sent %d, Delivered %d, Depth 0", st, c.drops, total, total-c.drops)
+			}
+		})
 	}
 }
 

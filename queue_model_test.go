@@ -1,0 +1,180 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestQueueModel runs random sequences of Send, SendBatch, TrySend,
+// Receive, ReceiveBatch and Flush on a one-shard Queue with a tiny ring,
+// under each overflow policy and codec, and checks every step against a
+// FIFO model of what waits:
+//   - what comes out is the model's front, in order, each message with its
+//     key, headers and offset (its index among the accepted messages);
+//   - nothing comes out when the model is empty;
+//   - Stats agree with the model after every step (Sent, Delivered,
+//     Dropped, Depth), and nothing stays on disk once it is drained;
+//   - SpillToDisk accepts everything; Reject refuses only while the ring is
+//     full; DropOldest drops the oldest waiting messages, at most one per
+//     message sent and only while the ring is full.
+func TestQueueModel(t *testing.T) {
+	for _, policy := range []Overflow{SpillToDisk, DropOldest, Reject} {
+		t.Run(policy.String(), func(t *testing.T) {
+			rng := newRand(t)
+			for range 12 {
+				runQueueModel(t, rng, policy)
+			}
+		})
+	}
+}
+
+func runQueueModel(t *testing.T, rng *rand.Rand, policy Overflow) {
+	ringSize := 1 << rng.IntN(4)
+	opts := Options{
+		Shards:          1,
+		RingSize:        ringSize,
+		Overflow:        policy,
+		Compression:     []Compression{Zstd, S2, None}[rng.IntN(3)],
+		MaxMessageBytes: 4096,
+	}
+	if policy == SpillToDisk {
+		opts.Dir, opts.MaxDiskBytes = t.TempDir(), 64<<20
+	}
+	q, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var (
+		model     []int           // sequence numbers waiting, oldest first
+		offset    = map[int]int{} // sequence number -> offset
+		next      int             // next sequence number
+		accepted  int             // messages the queue took
+		delivered int
+		dropped   int
+	)
+	step := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("ring %d, %v, %v, step %d: "+format, append([]any{ringSize, policy, opts.Compression, step}, args...)...)
+	}
+	// sent accounts for an operation that tried to send sent messages, of
+	// which the queue took the first took: they join the model, and then
+	// whatever the queue reports dropped leaves its front.
+	sent := func(n int, err error) {
+		t.Helper()
+		st := q.Stats()
+		took := int(st.Sent) - accepted
+		if took < 0 || took > n {
+			fail("Sent went from %d to %d for %d messages", accepted, st.Sent, n)
+		}
+		switch {
+		case policy == Reject && took < n:
+			if !errors.Is(err, ErrFull) {
+				fail("took %d of %d with %v, want ErrFull", took, n, err)
+			}
+		case err != nil:
+			fail("sending %d: %v", n, err)
+		}
+		if policy == Reject && err != nil && len(model)+took < ringSize {
+			fail("ErrFull with %d waiting in a ring of %d", len(model)+took, ringSize)
+		}
+		for i := range took {
+			offset[next-n+i] = accepted + i
+			model = append(model, next-n+i)
+		}
+		accepted += took
+		d := int(st.Dropped) - dropped
+		if d < 0 || d > took || d > 0 && policy != DropOldest {
+			fail("%d dropped while sending %d", d, took)
+		}
+		if d > 0 && len(model) < ringSize+d {
+			fail("dropped %d with %d waiting in a ring of %d", d, len(model), ringSize)
+		}
+		model = model[d:]
+		dropped += d
+	}
+	check := func(d Delivery) {
+		t.Helper()
+		if len(model) == 0 {
+			fail("received a message from an empty queue")
+		}
+		_, seq, _ := unmsg(t, d)
+		if seq != model[0] || d.Offset != uint64(offset[seq]) || d.Shard != 0 || d.Attempt != 1 {
+			fail("received %d at offset %d (attempt %d), want %d at %d", seq, d.Offset, d.Attempt, model[0], offset[model[0]])
+		}
+		model = model[1:]
+		delivered++
+	}
+	dst := make([]Delivery, 40)
+	for ; step < 150; step++ {
+		switch op := rng.IntN(100); {
+		case op < 25:
+			next++
+			sent(1, q.Send(ctx, msg(0, next-1, next%3)))
+		case op < 35:
+			ms := make([]Message, 1+rng.IntN(40))
+			for i := range ms {
+				ms[i] = msg(0, next+i, (next+i)%3)
+			}
+			next += len(ms)
+			sent(len(ms), q.SendBatch(ctx, ms))
+		case op < 45:
+			next++
+			sent(1, q.TrySend(msg(0, next-1, next%3)))
+		case op < 60:
+			if len(model) == 0 {
+				if k := q.tryReceive(dst[:1]); k != 0 {
+					fail("received %d from an empty queue", k)
+				}
+				continue
+			}
+			d, err := q.Receive(ctx)
+			if err != nil {
+				fail("Receive: %v", err)
+			}
+			check(d)
+		case op < 95:
+			want := 1 + rng.IntN(len(dst))
+			if len(model) == 0 {
+				if k := q.tryReceive(dst[:want]); k != 0 {
+					fail("received %d from an empty queue", k)
+				}
+				continue
+			}
+			k, err := q.ReceiveBatch(ctx, dst[:want])
+			if err != nil || k < 1 || k > want {
+				fail("ReceiveBatch of %d: %d, %v", want, k, err)
+			}
+			for _, d := range dst[:k] {
+				check(d)
+			}
+		default:
+			if err := q.Flush(); err != nil {
+				fail("Flush: %v", err)
+			}
+		}
+		st := q.Stats()
+		if st.Sent != uint64(accepted) || st.Delivered != uint64(delivered) || st.Dropped != uint64(dropped) || st.Depth != int64(len(model)) {
+			fail("stats %+v, want Sent %d, Delivered %d, Dropped %d, Depth %d", st, accepted, delivered, dropped, len(model))
+		}
+	}
+	for len(model) > 0 {
+		k, err := q.ReceiveBatch(ctx, dst)
+		if err != nil {
+			fail("draining: %v", err)
+		}
+		for _, d := range dst[:k] {
+			check(d)
+		}
+	}
+	if st := q.Stats(); st.Depth != 0 || st.DiskBytes != 0 || st.Sent != st.Delivered+st.Dropped {
+		fail("drained: %+v", st)
+	}
+}

@@ -319,6 +319,32 @@ out:
 	return n
 }
 
+// dropOldest drops the oldest message ss has yet to deliver, freeing one
+// ring slot for the publisher (DropOldest). Messages popped into local are
+// older than any in the ring: the first of them goes, and the reader's
+// next message moves in behind the others. REQUIRES: ss.cons.
+func (ss *subShard) dropOldest() {
+	if ss.r == nil {
+		return
+	}
+	if ss.lo == ss.hi {
+		ss.dropped.Add(uint64(ss.r.Skip(1)))
+		ss.next.Store(ss.nextPosition())
+		return
+	}
+	ss.local[ss.lo] = tentry{}
+	ss.lo++
+	ss.dropped.Add(1)
+	if ss.hi == len(ss.local) {
+		n := copy(ss.local[:], ss.local[ss.lo:ss.hi])
+		clear(ss.local[n:ss.hi])
+		ss.localHead += uint64(ss.lo)
+		ss.lo, ss.hi = 0, n
+	}
+	ss.hi += ss.r.PopBatch(ss.local[ss.hi : ss.hi+1]) // at position localHead+hi
+	ss.next.Store(ss.nextPosition())
+}
+
 // Stats returns the subscription's statistics: Delivered, Acked,
 // Redelivered, DeadLettered and Dropped count its messages; Depth is its
 // backlog (in memory, on disk, or waiting for redelivery), InFlight its

@@ -208,11 +208,7 @@ func (s *tshard) makeRoom(ctx context.Context) error {
 	case DropOldest:
 		for _, ss := range s.gating(1) {
 			ss.cons.Lock()
-			if ss.r != nil {
-				if k := ss.r.Skip(1); k > 0 {
-					ss.dropped.Add(uint64(k))
-				}
-			}
+			ss.dropOldest()
 			ss.cons.Unlock()
 		}
 		return nil
@@ -270,10 +266,15 @@ func (s *tshard) graceRoom(ctx context.Context, want int) bool {
 // gating returns the subShards reading the ring that keep the writer from
 // having room for want messages. REQUIRES: s.pub.
 func (s *tshard) gating(want int) []*subShard {
+	tail, size, w := s.ring.Tail(), uint64(s.ring.Cap()), uint64(max(want, 1))
+	if tail+w <= size {
+		return nil // room for want whatever the cursors
+	}
+	// Room for want messages needs every reader at limit or past it.
+	limit := tail + w - size
 	var out []*subShard
-	limit := s.ring.Tail() - uint64(s.ring.Cap()-max(want, 1))
 	for _, ss := range s.subs {
-		if ss.r != nil && ss.r.Cursor() <= limit {
+		if ss.r != nil && ss.r.Cursor() < limit {
 			out = append(out, ss)
 		}
 	}

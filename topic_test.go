@@ -377,6 +377,36 @@ func TestTopicOverflowWithoutDir(t *testing.T) {
 			t.Fatalf("fast: %+v", st)
 		}
 	})
+	t.Run("drop-oldest-after-partial-receive", func(t *testing.T) {
+		// The receiver took 32 out of the ring and was handed one: the 31
+		// others are the oldest, dropped first, one per message that does
+		// not fit, and the reader's next ones move in behind them.
+		tp := openTopic(t, Options{Shards: 1, RingSize: 64, Overflow: DropOldest})
+		s := subscribe(t, tp, "s")
+		publish := func(from, to int) {
+			for i := from; i < to; i++ {
+				if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		recv := func(want int) {
+			t.Helper()
+			d, err := s.Receive(ctx)
+			if err != nil || d.Value[0] != byte(want) || d.Offset != uint64(want) {
+				t.Fatalf("got %v at offset %d, %v; want %d", d.Value, d.Offset, err, want)
+			}
+		}
+		publish(0, 64)
+		recv(0)
+		publish(64, 136) // 64-95 fit; 96-135 drop 1-40
+		for i := 41; i < 136; i++ {
+			recv(i)
+		}
+		if st := s.Stats(); st.Dropped != 40 || st.Delivered != 96 || st.Depth != 0 {
+			t.Fatalf("stats %+v, want Dropped 40, Delivered 96, Depth 0", st)
+		}
+	})
 	t.Run("reject", func(t *testing.T) {
 		tp := openTopic(t, Options{Shards: 1, RingSize: 4, Overflow: Reject})
 		subscribe(t, tp, "slow")

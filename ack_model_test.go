@@ -26,21 +26,54 @@ import (
 //     a message terminated by Term, and the dead-letter queue gets it.
 //   - Stats agree with the model after every step.
 func TestManualAckModel(t *testing.T) {
-	for _, spill := range []bool{false, true} {
-		name := "memory"
-		if spill {
-			name = "spill"
+	for _, kind := range []string{"queue", "topic"} {
+		for _, spill := range []bool{false, true} {
+			name := kind + "/memory"
+			if spill {
+				name = kind + "/spill"
+			}
+			t.Run(name, func(t *testing.T) {
+				rng := newRand(t)
+				var spilled uint64
+				for range 6 {
+					spilled += runManualAckModel(t, rng, kind, spill)
+				}
+				if spill && spilled == 0 {
+					t.Fatal("nothing went through the spill")
+				}
+			})
 		}
-		t.Run(name, func(t *testing.T) {
-			rng := newRand(t)
-			var spilled uint64
-			for range 6 {
-				spilled += runManualAckModel(t, rng, spill)
-			}
-			if spill && spilled == 0 {
-				t.Fatal("nothing went through the spill")
-			}
-		})
+	}
+}
+
+// ackTarget is what the ManualAck model drives: a Queue, or one
+// subscription of a Topic.
+type ackTarget struct {
+	send    func(Message) error // never waits: ErrFull when memory is full
+	receive func(context.Context, []Delivery) (int, error)
+	stats   func() Stats // Sent and Spilled included
+	clock   *leaseClock
+}
+
+func openAckTarget(t *testing.T, kind string, opts Options) ackTarget {
+	if kind == "queue" {
+		q := openQueue(t, opts)
+		return ackTarget{send: q.TrySend, receive: q.ReceiveBatch, stats: q.Stats, clock: q.clock}
+	}
+	if opts.Dir == "" {
+		opts.Overflow = Reject // Block would wait for this goroutine's own receive
+	}
+	tp := openTopic(t, opts)
+	sub := subscribe(t, tp, "s")
+	return ackTarget{
+		send:    func(m Message) error { return tp.Publish(context.Background(), m) },
+		receive: sub.ReceiveBatch,
+		stats: func() Stats {
+			st, tst := sub.Stats(), tp.Stats()
+			st.Sent, st.Spilled = tst.Sent, tst.Spilled
+			return st
+		},
+		clock: tp.clock,
 	}
 }
 
@@ -63,7 +96,7 @@ type ackMsg struct {
 }
 
 // runManualAckModel runs one sequence and returns how many messages spilled.
-func runManualAckModel(t *testing.T, rng *rand.Rand, spill bool) uint64 {
+func runManualAckModel(t *testing.T, rng *rand.Rand, kind string, spill bool) uint64 {
 	const maxAttempts = 3
 	clock := NewManualClock(time.Unix(0, 0))
 	dlq, err := OpenQueue(Options{Shards: 1, RingSize: 4096})
@@ -76,11 +109,7 @@ func runManualAckModel(t *testing.T, rng *rand.Rand, spill bool) uint64 {
 	if spill {
 		opts.Dir = t.TempDir()
 	}
-	q, err := OpenQueue(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	q := openAckTarget(t, kind, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -132,12 +161,12 @@ func runManualAckModel(t *testing.T, rng *rand.Rand, spill bool) uint64 {
 	receive := func(want int, dst []Delivery) {
 		ready := count(ackReady)
 		if ready == 0 && len(waiting) == 0 {
-			if k := receiveNow(q, dst[:want]); k != 0 {
+			if k, _ := q.receive(canceled, dst[:want]); k != 0 {
 				fail("received %d with nothing due", k)
 			}
 			return
 		}
-		k, err := q.ReceiveBatch(ctx, dst[:want])
+		k, err := q.receive(ctx, dst[:want])
 		if err != nil || k < 1 {
 			fail("ReceiveBatch: %d, %v", k, err)
 		}
@@ -181,9 +210,7 @@ func runManualAckModel(t *testing.T, rng *rand.Rand, spill bool) uint64 {
 			}
 			for range n {
 				seq := len(msgs)
-				// In memory (Block) a full ring would make Send wait for a
-				// receive that this goroutine is to make: TrySend instead.
-				if err := q.TrySend(msg(0, seq, seq%3)); err != nil {
+				if err := q.send(msg(0, seq, seq%3)); err != nil {
 					if !spill && errors.Is(err, ErrFull) && len(waiting) >= opts.RingSize {
 						break
 					}
@@ -260,7 +287,7 @@ func runManualAckModel(t *testing.T, rng *rand.Rand, spill bool) uint64 {
 				}
 			}
 		}
-		st := q.Stats()
+		st := q.stats()
 		depth := len(waiting) + count(ackReady) + count(ackDelayed)
 		if st.Sent != uint64(len(msgs)) || st.Delivered != uint64(delivered) || st.Redelivered != uint64(redeliver) ||
 			st.Acked != uint64(acked) || st.DeadLettered != uint64(len(dead)) || st.Dropped != 0 ||
@@ -281,5 +308,5 @@ func runManualAckModel(t *testing.T, rng *rand.Rand, spill bool) uint64 {
 	if !slices.Equal(got, dead) {
 		fail("dead-letter queue holds %v, want %v", got, dead)
 	}
-	return q.Stats().Spilled
+	return q.stats().Spilled
 }

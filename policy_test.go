@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/spillway-io/spillway/shard"
 )
 
 // TestCloseWakesBlocked: senders blocked on a full queue and receivers
@@ -406,5 +408,55 @@ func TestKeyAndHeaderBounds(t *testing.T) {
 		if _, err := OpenQueue(Options{MaxMessageBytes: 1 << 32}); !errors.Is(err, ErrInvalidOptions) {
 			t.Fatalf("MaxMessageBytes 4 GiB: %v, want ErrInvalidOptions", err)
 		}
+	}
+}
+
+// TestReceiveFairness: receivers start from a random shard each time, so a
+// shard with one message is served while another holds a thousand: its
+// message comes within a few receives, whichever size they take.
+func TestReceiveFairness(t *testing.T) {
+	const shards = 4
+	keys := make([][]byte, shards) // keys[i] goes to shard i
+	for i, found := 0, 0; found < shards; i++ {
+		k := fmt.Appendf(nil, "k%d", i)
+		if s := shard.Of(k, shards); keys[s] == nil {
+			keys[s] = k
+			found++
+		}
+	}
+	for _, size := range []int{1, 64} {
+		t.Run(fmt.Sprintf("receive=%d", size), func(t *testing.T) {
+			ctx := context.Background()
+			q := openQueue(t, Options{Shards: shards, RingSize: 2048})
+			for range 1000 {
+				if err := q.Send(ctx, Message{Key: keys[0], Value: []byte("hot")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for s := 1; s < shards; s++ {
+				if err := q.Send(ctx, Message{Key: keys[s], Value: []byte("cold")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dst := make([]Delivery, size)
+			cold := 0
+			// Each receive finds a cold shard first with probability 3/4
+			// while all three wait, 1/4 while one does: 60 receives leave
+			// one waiting with probability below 1e-7.
+			for calls := 0; cold < shards-1; calls++ {
+				if calls == 60 {
+					t.Fatalf("%d receives served %d of the 3 cold shards", calls, cold)
+				}
+				k, err := q.ReceiveBatch(ctx, dst)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range dst[:k] {
+					if string(d.Value) == "cold" {
+						cold++
+					}
+				}
+			}
+		})
 	}
 }

@@ -24,12 +24,19 @@ type group struct {
 }
 
 // await parks a receiver of g until take takes something (it returns how
-// many) or done reports the receiver finished (then ErrClosed), or ctx ends.
-func (g *group) await(ctx context.Context, take func() int, done func() bool) (int, error) {
+// many, and how many it found: those and what the shard still holds) or
+// done reports the receiver finished (then ErrClosed), or ctx ends.
+func (g *group) await(ctx context.Context, take func() (n, seen int), done func() bool) (int, error) {
 	var n int
-	err := park.Await(ctx, &g.receivers, func() bool {
-		n = take()
-		return n > 0 || done()
+	err := park.AwaitN(ctx, &g.receivers, func() int {
+		var seen int
+		if n, seen = take(); n > 0 {
+			return seen
+		}
+		if done() {
+			return -1
+		}
+		return 0
 	})
 	switch {
 	case n > 0:

@@ -33,28 +33,37 @@ func (q *Queue) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 }
 
 func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
-	return q.group.await(ctx, func() int { return q.tryReceive(dst) }, q.closed.Load)
+	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load)
 }
 
 // tryReceive takes up to len(dst) messages from the first shard, from a
 // random start, that has any and whose consumer lock is free.
 func (q *Queue) tryReceive(dst []Delivery) int {
-	n := len(q.shards)
-	start := shard.Random(n)
-	for i := range n {
-		s := q.shards[(start+i)&(n-1)]
+	n, _ := q.takeSome(dst)
+	return n
+}
+
+// takeSome is tryReceive that also reports how many messages it found: those
+// it took and those the shard's local buffer still holds, which tells a
+// waiting receiver whether messages stream in or come one at a time.
+func (q *Queue) takeSome(dst []Delivery) (n, seen int) {
+	shards := len(q.shards)
+	start := shard.Random(shards)
+	for i := range shards {
+		s := q.shards[(start+i)&(shards-1)]
 		if !s.cons.TryLock() {
 			continue
 		}
 		if q.closed.Load() {
 			s.cons.Unlock()
-			return 0
+			return 0, 0
 		}
 		k := s.take(dst)
 		// Receivers that found this shard locked may have parked: if it
 		// still has messages, wake one. (Only then look at the ring's
 		// producer side, whose cache line a look takes from the senders.)
 		more := k == len(dst) && q.receivers.Pending() && !s.emptyLocked()
+		local := s.hi - s.lo
 		fail := s.failure
 		s.failure = nil
 		s.cons.Unlock()
@@ -66,10 +75,10 @@ func (q *Queue) tryReceive(dst []Delivery) int {
 			if more {
 				q.receivers.Wake(1)
 			}
-			return k
+			return k, k + local
 		}
 	}
-	return 0
+	return 0, 0
 }
 
 // emptyLocked reports whether s has nothing to deliver right now.

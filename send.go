@@ -178,9 +178,15 @@ func (q *Queue) sendSlow(ctx context.Context, s *qshard, e entry) error {
 	if !q.mayWait(err) {
 		return err
 	}
-	werr := park.Await(ctx, &s.senders, func() bool {
+	werr := park.AwaitN(ctx, &s.senders, func() int {
 		err = q.trySend(s, e)
-		return !q.mayWait(err)
+		switch {
+		case err == nil:
+			return 1 + s.ring.Cap() - s.ring.Len() // the room it found
+		case !q.mayWait(err):
+			return -1
+		}
+		return 0
 	})
 	if werr != nil {
 		return werr

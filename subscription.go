@@ -215,19 +215,27 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 	if n := r.sub.tryReceive(dst); n > 0 {
 		return n, nil
 	}
-	return r.sub.await(ctx, func() int { return r.sub.tryReceive(dst) }, r.done)
+	return r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst) }, r.done)
 }
 
 func (sub *subscription) tryReceive(dst []Delivery) int {
-	n := len(sub.shards)
-	start := shard.Random(n)
-	for i := range n {
-		ss := sub.shards[(start+i)&(n-1)]
+	n, _ := sub.takeSome(dst)
+	return n
+}
+
+// takeSome is tryReceive that also reports how many messages it found: those
+// it took and those the subShard still holds popped or read back.
+func (sub *subscription) takeSome(dst []Delivery) (n, seen int) {
+	shards := len(sub.shards)
+	start := shard.Random(shards)
+	for i := range shards {
+		ss := sub.shards[(start+i)&(shards-1)]
 		if !ss.cons.TryLock() {
 			continue
 		}
 		k := ss.take(dst)
 		more := k == len(dst) && sub.receivers.Pending()
+		held := ss.hi - ss.lo + len(ss.carry) - ss.ci
 		fail := ss.failure
 		ss.failure = nil
 		ss.cons.Unlock()
@@ -239,10 +247,10 @@ func (sub *subscription) tryReceive(dst []Delivery) int {
 			if more {
 				sub.receivers.Wake(1)
 			}
-			return k
+			return k, k + held
 		}
 	}
-	return 0
+	return 0, 0
 }
 
 // nextPosition is the position of the next message ss will deliver.

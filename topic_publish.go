@@ -189,7 +189,15 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 // REQUIRES: s.pub.
 func (s *tshard) waitUnlocked(ctx context.Context, cond func() bool) error {
 	s.pub.Unlock()
-	err := park.Await(ctx, &s.room, func() bool { return cond() || s.t.closed.Load() })
+	err := park.AwaitN(ctx, &s.room, func() int {
+		switch {
+		case cond():
+			return 1 + s.ring.Cap() - s.ring.Len() // the room it found
+		case s.t.closed.Load():
+			return -1
+		}
+		return 0
+	})
 	s.pub.Lock()
 	return err
 }

@@ -191,28 +191,17 @@ func (b *Broadcast[T]) Push(ctx context.Context, v T) error {
 	if b.TryPush(v) {
 		return nil
 	}
-	var closed bool
-	err := park.Await(ctx, &b.notFull, func() bool {
-		if b.TryPush(v) {
-			return true
-		}
-		closed = b.isClosed()
-		return closed
-	})
-	if err != nil {
-		return err
-	}
-	if closed {
-		return ErrClosed
-	}
-	return nil
+	return pushWait(ctx, &b.notFull, func() bool { return b.TryPush(v) }, b.isClosed, b.free)
 }
+
+// free is how many more items the ring has room for: a snapshot.
+func (b *Broadcast[T]) free() int { return b.Cap() - b.Len() }
 
 // PushBatchWait adds all of vs, in order, waiting for room as needed. It
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (b *Broadcast[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.isClosed)
+	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.isClosed, b.free)
 }
 
 // Close closes the ring: later pushes fail, readers drain what is left and
@@ -292,13 +281,13 @@ func (r *Reader[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.b.notEmpty, r.pop)
+	return popSlow(ctx, &r.b.notEmpty, r.pop, r.Len)
 }
 
 // PopBatchWait copies up to len(dst) items into dst, waiting until at least
 // one is available; it ends like Pop.
 func (r *Reader[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.b.notEmpty, r.popBatch)
+	return popSome(ctx, dst, &r.b.notEmpty, r.popBatch, r.Len)
 }
 
 // Close detaches the reader: it stops gating the writer, and its later pops

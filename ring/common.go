@@ -45,15 +45,23 @@ func clearRange[T any](buf []T, i, n uint64) {
 }
 
 // popSlow is the waiting part of Pop, shared by all ring kinds. pop reports an
-// item, or that the ring is closed and drained.
-func popSlow[T any](ctx context.Context, q *park.Waiters, pop func() (T, bool, bool)) (T, error) {
+// item, or that the ring is closed and drained; left is how many items the
+// ring still holds for this consumer (Len), which tells the wait how many
+// it found.
+func popSlow[T any](ctx context.Context, q *park.Waiters, pop func() (T, bool, bool), left func() int) (T, error) {
 	var (
 		v           T
 		ok, drained bool
 	)
-	err := park.Await(ctx, q, func() bool {
+	err := park.AwaitN(ctx, q, func() int {
 		v, ok, drained = pop()
-		return ok || drained
+		switch {
+		case ok:
+			return 1 + left()
+		case drained:
+			return -1
+		}
+		return 0
 	})
 	if ok {
 		return v, nil
@@ -66,8 +74,8 @@ func popSlow[T any](ctx context.Context, q *park.Waiters, pop func() (T, bool, b
 }
 
 // popSome waits until popBatch moves at least one item into dst, or the ring
-// is closed and drained.
-func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, popBatch func([]T) (int, bool)) (int, error) {
+// is closed and drained; left is as for popSlow.
+func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, popBatch func([]T) (int, bool), left func() int) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
@@ -78,9 +86,15 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, popBatch func
 		n       int
 		drained bool
 	)
-	err := park.Await(ctx, q, func() bool {
+	err := park.AwaitN(ctx, q, func() int {
 		n, drained = popBatch(dst)
-		return n > 0 || drained
+		switch {
+		case n > 0:
+			return n + left()
+		case drained:
+			return -1
+		}
+		return 0
 	})
 	if n > 0 {
 		return n, nil
@@ -91,21 +105,51 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, popBatch func
 	return 0, ErrClosed
 }
 
+// pushWait is the waiting part of Push, shared by all ring kinds: it waits
+// on q until tryPush succeeds or the ring is closed. free is how many more
+// items the ring has room for (Cap - Len), which tells the wait how much
+// room it found.
+func pushWait(ctx context.Context, q *park.Waiters, tryPush, closed func() bool, free func() int) error {
+	var isClosed bool
+	err := park.AwaitN(ctx, q, func() int {
+		if tryPush() {
+			return 1 + free()
+		}
+		if isClosed = closed(); isClosed {
+			return -1
+		}
+		return 0
+	})
+	if err != nil {
+		return err
+	}
+	if isClosed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // pushAll pushes all of vs with pushBatch, waiting on q whenever the ring is
-// full.
-func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, closed func() bool) (int, error) {
+// full; free is as for pushWait.
+func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, closed func() bool, free func() int) (int, error) {
 	done := pushBatch(vs)
 	if done == len(vs) {
 		return done, nil
 	}
 	var isClosed bool
-	err := park.Await(ctx, q, func() bool {
-		done += pushBatch(vs[done:])
-		if done == len(vs) {
-			return true
+	err := park.AwaitN(ctx, q, func() int {
+		n := pushBatch(vs[done:])
+		done += n
+		switch {
+		case done == len(vs):
+			return n + free()
+		case n > 0:
+			return 0 // room for some, not all: keep waiting, and do not adapt
 		}
-		isClosed = closed()
-		return isClosed
+		if isClosed = closed(); isClosed {
+			return -1
+		}
+		return 0
 	})
 	switch {
 	case done == len(vs):

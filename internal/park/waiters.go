@@ -18,10 +18,16 @@ import (
 //     (cancel). Exactly one of the two happens, decided under mu.
 //   - A waiter's channel holds at most one token; a waiter back on the free
 //     list holds none.
+//   - level is in [0, maxLevel], a hint shared by the spinning waiters: each
+//     loads it when its wait starts and moves it by at most one step, with a
+//     CAS from the value it loaded, when the wait ends (adapt). It is stored
+//     only when it changes: it shares the cache line that every waker
+//     reads.
 //
 // Safe for concurrent use by any number of wakers and waiters.
 type Waiters struct {
 	count atomic.Int32
+	level atomic.Int32 // look interval of spinning waiters: minLook<<level (see AwaitN)
 	mu    sync.Mutex
 	head  *waiter // oldest registered waiter; guarded by mu
 	tail  *waiter // newest registered waiter; guarded by mu
@@ -137,25 +143,47 @@ func (q *Waiters) recycle(w *waiter) {
 // becomes true and ctx ends at about the same time, Await may return either.
 // Await allocates nothing once q has a recycled waiter.
 func Await(ctx context.Context, q *Waiters, cond func() bool) error {
-	if err := ctx.Err(); err != nil {
+	return await(ctx, q, func() int {
 		if cond() {
+			return -1
+		}
+		return 0
+	})
+}
+
+// AwaitN is Await for a cond that reports how many items it found when it
+// succeeds (and 0 when it does not): the count tunes how soon the next waits
+// on q look again, so that waiters on a streaming peer look rarely and
+// waiters on items that come one at a time answer soon.
+func AwaitN(ctx context.Context, q *Waiters, cond func() int) error {
+	return await(ctx, q, cond)
+}
+
+// await is AwaitN; a cond that returns a negative count succeeded without
+// telling how many items it found, which leaves the level alone.
+func await(ctx context.Context, q *Waiters, cond func() int) error {
+	if err := ctx.Err(); err != nil {
+		if cond() != 0 {
 			return nil
 		}
 		return err
 	}
+	level := q.level.Load()
+	active := activeLooks(level)
 	for i := 0; ; i++ {
 		// Back off before looking again: a peer that is busy producing (or
-		// consuming) gets a whole round to move many items, which the next
-		// look then takes in one go instead of one cache-line transfer each.
-		if i < spinRounds() {
-			backoff(i)
-			if cond() {
+		// consuming) gets a while to move many items, which the next look
+		// then takes in one go instead of one cache-line transfer each.
+		if i < active+passiveSpins {
+			backoff(i, active, level)
+			if n := cond(); n != 0 {
+				q.adapt(level, n)
 				return nil
 			}
 			continue
 		}
 		w := q.register()
-		if cond() {
+		if cond() != 0 {
 			if q.leave(w) {
 				q.Wake(1)
 			}
@@ -164,19 +192,31 @@ func Await(ctx context.Context, q *Waiters, cond func() bool) error {
 		select {
 		case <-w.wake:
 			q.recycle(w)
-			if cond() {
+			if cond() != 0 {
 				return nil
 			}
-			i = activeSpins // a wake-up that found nothing: yield a while before parking again
+			i = active // a wake-up that found nothing: yield a while before parking again
 		case <-ctx.Done():
 			if q.leave(w) {
 				q.Wake(1)
 			}
-			if cond() { // a last look: the condition may have become true meanwhile
+			if cond() != 0 { // a last look: the condition may have become true meanwhile
 				return nil
 			}
 			return ctx.Err()
 		}
+	}
+}
+
+// adapt moves q's level after a wait at level that ended finding n items.
+// It stores only changes: wakers read count, on the same cache line, on
+// every push.
+func (q *Waiters) adapt(level int32, n int) {
+	switch {
+	case n >= growAt && level < maxLevel:
+		q.level.CompareAndSwap(level, level+1)
+	case n > 0 && n <= shrinkAt && level > 0:
+		q.level.CompareAndSwap(level, level-1)
 	}
 }
 

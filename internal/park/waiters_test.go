@@ -207,3 +207,43 @@ func TestAwaitAllocs(t *testing.T) {
 		t.Fatalf("%d allocations for %d park/wake round trips", n, rounds-10)
 	}
 }
+
+// TestAwaitNAdapts: waits that end finding many items lengthen the look
+// interval one step at a time, up to maxLevel; waits that find one item
+// shorten it, down to 0; waits whose cond does not count (Await), or that
+// find a middling number, leave it.
+func TestAwaitNAdapts(t *testing.T) {
+	var q Waiters
+	ctx := context.Background()
+	wait := func(found int) {
+		t.Helper()
+		looks := 0
+		if err := AwaitN(ctx, &q, func() int {
+			if looks++; looks < 2 {
+				return 0 // the first look finds nothing
+			}
+			return found
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range maxLevel + 2 {
+		wait(growAt)
+		if got, want := q.level.Load(), int32(min(i+1, maxLevel)); got != want {
+			t.Fatalf("after %d streaming waits: level %d, want %d", i+1, got, want)
+		}
+	}
+	wait(growAt - 1)
+	if err := Await(ctx, &q, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.level.Load(); got != maxLevel {
+		t.Fatalf("a middling wait and an uncounted one moved the level to %d", got)
+	}
+	for i := range maxLevel + 2 {
+		wait(1)
+		if got, want := q.level.Load(), int32(max(maxLevel-i-1, 0)); got != want {
+			t.Fatalf("after %d one-item waits: level %d, want %d", i+1, got, want)
+		}
+	}
+}

@@ -7,7 +7,7 @@
 // A goroutine whose condition is not met (ring empty, ring full) calls
 // [Await] or [AwaitN], which looks again only after backing off:
 //
-//  1. it spins, looking every minLook<<level (0.25 µs to 8 µs; see below)
+//  1. it spins, looking every minLook<<level (0.25 µs to 16 µs; see below)
 //     for about [activeBudget] (4 µs, at least one look), in a PAUSE loop
 //     calibrated at start-up, but only when GOMAXPROCS > 1, since on one P
 //     the peer cannot run meanwhile;
@@ -24,18 +24,21 @@
 // Against a peer that sends one item and waits for the answer, looking
 // often is what makes the answer fast. So the interval adapts, per
 // [Waiters]: a wait that ends finding at least [growAt] items (AwaitN's
-// cond reports how many) doubles it for the next waits, up to 8 µs; one
+// cond reports how many) doubles it for the next waits, up to 16 µs; one
 // that finds a single item halves it, down to [minLook]. Await, whose cond
 // does not count, leaves it as it is.
 //
 // Latency: an item pushed while its consumer spins is seen within one
-// interval: 0.25 µs for items that come one at a time, up to 8 µs while a
-// peer streams (when the consumer has items queued anyway), or within one
-// yield; a parked consumer is woken by the scheduler (a few µs). On the
-// 2-vCPU VM, a ping-pong of one item through two SPSC rings takes about
-// 1 µs (a channel: 0.29 µs, since the runtime hands the woken receiver the
-// sender's P). A goroutine that stays idle spins about 4 µs and yields for
-// about 20 µs per wait, then costs nothing: no timer, no polling.
+// interval, or within one yield; a parked consumer is woken by the
+// scheduler (a few µs). The interval is 0.25 µs for items that come one at
+// a time, and up to 16 µs after waits that each found a batch, which is
+// the delay a streaming peer's items may wait in the ring (a lone item
+// after a stream waits at most that once: each wait that finds one item
+// halves the interval). On the 2-vCPU VM, a ping-pong of one item through
+// two SPSC rings takes about 1 µs (a channel: 0.29 µs, since the runtime
+// hands the woken receiver the sender's P). A goroutine that stays idle
+// spins 4 to 16 µs and yields for about 20 µs per wait, then costs
+// nothing: no timer, no polling.
 //
 // # No lost wake-up
 //

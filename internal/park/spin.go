@@ -12,13 +12,13 @@ const (
 	passiveSpins = 64
 	// minLook is the shortest time between two looks of a spinning waiter,
 	// and maxLevel bounds its doubling: looks come every minLook<<level,
-	// from 0.25 µs to 8 µs. Every look at the peer's index pulls its cache
+	// from 0.25 µs to 16 µs. Every look at the peer's index pulls its cache
 	// line away from the peer, stalling the peer's next atomic write for a
 	// cross-core round trip (0.05 µs on a desktop, 0.25-0.5 µs on the 2-vCPU
 	// VMs Spillway is measured on): looking rarely lets a streaming peer move
 	// hundreds of items per look, looking often answers a lone item soon.
 	minLook  = 250 * time.Nanosecond
-	maxLevel = 5
+	maxLevel = 6
 	// activeBudget is how long Await spins on the CPU, looking, before it
 	// starts yielding.
 	activeBudget = 4 * time.Microsecond

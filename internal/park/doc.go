@@ -32,9 +32,9 @@
 // interval, or within one yield; a parked consumer is woken by the
 // scheduler (a few µs). The interval is 0.25 µs for items that come one at
 // a time, and up to 16 µs after waits that each found a batch, which is
-// the delay a streaming peer's items may wait in the ring (a lone item
-// after a stream waits at most that once: each wait that finds one item
-// halves the interval). On the 2-vCPU VM, a ping-pong of one item through
+// the delay a streaming peer's items may wait in the ring (lone items
+// after a stream wait at most 16, 8, 4, ... µs: each wait that finds one
+// item halves the interval). On the 2-vCPU VM, a ping-pong of one item through
 // two SPSC rings takes about 1 µs (a channel: 0.29 µs, since the runtime
 // hands the woken receiver the sender's P). A goroutine that stays idle
 // spins 4 to 16 µs and yields for about 20 µs per wait, then costs

@@ -28,7 +28,7 @@ type group struct {
 // done reports the receiver finished (then ErrClosed), or ctx ends.
 func (g *group) await(ctx context.Context, take func() (n, seen int), done func() bool) (int, error) {
 	var n int
-	err := park.AwaitN(ctx, &g.receivers, func() int {
+	err := park.AwaitN(ctx, &g.receivers, g.opts.RingSize, func() int {
 		var seen int
 		if n, seen = take(); n > 0 {
 			return seen

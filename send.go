@@ -178,7 +178,7 @@ func (q *Queue) sendSlow(ctx context.Context, s *qshard, e entry) error {
 	if !q.mayWait(err) {
 		return err
 	}
-	werr := park.AwaitN(ctx, &s.senders, func() int {
+	werr := park.AwaitN(ctx, &s.senders, s.ring.Cap(), func() int {
 		err = q.trySend(s, e)
 		switch {
 		case err == nil:

@@ -189,7 +189,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 // REQUIRES: s.pub.
 func (s *tshard) waitUnlocked(ctx context.Context, cond func() bool) error {
 	s.pub.Unlock()
-	err := park.AwaitN(ctx, &s.room, func() int {
+	err := park.AwaitN(ctx, &s.room, s.ring.Cap(), func() int {
 		switch {
 		case cond():
 			return 1 + s.ring.Cap() - s.ring.Len() // the room it found

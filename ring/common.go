@@ -48,12 +48,12 @@ func clearRange[T any](buf []T, i, n uint64) {
 // item, or that the ring is closed and drained; left is how many items the
 // ring still holds for this consumer (Len), which tells the wait how many
 // it found.
-func popSlow[T any](ctx context.Context, q *park.Waiters, pop func() (T, bool, bool), left func() int) (T, error) {
+func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func() (T, bool, bool), left func() int) (T, error) {
 	var (
 		v           T
 		ok, drained bool
 	)
-	err := park.AwaitN(ctx, q, func() int {
+	err := park.AwaitN(ctx, q, capacity, func() int {
 		v, ok, drained = pop()
 		switch {
 		case ok:
@@ -75,7 +75,7 @@ func popSlow[T any](ctx context.Context, q *park.Waiters, pop func() (T, bool, b
 
 // popSome waits until popBatch moves at least one item into dst, or the ring
 // is closed and drained; left is as for popSlow.
-func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, popBatch func([]T) (int, bool), left func() int) (int, error) {
+func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int, popBatch func([]T) (int, bool), left func() int) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
@@ -86,7 +86,7 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, popBatch func
 		n       int
 		drained bool
 	)
-	err := park.AwaitN(ctx, q, func() int {
+	err := park.AwaitN(ctx, q, capacity, func() int {
 		n, drained = popBatch(dst)
 		switch {
 		case n > 0:
@@ -109,9 +109,9 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, popBatch func
 // on q until tryPush succeeds or the ring is closed. free is how many more
 // items the ring has room for (Cap - Len), which tells the wait how much
 // room it found.
-func pushWait(ctx context.Context, q *park.Waiters, tryPush, closed func() bool, free func() int) error {
+func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, closed func() bool, free func() int) error {
 	var isClosed bool
-	err := park.AwaitN(ctx, q, func() int {
+	err := park.AwaitN(ctx, q, capacity, func() int {
 		if tryPush() {
 			return 1 + free()
 		}
@@ -131,13 +131,13 @@ func pushWait(ctx context.Context, q *park.Waiters, tryPush, closed func() bool,
 
 // pushAll pushes all of vs with pushBatch, waiting on q whenever the ring is
 // full; free is as for pushWait.
-func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, closed func() bool, free func() int) (int, error) {
+func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, capacity int, closed func() bool, free func() int) (int, error) {
 	done := pushBatch(vs)
 	if done == len(vs) {
 		return done, nil
 	}
 	var isClosed bool
-	err := park.AwaitN(ctx, q, func() int {
+	err := park.AwaitN(ctx, q, capacity, func() int {
 		n := pushBatch(vs[done:])
 		done += n
 		switch {

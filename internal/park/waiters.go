@@ -143,7 +143,7 @@ func (q *Waiters) recycle(w *waiter) {
 // becomes true and ctx ends at about the same time, Await may return either.
 // Await allocates nothing once q has a recycled waiter.
 func Await(ctx context.Context, q *Waiters, cond func() bool) error {
-	return await(ctx, q, func() int {
+	return await(ctx, q, 0, func() int {
 		if cond() {
 			return -1
 		}
@@ -152,16 +152,19 @@ func Await(ctx context.Context, q *Waiters, cond func() bool) error {
 }
 
 // AwaitN is Await for a cond that reports how many items it found when it
-// succeeds (and 0 when it does not): the count tunes how soon the next waits
-// on q look again, so that waiters on a streaming peer look rarely and
-// waiters on items that come one at a time answer soon.
-func AwaitN(ctx context.Context, q *Waiters, cond func() int) error {
-	return await(ctx, q, cond)
+// succeeds (and 0 when it does not), out of capacity (the most there can
+// be): the count tunes how soon the next waits on q look again, so that
+// waiters on a streaming peer look rarely, waiters on items that come one
+// at a time answer soon, and a waiter that found half the capacity or more
+// (the peer may have been stopped by a full ring, or an empty one, waiting
+// for this look) looks sooner.
+func AwaitN(ctx context.Context, q *Waiters, capacity int, cond func() int) error {
+	return await(ctx, q, capacity, cond)
 }
 
 // await is AwaitN; a cond that returns a negative count succeeded without
 // telling how many items it found, which leaves the level alone.
-func await(ctx context.Context, q *Waiters, cond func() int) error {
+func await(ctx context.Context, q *Waiters, capacity int, cond func() int) error {
 	if err := ctx.Err(); err != nil {
 		if cond() != 0 {
 			return nil
@@ -177,7 +180,7 @@ func await(ctx context.Context, q *Waiters, cond func() int) error {
 		if i < active+passiveSpins {
 			backoff(i, active, level)
 			if n := cond(); n != 0 {
-				q.adapt(level, n)
+				q.adapt(level, n, capacity)
 				return nil
 			}
 			continue
@@ -208,15 +211,18 @@ func await(ctx context.Context, q *Waiters, cond func() int) error {
 	}
 }
 
-// adapt moves q's level after a wait at level that ended finding n items.
-// It stores only changes: wakers read count, on the same cache line, on
-// every push.
-func (q *Waiters) adapt(level int32, n int) {
+// adapt moves q's level after a wait at level that ended finding n items
+// out of capacity. It stores only changes: wakers read count, on the same
+// cache line, on every push.
+func (q *Waiters) adapt(level int32, n, capacity int) {
 	switch {
+	case n <= 0: // uncounted
+	case 2*n >= capacity || n <= shrinkAt:
+		if level > 0 {
+			q.level.CompareAndSwap(level, level-1)
+		}
 	case n >= growAt && level < maxLevel:
 		q.level.CompareAndSwap(level, level+1)
-	case n > 0 && n <= shrinkAt && level > 0:
-		q.level.CompareAndSwap(level, level-1)
 	}
 }
 

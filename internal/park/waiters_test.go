@@ -209,16 +209,16 @@ func TestAwaitAllocs(t *testing.T) {
 }
 
 // TestAwaitNAdapts: waits that end finding many items lengthen the look
-// interval one step at a time, up to maxLevel; waits that find one item
-// shorten it, down to 0; waits whose cond does not count (Await), or that
-// find a middling number, leave it.
+// interval one step at a time, up to maxLevel; waits that find one item,
+// or half the capacity or more, shorten it, down to 0; waits whose cond
+// does not count (Await), or that find a middling number, leave it.
 func TestAwaitNAdapts(t *testing.T) {
 	var q Waiters
 	ctx := context.Background()
 	wait := func(found int) {
 		t.Helper()
 		looks := 0
-		if err := AwaitN(ctx, &q, func() int {
+		if err := AwaitN(ctx, &q, 1024, func() int {
 			if looks++; looks < 2 {
 				return 0 // the first look finds nothing
 			}
@@ -245,5 +245,16 @@ func TestAwaitNAdapts(t *testing.T) {
 		if got, want := q.level.Load(), int32(max(maxLevel-i-1, 0)); got != want {
 			t.Fatalf("after %d one-item waits: level %d, want %d", i+1, got, want)
 		}
+	}
+	// Finding half the capacity or more means the look came late (the
+	// peer may have been waiting for it): never a reason to look later.
+	wait(growAt)
+	wait(512)
+	if got := q.level.Load(); got != 0 {
+		t.Fatalf("a wait that found half the capacity left level %d, want 0", got)
+	}
+	wait(512)
+	if got := q.level.Load(); got != 0 {
+		t.Fatalf("a wait that found half the capacity at level 0 moved it to %d", got)
 	}
 }

@@ -41,8 +41,12 @@
 // # Waiting
 //
 // A blocked call spins briefly, yields its P a few times, then parks on a
-// channel until the other side wakes it (see internal/park). A hand-off to a
-// spinning peer costs tens of nanoseconds; waking a parked one costs a
+// channel until the other side wakes it (see internal/park). While it spins
+// it looks at the other side every 0.25 to 16 µs: the interval adapts to
+// what its waits find, long while the other side streams (each look steals
+// the cache line the other side writes), short while items come one at a
+// time. So a spinning peer sees a lone item within about 0.25 µs and an
+// item of a stream within at most 16 µs; waking a parked one costs a
 // scheduler wake-up, about 1–5 µs. An idle goroutine blocked in Pop burns no
 // CPU at all once parked: there is no timer and no polling. The waker's cost
 // when nobody is parked is one atomic load per call.

@@ -213,19 +213,28 @@ func (s *qshard) dropOldest() {
 	// The messages taken out of the ring for one-at-a-time receivers are
 	// older than anything in it: drop the first of them, and move the
 	// ring's oldest in behind the others to free its slot.
-	s.local[s.lo] = entry{}
-	s.lo++
+	s.lo, s.hi, s.localHead = dropFirst(s.local[:], s.lo, s.hi, s.localHead)
 	s.ringDropped.Add(1)
-	if s.hi == len(s.local) {
-		n := copy(s.local[:], s.local[s.lo:s.hi])
-		clear(s.local[n:s.hi])
-		s.localHead += uint64(s.lo)
-		s.lo, s.hi = 0, n
-	}
 	if e, ok := s.ring.TryPop(); ok { // at ring position localHead+hi
 		s.local[s.hi] = e
 		s.hi++
 		return
 	}
 	s.localLen.Add(-1)
+}
+
+// dropFirst drops local[lo], the oldest of the messages local[lo:hi] a
+// shard popped and has yet to deliver (local[0] is at position head), and
+// makes room after them for one more: when they end at the buffer's end,
+// it moves them to its front. It returns the new lo, hi and head.
+func dropFirst[T any](local []T, lo, hi int, head uint64) (int, int, uint64) {
+	var zero T
+	local[lo] = zero
+	lo++
+	if hi == len(local) {
+		n := copy(local, local[lo:hi])
+		clear(local[n:hi])
+		return 0, n, head + uint64(lo)
+	}
+	return lo, hi, head
 }

@@ -340,15 +340,8 @@ func (ss *subShard) dropOldest() {
 		ss.next.Store(ss.nextPosition())
 		return
 	}
-	ss.local[ss.lo] = tentry{}
-	ss.lo++
+	ss.lo, ss.hi, ss.localHead = dropFirst(ss.local[:], ss.lo, ss.hi, ss.localHead)
 	ss.dropped.Add(1)
-	if ss.hi == len(ss.local) {
-		n := copy(ss.local[:], ss.local[ss.lo:ss.hi])
-		clear(ss.local[n:ss.hi])
-		ss.localHead += uint64(ss.lo)
-		ss.lo, ss.hi = 0, n
-	}
 	ss.hi += ss.r.PopBatch(ss.local[ss.hi : ss.hi+1]) // at position localHead+hi
 	ss.next.Store(ss.nextPosition())
 }

@@ -2,7 +2,9 @@ package spillway_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"time"
 
 	spillway "github.com/spillway-io/spillway"
@@ -106,4 +108,25 @@ func ExampleDelivery_Term() {
 	fmt.Println(string(dead.Value), q.Stats().DeadLettered)
 	// Output:
 	// malformed order 1
+}
+
+// Failures that no call can return, because they happen after the messages
+// were accepted (a spill that cannot be written or read back), are counted
+// in Stats.Dropped and handed to OnError, on the receiving goroutine that
+// met them.
+func ExampleOptions_onError() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	q, err := spillway.OpenQueue(spillway.Options{
+		Dir: dir,
+		OnError: func(err error) {
+			if errors.Is(err, spillway.ErrSpillFailed) {
+				log.Printf("messages dropped: %v", err) // and alert: this is data loss
+			}
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
 }

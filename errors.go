@@ -26,8 +26,10 @@ var (
 	ErrNoLease = errors.New("spillway: delivery has no lease (AutoAck)")
 	// ErrInvalidOptions: OpenQueue or OpenTopic was given options it cannot use.
 	ErrInvalidOptions = errors.New("spillway: invalid options")
-	// ErrSpillFailed: a spill could not be written or read back after its
-	// messages were accepted; those it still held were dropped (and
-	// counted). Reported through Options.OnError, wrapping the cause.
-	ErrSpillFailed = errors.New("spillway: spill failed, its unread messages were dropped")
+	// ErrSpillFailed: part of a spill (a batch whose bytes on disk are not
+	// what was written) or all of it (a write or sync error, a batch whose
+	// header is unreadable) could not be read back after its messages were
+	// accepted; those messages were dropped (and counted). Reported through
+	// Options.OnError, wrapping the cause.
+	ErrSpillFailed = errors.New("spillway: spill failed, messages were dropped")
 )

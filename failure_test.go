@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
@@ -15,8 +16,15 @@ import (
 
 // corruptFirstBatch flips a byte inside the payload of the first batch of
 // the first segment under dir (a spill directory), through the file system:
-// the log's mapping sees the change.
-func corruptFirstBatch(t *testing.T, dir string) {
+// the log's mapping sees the change. It returns the batch's header, read
+// before.
+func corruptFirstBatch(t *testing.T, dir string) codec.BatchHeader {
+	return flipFirstBatch(t, dir, codec.HeaderSize+5)
+}
+
+// flipFirstBatch flips the byte at offset at of the first batch of the
+// first segment under dir, and returns the batch's header, read before.
+func flipFirstBatch(t *testing.T, dir string, at int64) codec.BatchHeader {
 	t.Helper()
 	segs, err := filepath.Glob(filepath.Join(dir, "*.seg"))
 	if err != nil || len(segs) == 0 {
@@ -28,15 +36,24 @@ func corruptFirstBatch(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	const at = 64 + codec.HeaderSize + 5 // the segment header, the batch header, into the payload
+	const segHeader = 64 // the segment file's own header
+	hdr := make([]byte, codec.HeaderSize)
+	if _, err := f.ReadAt(hdr, segHeader); err != nil {
+		t.Fatal(err)
+	}
+	h, err := codec.PeekHeader(hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, at); err != nil {
+	if _, err := f.ReadAt(b, segHeader+at); err != nil {
 		t.Fatal(err)
 	}
 	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, at); err != nil {
+	if _, err := f.WriteAt(b, segHeader+at); err != nil {
 		t.Fatal(err)
 	}
+	return h
 }
 
 // errorLog collects what Options.OnError is told.
@@ -124,6 +141,89 @@ func TestQueueSpillCorrupt(t *testing.T) {
 	}
 	if st := q.Stats(); st.Sent != n+10 || st.Delivered+st.Dropped != st.Sent || st.Depth != 0 {
 		t.Fatalf("at the end: %+v", st)
+	}
+}
+
+// TestQueueSpillSkipsCorruptBatch: of a spill of several batches, the one
+// whose bytes rotted is skipped: its messages are dropped and counted, the
+// others come back in order, and OnError is told once. A batch whose
+// header rotted instead leaves the reader no way to find the next one: the
+// spill is given up, as a whole.
+func TestQueueSpillSkipsCorruptBatch(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		at     int64 // the byte of the first batch to flip
+		whole  bool  // the spill is given up
+		reason error
+	}{
+		{"payload", codec.HeaderSize + 5, false, codec.ErrChecksum},
+		{"header", 0, true, mmap.ErrCorrupt},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			errs := make(errorLog, 1)
+			q := openQueue(t, Options{Dir: dir, Shards: 1, RingSize: 2, Compression: None, OnError: errs.onError})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a safety net: a lost message fails, not hangs
+			defer cancel()
+			const n = 8000 // about 3 MB: a dozen batches
+			for i := range n {
+				if err := q.Send(ctx, msg(0, i, i%5)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := q.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			spilled := spillDirs(t, dir)
+			if len(spilled) != 1 {
+				t.Fatalf("spill directories: %v, want one", spilled)
+			}
+			h := flipFirstBatch(t, filepath.Join(dir, spilled[0]), c.at)
+			lost := int(h.Count) // the first batch holds messages 2 to 2+Count-1
+			if c.whole {
+				lost = n - 2
+			}
+			next, dst := 0, make([]Delivery, 64)
+			for next < n-lost {
+				k, err := q.ReceiveBatch(ctx, dst)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range dst[:k] {
+					want := next
+					if next >= 2 {
+						want = next + lost
+					}
+					if _, seq, _ := unmsg(t, d); seq != want {
+						t.Fatalf("got message %d, want %d (the first batch held %d)", seq, want, h.Count)
+					}
+					next++
+				}
+			}
+			var got error
+			waitFor(t, "the failure to be reported and the spill to drain", func() bool {
+				if k := q.tryReceive(dst); k > 0 {
+					t.Fatalf("received %d more messages", k)
+				}
+				if got == nil {
+					select {
+					case got = <-errs:
+					default:
+					}
+				}
+				return got != nil && q.Stats().DiskBytes == 0
+			})
+			if !errors.Is(got, ErrSpillFailed) || !errors.Is(got, c.reason) {
+				t.Fatalf("OnError got %v, want ErrSpillFailed wrapping %v", got, c.reason)
+			}
+			st := q.Stats()
+			if st.Sent != n || st.Delivered != uint64(n-lost) || st.Dropped != uint64(lost) || st.Depth != 0 {
+				t.Fatalf("stats %+v, want Delivered %d, Dropped %d, Depth 0", st, n-lost, lost)
+			}
+			if left := spillDirs(t, dir); len(left) != 0 {
+				t.Fatalf("spill directories left: %v", left)
+			}
+		})
 	}
 }
 

@@ -31,10 +31,14 @@ type spill struct {
 	w       *mmap.Writer
 	r       *mmap.Reader
 	written uint64
-	read    uint64
+	read    uint64 // log offsets passed: records read back, or lost in skipped batches
 	pending atomic.Int64
-	recs    []codec.Record // scratch for write, kept zero; guarded by spillMu
-	hdrs    []codec.Header // scratch for write; guarded by spillMu
+	// skipping: the last read met a batch that could not be decoded, and
+	// the reader moved past it; a second failure in a row gives the spill
+	// up. Guarded by cons.
+	skipping bool
+	recs     []codec.Record // scratch for write, kept zero; guarded by spillMu
+	hdrs     []codec.Header // scratch for write; guarded by spillMu
 }
 
 func (q *Queue) openSpill(s *qshard) (*spill, error) {
@@ -177,52 +181,90 @@ func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Heade
 // take from there. When the spill is drained it turns the shard back to the
 // memory path and removes the spill. It reports whether carry got
 // anything. REQUIRES: s.cons, carry empty.
+//
+// A batch that cannot be decoded (its bytes on disk are not what was
+// written) is skipped: the reader moves past it, its records are counted
+// as dropped once the next batch (or the end of the log) shows how many
+// they were, and the failure goes to Options.OnError. A second failure in
+// a row, which is also what a batch whose header is unreadable (the reader
+// cannot find the next one) gives, abandons the spill.
 func (s *qshard) refill() bool {
-	sp := s.sp.Load()
-	if sp == nil {
-		return false
-	}
-	_, recs, err := sp.r.TryNext()
-	if errors.Is(err, mmap.ErrNotReady) {
-		return false // being decoded: the reader wakes a receiver when it is
-	}
-	if errors.Is(err, io.EOF) {
-		// Everything appended so far has been read: either the spill is
-		// drained, or the writer still holds records to flush.
-		s.spillMu.Lock()
-		if sp.read == sp.written {
-			s.sp.Store(nil)
-			s.spilling.Store(false)
-			s.spillMu.Unlock()
-			sp.close()
-			s.carry, s.ci, s.carryHdrs, s.chi = nil, 0, nil, 0
-			s.senders.WakeAll() // the shard takes messages into memory again
+	for {
+		sp := s.sp.Load()
+		if sp == nil {
 			return false
 		}
-		err = sp.w.Flush()
-		s.spillMu.Unlock()
-		if err == nil || errors.Is(err, mmap.ErrDiskFull) {
-			_, recs, err = sp.r.TryNext()
+		first, recs, err := sp.r.TryNext()
+		if errors.Is(err, mmap.ErrNotReady) {
+			return false // being decoded: the reader wakes a receiver when it is
 		}
 		if errors.Is(err, io.EOF) {
-			return false // stalled on a full disk: what is held cannot be read yet
+			// Everything appended so far has been read: either the spill is
+			// drained, or the writer still holds records to flush.
+			s.spillMu.Lock()
+			if sp.read == sp.written {
+				s.sp.Store(nil)
+				s.spilling.Store(false)
+				s.spillMu.Unlock()
+				sp.close()
+				s.carry, s.ci, s.carryHdrs, s.chi = nil, 0, nil, 0
+				s.senders.WakeAll() // the shard takes messages into memory again
+				return false
+			}
+			written := sp.written
+			err = sp.w.Flush()
+			s.spillMu.Unlock()
+			flushed := err == nil
+			if err == nil || errors.Is(err, mmap.ErrDiskFull) {
+				first, recs, err = sp.r.TryNext()
+			}
+			if errors.Is(err, io.EOF) {
+				if flushed && sp.skipping {
+					// Everything written was appended and the reader has
+					// passed it: what it did not return was in the
+					// batches it skipped.
+					s.dropSkipped(sp, written)
+					continue
+				}
+				return false // stalled on a full disk: what is held cannot be read yet
+			}
+			if errors.Is(err, mmap.ErrNotReady) {
+				return false // what the flush appended is being decoded
+			}
 		}
-		if errors.Is(err, mmap.ErrNotReady) {
-			return false // what the flush appended is being decoded
+		if errors.Is(err, mmap.ErrCorrupt) && !sp.skipping {
+			sp.skipping = true
+			s.failure = errors.Join(s.failure, fmt.Errorf("%w: shard %d skipped a batch it could not read back (its messages are counted in Stats.Dropped): %w", ErrSpillFailed, s.idx, err))
+			continue
+		}
+		if err != nil {
+			s.abandonSpill(sp, err)
+			return false
+		}
+		sp.skipping = false
+		if first > sp.read {
+			s.dropSkipped(sp, first)
+		}
+		sp.read += uint64(len(recs))
+		sp.pending.Add(-int64(len(recs)))
+		s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
+		sp.r.Detach()       // receivers keep the records' bytes: decoded once, never copied
+		s.carry, s.ci = recs, 0
+		s.carryHdrs, s.chi = convertHeaders(recs), 0
+		s.carryLen.Store(int64(len(s.carry)))
+		if len(s.carry) > 0 {
+			return true
 		}
 	}
-	if err != nil {
-		s.abandonSpill(sp, err)
-		return false
-	}
-	sp.read += uint64(len(recs))
-	sp.pending.Add(-int64(len(recs)))
-	s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
-	sp.r.Detach()       // receivers keep the records' bytes: decoded once, never copied
-	s.carry, s.ci = recs, 0
-	s.carryHdrs, s.chi = convertHeaders(recs), 0
-	s.carryLen.Store(int64(len(s.carry)))
-	return len(s.carry) > 0
+}
+
+// dropSkipped counts the records from sp.read up to offset to, which were
+// in batches the reader skipped, as dropped. REQUIRES: s.cons.
+func (s *qshard) dropSkipped(sp *spill, to uint64) {
+	lost := to - sp.read
+	sp.read = to
+	sp.pending.Add(-int64(lost))
+	s.dropped.Add(lost)
 }
 
 // abandonSpill gives up a spill that failed (a write or sync error, or

@@ -56,6 +56,25 @@ func flipFirstBatch(t *testing.T, dir string, at int64) codec.BatchHeader {
 	return h
 }
 
+// spillFlushed sends messages 0 to n-1 to q, a one-shard queue spilling
+// into dir, flushes the spill, and returns the spill's directory.
+func spillFlushed(ctx context.Context, t *testing.T, q *Queue, dir string, n int) string {
+	t.Helper()
+	for i := range n {
+		if err := q.Send(ctx, msg(0, i, i%5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	spilled := spillDirs(t, dir)
+	if len(spilled) != 1 {
+		t.Fatalf("spill directories: %v, want one", spilled)
+	}
+	return filepath.Join(dir, spilled[0])
+}
+
 // errorLog collects what Options.OnError is told.
 type errorLog chan error
 
@@ -77,19 +96,7 @@ func TestQueueSpillCorrupt(t *testing.T) {
 	q := openQueue(t, Options{Dir: dir, Shards: 1, RingSize: 2, Compression: S2, OnError: errs.onError})
 	ctx := context.Background()
 	const n = 300
-	for i := range n {
-		if err := q.Send(ctx, msg(0, i, i%5)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := q.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	spilled := spillDirs(t, dir)
-	if len(spilled) != 1 {
-		t.Fatalf("spill directories: %v, want one", spilled)
-	}
-	corruptFirstBatch(t, filepath.Join(dir, spilled[0]))
+	corruptFirstBatch(t, spillFlushed(ctx, t, q, dir, n))
 
 	for i := range 2 { // what the ring held comes first, intact
 		d, err := q.Receive(ctx)
@@ -166,19 +173,7 @@ func TestQueueSpillSkipsCorruptBatch(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a safety net: a lost message fails, not hangs
 			defer cancel()
 			const n = 8000 // about 3 MB: a dozen batches
-			for i := range n {
-				if err := q.Send(ctx, msg(0, i, i%5)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := q.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			spilled := spillDirs(t, dir)
-			if len(spilled) != 1 {
-				t.Fatalf("spill directories: %v, want one", spilled)
-			}
-			h := flipFirstBatch(t, filepath.Join(dir, spilled[0]), c.at)
+			h := flipFirstBatch(t, spillFlushed(ctx, t, q, dir, n), c.at)
 			lost := int(h.Count) // the first batch holds messages 2 to 2+Count-1
 			if c.whole {
 				lost = n - 2

@@ -281,3 +281,83 @@ func TestTryNext(t *testing.T) {
 	}
 	t.Logf("%d batches, %d ErrNotReady", batches, notReady)
 }
+
+// TestReaderPassesCorruptBatch: a batch whose payload rotted on disk gives
+// ErrCorrupt once, and the reader moves past it (its records count in
+// Skipped) to the next batch; a batch whose header rotted leaves the reader
+// no way to find the next one, and every read returns the error again.
+// With and without read-ahead.
+func TestReaderPassesCorruptBatch(t *testing.T) {
+	for _, header := range []bool{false, true} {
+		for _, ahead := range []int{0, 2} {
+			t.Run(fmt.Sprintf("header=%v/ahead=%d", header, ahead), func(t *testing.T) {
+				dir := t.TempDir()
+				l, _ := open(t, dir, Options{})
+				defer l.Close()
+				const per = 10
+				appendBatches(t, l, 3, per, 20)
+				// Flip a byte of the second batch, through the file.
+				segs, err := filepath.Glob(filepath.Join(dir, "*"+segSuffix))
+				if err != nil || len(segs) != 1 {
+					t.Fatalf("segments: %v, %v", segs, err)
+				}
+				f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hdr := make([]byte, codec.HeaderSize)
+				if _, err := f.ReadAt(hdr, segHeaderSize); err != nil {
+					t.Fatal(err)
+				}
+				h, err := codec.PeekHeader(hdr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				at := int64(segHeaderSize + h.Size() + codec.HeaderSize + 3) // in the payload
+				if header {
+					at = int64(segHeaderSize + h.Size()) // the magic
+				}
+				b := []byte{0}
+				if _, err := f.ReadAt(b, at); err != nil {
+					t.Fatal(err)
+				}
+				b[0] ^= 0xff
+				if _, err := f.WriteAt(b, at); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+
+				r, err := l.NewReader(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				r.SetReadAhead(ahead)
+				if first, recs, err := r.Next(); err != nil || first != 0 || len(recs) != per {
+					t.Fatalf("first batch: %d, %d records, %v", first, len(recs), err)
+				}
+				for range 2 {
+					if _, _, err := r.Next(); !errors.Is(err, ErrCorrupt) {
+						t.Fatalf("the rotted batch: %v, want ErrCorrupt", err)
+					}
+					if !header {
+						break
+					}
+				}
+				if header {
+					return
+				}
+				if r.Offset() != 2*per || r.Skipped() != per {
+					t.Fatalf("past the rotted batch: offset %d, skipped %d; want %d, %d", r.Offset(), r.Skipped(), 2*per, per)
+				}
+				first, recs, err := r.Next()
+				if err != nil || first != 2*per || len(recs) != per || r.Skipped() != per {
+					t.Fatalf("after the rotted batch: %d, %d records, skipped %d, %v; want %d, %d, %d", first, len(recs), r.Skipped(), err, 2*per, per, per)
+				}
+				if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
+					t.Fatalf("at the end: %v, want EOF", err)
+				}
+			})
+		}
+	}
+}

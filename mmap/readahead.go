@@ -112,6 +112,7 @@ func (r *Reader) nextAhead(wait bool) (uint64, []codec.Record, error) {
 		}
 		p.queue = p.queue[1:]
 		if s.err != nil {
+			r.pass(s.h)
 			p.release(s)
 			return 0, nil, s.err
 		}

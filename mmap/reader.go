@@ -78,7 +78,8 @@ func (l *Log) newReader(from uint64, peek bool) (*Reader, error) {
 func (r *Reader) Offset() uint64 { return r.pos.Load() }
 
 // Skipped returns how many offsets the reader jumped over because the log
-// no longer held them (dropped at recovery, or retired by MaxAge).
+// no longer held them (dropped at recovery, or retired by MaxAge) or held
+// them in a batch that could not be decoded.
 func (r *Reader) Skipped() uint64 { return r.skipped }
 
 // Next returns the next records: those of the next batch from the reader's
@@ -86,6 +87,12 @@ func (r *Reader) Skipped() uint64 { return r.skipped }
 // returns io.EOF; call again after more appends. The records are valid until
 // the next call; when they come from a cache shared by several readers they
 // must not be modified.
+//
+// A batch whose bytes are not what was written gives an error matching
+// ErrCorrupt. If its header could be read, the reader moves past it (its
+// records count in Skipped) and the next call returns what follows;
+// otherwise the reader cannot find the next batch, and every call returns
+// the error again.
 func (r *Reader) Next() (uint64, []codec.Record, error) {
 	if r.closed || r.l.closed.Load() {
 		return 0, nil, ErrClosed
@@ -100,6 +107,7 @@ func (r *Reader) Next() (uint64, []codec.Record, error) {
 		}
 		b, err := r.decode(seg, at, h)
 		if err != nil {
+			r.pass(h)
 			return 0, nil, err
 		}
 		if first, recs, ok := r.take(b); ok {
@@ -203,6 +211,17 @@ func (r *Reader) take(b *codec.Batch) (uint64, []codec.Record, bool) {
 	}
 	r.pos.Store(end)
 	return want, b.Records[want-b.Header.FirstOffset:], true
+}
+
+// pass moves the reader past a batch it could not decode, whose header
+// (as walk peeked it, and planned past it) is h, counting its records as
+// skipped.
+func (r *Reader) pass(h codec.BatchHeader) {
+	want := r.pos.Load()
+	if end := h.FirstOffset + uint64(h.Count); end > want {
+		r.skipped += end - want
+		r.pos.Store(end)
+	}
 }
 
 // decode returns the batch at file position at of seg, from the shared

@@ -283,3 +283,63 @@ func TestTopicSpillCorrupt(t *testing.T) {
 		t.Fatalf("spill left after its only reader left it: %+v, %v", st, spillDirs(t, dir))
 	}
 }
+
+// TestTopicSpillSkipsCorruptBatch: a subscription reading a spill of
+// several batches skips the one whose bytes rotted, losing only its
+// messages (counted, and reported), and reads the others in order.
+func TestTopicSpillSkipsCorruptBatch(t *testing.T) {
+	dir := t.TempDir()
+	errs := make(errorLog, 1)
+	tp := openTopic(t, Options{Dir: dir, Shards: 1, RingSize: 16, Compression: S2, OnError: errs.onError})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a safety net: a lost message fails, not hangs
+	defer cancel()
+	stuck := subscribe(t, tp, "stuck")
+	const n = 8000 // several batches
+	for i := range n {
+		if err := tp.Publish(ctx, msg(0, i, i%5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := tp.shards[0]
+	s.pub.Lock()
+	err := s.ep.flush(s)
+	s.pub.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spilled := spillDirs(t, dir)
+	if len(spilled) != 1 {
+		t.Fatalf("spill directories: %v, want one", spilled)
+	}
+	h := corruptFirstBatch(t, filepath.Join(dir, spilled[0]))
+	lost := int(h.Count)
+	if lost >= n-16 {
+		t.Fatalf("the first batch holds %d of %d messages: not several batches", lost, n)
+	}
+	dst := make([]Delivery, 64)
+	for next := lost; next < n; {
+		k, err := stuck.ReceiveBatch(ctx, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dst[:k] {
+			if _, seq, _ := unmsg(t, d); seq != next || d.Offset != uint64(next) {
+				t.Fatalf("got message %d at offset %d, want %d (the first batch held %d)", seq, d.Offset, next, lost)
+			}
+			next++
+		}
+	}
+	var got error
+	select {
+	case got = <-errs:
+	default:
+		t.Fatal("OnError was not called")
+	}
+	if !errors.Is(got, ErrSpillFailed) || !errors.Is(got, codec.ErrChecksum) {
+		t.Fatalf("OnError got %v, want ErrSpillFailed wrapping codec.ErrChecksum", got)
+	}
+	if st := stuck.Stats(); st.Delivered != uint64(n-lost) || st.Dropped != uint64(lost) || st.Depth != 0 {
+		t.Fatalf("stats %+v, want Delivered %d, Dropped %d, Depth 0", st, n-lost, lost)
+	}
+	waitFor(t, "the spill to go", func() bool { return tp.Stats().DiskBytes == 0 && len(spillDirs(t, dir)) == 0 })
+}

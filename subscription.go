@@ -50,6 +50,9 @@ type subShard struct {
 	// failure is a spill failure met under cons, for the receiver to
 	// report (Options.OnError) once it released cons. Guarded by cons.
 	failure error
+	// skipping: the last spill read met a batch that could not be decoded,
+	// and the reader moved past it. Guarded by cons.
+	skipping bool
 
 	next      atomic.Uint64 // position of the next message to deliver
 	delivered atomic.Uint64 // first deliveries

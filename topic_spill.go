@@ -240,11 +240,24 @@ func (ss *subShard) readDisk() bool {
 		return false
 	}
 	if errors.Is(err, io.EOF) {
+		if ss.skipping {
+			return ss.rejoinAfterSkip()
+		}
 		return ss.rejoin(nil)
+	}
+	if errors.Is(err, mmap.ErrCorrupt) && !ss.skipping {
+		// A batch that cannot be decoded: the reader moved past it; read
+		// on. (A second failure in a row, which an unreadable header
+		// gives, makes the subscription rejoin the ring.)
+		ss.skipping = true
+		ss.failure = errors.Join(ss.failure, fmt.Errorf("%w: shard %d skipped a batch it could not read back (its messages are counted in Stats.Dropped): %w", ErrSpillFailed, s.idx, err))
+		return ss.readDisk()
 	}
 	if err != nil {
 		return ss.rejoin(err)
 	}
+	ss.skipping = false
+	ss.skipTo(ep.base + first)
 	ss.carry = appendEntries(ss.carry[:0], recs)
 	ss.ci, ss.carryAt = 0, ep.base+first
 	ss.pos = ss.carryAt + uint64(len(recs))
@@ -264,6 +277,44 @@ func (ss *subShard) flush() bool {
 	err := ss.ep.flush(s)
 	s.pub.Unlock()
 	return err == nil
+}
+
+// errSkipped is the cause rejoinAfterSkip gives rejoin.
+var errSkipped = errors.New("the batch could not be decoded")
+
+// rejoinAfterSkip: the spill reader came to the end of the log after
+// passing over a batch it could not decode. Once the log holds everything
+// published to the spill (a flush), either there is more to read, or the
+// skipped batch was the last: then ss rejoins the ring where it is, if the
+// ring still holds that message, or at the oldest message the ring holds,
+// counting what it passes over as dropped. REQUIRES: ss.cons; ss reads the
+// spill.
+func (ss *subShard) rejoinAfterSkip() bool {
+	s, ep := ss.ts, ss.ep
+	if !s.pub.TryLock() {
+		return false // a publisher is busy; it wakes receivers when done
+	}
+	err := ep.flush(s)
+	end := ep.log.NextOffset()
+	s.pub.Unlock()
+	if err != nil {
+		return ss.rejoin(err)
+	}
+	if ss.disk.Offset() < end {
+		return ss.readDisk() // the flush appended more
+	}
+	ss.skipping = false
+	return ss.rejoin(errSkipped)
+}
+
+// skipTo moves ss's spill position to pos, if it is behind, counting the
+// messages it passes over as dropped: they were in batches the spill
+// reader could not decode. REQUIRES: ss.cons; ss reads the spill.
+func (ss *subShard) skipTo(pos uint64) {
+	if pos > ss.pos {
+		ss.dropped.Add(pos - ss.pos)
+		ss.pos = pos
+	}
 }
 
 // rejoin moves ss back to the ring at its position, if the ring still

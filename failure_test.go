@@ -75,6 +75,24 @@ func spillFlushed(ctx context.Context, t *testing.T, q *Queue, dir string, n int
 	return filepath.Join(dir, spilled[0])
 }
 
+// flushTopicSpill makes the spill log of tp, a one-shard topic spilling
+// into dir, hold everything published, and returns the spill's directory.
+func flushTopicSpill(t *testing.T, tp *Topic, dir string) string {
+	t.Helper()
+	s := tp.shards[0]
+	s.pub.Lock()
+	err := s.ep.flush(s)
+	s.pub.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spilled := spillDirs(t, dir)
+	if len(spilled) != 1 {
+		t.Fatalf("spill directories: %v, want one", spilled)
+	}
+	return filepath.Join(dir, spilled[0])
+}
+
 // errorLog collects what Options.OnError is told.
 type errorLog chan error
 
@@ -241,18 +259,7 @@ func TestTopicSpillCorrupt(t *testing.T) {
 		}
 	}
 	publish(0, n)
-	s := tp.shards[0]
-	s.pub.Lock()
-	err := s.ep.flush(s) // the log holds everything published
-	s.pub.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spilled := spillDirs(t, dir)
-	if len(spilled) != 1 {
-		t.Fatalf("spill directories: %v, want one", spilled)
-	}
-	corruptFirstBatch(t, filepath.Join(dir, spilled[0]))
+	corruptFirstBatch(t, flushTopicSpill(t, tp, dir))
 
 	const kept = 16 // the ring keeps its last RingSize messages
 	for i := n - kept; i < n+3; i++ {
@@ -300,18 +307,7 @@ func TestTopicSpillSkipsCorruptBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := tp.shards[0]
-	s.pub.Lock()
-	err := s.ep.flush(s)
-	s.pub.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	spilled := spillDirs(t, dir)
-	if len(spilled) != 1 {
-		t.Fatalf("spill directories: %v, want one", spilled)
-	}
-	h := corruptFirstBatch(t, filepath.Join(dir, spilled[0]))
+	h := corruptFirstBatch(t, flushTopicSpill(t, tp, dir))
 	lost := int(h.Count)
 	if lost >= n-16 {
 		t.Fatalf("the first batch holds %d of %d messages: not several batches", lost, n)

@@ -23,11 +23,13 @@
 //
 // Each segment is mapped read-only and shared, so the mapping sees what
 // pwrite wrote. Mapped bytes are read in exactly two places: recovery's scan
-// at Open, and Reader.Next's copy of one batch at a time onto the heap. Both
-// run under debug.SetPanicOnFault, so a fault there (an I/O error under the
-// mapping, a file cut short behind the log's back) becomes an ErrCorrupt
-// error rather than a crash, and what callers decode and keep lives on the
-// heap. A reader holds a reference on its segment, and a segment is
+// at Open, and a Reader's decoding of one batch at a time (a compressed
+// batch is decompressed straight out of the mapping, an uncompressed one is
+// copied first), both onto the heap. Both run under
+// debug.SetPanicOnFault, so a fault there (an I/O error under the mapping,
+// a file cut short behind the log's back) becomes an ErrCorrupt error
+// rather than a crash, and what callers decode and keep lives on the heap.
+// A Reader passes over a batch it cannot decode (see Reader.Next). A reader holds a reference on its segment, and a segment is
 // unmapped (and, once retired, removed) only at its last release: no file
 // is unmapped under a reader, and no mapped file is ever truncated.
 //

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/shard"
 )
 
 // TestQueueModel runs random sequences of Send, SendBatch, TrySend,
@@ -176,5 +178,118 @@ func runQueueModel(t *testing.T, rng *rand.Rand, policy Overflow) {
 	}
 	if st := q.Stats(); st.Depth != 0 || st.DiskBytes != 0 || st.Sent != st.Delivered+st.Dropped {
 		fail("drained: %+v", st)
+	}
+}
+
+// TestQueueModelShards is TestQueueModel over four shards and keyed
+// messages, under SpillToDisk and Reject: each delivery comes from the
+// shard its key selects and is the front of that shard's FIFO model, with
+// its offset (its index among the messages that shard accepted); Stats add
+// up over the shards.
+func TestQueueModelShards(t *testing.T) {
+	for _, policy := range []Overflow{SpillToDisk, Reject} {
+		t.Run(policy.String(), func(t *testing.T) {
+			rng := newRand(t)
+			for range 6 {
+				runQueueModelShards(t, rng, policy)
+			}
+		})
+	}
+}
+
+func runQueueModelShards(t *testing.T, rng *rand.Rand, policy Overflow) {
+	const shards, keys = 4, 11
+	ringSize := 1 << rng.IntN(4)
+	opts := Options{Shards: shards, RingSize: ringSize, Overflow: policy,
+		Compression: []Compression{Zstd, S2, None}[rng.IntN(3)], MaxMessageBytes: 4096}
+	if policy == SpillToDisk {
+		opts.Dir, opts.MaxDiskBytes = t.TempDir(), 64<<20
+	}
+	q, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var (
+		models    [shards][]int // sequence numbers waiting in each shard, oldest first
+		accepted  [shards]int
+		offset    = map[int]int{}
+		next      int
+		sent      int
+		delivered int
+		step      int
+	)
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("ring %d, %v, %v, step %d: "+format, append([]any{ringSize, policy, opts.Compression, step}, args...)...)
+	}
+	shardOf := func(seq int) int { return shard.Of(msg(0, seq, seq%keys).Key, shards) }
+	waiting := func() (n int) {
+		for _, m := range models {
+			n += len(m)
+		}
+		return n
+	}
+	// took accounts for the first k of the messages from seq from on,
+	// which the queue accepted.
+	took := func(from, k int) {
+		for seq := from; seq < from+k; seq++ {
+			s := shardOf(seq)
+			offset[seq] = accepted[s]
+			accepted[s]++
+			models[s] = append(models[s], seq)
+		}
+		sent += k
+	}
+	dst := make([]Delivery, 40)
+	for ; step < 150; step++ {
+		switch op := rng.IntN(100); {
+		case op < 40:
+			n := 1 + rng.IntN(20)
+			ms := make([]Message, n)
+			for i := range ms {
+				ms[i] = msg(0, next+i, (next+i)%keys)
+			}
+			err := q.SendBatch(ctx, ms)
+			k := int(q.Stats().Sent) - sent
+			switch {
+			case k < 0 || k > n:
+				fail("Sent moved by %d for %d messages", k, n)
+			case k < n && !errors.Is(err, ErrFull), k == n && err != nil:
+				fail("took %d of %d with %v", k, n, err)
+			}
+			took(next, k)
+			if s := shardOf(next + k); k < n && len(models[s]) < ringSize {
+				fail("ErrFull for shard %d holding %d in a ring of %d", s, len(models[s]), ringSize)
+			}
+			next += n
+		default:
+			want := 1 + rng.IntN(len(dst))
+			if waiting() == 0 {
+				if k := q.tryReceive(dst[:want]); k != 0 {
+					fail("received %d from an empty queue", k)
+				}
+				continue
+			}
+			k, err := q.ReceiveBatch(ctx, dst[:want])
+			if err != nil || k < 1 || k > want {
+				fail("ReceiveBatch of %d: %d, %v", want, k, err)
+			}
+			for _, d := range dst[:k] {
+				_, seq, _ := unmsg(t, d)
+				s := shardOf(seq)
+				if d.Shard != s || len(models[s]) == 0 || models[s][0] != seq || d.Offset != uint64(offset[seq]) {
+					fail("received %d from shard %d at offset %d; want shard %d's next, %v, at %d", seq, d.Shard, d.Offset, s, models[s][:min(len(models[s]), 1)], offset[seq])
+				}
+				models[s] = models[s][1:]
+				delivered++
+			}
+		}
+		if st := q.Stats(); st.Sent != uint64(sent) || st.Delivered != uint64(delivered) || st.Dropped != 0 || st.Depth != int64(waiting()) {
+			fail("stats %+v, want Sent %d, Delivered %d, Depth %d", st, sent, delivered, waiting())
+		}
 	}
 }

@@ -111,12 +111,12 @@ type Options struct {
 	// Clock drives leases and delays. Default SystemClock.
 	Clock Clock
 	// OnError, if set, is told of failures that no call can return because
-	// they happen after the messages involved were accepted: a spill that
-	// cannot be written or read back (a failed write or sync, corrupt or
-	// unreadable spill files). The messages such a failure loses are
-	// counted in Stats.Dropped; the error matches ErrSpillFailed and wraps
-	// its cause. OnError runs on the receiving goroutine that met the
-	// failure, inside its Receive call, with none of the Queue's (or
+	// they happen after the messages involved were accepted: a spill, or a
+	// batch of it, that cannot be written or read back (a failed write or
+	// sync, corrupt or unreadable spill files). The messages such a failure
+	// loses are counted in Stats.Dropped; the error matches ErrSpillFailed
+	// and wraps its cause. OnError runs on the receiving goroutine that met
+	// the failure, inside its Receive call, with none of the Queue's (or
 	// Topic's) locks held; it must not block for long. Without it, such
 	// failures are only counted.
 	OnError func(error)

@@ -33,11 +33,13 @@ func TestQueueModel(t *testing.T) {
 	}
 }
 
-func runQueueModel(t *testing.T, rng *rand.Rand, policy Overflow) {
-	ringSize := 1 << rng.IntN(4)
+// openModelQueue opens a queue of shards shards for a model run: a random
+// ring of 1 to 8 messages and a random codec, spilling to a fresh directory
+// under SpillToDisk. It is closed when the test ends.
+func openModelQueue(t *testing.T, rng *rand.Rand, policy Overflow, shards int) (*Queue, Options) {
 	opts := Options{
-		Shards:          1,
-		RingSize:        ringSize,
+		Shards:          shards,
+		RingSize:        1 << rng.IntN(4),
 		Overflow:        policy,
 		Compression:     []Compression{Zstd, S2, None}[rng.IntN(3)],
 		MaxMessageBytes: 4096,
@@ -45,11 +47,13 @@ func runQueueModel(t *testing.T, rng *rand.Rand, policy Overflow) {
 	if policy == SpillToDisk {
 		opts.Dir, opts.MaxDiskBytes = t.TempDir(), 64<<20
 	}
-	q, err := OpenQueue(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return openQueue(t, opts), opts
+}
+
+func runQueueModel(t *testing.T, rng *rand.Rand, policy Overflow) {
+	q, opts := openModelQueue(t, rng, policy, 1)
 	defer q.Close()
+	ringSize := opts.RingSize
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -199,17 +203,9 @@ func TestQueueModelShards(t *testing.T) {
 
 func runQueueModelShards(t *testing.T, rng *rand.Rand, policy Overflow) {
 	const shards, keys = 4, 11
-	ringSize := 1 << rng.IntN(4)
-	opts := Options{Shards: shards, RingSize: ringSize, Overflow: policy,
-		Compression: []Compression{Zstd, S2, None}[rng.IntN(3)], MaxMessageBytes: 4096}
-	if policy == SpillToDisk {
-		opts.Dir, opts.MaxDiskBytes = t.TempDir(), 64<<20
-	}
-	q, err := OpenQueue(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, opts := openModelQueue(t, rng, policy, shards)
 	defer q.Close()
+	ringSize := opts.RingSize
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 

@@ -35,7 +35,7 @@
 // the delay a streaming peer's items may wait in the ring (lone items
 // after a stream wait at most 16, 8, 4, ... µs: each wait that finds one
 // item halves the interval). On the 2-vCPU VM, a ping-pong of one item through
-// two SPSC rings takes about 1 µs (a channel: 0.29 µs, since the runtime
+// two SPSC rings takes about 1 µs (a channel: 0.3-0.4 µs, since the runtime
 // hands the woken receiver the sender's P). A goroutine that stays idle
 // spins 4 to 16 µs and yields for about 20 µs per wait, then costs
 // nothing: no timer, no polling.

@@ -34,6 +34,8 @@ func (t *tentry) valLen() int { return int(uint32(t.lens)) }
 func (t *tentry) keyLen() int { return int(t.lens >> 32 & (1<<(32-hdrBits) - 1)) }
 func (t *tentry) hdrLen() int { return int(t.lens >> (64 - hdrBits)) }
 
+func (t *tentry) headerSlice() []Header { return unsafe.Slice(t.headers, t.hdrLen()) }
+
 // unpack returns t as the Queue's entry, which the spill and the
 // subscriptions' carried messages use.
 func (t *tentry) unpack() entry {

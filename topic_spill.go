@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 )
 
@@ -29,9 +28,14 @@ type episode struct {
 	// lowest position a subShard still in the ring could be moved to the
 	// spill at: the ring holds at most a ring's worth of unread messages,
 	// so that is never below Tail() - Cap().
-	pin  *mmap.Reader
-	recs []codec.Record // scratch for write, kept zero
-	hdrs []codec.Header // scratch for write
+	pin *mmap.Reader
+	// pend gathers the messages written since the last batch went to the
+	// writer (nil when there are none), by reference: the writer's
+	// goroutines encode them (refBatch). target is the size at which a
+	// batch is cut, free the refBatches ready for reuse.
+	pend   *refBatch
+	target int
+	free   chan *refBatch
 }
 
 // startEpisode opens a spill whose log begins with what the ring holds
@@ -61,7 +65,8 @@ func (s *tshard) startEpisode() (*episode, error) {
 	// messages, so that they can rejoin it as soon as they are that close.
 	s.ring.KeepPassed(true)
 	ep := &episode{dir: dir, log: log, base: base, end: base, pin: pin,
-		w: log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, t.segSize/4))})}
+		target: int(min(256<<10, t.segSize/4)), free: make(chan *refBatch, 8)}
+	ep.w = log.NewWriter(mmap.WriterOptions{BatchBytes: ep.target})
 	// Copy what the ring holds from base on: the subShards about to move
 	// to the spill have not read it yet.
 	var buf [64]tentry
@@ -88,24 +93,57 @@ func (s *tshard) startEpisode() (*episode, error) {
 // write appends es to the log at the episode's end and returns how many it
 // took; fewer than len(es) only with an error (ErrDiskFull, wrapped, when
 // the quota or the disk is full). REQUIRES: s.pub.
+//
+// It only gathers references to the messages (refBatch); each batch is
+// handed to the writer when it reaches the target size, and a batch the
+// writer has no room for yet waits here, full, for the next write or flush.
 func (ep *episode) write(s *tshard, es []tentry) (int, error) {
-	recs := growRecords(ep.recs, len(es))
-	hdrs := ep.hdrs[:0]
-	for i := range es {
-		e := es[i].unpack()
-		hdrs = codecRecord(&recs[i], &e, hdrs)
+	n := 0
+	var err error
+	for n < len(es) {
+		if ep.pend != nil && ep.pend.bytes >= ep.target {
+			if err = ep.submit(); err != nil {
+				break
+			}
+		}
+		if ep.pend == nil {
+			ep.pend = ep.newBatch()
+		}
+		ep.pend.add(&es[n])
+		n++
 	}
-	n, err := ep.w.Write(recs)
-	clear(recs) // codecRecord wants zero records, and the scratch keeps no message alive
-	clear(hdrs)
-	ep.recs, ep.hdrs = recs[:0], hdrs[:0]
+	if err == nil && ep.pend != nil && ep.pend.bytes >= ep.target {
+		ep.submit() // now, to start compressing; failing, it waits in pend
+	}
 	ep.noteFull(s)
 	ep.end += uint64(n)
 	s.spilled += uint64(n)
-	if err != nil && errors.Is(err, mmap.ErrDiskFull) {
-		err = fmt.Errorf("%w: %w", ErrDiskFull, err)
-	}
 	return n, err
+}
+
+// newBatch returns an empty refBatch, reused if one is free.
+func (ep *episode) newBatch() *refBatch {
+	select {
+	case b := <-ep.free:
+		return b
+	default:
+		return &refBatch{free: ep.free}
+	}
+}
+
+// submit hands the pending batch, if any, to the writer. REQUIRES: s.pub.
+func (ep *episode) submit() error {
+	if ep.pend == nil || len(ep.pend.es) == 0 {
+		return nil
+	}
+	if err := ep.w.WriteDeferred(ep.pend, len(ep.pend.es)); err != nil {
+		if errors.Is(err, mmap.ErrDiskFull) {
+			err = fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+		return err
+	}
+	ep.pend = nil
+	return nil
 }
 
 // pinTo moves the retention pin up to the lowest position a subShard in
@@ -135,16 +173,33 @@ func (ep *episode) pinTo(s *tshard, tail uint64, eager bool) {
 // found no room: whatever this one appends, it wakes them. REQUIRES: s.pub.
 func (ep *episode) flush(s *tshard) error {
 	end := ep.log.NextOffset()
-	err := ep.w.Flush()
-	if errors.Is(err, mmap.ErrDiskFull) {
+	err := ep.flushOnce()
+	if errors.Is(err, ErrDiskFull) || errors.Is(err, mmap.ErrDiskFull) {
 		ep.pinTo(s, s.ring.Tail(), true)
-		err = ep.w.Flush()
+		err = ep.flushOnce()
 	}
 	ep.noteFull(s)
 	if ep.log.NextOffset() > end {
 		s.t.wakeReceivers(1)
 	}
 	return err
+}
+
+// flushOnce submits the pending batch and flushes the writer. A pending
+// batch the writer had no room for is submitted again after the flush
+// retried the batches that held its buffers.
+func (ep *episode) flushOnce() error {
+	err := ep.submit()
+	if err != nil && !errors.Is(err, ErrDiskFull) {
+		return err
+	}
+	if err = ep.w.Flush(); err != nil || ep.pend == nil {
+		return err
+	}
+	if err = ep.submit(); err != nil {
+		return err
+	}
+	return ep.w.Flush()
 }
 
 // noteFull keeps s.spillFull up to date with the writer. REQUIRES: s.pub.
@@ -173,6 +228,7 @@ func (t *Topic) retrySpills() {
 
 // close stops the episode's writer and removes its files.
 func (ep *episode) close() {
+	ep.pend = nil
 	ep.w.Close() // what it still held is for nobody now
 	ep.pin.Close()
 	ep.log.Close()

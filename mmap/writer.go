@@ -12,18 +12,20 @@ import (
 
 // Writer appends records to a Log in batches, compressing them off the
 // caller's goroutine: the caller only encodes its records into the current
-// batch (one copy of their bytes); full batches are compressed by worker
-// goroutines in parallel (one per P by default) and appended to the log in
-// the order they were filled.
-// Compression, not the disk, sets the pace of a spill, and this spreads it
+// batch (one copy of their bytes), or, with WriteDeferred, not even that:
+// it hands over a batch of references that a worker encodes. Full batches
+// are compressed by worker goroutines in parallel (one per P by default)
+// and appended to the log in the order they were filled. Compression, not the disk, sets the pace of a spill, and this spreads it
 // over every core.
 //
-// Who may call what: Write, Flush and Close from one goroutine at a time.
+// Who may call what: Write, WriteDeferred, Flush and Close from one
+// goroutine at a time.
 //
 // Invariants: jobs move free → filling (the caller's cur) → submitted,
 // where each submitted job is sent once to workers (any order) and once to
-// the committer (in submission order). The committer appends a job after
-// its worker signals done, then returns it to free. The pool of jobs is
+// the committer (in submission order). A job with a src (WriteDeferred)
+// has its raw filled by its worker, before compressing. The committer
+// appends a job after its worker signals done, then returns it to free. The pool of jobs is
 // fixed, which bounds memory and makes Write wait when compression falls
 // behind. The first error stops appends and is returned from then on.
 type Writer struct {
@@ -51,6 +53,7 @@ type Writer struct {
 
 type job struct {
 	raw   codec.RawBatch // records as the caller wrote them, encoded, not compressed
+	src   Deferred       // records the worker encodes into raw first (WriteDeferred)
 	first uint64         // the offset the batch will most likely get
 	out   []byte         // the compressed batch
 	err   error
@@ -106,6 +109,10 @@ func (l *Log) NewWriter(opts WriterOptions) *Writer {
 func (w *Writer) compress() {
 	defer w.wg.Done()
 	for j := range w.work {
+		if j.src != nil {
+			j.src.AppendTo(&j.raw)
+			j.src = nil
+		}
 		j.out, j.err = w.enc.AppendRaw(j.out[:0], j.first, &j.raw)
 		j.done <- struct{}{}
 	}
@@ -273,15 +280,61 @@ func (w *Writer) acquire() error {
 	}
 }
 
-func (w *Writer) submit() {
+func (w *Writer) submit() { w.submitCount(w.cur.raw.Count()) }
+
+// submitCount submits w.cur, which holds (or will hold, once its worker
+// encoded its source) count records.
+func (w *Writer) submitCount(count int) {
 	j := w.cur
 	w.cur = nil
 	// Predict the offset, so that the log need not restamp the batch;
 	// appends from elsewhere only make the prediction wrong, not the log.
 	j.first = w.next
-	w.next += uint64(j.raw.Count())
+	w.next += uint64(count)
 	w.work <- j
 	w.commits <- j
+}
+
+// Deferred is a run of records handed to a Writer by reference
+// (WriteDeferred): one of the Writer's compressing goroutines encodes them,
+// so that the caller's goroutine pays for neither copying nor encoding
+// their bytes, only for gathering the references.
+type Deferred interface {
+	// AppendTo adds the records to rb (RawBatch.Add), in order, and then
+	// lets go of them: the Writer calls it once, on one of its own
+	// goroutines, and holds no reference to the Deferred after it returns.
+	// It must add exactly the count given to WriteDeferred, and stay
+	// within the log's limits (codec.Limits), as a batch cut at the
+	// Writer's BatchBytes does; a batch beyond them is lost and counted by
+	// Lost, like one that failed to append.
+	AppendTo(rb *codec.RawBatch)
+}
+
+// WriteDeferred submits d, count records, as a batch of its own, after
+// whatever Write has gathered so far; the caller must not touch the records'
+// bytes until d's AppendTo has run (messages that are immutable once sent
+// need no care). It returns nil once the batch is submitted, and otherwise,
+// having taken nothing, the errors Write returns (ErrDiskFull, wrapped,
+// when the batches waiting for disk space use up the writer's buffers;
+// submit d again later).
+func (w *Writer) WriteDeferred(d Deferred, count int) error {
+	if w.closed {
+		return ErrClosed
+	}
+	if err := w.failed(); err != nil {
+		return err
+	}
+	if w.cur != nil && w.cur.raw.Count() > 0 {
+		w.submit()
+	}
+	if w.cur == nil {
+		if err := w.acquire(); err != nil {
+			return err
+		}
+	}
+	w.cur.src = d
+	w.submitCount(count)
+	return nil
 }
 
 // Flush submits the current batch and waits until everything written so far

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -134,54 +135,148 @@ func TestReadAhead(t *testing.T) {
 }
 
 // TestWriterDiskFull: when the quota fills, batches wait in memory instead
-// of being lost; Write reports ErrDiskFull once they use up the buffers;
-// after a reader frees space, a Flush appends them all, in order.
+// of being lost; Write (and WriteDeferred) report ErrDiskFull once they use
+// up the buffers, and a WriteDeferred that does takes nothing; after a
+// reader frees space, a Flush appends them all, in order.
 func TestWriterDiskFull(t *testing.T) {
-	l, _ := open(t, t.TempDir(), Options{MaxBytes: 3 * smallSegment, Encoder: noneEncoder(t)})
-	defer l.Close()
-	r, _ := l.NewReader(0)
-	defer r.Close()
-	w := l.NewWriter(WriterOptions{BatchBytes: 8 << 10, Workers: 2})
-	written := 0
-	for written < 100000 {
-		n, err := w.Write(batchOf(written, 1, 1000))
-		written += n
-		if errors.Is(err, ErrDiskFull) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if written == 100000 {
-		t.Fatal("the quota never filled")
-	}
-	if err := w.Flush(); !errors.Is(err, ErrDiskFull) {
-		t.Fatalf("Flush on a full disk = %v", err)
-	}
-	got := 0
-	for got < written {
-		first, recs, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			if err := w.Flush(); err != nil && !errors.Is(err, ErrDiskFull) {
+	for _, deferred := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deferred=%v", deferred), func(t *testing.T) {
+			l, _ := open(t, t.TempDir(), Options{MaxBytes: 3 * smallSegment, Encoder: noneEncoder(t)})
+			defer l.Close()
+			r, _ := l.NewReader(0)
+			defer r.Close()
+			w := l.NewWriter(WriterOptions{BatchBytes: 8 << 10, Workers: 2})
+			written := 0
+			var refused *deferredRecords
+			for written < 100000 {
+				var n int
+				var err error
+				if deferred {
+					d := &deferredRecords{recs: batchOf(written, 8, 1000)}
+					if err = w.WriteDeferred(d, 8); err == nil {
+						n = 8 // d belongs to the writer now
+					} else {
+						refused = d
+					}
+				} else {
+					n, err = w.Write(batchOf(written, 1, 1000))
+				}
+				written += n
+				if errors.Is(err, ErrDiskFull) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if written == 100000 {
+				t.Fatal("the quota never filled")
+			}
+			if refused != nil && refused.calls.Load() != 0 {
+				t.Fatal("a refused WriteDeferred encoded its records")
+			}
+			if err := w.Flush(); !errors.Is(err, ErrDiskFull) {
+				t.Fatalf("Flush on a full disk = %v", err)
+			}
+			got := 0
+			for got < written {
+				first, recs, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					if err := w.Flush(); err != nil && !errors.Is(err, ErrDiskFull) {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, rec := range recs {
+					if int(first)+i != got || valueIndex(string(rec.Value)) != got {
+						t.Fatalf("record %d: offset %d, value %q", got, int(first)+i, rec.Value[:12])
+					}
+					got++
+				}
+			}
+			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			continue
-		}
-		if err != nil {
+			if w.Lost() != 0 {
+				t.Fatalf("lost %d records", w.Lost())
+			}
+		})
+	}
+}
+
+// deferredRecords is a Deferred over records in memory; calls counts its
+// AppendTo calls.
+type deferredRecords struct {
+	recs  []codec.Record
+	calls atomic.Int32
+}
+
+func (d *deferredRecords) AppendTo(rb *codec.RawBatch) {
+	d.calls.Add(1)
+	for i := range d.recs {
+		rb.Add(&d.recs[i])
+	}
+	d.recs = nil
+}
+
+// TestWriterDeferred mixes Write and WriteDeferred: the log holds every
+// record once, in the order the calls were made, each deferred run as a
+// batch of its own with the offsets it was given, and each AppendTo runs
+// once.
+func TestWriterDeferred(t *testing.T) {
+	l, _ := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
+	defer l.Close()
+	w := l.NewWriter(WriterOptions{BatchBytes: 2048, Workers: 2})
+	const n = 6000
+	var ds []*deferredRecords
+	deferredAt := map[int]int{} // first offset -> count of each deferred run
+	for i := 0; i < n; {
+		k := 1 + i%37
+		k = min(k, n-i)
+		if i%3 == 0 {
+			d := &deferredRecords{recs: batchOf(i, k, i%64)}
+			if err := w.WriteDeferred(d, k); err != nil {
+				t.Fatal(err)
+			}
+			ds = append(ds, d)
+			deferredAt[i] = k
+		} else if _, err := w.Write(batchOf(i, k, i%64)); err != nil {
 			t.Fatal(err)
 		}
-		for i, rec := range recs {
-			if int(first)+i != got || valueIndex(string(rec.Value)) != got {
-				t.Fatalf("record %d: offset %d, value %q", got, int(first)+i, rec.Value[:12])
-			}
-			got++
-		}
+		i += k
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if w.Lost() != 0 {
-		t.Fatalf("lost %d records", w.Lost())
+	for i, d := range ds {
+		if c := d.calls.Load(); c != 1 {
+			t.Fatalf("deferred run %d: AppendTo called %d times", i, c)
+		}
+	}
+	r, _ := l.NewPeekReader(0)
+	defer r.Close()
+	for got := 0; got < n; {
+		first, recs, err := r.Next()
+		if err != nil {
+			t.Fatalf("after %d records: %v", got, err)
+		}
+		if k, ok := deferredAt[int(first)]; ok && len(recs) != k {
+			t.Fatalf("the deferred run at %d came as a batch of %d records, want %d", first, len(recs), k)
+		}
+		for k, rec := range recs {
+			if int(first)+k != got || valueIndex(string(rec.Value)) != got {
+				t.Fatalf("record %d at offset %d has value %q", got, int(first)+k, rec.Value)
+			}
+			got++
+		}
+	}
+	if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after every record: %v, want io.EOF", err)
+	}
+	if err := w.WriteDeferred(&deferredRecords{}, 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WriteDeferred after Close = %v", err)
 	}
 }

@@ -1,0 +1,51 @@
+package spillway
+
+import (
+	"github.com/spillway-io/spillway/codec"
+)
+
+// refBatch is a batch of a Topic's spill that the publisher gathered by
+// reference: the ring's entries, 32 bytes a message, which the spill
+// writer's goroutines encode themselves (mmap.Deferred), so that spilling
+// costs the publisher no copy of the messages' bytes. The messages are
+// immutable once published, and their entries keep them alive until
+// AppendTo has encoded them.
+//
+// Ownership: the episode's publisher side (under the shard's pub) fills
+// the pending refBatch; once handed to the writer it belongs to the writer
+// goroutine that calls AppendTo, which clears it and returns it to the
+// episode's free list (a channel: the only thing both sides touch).
+type refBatch struct {
+	es    []tentry
+	bytes int // about the encoded size of es
+	rec   codec.Record
+	hdrs  []codec.Header
+	free  chan *refBatch
+}
+
+// AppendTo encodes the batch's messages into rb, then lets go of them and
+// returns the refBatch for reuse.
+func (b *refBatch) AppendTo(rb *codec.RawBatch) {
+	for i := range b.es {
+		e := b.es[i].unpack()
+		b.hdrs = codecRecord(&b.rec, &e, b.hdrs[:0])
+		rb.Add(&b.rec)
+	}
+	b.rec = codec.Record{}
+	clear(b.es)
+	clear(b.hdrs)
+	b.es, b.hdrs, b.bytes = b.es[:0], b.hdrs[:0], 0
+	select {
+	case b.free <- b:
+	default: // more were made than the list keeps: let this one go
+	}
+}
+
+// add appends e and counts about what it will encode to.
+func (b *refBatch) add(e *tentry) {
+	b.es = append(b.es, *e)
+	b.bytes += 4 + e.valLen() + e.keyLen()
+	for _, h := range e.headerSlice() {
+		b.bytes += 2 + len(h.Key) + len(h.Value)
+	}
+}

@@ -12,8 +12,9 @@ type Header struct {
 //
 // Ownership: Send takes ownership of Key, Value and Headers. On the memory
 // path the receiver gets the very same slices, without a copy, so the sender
-// must not modify them after Send. Messages that spill are copied to disk
-// and come back in fresh memory: memory that the messages of one spilled
+// must not modify them after Send, nor after Publish, whose spill may copy
+// them to disk on its own goroutines after Publish returned. Messages that
+// spill are copied to disk and come back in fresh memory: memory that the messages of one spilled
 // batch (up to a few hundred KiB) share, so that keeping one message's
 // slices keeps that whole batch's memory alive. Copy what you keep long.
 type Message struct {

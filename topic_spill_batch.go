@@ -1,7 +1,10 @@
 package spillway
 
 import (
+	"unsafe"
+
 	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/internal/prefetch"
 )
 
 // refBatch is a batch of a Topic's spill that the publisher gathered by
@@ -21,16 +24,22 @@ type refBatch struct {
 	rec   codec.Record
 	hdrs  []codec.Header
 	free  chan *refBatch
+	sink  byte // keeps the loads of prefetch.Touch
 }
 
 // AppendTo encodes the batch's messages into rb, then lets go of them and
 // returns the refBatch for reuse.
 func (b *refBatch) AppendTo(rb *codec.RawBatch) {
+	var sink byte
 	for i := range b.es {
+		if j := i + prefetch.Distance; j < len(b.es) {
+			sink += prefetch.Touch(unsafe.Slice(b.es[j].value, b.es[j].valLen()))
+		}
 		e := b.es[i].unpack()
 		b.hdrs = codecRecord(&b.rec, &e, b.hdrs[:0])
 		rb.Add(&b.rec)
 	}
+	b.sink = sink
 	b.rec = codec.Record{}
 	clear(b.es)
 	clear(b.hdrs)

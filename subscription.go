@@ -70,6 +70,14 @@ type Subscription struct {
 	sub    *subscription
 	t      *Topic
 	closed atomic.Bool
+	// caughtUp: the last ReceiveBatch took fewer messages than it asked
+	// for, so there were no more. The next one then waits a look interval
+	// (park.AwaitN) before it looks, as a ring consumer does: looking at
+	// once would find the few messages published since, and every look
+	// takes the ring's cache lines from the publisher (fan-out to three
+	// subscriptions, one message at a time: 110 to 85 ns per message). A
+	// hint only: receivers sharing the Subscription may race on it.
+	caughtUp atomic.Bool
 }
 
 // Subscribe creates the named subscription, which then gets every message
@@ -215,10 +223,18 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 	if r.done() {
 		return 0, ErrClosed
 	}
-	if n := r.sub.tryReceive(dst); n > 0 {
-		return n, nil
+	n := 0
+	var err error
+	if !r.caughtUp.Load() {
+		n = r.sub.tryReceive(dst)
 	}
-	return r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst) }, r.done)
+	if n == 0 {
+		n, err = r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst) }, r.done)
+	}
+	if caughtUp := n > 0 && n < len(dst); caughtUp != r.caughtUp.Load() {
+		r.caughtUp.Store(caughtUp)
+	}
+	return n, err
 }
 
 func (sub *subscription) tryReceive(dst []Delivery) int {

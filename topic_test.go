@@ -1022,3 +1022,63 @@ func TestSubscriptionClose(t *testing.T) {
 		t.Fatalf("after the new receiver drained it: %+v", st)
 	}
 }
+
+// TestSubscriptionCaughtUp: a receiver whose last ReceiveBatch emptied the
+// subscription looks again only after a look interval, but still gets what
+// is published next, in order, whether it is there already or comes while
+// it waits; a full batch keeps it taking at once.
+func TestSubscriptionCaughtUp(t *testing.T) {
+	tp := openTopic(t, Options{Shards: 1, RingSize: 64})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := subscribe(t, tp, "s")
+	var dst [8]Delivery
+	next := 0
+	publish := func(n int) {
+		for range n {
+			if err := tp.Publish(ctx, Message{Value: []byte{byte(next)}}); err != nil {
+				t.Fatal(err)
+			}
+			next++
+		}
+	}
+	got := 0
+	receive := func(want int) {
+		t.Helper()
+		n, err := r.ReceiveBatch(ctx, dst[:])
+		if err != nil || n != want {
+			t.Fatalf("ReceiveBatch = %d, %v; want %d", n, err, want)
+		}
+		for _, d := range dst[:n] {
+			if d.Value[0] != byte(got) {
+				t.Fatalf("got message %d, want %d", d.Value[0], got)
+			}
+			got++
+		}
+		if caughtUp := n < len(dst); r.caughtUp.Load() != caughtUp {
+			t.Fatalf("after taking %d of %d: caughtUp %v", n, len(dst), !caughtUp)
+		}
+	}
+	publish(3)
+	receive(3) // fewer than asked for: caught up
+	publish(2)
+	receive(2) // there already
+	type result struct {
+		n   int
+		err error
+	}
+	res := make(chan result, 1)
+	go func() { // comes while it waits
+		n, err := r.ReceiveBatch(ctx, dst[:])
+		res <- result{n, err}
+	}()
+	waitFor(t, "the receiver to park", func() bool { return r.sub.receivers.Pending() })
+	publish(1)
+	if x := <-res; x.err != nil || x.n != 1 || dst[0].Value[0] != byte(got) {
+		t.Fatalf("ReceiveBatch while waiting = %d, %v", x.n, x.err)
+	}
+	got++
+	publish(10)
+	receive(8) // a full batch: not caught up
+	receive(2)
+}

@@ -143,6 +143,14 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 			s.pub.Unlock()
 			return done, ErrClosed
 		}
+		if s.ep == nil {
+			// No spill: push what fits, and deal with a full ring if
+			// nothing does.
+			if pushed := s.ring.PushBatch(es[done:]); pushed > 0 {
+				done += pushed
+				continue
+			}
+		}
 		k := s.ring.Room(len(es) - done)
 		if k == 0 {
 			if err := s.makeRoom(ctx); err != nil {

@@ -14,9 +14,10 @@ type Header struct {
 // path the receiver gets the very same slices, without a copy, so the sender
 // must not modify them after Send, nor after Publish, whose spill may copy
 // them to disk on its own goroutines after Publish returned. Messages that
-// spill are copied to disk and come back in fresh memory: memory that the messages of one spilled
-// batch (up to a few hundred KiB) share, so that keeping one message's
-// slices keeps that whole batch's memory alive. Copy what you keep long.
+// spill are copied to disk and come back in fresh memory: memory that the
+// messages of one spilled batch (up to a few hundred KiB) share, so that
+// keeping one message's slices keeps that whole batch's memory alive. Copy
+// what you keep long.
 type Message struct {
 	Key     []byte // selects the shard; equal keys keep their order. nil: any shard
 	Value   []byte

@@ -174,7 +174,7 @@ func (ep *episode) pinTo(s *tshard, tail uint64, eager bool) {
 func (ep *episode) flush(s *tshard) error {
 	end := ep.log.NextOffset()
 	err := ep.flushOnce()
-	if errors.Is(err, ErrDiskFull) || errors.Is(err, mmap.ErrDiskFull) {
+	if errors.Is(err, mmap.ErrDiskFull) { // ep.submit's ErrDiskFull wraps it too
 		ep.pinTo(s, s.ring.Tail(), true)
 		err = ep.flushOnce()
 	}

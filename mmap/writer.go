@@ -15,8 +15,8 @@ import (
 // batch (one copy of their bytes), or, with WriteDeferred, not even that:
 // it hands over a batch of references that a worker encodes. Full batches
 // are compressed by worker goroutines in parallel (one per P by default)
-// and appended to the log in the order they were filled. Compression, not the disk, sets the pace of a spill, and this spreads it
-// over every core.
+// and appended to the log in the order they were filled. Compression, not
+// the disk, sets the pace of a spill, and this spreads it over every core.
 //
 // Who may call what: Write, WriteDeferred, Flush and Close from one
 // goroutine at a time.
@@ -25,9 +25,10 @@ import (
 // where each submitted job is sent once to workers (any order) and once to
 // the committer (in submission order). A job with a src (WriteDeferred)
 // has its raw filled by its worker, before compressing. The committer
-// appends a job after its worker signals done, then returns it to free. The pool of jobs is
-// fixed, which bounds memory and makes Write wait when compression falls
-// behind. The first error stops appends and is returned from then on.
+// appends a job after its worker signals done, then returns it to free.
+// The pool of jobs is fixed, which bounds memory and makes Write wait when
+// compression falls behind. The first error stops appends and is returned
+// from then on.
 type Writer struct {
 	l       *Log
 	enc     *codec.Encoder

@@ -6,8 +6,8 @@ package prefetch
 const Distance = 6
 
 // Touch loads the first and last bytes of b (two cache lines for a message
-// of 128 bytes) and returns their sum, for the caller to keep (see Sink), so
-// that the compiler cannot drop the loads.
+// of 128 bytes) and returns their sum, which the caller keeps (adds up and
+// stores in a field), so that the compiler cannot drop the loads.
 func Touch(b []byte) byte {
 	if len(b) == 0 {
 		return 0

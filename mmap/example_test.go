@@ -110,6 +110,64 @@ func ExampleLog_NewWriter() {
 	// 1000 records read back
 }
 
+// events is a run of messages handed to a Writer by reference: the
+// Writer's goroutine encodes them (AppendTo), so the caller only gathers
+// them.
+type events struct{ values [][]byte }
+
+func (e *events) AppendTo(rb *codec.RawBatch) {
+	for _, v := range e.values {
+		rb.Add(&codec.Record{Value: v})
+	}
+	e.values = nil // the Writer keeps no reference: let go of the messages
+}
+
+// WriteDeferred hands the Writer a batch of records by reference: the
+// caller's goroutine neither copies nor encodes them. The records' bytes
+// must stay as they are until they are encoded.
+func ExampleWriter_WriteDeferred() {
+	dir, err := os.MkdirTemp("", "mmap-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	l, _, err := mmap.Open(dir, mmap.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	w := l.NewWriter(mmap.WriterOptions{})
+	defer w.Close()
+	for b := range 3 {
+		batch := &events{}
+		for i := range 100 {
+			batch.values = append(batch.values, fmt.Appendf(nil, "event %d", 100*b+i))
+		}
+		if err := w.WriteDeferred(batch, len(batch.values)); err != nil {
+			panic(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		panic(err)
+	}
+	r, err := l.NewReader(0)
+	if err != nil {
+		panic(err)
+	}
+	defer r.Close()
+	for {
+		first, recs, err := r.Next()
+		if err != nil {
+			break // io.EOF: everything flushed has been read
+		}
+		fmt.Println("batch at", first, "of", len(recs), "records, the last", string(recs[len(recs)-1].Value))
+	}
+	// Output:
+	// batch at 0 of 100 records, the last event 99
+	// batch at 100 of 100 records, the last event 199
+	// batch at 200 of 100 records, the last event 299
+}
+
 // A reader that decodes ahead on other goroutines, driven without ever
 // blocking on a decode: TryNext returns ErrNotReady while the next batch is
 // being decoded, and OnDecoded says when to try again. Detach lets the

@@ -215,7 +215,10 @@ func (r *Subscription) Receive(ctx context.Context) (Delivery, error) {
 
 // ReceiveBatch fills dst with up to len(dst) messages, from one shard,
 // waiting until there is at least one. It returns how many it filled, and
-// fails like Receive.
+// fails like Receive. After a call that filled fewer than it asked for
+// (the subscription was empty), the next one first waits as a ring
+// consumer does, 0.25 to 16 µs as messages come one at a time or stream,
+// so that it takes the messages published meanwhile in one go.
 func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil

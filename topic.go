@@ -17,10 +17,11 @@ import (
 // A Topic is safe for concurrent use by any number of publishers,
 // subscribers and receivers.
 //
-// How a message travels: Publish picks the shard (by key, or a free one at
-// random) and pushes the message, once, into the shard's broadcast ring;
-// each subscription has its own cursor over it (zero copies per
-// subscription). A subscription whose cursor falls a whole ring behind would
+// How a message travels: Publish picks the shard (by key; keyless messages
+// go to one shard 64 at a time, then to the next, or to a free one while
+// another publisher holds it) and pushes the message, once, into the
+// shard's broadcast ring; each subscription has its own cursor over it
+// (zero copies per subscription). A subscription whose cursor falls a whole ring behind would
 // make the publisher wait. With Dir set it does so only briefly: a
 // subscription that does not make room for a quarter of the ring within
 // lagGrace (10 ms) is slow, and the publisher moves it to the shard's spill
@@ -54,6 +55,13 @@ type Topic struct {
 	subs   atomic.Pointer[map[string]*subscription] // copy-on-write
 	groups atomic.Pointer[[]*subscription]          // the same, as a slice for publishers to wake
 	closed atomic.Bool
+
+	// sticky is the shard keyless publishes try first (see lockShard):
+	// read by every keyless publish, written once per stickyRun of them,
+	// on a line of its own.
+	_      pad
+	sticky atomic.Uint32
+	_      pad
 
 	stop chan struct{}
 	wg   sync.WaitGroup

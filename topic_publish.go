@@ -50,6 +50,7 @@ type tshard struct {
 	// which retry those batches once they may have freed room (see
 	// Topic.retrySpills).
 	spillFull atomic.Bool
+	keyless   uint64 // keyless messages since the Topic's sticky shard last moved here; guarded by pub
 
 	// The receivers' line: every take looks at room, so nothing the
 	// publisher writes per message may share it.
@@ -72,7 +73,7 @@ func (t *Topic) Publish(ctx context.Context, m Message) error {
 	}
 	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
-	s := t.lockShard(m.Key)
+	s := t.lockShard(m.Key, 1)
 	_, err := s.publishLocked(ctx, e[:])
 	return err
 }
@@ -104,7 +105,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 			buf[n].set(m.Key, m.Value, m.Headers)
 			n++
 		}
-		s := t.lockShard(key)
+		s := t.lockShard(key, n)
 		if _, err := s.publishLocked(ctx, buf[:n]); err != nil {
 			return err
 		}
@@ -113,26 +114,42 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 	return nil
 }
 
-// lockShard returns the shard for key with its pub held. A keyless message
-// takes the first free shard from a random start, so publishers do not
-// queue behind each other while another shard is free.
-func (t *Topic) lockShard(key []byte) *tshard {
-	n := len(t.shards)
+// lockShard returns the shard for key with its pub held; n is how many
+// messages the caller will publish. A keyless message goes to the Topic's
+// current keyless shard (stickyRun messages in a row, then the next shard:
+// a shared hint, read by every publish and written once per run), or to
+// the first free shard after it, so publishers do not queue behind each
+// other while another shard is free.
+func (t *Topic) lockShard(key []byte, n int) *tshard {
+	shards := len(t.shards)
 	if len(key) > 0 {
-		s := t.shards[shard.Of(key, n)]
+		s := t.shards[shard.Of(key, shards)]
 		s.pub.Lock()
 		return s
 	}
-	start := shard.Random(n)
-	for i := range n {
-		if s := t.shards[(start+i)&(n-1)]; s.pub.TryLock() {
-			return s
+	start := int(t.sticky.Load())
+	for i := range shards {
+		if s := t.shards[(start+i)&(shards-1)]; s.pub.TryLock() {
+			return t.tookKeyless(s, n)
 		}
 	}
-	s := t.shards[start]
+	s := t.shards[start&(shards-1)]
 	s.pub.Lock()
+	return t.tookKeyless(s, n)
+}
+
+// tookKeyless counts n keyless messages into s and, at the end of a run,
+// moves the Topic's sticky shard on to the next one. REQUIRES: s.pub.
+func (t *Topic) tookKeyless(s *tshard, n int) *tshard {
+	if s.keyless += uint64(n); s.keyless >= stickyRun {
+		s.keyless = 0
+		t.sticky.Store(uint32(s.idx + 1))
+	}
 	return s
 }
+
+// stickyRun is how many keyless messages a shard takes in a row.
+const stickyRun = 64
 
 // publishLocked pushes es, in order, and releases pub. It returns how many
 // it published. REQUIRES: s.pub, which it releases.

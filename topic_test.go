@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/shard"
 )
 
 func openTopic(t testing.TB, opts Options) *Topic {
@@ -1081,4 +1083,54 @@ func TestSubscriptionCaughtUp(t *testing.T) {
 	publish(10)
 	receive(8) // a full batch: not caught up
 	receive(2)
+}
+
+// TestTopicKeylessSpread: keyless messages from one publisher go to one
+// shard stickyRun at a time, then to the next, so every shard gets its
+// share, one at a time or in batches; a keyed message goes to its key's
+// shard whatever the keyless shard is.
+func TestTopicKeylessSpread(t *testing.T) {
+	const shards = 4
+	tp := openTopic(t, Options{Shards: shards, RingSize: 1024})
+	subscribe(t, tp, "s")
+	ctx := context.Background()
+	tails := func() (out [shards]uint64) {
+		for i, s := range tp.shards {
+			out[i] = s.ring.Tail()
+		}
+		return out
+	}
+	for i := range shards * stickyRun {
+		if err := tp.Publish(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := tails(), [shards]uint64{stickyRun, stickyRun, stickyRun, stickyRun}; got != want {
+		t.Fatalf("one at a time: shards hold %v, want %v", got, want)
+	}
+	batch := make([]Message, 3*stickyRun)
+	for i := range batch {
+		batch[i] = Message{Value: []byte{byte(i)}}
+	}
+	if err := tp.PublishBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tails(), [shards]uint64{2 * stickyRun, 2 * stickyRun, 2 * stickyRun, stickyRun}; got != want {
+		t.Fatalf("after a batch of %d: shards hold %v, want %v", len(batch), got, want)
+	}
+	before := tails()
+	key := []byte("k")
+	if err := tp.Publish(ctx, Message{Key: key, Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	after := tails()
+	for i := range after {
+		want := before[i]
+		if i == shard.Of(key, shards) {
+			want++
+		}
+		if after[i] != want {
+			t.Fatalf("a keyed message: shard %d went from %d to %d", i, before[i], after[i])
+		}
+	}
 }

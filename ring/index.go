@@ -22,9 +22,11 @@ const maxCapacity = 1 << 40
 
 // pad separates fields written by different goroutines onto different cache
 // lines. Go does not align heap objects to cache lines, so every hot group is
-// fenced by a pad on both sides. It spans two lines because x86 cores fetch
-// lines in adjacent pairs (the spatial prefetcher), which makes neighbours
-// within one 128-byte block share fate.
+// fenced by a pad on both sides. It is one line (64 bytes on amd64), so
+// two groups may still share an aligned 128-byte pair, which some cores'
+// adjacent-line prefetchers fetch together; pads of two lines measured no
+// different on the development VM (SPSC, batches, MPSC and Broadcast,
+// three interleaved runs).
 type pad = cpu.CacheLinePad
 
 // roundCapacity rounds n up to a power of two, at least 1.

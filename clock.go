@@ -34,6 +34,8 @@ type ManualClock struct {
 	tickers map[*manualTicker]struct{}
 }
 
+// manualTicker is a Ticker of a ManualClock: Advance sends on c each time
+// the clock passes next. Guarded by the clock's mutex.
 type manualTicker struct {
 	c     chan time.Time
 	every time.Duration

@@ -46,6 +46,8 @@ type FaultFS struct {
 	calls  [numOps]int
 }
 
+// faultState is an installed Fault and how many of its calls it has seen and
+// failed. Guarded by FaultFS.mu.
 type faultState struct {
 	Fault
 	seen, failed int
@@ -134,6 +136,7 @@ func (f *FaultFS) SyncDir(dir string) error {
 
 func (f *FaultFS) Lock(name string) (io.Closer, error) { return f.FS.Lock(name) }
 
+// faultFile is a File of a FaultFS: its calls consult the FaultFS first.
 type faultFile struct {
 	File
 	fs *FaultFS

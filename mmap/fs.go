@@ -106,6 +106,7 @@ func (OSFS) Lock(name string) (io.Closer, error) {
 	return f, nil // closing the file releases the lock
 }
 
+// osFile is a File of OSFS.
 type osFile struct{ *os.File }
 
 func (f osFile) Size() (int64, error) {

@@ -48,6 +48,9 @@ type readAhead struct {
 	err     error // from walk, reported once the queue has drained
 }
 
+// slot is one batch in the read-ahead pipeline: planned by the reader's
+// goroutine, decoded by one worker, which signals done (see readAhead's
+// invariants for who owns it when).
 type slot struct {
 	seg  *segment
 	at   int64

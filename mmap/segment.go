@@ -48,6 +48,7 @@ func parseSegName(name string) (uint64, bool) {
 	return base, err == nil
 }
 
+// segHeader is what a segment file's header holds (the diagram above).
 type segHeader struct {
 	base    uint64
 	created int64

@@ -52,6 +52,7 @@ type Writer struct {
 	lost    atomic.Uint64
 }
 
+// job is one batch in the Writer's pipeline (see Writer's invariants).
 type job struct {
 	raw   codec.RawBatch // records as the caller wrote them, encoded, not compressed
 	src   Deferred       // records the worker encodes into raw first (WriteDeferred)

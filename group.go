@@ -21,6 +21,41 @@ type group struct {
 	receivers park.Waiters // receivers parked on an empty group
 	closed    atomic.Bool
 	_         pad
+	// takeAt is the shard receivers look at first (see takeHint): read by
+	// every take, written once per takeRun messages taken from a shard, or
+	// when the shard it names was found empty; on a line of its own.
+	takeAt atomic.Uint32
+	_      pad
+}
+
+// takeRun is how many messages receivers take from one shard before the
+// group's first shard moves on to the next: a shard with messages waits at
+// most until each other shard has given takeRun (a round robin), and the
+// hint is written once per takeRun messages.
+const takeRun = 16
+
+// tookFrom updates the group's first shard after a take of k > 0 messages
+// from shard idx that asked for more than k (drained: it took all the shard
+// had) or not, found after skipping only empty shards (skippedEmpty) or
+// not. run counts the messages taken from the shard in a row, under its
+// consumer lock. Only takes that leave messages behind count toward
+// takeRun: a shard that gets drained lets the others have their turn anyway,
+// and moving on from it would only send the next take to a shard that may
+// be empty (a publisher or sender filling one shard at a time).
+func (g *group) tookFrom(idx, k int, run *uint32, drained, skippedEmpty bool) {
+	switch {
+	case drained:
+		*run = 0
+	case *run+uint32(k) >= takeRun:
+		*run = 0
+		g.takeAt.Store(uint32(idx + 1))
+		return
+	default:
+		*run += uint32(k)
+	}
+	if skippedEmpty {
+		g.takeAt.Store(uint32(idx))
+	}
 }
 
 // await parks a receiver of g until take takes something (it returns how

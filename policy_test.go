@@ -411,9 +411,11 @@ func TestKeyAndHeaderBounds(t *testing.T) {
 	}
 }
 
-// TestReceiveFairness: receivers start from a random shard each time, so a
-// shard with one message is served while another holds a thousand: its
-// message comes within a few receives, whichever size they take.
+// TestReceiveFairness: receivers take from the group's first shard, which
+// moves on to the next after takeRun messages and follows the messages when
+// it finds its shard empty, so a shard with one message is served while
+// another holds a thousand: its message comes within takeRun + shards
+// receives, whichever size they take.
 func TestReceiveFairness(t *testing.T) {
 	const shards = 4
 	keys := make([][]byte, shards) // keys[i] goes to shard i
@@ -424,39 +426,66 @@ func TestReceiveFairness(t *testing.T) {
 			found++
 		}
 	}
-	for _, size := range []int{1, 64} {
-		t.Run(fmt.Sprintf("receive=%d", size), func(t *testing.T) {
-			ctx := context.Background()
+	kinds := []struct {
+		name string
+		open fairnessOpener
+	}{
+		{"queue", func(t *testing.T) (sendFunc, receiveBatchFunc) {
 			q := openQueue(t, Options{Shards: shards, RingSize: 2048})
-			for range 1000 {
-				if err := q.Send(ctx, Message{Key: keys[0], Value: []byte("hot")}); err != nil {
-					t.Fatal(err)
-				}
+			return q.Send, q.ReceiveBatch
+		}},
+		{"topic", func(t *testing.T) (sendFunc, receiveBatchFunc) {
+			tp := openTopic(t, Options{Shards: shards, RingSize: 2048})
+			sub := subscribe(t, tp, "s")
+			return tp.Publish, sub.ReceiveBatch
+		}},
+	}
+	for _, kd := range kinds {
+		for _, size := range []int{1, 64} {
+			t.Run(fmt.Sprintf("%s/receive=%d", kd.name, size), func(t *testing.T) {
+				fairness(t, kd.open, keys, size)
+			})
+		}
+	}
+}
+
+type (
+	sendFunc         = func(context.Context, Message) error
+	receiveBatchFunc = func(context.Context, []Delivery) (int, error)
+	fairnessOpener   = func(t *testing.T) (sendFunc, receiveBatchFunc)
+)
+
+// fairness sends 1000 messages to the shard of keys[0] and one to each
+// other key's, then receives size at a time until the other shards'
+// messages have all come, failing past takeRun + shards receives.
+func fairness(t *testing.T, open fairnessOpener, keys [][]byte, size int) {
+	shards := len(keys)
+	ctx := context.Background()
+	send, receive := open(t)
+	for range 1000 {
+		if err := send(ctx, Message{Key: keys[0], Value: []byte("hot")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for s := 1; s < shards; s++ {
+		if err := send(ctx, Message{Key: keys[s], Value: []byte("cold")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := make([]Delivery, size)
+	cold := 0
+	for calls := 0; cold < shards-1; calls++ {
+		if calls == takeRun+shards {
+			t.Fatalf("%d receives served %d of the %d cold shards", calls, cold, shards-1)
+		}
+		k, err := receive(ctx, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dst[:k] {
+			if string(d.Value) == "cold" {
+				cold++
 			}
-			for s := 1; s < shards; s++ {
-				if err := q.Send(ctx, Message{Key: keys[s], Value: []byte("cold")}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			dst := make([]Delivery, size)
-			cold := 0
-			// Each receive finds a cold shard first with probability 3/4
-			// while all three wait, 1/4 while one does: 60 receives leave
-			// one waiting with probability below 1e-7.
-			for calls := 0; cold < shards-1; calls++ {
-				if calls == 60 {
-					t.Fatalf("%d receives served %d of the 3 cold shards", calls, cold)
-				}
-				k, err := q.ReceiveBatch(ctx, dst)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, d := range dst[:k] {
-					if string(d.Value) == "cold" {
-						cold++
-					}
-				}
-			}
-		})
+		}
 	}
 }

@@ -68,8 +68,9 @@ type qshard struct {
 	spilling atomic.Bool
 	senders  park.Waiters // senders waiting for room in this shard
 
-	_    pad
-	cons sync.Mutex
+	_     pad
+	cons  sync.Mutex
+	taken uint32 // messages taken since the group's first shard moved here; guarded by cons
 	// carry[ci:] was read back from disk and waits for receivers: the
 	// records of the spill reader's current batch, valid until its next
 	// Next (which refill calls only once carry is used up), pointing into

@@ -27,7 +27,10 @@ import (
 // pushes the message into the shard's ring, an MPSC ring shared by all
 // senders. A receiver takes a shard's consumer lock with TryLock (so
 // receivers never wait for each other; they move on to the next shard),
-// pops a batch, and releases it. The message's offset is its position in
+// pops a batch, and releases it. Receivers start at the group's first shard,
+// a hint that moves on after takeRun messages taken from a shard, or to
+// where the messages are when it finds its shard empty: a round robin that
+// costs one load per receive. The message's offset is its position in
 // the shard's FIFO order.
 //
 // When a shard's ring is full and the policy is SpillToDisk, the shard turns

@@ -3,13 +3,12 @@ package spillway
 import (
 	"context"
 	"unsafe"
-
-	"github.com/spillway-io/spillway/shard"
 )
 
 // Receive returns the next message, waiting until there is one or ctx ends.
-// It fails with ErrClosed or ctx.Err(). Receivers take from all shards, from
-// a random starting shard each time, so no shard starves.
+// It fails with ErrClosed or ctx.Err(). Receivers take from all shards in
+// turn, up to 16 messages from one before the next (skipping empty ones),
+// so no shard starves.
 func (q *Queue) Receive(ctx context.Context) (Delivery, error) {
 	var d [1]Delivery
 	if q.tryReceive(d[:]) > 0 {
@@ -36,8 +35,9 @@ func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
 	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load)
 }
 
-// tryReceive takes up to len(dst) messages from the first shard, from a
-// random start, that has any and whose consumer lock is free.
+// tryReceive takes up to len(dst) messages from the first shard, from the
+// group's first shard (takeAt) on, that has any and whose consumer lock is
+// free.
 func (q *Queue) tryReceive(dst []Delivery) int {
 	n, _ := q.takeSome(dst)
 	return n
@@ -48,10 +48,13 @@ func (q *Queue) tryReceive(dst []Delivery) int {
 // waiting receiver whether messages stream in or come one at a time.
 func (q *Queue) takeSome(dst []Delivery) (n, seen int) {
 	shards := len(q.shards)
-	start := shard.Random(shards)
+	start := int(q.takeAt.Load())
+	skipped := false // a shard was skipped because another receiver held it
 	for i := range shards {
-		s := q.shards[(start+i)&(shards-1)]
+		idx := (start + i) & (shards - 1)
+		s := q.shards[idx]
 		if !s.cons.TryLock() {
+			skipped = true
 			continue
 		}
 		if q.closed.Load() {
@@ -59,6 +62,9 @@ func (q *Queue) takeSome(dst []Delivery) (n, seen int) {
 			return 0, 0
 		}
 		k := s.take(dst)
+		if k > 0 {
+			q.tookFrom(idx, k, &s.taken, k < len(dst), i > 0 && !skipped)
+		}
 		// Receivers that found this shard locked may have parked: if it
 		// still has messages, wake one. (Only then look at the ring's
 		// producer side, whose cache line a look takes from the senders.)

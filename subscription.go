@@ -12,7 +12,6 @@ import (
 
 	"github.com/spillway-io/spillway/mmap"
 	"github.com/spillway-io/spillway/ring"
-	"github.com/spillway-io/spillway/shard"
 )
 
 // subShard is one subscription's part of one topic shard: where the
@@ -34,6 +33,7 @@ type subShard struct {
 
 	_     pad
 	cons  sync.Mutex
+	taken uint32               // messages taken since the group's first shard moved here; guarded by cons
 	r     *ring.Reader[tentry] // while reading the ring
 	ep    *episode             // while reading the spill
 	disk  *mmap.Reader         // ep's log, from pos; opened lazily
@@ -249,13 +249,19 @@ func (sub *subscription) tryReceive(dst []Delivery) int {
 // it took and those the subShard still holds popped or read back.
 func (sub *subscription) takeSome(dst []Delivery) (n, seen int) {
 	shards := len(sub.shards)
-	start := shard.Random(shards)
+	start := int(sub.takeAt.Load())
+	skipped := false // a shard was skipped because another receiver held it
 	for i := range shards {
-		ss := sub.shards[(start+i)&(shards-1)]
+		idx := (start + i) & (shards - 1)
+		ss := sub.shards[idx]
 		if !ss.cons.TryLock() {
+			skipped = true
 			continue
 		}
 		k := ss.take(dst)
+		if k > 0 {
+			sub.tookFrom(idx, k, &ss.taken, k < len(dst), i > 0 && !skipped)
+		}
 		more := k == len(dst) && sub.receivers.Pending()
 		held := ss.hi - ss.lo + len(ss.carry) - ss.ci
 		fail := ss.failure

@@ -23,8 +23,9 @@ import (
 // Invariants:
 //   - The writer publishes positions [old tail, new tail) with one CAS of
 //     tail per call, after writing their slots.
-//   - A reader reads the slot of position c only while its cursor is c and
-//     c < tail, and releases it with one atomic store of cursor = c+1.
+//   - A reader reads the slots of positions [c, c+n) only while its cursor
+//     is c and c+n <= tail, and releases them with one atomic store of
+//     cursor = c+n (n = 1 for a single item without read-ahead).
 //   - gateCache (writer-only) is at most the minimum cursor of the attached
 //     readers, or at most tail when there are none. The writer writes
 //     position p only when p < gateCache+cap, so it never overwrites a slot
@@ -58,6 +59,15 @@ type Broadcast[T any] struct {
 
 // Reader is one cursor over a Broadcast. Its methods, Close included, must
 // be called from one goroutine at a time: the reader's own.
+//
+// A single-item pop (Pop, TryPop) that finds several items takes up to
+// readAhead of them at once: it copies them into the reader's own ahead
+// buffer and releases their slots with one store of cursor, then hands
+// them out one per call. Between its stores of cursor a reader costs the
+// writer nothing, and three readers popping one at a time went from 41.8-
+// 51.3 to 34.8-40.2 ns per item (see MEASUREMENTS.md). Items read ahead
+// are this reader's alone: the writer may reuse their slots, PopBatch,
+// Skip and Len count them first, and Close drops them with the reader.
 type Reader[T any] struct {
 	_         pad
 	cursor    atomic.Uint64 // next position to read; stored by the reader, loaded by the writer
@@ -65,7 +75,13 @@ type Reader[T any] struct {
 	detached  bool          // reader-only: Close was called
 	_         pad
 	b         *Broadcast[T]
+	ai, an    int // reader-only: ahead[ai:an] were read ahead by pop, not yet returned
+	ahead     [readAhead]T
 }
+
+// readAhead is how many items a single-item pop takes from the ring at once
+// when they are there: one cursor store for all of them.
+const readAhead = 8
 
 // NewBroadcast returns a Broadcast ring holding capacity items, rounded up to
 // a power of two (at least 1). It panics if capacity exceeds 2^40.
@@ -216,7 +232,16 @@ func (b *Broadcast[T]) Close() {
 // Len returns the number of items this reader has yet to read.
 func (r *Reader[T]) Len() int {
 	c := r.cursor.Load()
-	return clampLen(r.b.tail.Load()&^closedBit, c, len(r.b.buf))
+	return clampLen(r.b.tail.Load()&^closedBit, c, len(r.b.buf)) + r.an - r.ai
+}
+
+// takeAhead moves up to len(dst) of the items pop read ahead into dst and
+// returns how many.
+func (r *Reader[T]) takeAhead(dst []T) int {
+	n := copy(dst, r.ahead[r.ai:r.an])
+	clear(r.ahead[r.ai : r.ai+n])
+	r.ai += n
+	return n
 }
 
 // TryPop returns the next item for this reader, if there is one.
@@ -229,16 +254,34 @@ func (r *Reader[T]) pop() (v T, ok, done bool) {
 	if r.detached {
 		return v, false, true
 	}
+	if r.ai < r.an {
+		v = r.ahead[r.ai]
+		var zero T
+		r.ahead[r.ai] = zero
+		r.ai++
+		return v, true, false
+	}
+	// Nothing read ahead: take up to readAhead items, looking at tail when
+	// the cached view shows fewer (once per read-ahead, not per item).
 	c := r.cursor.Load()
-	if c == r.tailCache {
+	if r.tailCache-c < readAhead {
 		t := r.b.tail.Load()
 		r.tailCache = t &^ closedBit
 		if c == r.tailCache {
 			return v, false, t&closedBit != 0
 		}
 	}
-	v = r.b.buf[c&r.b.mask]
-	r.cursor.Store(c + 1)
+	m := min(r.tailCache-c, readAhead)
+	if m == 1 {
+		v = r.b.buf[c&r.b.mask]
+	} else {
+		copyOut(r.ahead[:m], r.b.buf, c&r.b.mask)
+		v = r.ahead[0]
+		var zero T
+		r.ahead[0] = zero
+		r.ai, r.an = 1, int(m)
+	}
+	r.cursor.Store(c + m)
 	r.b.notFull.Wake(1)
 	return v, true, false
 }
@@ -254,6 +297,11 @@ func (r *Reader[T]) popBatch(dst []T) (int, bool) {
 	if r.detached {
 		return 0, true
 	}
+	ahead := 0
+	if r.ai < r.an {
+		ahead = r.takeAhead(dst)
+		dst = dst[ahead:]
+	}
 	c := r.cursor.Load()
 	avail := r.tailCache - c
 	if avail < uint64(len(dst)) {
@@ -261,17 +309,17 @@ func (r *Reader[T]) popBatch(dst []T) (int, bool) {
 		r.tailCache = t &^ closedBit
 		avail = r.tailCache - c
 		if avail == 0 {
-			return 0, t&closedBit != 0
+			return ahead, ahead == 0 && t&closedBit != 0
 		}
 	}
 	m := min(avail, uint64(len(dst)))
 	if m == 0 {
-		return 0, false
+		return ahead, false
 	}
 	copyOut(dst[:m], r.b.buf, c&r.b.mask)
 	r.cursor.Store(c + m)
 	r.b.notFull.Wake(1)
-	return int(m), false
+	return ahead + int(m), false
 }
 
 // Pop returns this reader's next item, waiting while there is none. After
@@ -300,6 +348,8 @@ func (r *Reader[T]) Close() {
 		return
 	}
 	r.detached = true
+	clear(r.ahead[:])
+	r.ai, r.an = 0, 0
 	b := r.b
 	b.mu.Lock()
 	old := *b.readers.Load()

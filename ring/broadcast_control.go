@@ -72,8 +72,10 @@ func (b *Broadcast[T]) AddReaderAt(p uint64) (*Reader[T], bool) {
 // Tail()-Cap() and AddReaderAt can attach there. REQUIRES: writer.
 func (b *Broadcast[T]) KeepPassed(keep bool) { b.keep = keep }
 
-// Cursor returns the position of the reader's next item. Any goroutine may
-// call it; from others than the reader's it is a snapshot.
+// Cursor returns the position of the next item the reader takes from the
+// ring; items a single-item pop read ahead (at most readAhead, see Reader)
+// count as taken. Any goroutine may call it; from others than the reader's
+// it is a snapshot.
 func (r *Reader[T]) Cursor() uint64 { return r.cursor.Load() }
 
 // Skip moves the reader past up to n of its unread items without reading
@@ -81,6 +83,12 @@ func (r *Reader[T]) Cursor() uint64 { return r.cursor.Load() }
 func (r *Reader[T]) Skip(n int) int {
 	if r.detached || n <= 0 {
 		return 0
+	}
+	if r.ai < r.an {
+		k := min(n, r.an-r.ai)
+		clear(r.ahead[r.ai : r.ai+k])
+		r.ai += k
+		return k
 	}
 	c := r.cursor.Load()
 	r.tailCache = r.b.Tail() // the reader's view of tail must stay at or past its cursor

@@ -10,7 +10,9 @@ import (
 
 // TestBroadcastModel drives a Broadcast ring and its readers from one
 // goroutine with random operations and compares them with a model: a log of
-// every pushed item and, per reader, the index of its next item.
+// every pushed item and, per reader, the index of its next item and of the
+// next item it takes from the ring (a single-item pop reads up to readAhead
+// items ahead, releasing their slots).
 func TestBroadcastModel(t *testing.T) {
 	for _, capacity := range []int{1, 2, 8, 32} {
 		t.Run(fmt.Sprintf("cap=%d", capacity), func(t *testing.T) {
@@ -21,6 +23,7 @@ func TestBroadcastModel(t *testing.T) {
 					log      []int
 					readers  []*Reader[int]
 					cursors  []int // per reader: index into log, -1 once detached
+					gates    []int // per reader: index of the next item it takes from the ring
 					closed   bool
 					history  []string
 					canceled context.Context
@@ -34,12 +37,20 @@ func TestBroadcastModel(t *testing.T) {
 				}
 				room := func() int {
 					free := b.Cap()
-					for _, c := range cursors {
+					for i, c := range cursors {
 						if c >= 0 {
-							free = min(free, b.Cap()-(len(log)-c))
+							free = min(free, b.Cap()-(len(log)-gates[i]))
 						}
 					}
 					return free
+				}
+				// popOne moves reader i past one item; with none read ahead,
+				// it takes up to readAhead from the ring.
+				popOne := func(i int) {
+					if gates[i] == cursors[i] {
+						gates[i] += min(len(log)-cursors[i], readAhead)
+					}
+					cursors[i]++
 				}
 				for range 500 {
 					if len(history) > 12 {
@@ -51,6 +62,7 @@ func TestBroadcastModel(t *testing.T) {
 						history = append(history, "AddReader")
 						readers = append(readers, b.AddReader())
 						cursors = append(cursors, len(log))
+						gates = append(gates, len(log))
 					case op < 35:
 						v := len(log)
 						history = append(history, fmt.Sprintf("TryPush(%d)", v))
@@ -106,7 +118,7 @@ func TestBroadcastModel(t *testing.T) {
 								fail("r%d.TryPop = %d, %v; cursor %d of %d", i, v, ok, c, len(log))
 							}
 							if ok {
-								cursors[i]++
+								popOne(i)
 							}
 						case 1:
 							dst := make([]int, rng.IntN(2*b.Cap()+2))
@@ -121,6 +133,7 @@ func TestBroadcastModel(t *testing.T) {
 							}
 							if c >= 0 {
 								cursors[i] += n
+								gates[i] = max(gates[i], cursors[i])
 							}
 						case 2:
 							history = append(history, fmt.Sprintf("r%d.Pop(canceled)", i))
@@ -130,7 +143,7 @@ func TestBroadcastModel(t *testing.T) {
 								if err != nil || v != log[c] {
 									fail("r%d.Pop = %d, %v; want %d", i, v, err, log[c])
 								}
-								cursors[i]++
+								popOne(i)
 							case c < 0 || closed:
 								if !errors.Is(err, ErrClosed) {
 									fail("r%d.Pop = %v, want ErrClosed", i, err)

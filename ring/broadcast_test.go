@@ -211,3 +211,53 @@ func TestBroadcastAddReaderWhileWriting(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestBroadcastReadAhead: a single-item pop that finds several items takes
+// up to readAhead of them from the ring at once; the writer gets their
+// slots back, and the reader's Len, PopBatch, Skip and Close account for
+// them.
+func TestBroadcastReadAhead(t *testing.T) {
+	b := NewBroadcast[int](16)
+	r := b.AddReader()
+	for i := range 16 {
+		if !b.TryPush(i) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	if b.TryPush(16) {
+		t.Fatal("push into a full ring accepted")
+	}
+	if v, ok := r.TryPop(); !ok || v != 0 {
+		t.Fatalf("TryPop = %d, %v", v, ok)
+	}
+	if got, want := r.Cursor(), uint64(readAhead); got != want {
+		t.Fatalf("Cursor after one pop = %d, want %d (read ahead)", got, want)
+	}
+	if got, want := r.Len(), 15; got != want {
+		t.Fatalf("Len = %d, want %d", got, want)
+	}
+	for i := range readAhead {
+		if !b.TryPush(16 + i) {
+			t.Fatalf("push %d refused: the read-ahead slots were not released", 16+i)
+		}
+	}
+	if n := r.Skip(2); n != 2 {
+		t.Fatalf("Skip(2) = %d", n)
+	}
+	dst := make([]int, 4)
+	if n := r.PopBatch(dst); n != 4 || dst[0] != 3 || dst[3] != 6 {
+		t.Fatalf("PopBatch = %v", dst[:n])
+	}
+	// One item is left ahead (7); the batch goes on into the ring.
+	dst = make([]int, 3)
+	if n := r.PopBatch(dst); n != 3 || dst[0] != 7 || dst[1] != 8 || dst[2] != 9 {
+		t.Fatalf("PopBatch = %v, want [7 8 9]", dst[:n])
+	}
+	if v, ok := r.TryPop(); !ok || v != 10 {
+		t.Fatalf("TryPop = %d, %v", v, ok)
+	}
+	r.Close()
+	if _, ok := r.TryPop(); ok {
+		t.Fatal("TryPop after Close returned a read-ahead item")
+	}
+}

@@ -7,7 +7,8 @@
 //   - [MPMC]: many producers, many consumers. Vyukov's array queue with a
 //     turn counter per slot.
 //   - [Broadcast]: one writer, many readers each with its own cursor (the
-//     Disruptor's multicast). The slowest reader gates the writer.
+//     Disruptor's multicast). The slowest reader gates the writer. A reader
+//     popping one item at a time reads up to 8 ahead, with one store.
 //
 // Every ring has non-blocking operations (TryPush, TryPop, PushBatch,
 // PopBatch) that report what they did, and blocking ones (Push, Pop,

@@ -261,3 +261,42 @@ func TestBroadcastReadAhead(t *testing.T) {
 		t.Fatal("TryPop after Close returned a read-ahead item")
 	}
 }
+
+// TestBroadcastReadAheadKeepsNoReferences: the items a reader read ahead
+// are dropped from its buffer as they are handed out, and all of them on
+// Close, so that the buffer keeps nothing alive for the GC but the items
+// still to be returned.
+func TestBroadcastReadAheadKeepsNoReferences(t *testing.T) {
+	b := NewBroadcast[*int](16)
+	r := b.AddReader()
+	for range 5 {
+		b.TryPush(new(int))
+	}
+	held := func() int {
+		n := 0
+		for _, p := range r.ahead {
+			if p != nil {
+				n++
+			}
+		}
+		return n
+	}
+	if _, ok := r.TryPop(); !ok {
+		t.Fatal("TryPop found nothing")
+	}
+	if got := held(); got != 4 {
+		t.Fatalf("read-ahead buffer holds %d references after one pop of five, want 4", got)
+	}
+	r.TryPop()
+	if got := held(); got != 3 {
+		t.Fatalf("read-ahead buffer holds %d references after two pops, want 3", got)
+	}
+	r.PopBatch(make([]*int, 1))
+	if got := held(); got != 2 {
+		t.Fatalf("read-ahead buffer holds %d references after PopBatch(1), want 2", got)
+	}
+	r.Close()
+	if got := held(); got != 0 {
+		t.Fatalf("read-ahead buffer holds %d references after Close", got)
+	}
+}

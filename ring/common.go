@@ -22,15 +22,36 @@ func closeTail(tail *atomic.Uint64) bool {
 
 // copyIn copies vs into buf starting at slot i, wrapping around the end.
 func copyIn[T any](buf []T, i uint64, vs []T) {
+	if len(vs) <= smallCopy {
+		mask := uint64(len(buf) - 1)
+		for j, v := range vs {
+			buf[(i+uint64(j))&mask] = v
+		}
+		return
+	}
 	n := copy(buf[i:], vs)
 	copy(buf, vs[n:])
 }
 
 // copyOut copies len(dst) slots of buf starting at slot i into dst, wrapping.
 func copyOut[T any](dst []T, buf []T, i uint64) {
+	if len(dst) <= smallCopy {
+		mask := uint64(len(buf) - 1)
+		for j := range dst {
+			dst[j] = buf[(i+uint64(j))&mask]
+		}
+		return
+	}
 	n := copy(dst, buf[i:])
 	copy(dst[n:], buf)
 }
+
+// smallCopy is the most items copyIn and copyOut move one assignment at a
+// time. For a T holding pointers, copy is two calls of the runtime's
+// typedslicecopy (one for each side of the wrap), whose fixed cost shows
+// when a Topic publishes one message at a time: the loop made fan-out to
+// three subscriptions 7-10% faster (MEASUREMENTS.md).
+const smallCopy = 8
 
 // clearRange zeroes n slots of buf starting at slot i, wrapping, so that the
 // ring keeps no references to popped items.

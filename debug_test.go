@@ -8,7 +8,12 @@ func (q *Queue) dump() string {
 	out := ""
 	for _, s := range q.shards {
 		sp := s.sp.Load()
-		out += fmt.Sprintf("shard %d: ringLen=%d spilling=%v carry=%d sp=%v", s.idx, s.ring.Len(), s.spilling.Load(), s.carryLen.Load(), sp != nil)
+		carry := "held by a receiver"
+		if s.cons.TryLock() {
+			carry = fmt.Sprint(len(s.carry) - s.ci)
+			s.cons.Unlock()
+		}
+		out += fmt.Sprintf("shard %d: ringLen=%d spilling=%v carry=%s sp=%v", s.idx, s.ring.Len(), s.spilling.Load(), carry, sp != nil)
 		if sp != nil {
 			out += fmt.Sprintf(" written=%d read=%d pending=%d logNext=%d readerOff=%d", sp.written, sp.read, sp.pending.Load(), sp.log.NextOffset(), sp.r.Offset())
 		}

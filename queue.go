@@ -53,6 +53,10 @@ type Queue struct {
 	// tick of the lease clock, until stop is closed.
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// statsHook, when set (by tests only), runs while Stats holds a shard's
+	// receiver lock.
+	statsHook func()
 }
 
 // OpenQueue opens a queue. With Dir set it takes the directory (refusing one
@@ -210,7 +214,10 @@ type Stats struct {
 	DataBytes int64 // bytes of compressed batches the spill files hold (at most DiskBytes)
 }
 
-// Stats returns the queue's statistics.
+// Stats returns the queue's statistics. It takes each shard's receiver
+// lock for a moment (what receivers hold is counted there rather than with
+// an atomic operation on every receive), so it costs receivers a little;
+// call it for monitoring, not per message.
 func (q *Queue) Stats() Stats {
 	var st Stats
 	for _, s := range q.shards {

@@ -226,3 +226,36 @@ func TestSpillBatch(t *testing.T) {
 		t.Fatalf("Flush after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestStatsDoesNotStrandReceivers: Stats holds each shard's receiver lock
+// for a moment, so a receiver woken for a message may find that shard
+// locked, skip it and go back to waiting. Stats must then wake one, as a
+// receiver releasing the lock does, or the message waits for a Send that
+// may never come. The hook sends while Stats holds the lock and lets Stats
+// go on only once the woken receiver is waiting again.
+func TestStatsDoesNotStrandReceivers(t *testing.T) {
+	q := openQueue(t, Options{Shards: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		_, err := q.Receive(ctx)
+		got <- err
+	}()
+	waitFor(t, "the receiver to wait", func() bool { return q.receivers.Len() == 1 })
+	q.statsHook = func() {
+		q.statsHook = nil
+		if err := q.Send(ctx, Message{Value: []byte("x")}); err != nil {
+			t.Error(err)
+		}
+		// The Send woke the receiver; the shard is locked, so it waits again.
+		waitFor(t, "the receiver to wait again", func() bool { return q.receivers.Len() == 1 })
+	}
+	q.Stats()
+	if err := <-got; err != nil {
+		t.Fatalf("Receive: %v (the message: %+v)", err, q.Stats())
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the receiver got the message only when its context ended: nobody woke it")
+	}
+}

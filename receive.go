@@ -117,14 +117,13 @@ func (s *qshard) take(dst []Delivery) int {
 	for n < len(dst) {
 		if s.lo < s.hi {
 			m := min(len(dst)-n, s.hi-s.lo)
-			base := s.localHead + s.direct.Load()
+			base := s.localHead + s.direct
 			for j := range m {
 				s.local[s.lo+j].deliver(&dst[n+j], s.idx, base+uint64(s.lo+j))
 				s.local[s.lo+j] = entry{}
 			}
 			s.lo += m
 			n += m
-			s.localLen.Add(-int64(m))
 			continue
 		}
 		var k int
@@ -137,7 +136,6 @@ func (s *qshard) take(dst []Delivery) int {
 			head := s.ring.Head()
 			k = s.ring.PopBatch(s.local[:])
 			s.lo, s.hi, s.localHead = 0, k, head
-			s.localLen.Store(int64(k))
 		}
 		if k > 0 {
 			continue
@@ -167,7 +165,7 @@ func (s *qshard) take(dst []Delivery) int {
 // returns how many. REQUIRES: s.cons, nothing in local nor in ring.
 func (s *qshard) takeCarry(dst []Delivery) int {
 	m := min(len(dst), len(s.carry)-s.ci)
-	base := s.ring.Head() + s.direct.Load() // every ring position before Head was delivered or dropped
+	base := s.ring.Head() + s.direct // every ring position before Head was delivered or dropped
 	for j := range m {
 		r, d := &s.carry[s.ci+j], &dst[j]
 		d.Key, d.Value, d.Headers = owned(r.Key), owned(r.Value), nil
@@ -179,8 +177,7 @@ func (s *qshard) takeCarry(dst []Delivery) int {
 		d.lease, d.gen = nil, 0
 	}
 	s.ci += m
-	s.direct.Add(uint64(m))
-	s.carryLen.Add(-int64(m))
+	s.direct += uint64(m)
 	return m
 }
 
@@ -200,7 +197,7 @@ func owned(b []byte) []byte {
 func (s *qshard) takeInPlace(dst []Delivery) int {
 	head := s.ring.Head()
 	k := s.ring.Peek(len(dst))
-	base := head + s.direct.Load()
+	base := head + s.direct
 	for j := range k {
 		e := s.ring.At(head + uint64(j))
 		e.deliver(&dst[j], s.idx, base+uint64(j))

@@ -220,7 +220,6 @@ func (s *qshard) dropOldest() {
 		s.hi++
 		return
 	}
-	s.localLen.Add(-1)
 }
 
 // dropFirst drops local[lo], the oldest of the messages local[lo:hi] a

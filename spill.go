@@ -251,7 +251,6 @@ func (s *qshard) refill() bool {
 		sp.r.Detach()       // receivers keep the records' bytes: decoded once, never copied
 		s.carry, s.ci = recs, 0
 		s.carryHdrs, s.chi = convertHeaders(recs), 0
-		s.carryLen.Store(int64(len(s.carry)))
 		if len(s.carry) > 0 {
 			return true
 		}

@@ -54,8 +54,11 @@ type subShard struct {
 	// and the reader moved past it. Guarded by cons.
 	skipping bool
 
-	next      atomic.Uint64 // position of the next message to deliver
-	delivered atomic.Uint64 // first deliveries
+	// delivered counts first deliveries. Guarded by cons: Stats reads it,
+	// and the position of the next message to deliver, under cons, rather
+	// than receivers storing them with atomics (two locked instructions per
+	// receive).
+	delivered uint64
 	_         pad
 }
 
@@ -99,7 +102,6 @@ func (t *Topic) Subscribe(name string) (*Subscription, error) {
 		ss.ackBook.init(&sub.group, i)
 		s.pub.Lock()
 		ss.r = s.ring.AddReader()
-		ss.next.Store(ss.r.Cursor())
 		s.subs = append(s.subs, ss)
 		s.pub.Unlock()
 		sub.shards[i] = ss
@@ -182,7 +184,6 @@ func (ss *subShard) detach() *episode {
 	} else if ss.ep != nil {
 		done = ss.leaveSpill()
 	}
-	ss.next.Store(ss.ts.ring.Tail())
 	return done
 }
 
@@ -345,9 +346,8 @@ out:
 		// reader is done, not at that reader's next call.
 		ss.rejoin(nil)
 	}
-	ss.next.Store(ss.nextPosition())
 	if n > first {
-		ss.delivered.Add(uint64(n - first))
+		ss.delivered += uint64(n - first)
 		if ss.g.opts.Ack == ManualAck {
 			ss.leaseOut(dst[first:n])
 		}
@@ -365,13 +365,11 @@ func (ss *subShard) dropOldest() {
 	}
 	if ss.lo == ss.hi {
 		ss.dropped.Add(uint64(ss.r.Skip(1)))
-		ss.next.Store(ss.nextPosition())
 		return
 	}
 	ss.lo, ss.hi, ss.localHead = dropFirst(ss.local[:], ss.lo, ss.hi, ss.localHead)
 	ss.dropped.Add(1)
 	ss.hi += ss.r.PopBatch(ss.local[ss.hi : ss.hi+1]) // at position localHead+hi
-	ss.next.Store(ss.nextPosition())
 }
 
 // Stats returns the subscription's statistics: Delivered, Acked,
@@ -386,10 +384,22 @@ func (r *Subscription) Stats() Stats {
 
 func (sub *subscription) addStats(st *Stats) {
 	for _, ss := range sub.shards {
-		next := ss.next.Load() // before the tail: Depth never goes negative
+		ss.cons.Lock()
+		next, gone := ss.nextPosition(), ss.gone // before the tail: Depth never goes negative
+		delivered := ss.delivered
+		held := ss.hi - ss.lo + len(ss.carry) - ss.ci
+		if ss.ts.t.statsHook != nil {
+			ss.ts.t.statsHook()
+		}
+		ss.cons.Unlock()
 		tail := ss.ts.ring.Tail()
-		st.Delivered += ss.delivered.Load()
-		if next < tail {
+		if !gone && (held > 0 || next < tail) && sub.receivers.Pending() {
+			// A receiver may have found ss locked, skipped it and gone to
+			// wait: wake one, as a receiver releasing cons does.
+			sub.receivers.Wake(1)
+		}
+		st.Delivered += delivered
+		if !gone && next < tail {
 			st.Depth += int64(tail - next)
 		}
 		ss.ackBook.addStats(st)

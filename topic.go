@@ -65,6 +65,10 @@ type Topic struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// statsHook, when set (by tests only), runs while a subscription's
+	// Stats holds a subShard's receiver lock.
+	statsHook func()
 }
 
 // subscription is one named subscription: a group of competing receivers,

@@ -1134,3 +1134,37 @@ func TestTopicKeylessSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscriptionStatsDoesNotStrandReceivers is
+// TestStatsDoesNotStrandReceivers for a subscription: Stats holds each
+// subShard's receiver lock for a moment, and must wake a receiver that
+// skipped it meanwhile.
+func TestSubscriptionStatsDoesNotStrandReceivers(t *testing.T) {
+	tp := openTopic(t, Options{Shards: 1})
+	s := subscribe(t, tp, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.Receive(ctx)
+		got <- err
+	}()
+	waiting := func() bool { return s.sub.receivers.Len() == 1 }
+	waitFor(t, "the receiver to wait", waiting)
+	tp.statsHook = func() {
+		tp.statsHook = nil
+		if err := tp.Publish(ctx, Message{Value: []byte("x")}); err != nil {
+			t.Error(err)
+		}
+		// The publish woke the receiver; the subShard is locked, so it
+		// waits again.
+		waitFor(t, "the receiver to wait again", waiting)
+	}
+	s.Stats()
+	if err := <-got; err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the receiver got the message only when its context ended: nobody woke it")
+	}
+}

@@ -375,7 +375,8 @@ func (ss *subShard) dropOldest() {
 // Stats returns the subscription's statistics: Delivered, Acked,
 // Redelivered, DeadLettered and Dropped count its messages; Depth is its
 // backlog (in memory, on disk, or waiting for redelivery), InFlight its
-// unsettled ManualAck deliveries.
+// unsettled ManualAck deliveries. Like Queue.Stats it takes each shard's
+// receiver lock for a moment: call it for monitoring, not per message.
 func (r *Subscription) Stats() Stats {
 	var st Stats
 	r.sub.addStats(&st)
@@ -409,7 +410,9 @@ func (sub *subscription) addStats(st *Stats) {
 // Stats returns the topic's statistics: Sent counts published messages and
 // Spilled those written to spill logs (once, however many subscriptions
 // read them); DiskBytes and DataBytes describe the spill files; the other
-// counters and gauges add up those of every subscription.
+// counters and gauges add up those of every subscription. It takes each
+// shard's publisher lock and each subscription's receiver locks for a
+// moment: call it for monitoring, not per message.
 func (t *Topic) Stats() Stats {
 	var st Stats
 	for _, s := range t.shards {

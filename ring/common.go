@@ -21,6 +21,7 @@ func closeTail(tail *atomic.Uint64) bool {
 }
 
 // copyIn copies vs into buf starting at slot i, wrapping around the end.
+// len(buf) is a power of two, as every ring's is.
 func copyIn[T any](buf []T, i uint64, vs []T) {
 	if len(vs) <= smallCopy {
 		mask := uint64(len(buf) - 1)
@@ -33,7 +34,8 @@ func copyIn[T any](buf []T, i uint64, vs []T) {
 	copy(buf, vs[n:])
 }
 
-// copyOut copies len(dst) slots of buf starting at slot i into dst, wrapping.
+// copyOut copies len(dst) slots of buf starting at slot i into dst,
+// wrapping; len(buf) is a power of two.
 func copyOut[T any](dst []T, buf []T, i uint64) {
 	if len(dst) <= smallCopy {
 		mask := uint64(len(buf) - 1)

@@ -49,4 +49,10 @@
 // the waiter's re-check sees the change or the waker sees the waiter. A
 // waiter that was woken but leaves without using the wake-up (its ctx ended)
 // passes the wake-up on to the next waiter.
+//
+// A waker that publishes with a release store instead (internal/release:
+// on amd64 a plain store, which a later load may overtake) keeps the
+// guarantee only with [AwaitPublished]: its claim of the slot it then
+// publishes must be sequentially consistent, and the waiter, after
+// registering, yields instead of parking while a claim is in flight.
 package park

@@ -2,6 +2,7 @@ package park
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -148,7 +149,7 @@ func Await(ctx context.Context, q *Waiters, cond func() bool) error {
 			return -1
 		}
 		return 0
-	})
+	}, nil)
 }
 
 // AwaitN is Await for a cond that reports how many items it found when it
@@ -159,12 +160,28 @@ func Await(ctx context.Context, q *Waiters, cond func() bool) error {
 // (the peer may have been stopped by a full ring, or an empty one, waiting
 // for this look) looks sooner.
 func AwaitN(ctx context.Context, q *Waiters, capacity int, cond func() int) error {
-	return await(ctx, q, capacity, cond)
+	return await(ctx, q, capacity, cond, nil)
+}
+
+// AwaitPublished is AwaitN for a cond that wakers make true in two steps: a
+// sequentially consistent claim (a CAS of a ring's tail), then a release
+// store that publishes what they claimed (package release), then Wake. A
+// release store may become visible to other cores after the waker's load
+// of the waiter count, so a waiter that registered and then found cond
+// false can miss both the store and the wake-up. inFlight closes that
+// window: it reports whether a claim exists that cond may not have seen
+// published (it must read the claim with a sequentially consistent load).
+// While it does, the waiter does not park: it yields and looks again. A
+// claim made after the waiter registered loads the count after its CAS and
+// sees the waiter, so a waiter that found neither may park.
+func AwaitPublished(ctx context.Context, q *Waiters, capacity int, cond func() int, inFlight func() bool) error {
+	return await(ctx, q, capacity, cond, inFlight)
 }
 
 // await is AwaitN; a cond that returns a negative count succeeded without
-// telling how many items it found, which leaves the level alone.
-func await(ctx context.Context, q *Waiters, capacity int, cond func() int) error {
+// telling how many items it found, which leaves the level alone. inFlight
+// is AwaitPublished's, or nil.
+func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFlight func() bool) error {
 	if err := ctx.Err(); err != nil {
 		if cond() != 0 {
 			return nil
@@ -191,6 +208,20 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int) error
 				q.Wake(1)
 			}
 			return nil
+		}
+		if inFlight != nil && inFlight() {
+			// A waker claimed and has yet to publish, or published and
+			// its store is on its way: no wake-up may come for it. It
+			// publishes within a few instructions of its claim, unless
+			// the scheduler stopped it there; yield so that it can run.
+			if q.leave(w) {
+				q.Wake(1)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			runtime.Gosched()
+			continue
 		}
 		select {
 		case <-w.wake:

@@ -258,3 +258,76 @@ func TestAwaitNAdapts(t *testing.T) {
 		t.Fatalf("a wait that found half the capacity at level 0 moved it to %d", got)
 	}
 }
+
+// TestAwaitPublishedWaitsOutAClaim: a waker that claimed (inFlight true) and
+// then publishes without a wake-up, as one whose load of the waiter count
+// came before its release store became visible, must not leave the waiter
+// parked: AwaitPublished yields while the claim is in flight instead of
+// parking, and returns once the publication shows.
+func TestAwaitPublishedWaitsOutAClaim(t *testing.T) {
+	var q Waiters
+	var published atomic.Bool
+	var looks atomic.Int64 // inFlight calls: each follows a registration that found nothing
+	done := make(chan error, 1)
+	go func() {
+		done <- AwaitPublished(context.Background(), &q, 16, func() int {
+			if published.Load() {
+				return 1
+			}
+			return 0
+		}, func() bool {
+			looks.Add(1)
+			return true
+		})
+	}()
+	waitFor(t, "the waiter to register and find the claim", func() bool { return looks.Load() > 0 })
+	published.Store(true) // and no Wake
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("AwaitPublished = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter parked on an in-flight claim and missed its publication")
+	}
+	if q.Len() != 0 {
+		t.Fatalf("%d waiters still registered", q.Len())
+	}
+}
+
+// TestAwaitPublishedParksWithoutAClaim: with nothing in flight the waiter
+// parks as AwaitN's does, and a Wake ends the wait; a canceled one returns
+// its context's error.
+func TestAwaitPublishedParksWithoutAClaim(t *testing.T) {
+	var q Waiters
+	var published atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- AwaitPublished(context.Background(), &q, 16, func() int {
+			if published.Load() {
+				return 1
+			}
+			return 0
+		}, func() bool { return false })
+	}()
+	waitFor(t, "the waiter to park", func() bool { return q.Len() == 1 })
+	published.Store(true)
+	q.Wake(1)
+	if err := <-done; err != nil {
+		t.Fatalf("AwaitPublished = %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var looks atomic.Int64
+	go func() {
+		done <- AwaitPublished(ctx, &q, 16, func() int { return 0 }, func() bool {
+			looks.Add(1)
+			return true
+		})
+	}()
+	waitFor(t, "the waiter to find the claim", func() bool { return looks.Load() > 0 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("AwaitPublished = %v, want context.Canceled", err)
+	}
+}

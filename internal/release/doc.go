@@ -1,0 +1,21 @@
+// Package release publishes a word with a release store: every write the
+// caller made before Store is visible to a goroutine that loads the new
+// value (with sync/atomic's Load), and nothing more is promised.
+//
+// sync/atomic's Store is sequentially consistent, which on amd64 is an
+// XCHG: a locked instruction that waits for the store buffer to drain and
+// holds the cache line meanwhile. A ring that publishes a slot that way
+// pays for a fence it does not need: the reader only needs to see the slot
+// written before the word that publishes it, which x86's total store order
+// gives every plain store. On amd64 (without the race detector) Store is
+// therefore a plain MOV in assembly, opaque to the compiler, which can move
+// no memory access across the call. Elsewhere, and under the race
+// detector, it is sync/atomic's Store.
+//
+// What a release store does not give: a later load may be performed before
+// the store is visible to other cores (store-load reordering). A waker that
+// release-stores a condition and then loads a waiter count can miss a
+// waiter that registered and then looked at the condition; callers must
+// close that window some other way (see ring.MPSC: the waiter looks at the
+// producers' sequentially consistent claim, not at the released word).
+package release

@@ -1,0 +1,9 @@
+//go:build !amd64 || race
+
+package release
+
+import "sync/atomic"
+
+// Store writes v to *p with (at least) release ordering: here, sync/atomic's
+// sequentially consistent Store.
+func Store(p *atomic.Uint64, v uint64) { p.Store(v) }

@@ -61,9 +61,12 @@ func (g *group) tookFrom(idx, k int, run *uint32, drained, skippedEmpty bool) {
 // await parks a receiver of g until take takes something (it returns how
 // many, and how many it found: those and what the shard still holds) or
 // done reports the receiver finished (then ErrClosed), or ctx ends.
-func (g *group) await(ctx context.Context, take func() (n, seen int), done func() bool) (int, error) {
+// inFlight is nil, or reports messages whose senders publish them with a
+// release store and which take may not have seen yet
+// (park.AwaitPublished).
+func (g *group) await(ctx context.Context, take func() (n, seen int), done func() bool, inFlight func() bool) (int, error) {
 	var n int
-	err := park.AwaitN(ctx, &g.receivers, g.opts.RingSize, func() int {
+	err := park.AwaitPublished(ctx, &g.receivers, g.opts.RingSize, func() int {
 		var seen int
 		if n, seen = take(); n > 0 {
 			return seen
@@ -72,7 +75,7 @@ func (g *group) await(ctx context.Context, take func() (n, seen int), done func(
 			return -1
 		}
 		return 0
-	})
+	}, inFlight)
 	switch {
 	case n > 0:
 		return n, nil

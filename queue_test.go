@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/internal/race"
 )
 
 // msg encodes producer, sequence and key index in a message.
@@ -257,5 +259,74 @@ func TestStatsDoesNotStrandReceivers(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the receiver got the message only when its context ended: nobody woke it")
+	}
+}
+
+// TestPingPongNoLostWakeup passes one message back and forth through two
+// Queues, one at a time and in batches, so that receivers wait on empty
+// queues round after round: a lost wake-up (senders publish a ring slot
+// with a release store; see Queue.inFlight) leaves both sides waiting, and
+// the deadline fails the test.
+func TestPingPongNoLostWakeup(t *testing.T) {
+	rounds := 10_000
+	if race.Enabled {
+		rounds = 1_000
+	}
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			ping, pong := openQueue(t, Options{}), openQueue(t, Options{})
+			send := func(q *Queue, v byte) error {
+				if batch {
+					return q.SendBatch(ctx, []Message{{Value: []byte{v}}})
+				}
+				return q.Send(ctx, Message{Value: []byte{v}})
+			}
+			receive := func(q *Queue) (byte, error) {
+				if batch {
+					var d [4]Delivery
+					n, err := q.ReceiveBatch(ctx, d[:])
+					if err == nil && n != 1 {
+						return 0, fmt.Errorf("ReceiveBatch got %d messages, want 1", n)
+					}
+					return d[0].Value[0], err
+				}
+				d, err := q.Receive(ctx)
+				if err != nil {
+					return 0, err
+				}
+				return d.Value[0], nil
+			}
+			echoed := make(chan error, 1)
+			go func() {
+				for range rounds {
+					v, err := receive(ping)
+					if err == nil {
+						err = send(pong, v+1)
+					}
+					if err != nil {
+						echoed <- err
+						return
+					}
+				}
+				echoed <- nil
+			}()
+			for i := range rounds {
+				if err := send(ping, byte(2*i)); err != nil {
+					t.Fatalf("round %d: %v", i, err)
+				}
+				v, err := receive(pong)
+				if err != nil {
+					t.Fatalf("round %d: %v (a lost wake-up?)", i, err)
+				}
+				if v != byte(2*i+1) {
+					t.Fatalf("round %d: got %d, want %d", i, v, byte(2*i+1))
+				}
+			}
+			if err := <-echoed; err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

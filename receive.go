@@ -32,7 +32,23 @@ func (q *Queue) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 }
 
 func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
-	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load)
+	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load, q.inFlight)
+}
+
+// inFlight reports whether a shard's ring holds messages no receiver has
+// popped: published ones a receiver holding the shard kept this one from
+// taking, or claimed ones whose publication (a release store, see
+// ring.MPSC) this receiver may not have seen. A receiver that found
+// nothing does not park while it reports true (park.AwaitPublished): a
+// sender whose claim came before the receiver registered may have looked
+// for waiters before its publication was visible, and woken nobody.
+func (q *Queue) inFlight() bool {
+	for _, s := range q.shards {
+		if s.ring.Pushed() != s.ring.Head() {
+			return true
+		}
+	}
+	return false
 }
 
 // tryReceive takes up to len(dst) messages from the first shard, from the

@@ -48,6 +48,9 @@ lint: $(STATICCHECK)
 unit:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Allocs' ./...   # allocation counts, which -race distorts
+	# The lock-free code as it runs in production: under -race a release
+	# store is sync/atomic's Store, without it a plain MOV (internal/release).
+	$(GO) test -count=1 . ./ring ./internal/park ./internal/release
 
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \
@@ -69,6 +72,7 @@ STRESS_PKGS := . ./ring
 
 stress:
 	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run 'Stress|Linearizable|NoLostWakeup' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
+	$(GO) test -count=$(STRESS_COUNT) -timeout 60m -run 'Stress|Linearizable|NoLostWakeup' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
 	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run 'Kill|Torn|Corrupt' ./mmap
 
 bench: bench-ring bench-codec bench-mmap bench-peers

@@ -329,13 +329,13 @@ func (r *Reader[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.b.notEmpty, r.b.Cap(), r.pop, r.Len)
+	return popSlow(ctx, &r.b.notEmpty, r.b.Cap(), r.pop, r.Len, nil)
 }
 
 // PopBatchWait copies up to len(dst) items into dst, waiting until at least
 // one is available; it ends like Pop.
 func (r *Reader[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.b.notEmpty, r.b.Cap(), r.popBatch, r.Len)
+	return popSome(ctx, dst, &r.b.notEmpty, r.b.Cap(), r.popBatch, r.Len, nil)
 }
 
 // Close detaches the reader: it stops gating the writer, and its later pops

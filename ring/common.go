@@ -70,13 +70,15 @@ func clearRange[T any](buf []T, i, n uint64) {
 // popSlow is the waiting part of Pop, shared by all ring kinds. pop reports an
 // item, or that the ring is closed and drained; left is how many items the
 // ring still holds for this consumer (Len), which tells the wait how many
-// it found.
-func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func() (T, bool, bool), left func() int) (T, error) {
+// it found. inFlight is nil for rings whose producers publish with a
+// sequentially consistent atomic; for those that publish with a release
+// store it reports a claim not yet seen published (park.AwaitPublished).
+func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func() (T, bool, bool), left func() int, inFlight func() bool) (T, error) {
 	var (
 		v           T
 		ok, drained bool
 	)
-	err := park.AwaitN(ctx, q, capacity, func() int {
+	err := park.AwaitPublished(ctx, q, capacity, func() int {
 		v, ok, drained = pop()
 		switch {
 		case ok:
@@ -85,7 +87,7 @@ func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func
 			return -1
 		}
 		return 0
-	})
+	}, inFlight)
 	if ok {
 		return v, nil
 	}
@@ -97,8 +99,8 @@ func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func
 }
 
 // popSome waits until popBatch moves at least one item into dst, or the ring
-// is closed and drained; left is as for popSlow.
-func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int, popBatch func([]T) (int, bool), left func() int) (int, error) {
+// is closed and drained; left and inFlight are as for popSlow.
+func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int, popBatch func([]T) (int, bool), left func() int, inFlight func() bool) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
@@ -109,7 +111,7 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int,
 		n       int
 		drained bool
 	)
-	err := park.AwaitN(ctx, q, capacity, func() int {
+	err := park.AwaitPublished(ctx, q, capacity, func() int {
 		n, drained = popBatch(dst)
 		switch {
 		case n > 0:
@@ -118,7 +120,7 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int,
 			return -1
 		}
 		return 0
-	})
+	}, inFlight)
 	if n > 0 {
 		return n, nil
 	}

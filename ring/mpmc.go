@@ -232,14 +232,14 @@ func (r *MPMC[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len)
+	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, nil)
 }
 
 // PopBatchWait moves up to len(dst) items into dst, waiting until at least
 // one is available. After Close it returns the remaining items, then
 // (0, ErrClosed).
 func (r *MPMC[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len)
+	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, nil)
 }
 
 // Close closes the ring: later pushes fail, pops drain what is left and then

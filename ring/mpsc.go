@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/internal/release"
 )
 
 // MPSC is a bounded FIFO ring for any number of producer goroutines and one
@@ -19,8 +20,8 @@ import (
 //     after checking against headCache (and, if that says full, head) that
 //     the k slots are free. A claimed range is a run: its producer writes the
 //     k values, writes run=k into the first slot, and then publishes the run
-//     with one atomic store of seq=t+1 in the first slot. Runs partition the
-//     positions in claim order.
+//     with one release store (package release) of seq=t+1 in the first
+//     slot. Runs partition the positions in claim order.
 //   - The consumer alone reads slots and head. At position h it knows the run
 //     ending at readyUntil is published; when h reaches readyUntil, h is the
 //     start of the next run, which is published iff its first slot holds
@@ -32,6 +33,14 @@ import (
 //     early.
 //   - Once closedBit is set in tail no new run can be claimed; runs claimed
 //     before are still published and drained.
+//   - Waking the consumer: a producer's claim (the CAS) is sequentially
+//     consistent, its publication only a release store, and its look at
+//     notEmpty's count may be performed before that store is visible. So
+//     the consumer, once registered as a waiter and still finding nothing
+//     published at head, parks only if no claim is in flight either
+//     (inFlight, park.AwaitPublished): a claim before its registration it
+//     then sees in tail, and a claim after it is followed by a look at the
+//     count that sees the waiter.
 //
 // Why the fast path is correct: a producer writes only slots inside the run
 // its CAS won, which the consumer released (head) before the CAS; the
@@ -115,7 +124,7 @@ func (r *MPSC[T]) TryPush(v T) bool {
 	s := &r.slots[t&r.mask]
 	s.val = v
 	s.run = 1
-	s.seq.Store(t + 1)
+	release.Store(&s.seq, t+1)
 	r.notEmpty.Wake(1)
 	return true
 }
@@ -136,7 +145,7 @@ func (r *MPSC[T]) PushBatch(vs []T) int {
 	}
 	s := &r.slots[t&r.mask]
 	s.run = k
-	s.seq.Store(t + 1)
+	release.Store(&s.seq, t+1)
 	r.notEmpty.Wake(1)
 	return int(k)
 }
@@ -212,6 +221,12 @@ func (r *MPSC[T]) popBatch(dst []T) (int, bool) {
 	return int(h - h0), false
 }
 
+// inFlight reports whether producers claimed positions the consumer has not
+// popped. The consumer's wait asks it after finding nothing published at
+// head (park.AwaitPublished): a claim it reports is one whose publishing
+// store the consumer has not seen. REQUIRES: consumer.
+func (r *MPSC[T]) inFlight() bool { return r.tail.Load()&^closedBit != r.head.Load() }
+
 // Push adds v, waiting while the ring is full. It returns ErrClosed if the
 // ring is closed before v is added, or ctx.Err() if ctx ends first; in both
 // cases v was not added.
@@ -241,14 +256,14 @@ func (r *MPSC[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len)
+	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, r.inFlight)
 }
 
 // PopBatchWait moves up to len(dst) items into dst, waiting until at least
 // one is available. After Close it returns the remaining items, then
 // (0, ErrClosed).
 func (r *MPSC[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len)
+	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, r.inFlight)
 }
 
 // Close closes the ring: later pushes fail, pops drain what is left and then

@@ -1,5 +1,7 @@
 package ring
 
+import "github.com/spillway-io/spillway/internal/release"
+
 // In-place access to an MPSC ring's slots, for callers that would otherwise
 // copy each item twice: into a buffer of their own and then into the ring
 // (or out of the ring and then out of their buffer). A producer claims
@@ -35,7 +37,7 @@ func (r *MPSC[T]) At(p uint64) *T { return &r.slots[p&r.mask].val }
 func (r *MPSC[T]) Publish(first uint64, k int) {
 	s := &r.slots[first&r.mask]
 	s.run = uint64(k)
-	s.seq.Store(first + 1)
+	release.Store(&s.seq, first+1)
 	r.notEmpty.Wake(1)
 }
 

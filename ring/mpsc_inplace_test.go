@@ -132,3 +132,30 @@ func TestMPSCInPlaceClose(t *testing.T) {
 		t.Fatalf("Pop after draining a closed ring = %v", err)
 	}
 }
+
+// TestMPSCInFlight: a claim counts as in flight for the consumer's wait
+// from the claim until the consumer pops it, published or not.
+func TestMPSCInFlight(t *testing.T) {
+	r := NewMPSC[int](4)
+	if r.inFlight() {
+		t.Fatal("inFlight on an empty ring")
+	}
+	first, k := r.Claim(1)
+	if k != 1 || !r.inFlight() {
+		t.Fatalf("Claim = %d, %d; inFlight = %v, want true", first, k, r.inFlight())
+	}
+	if _, ok := r.TryPop(); ok {
+		t.Fatal("TryPop took an unpublished claim")
+	}
+	*r.At(first) = 7
+	r.Publish(first, k)
+	if !r.inFlight() {
+		t.Fatal("inFlight false with a published item not popped")
+	}
+	if v, ok := r.TryPop(); !ok || v != 7 {
+		t.Fatalf("TryPop = %d, %v", v, ok)
+	}
+	if r.inFlight() {
+		t.Fatal("inFlight after the pop")
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/spillway-io/spillway/internal/race"
 )
 
 // item encodes a producer id and that producer's sequence number.
@@ -272,6 +275,54 @@ func TestWakeAfterPark(t *testing.T) {
 			}
 			if v, ok := q.TryPop(); !ok || v != 1 {
 				t.Fatalf("TryPop = %d, %v", v, ok)
+			}
+		})
+	}
+}
+
+// TestPingPongNoLostWakeup passes one item back and forth through two rings
+// of each kind, so that each side parks on an empty ring round after round:
+// a lost wake-up leaves both sides waiting, and the deadline fails the test.
+// (MPSC producers publish with a release store, which a waker's look at
+// the waiter count can overtake; see park.AwaitPublished.)
+func TestPingPongNoLostWakeup(t *testing.T) {
+	rounds := 20_000
+	if race.Enabled {
+		rounds = 2_000
+	}
+	for _, k := range ringKinds {
+		t.Run(k.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			ping, pong := k.new(1), k.new(1)
+			echoed := make(chan error, 1)
+			go func() {
+				for range rounds {
+					v, err := ping.Pop(ctx)
+					if err == nil {
+						err = pong.Push(ctx, v+1)
+					}
+					if err != nil {
+						echoed <- err
+						return
+					}
+				}
+				echoed <- nil
+			}()
+			for i := range rounds {
+				if err := ping.Push(ctx, 2*i); err != nil {
+					t.Fatalf("round %d: Push: %v", i, err)
+				}
+				v, err := pong.Pop(ctx)
+				if err != nil {
+					t.Fatalf("round %d: Pop: %v (a lost wake-up?)", i, err)
+				}
+				if v != 2*i+1 {
+					t.Fatalf("round %d: got %d, want %d", i, v, 2*i+1)
+				}
+			}
+			if err := <-echoed; err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

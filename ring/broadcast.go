@@ -207,7 +207,7 @@ func (b *Broadcast[T]) Push(ctx context.Context, v T) error {
 	if b.TryPush(v) {
 		return nil
 	}
-	return pushWait(ctx, &b.notFull, b.Cap(), func() bool { return b.TryPush(v) }, b.isClosed, b.free)
+	return pushWait(ctx, &b.notFull, b.Cap(), func() bool { return b.TryPush(v) }, b.isClosed, b.free, nil)
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -217,7 +217,7 @@ func (b *Broadcast[T]) free() int { return b.Cap() - b.Len() }
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (b *Broadcast[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.Cap(), b.isClosed, b.free)
+	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.Cap(), b.isClosed, b.free, nil)
 }
 
 // Close closes the ring: later pushes fail, readers drain what is left and

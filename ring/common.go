@@ -133,10 +133,12 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int,
 // pushWait is the waiting part of Push, shared by all ring kinds: it waits
 // on q until tryPush succeeds or the ring is closed. free is how many more
 // items the ring has room for (Cap - Len), which tells the wait how much
-// room it found.
-func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, closed func() bool, free func() int) error {
+// room it found. inFlight is as for popSlow, for consumers that release
+// slots with a release store: it reports room claimed but maybe not yet
+// seen released.
+func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, closed func() bool, free func() int, inFlight func() bool) error {
 	var isClosed bool
-	err := park.AwaitN(ctx, q, capacity, func() int {
+	err := park.AwaitPublished(ctx, q, capacity, func() int {
 		if tryPush() {
 			return 1 + free()
 		}
@@ -144,7 +146,7 @@ func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, close
 			return -1
 		}
 		return 0
-	})
+	}, inFlight)
 	if err != nil {
 		return err
 	}
@@ -156,13 +158,13 @@ func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, close
 
 // pushAll pushes all of vs with pushBatch, waiting on q whenever the ring is
 // full; free is as for pushWait.
-func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, capacity int, closed func() bool, free func() int) (int, error) {
+func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, capacity int, closed func() bool, free func() int, inFlight func() bool) (int, error) {
 	done := pushBatch(vs)
 	if done == len(vs) {
 		return done, nil
 	}
 	var isClosed bool
-	err := park.AwaitN(ctx, q, capacity, func() int {
+	err := park.AwaitPublished(ctx, q, capacity, func() int {
 		n := pushBatch(vs[done:])
 		done += n
 		switch {
@@ -175,7 +177,7 @@ func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *par
 			return -1
 		}
 		return 0
-	})
+	}, inFlight)
 	switch {
 	case done == len(vs):
 		return done, nil

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/internal/release"
 )
 
 // MPMC is a bounded FIFO ring for any number of producer and consumer
@@ -27,9 +28,16 @@ import (
 //     producer (consumer) has claimed any position >= t, and the turns it
 //     checked cannot have moved.
 //   - After the CAS the owner reads or writes the value and publishes it with
-//     one atomic store of the slot's turn. Every handoff is per slot: this
-//     ring has no index the other side could cache, and producers never read
-//     head nor consumers tail (except to tell "empty" from "closed").
+//     one release store (package release) of the slot's turn. Every handoff
+//     is per slot: this ring has no index the other side could cache, and
+//     producers never read head nor consumers tail on the fast path.
+//   - Waking: the CAS is sequentially consistent, the turn store is not, and
+//     a waker's look at the waiter count may be performed before its turn
+//     store is visible. So a waiter that registered and still finds nothing
+//     parks only when no claim of the other side is in flight
+//     (pushesInFlight, popsInFlight; park.AwaitPublished): one made before
+//     it registered shows in tail or head, and one made after it looks at
+//     the count after its CAS and sees the waiter.
 //   - Once closedBit is set in tail no position can be claimed by producers.
 //
 // Why the fast path is correct: a slot is touched only by the one goroutine
@@ -138,7 +146,7 @@ func (r *MPMC[T]) TryPush(v T) bool {
 	}
 	s := &r.slots[t&r.mask]
 	s.val = v
-	s.turn.Store(r.writeTurn(t) + 1)
+	release.Store(&s.turn, r.writeTurn(t)+1)
 	r.notEmpty.Wake(1)
 	return true
 }
@@ -154,7 +162,7 @@ func (r *MPMC[T]) PushBatch(vs []T) int {
 		p := t + j
 		s := &r.slots[p&r.mask]
 		s.val = vs[j]
-		s.turn.Store(r.writeTurn(p) + 1)
+		release.Store(&s.turn, r.writeTurn(p)+1)
 	}
 	r.notEmpty.Wake(int(k))
 	return int(k)
@@ -175,7 +183,7 @@ func (r *MPMC[T]) pop() (v T, ok, drained bool) {
 	v = s.val
 	var zero T
 	s.val = zero
-	s.turn.Store(r.writeTurn(h) + 2)
+	release.Store(&s.turn, r.writeTurn(h)+2)
 	r.notFull.Wake(1)
 	return v, true, false
 }
@@ -198,10 +206,25 @@ func (r *MPMC[T]) popBatch(dst []T) (int, bool) {
 		s := &r.slots[p&r.mask]
 		dst[j] = s.val
 		s.val = zero
-		s.turn.Store(r.writeTurn(p) + 2)
+		release.Store(&s.turn, r.writeTurn(p)+2)
 	}
 	r.notFull.Wake(int(k))
 	return int(k), drained
+}
+
+// pushesInFlight reports whether producers claimed positions no consumer
+// has claimed: a consumer that found nothing published asks it before it
+// parks (park.AwaitPublished), since a producer publishes with a release
+// store that its look for waiters may overtake.
+func (r *MPMC[T]) pushesInFlight() bool { return r.tail.Load()&^closedBit != r.head.Load() }
+
+// popsInFlight reports whether consumers claimed positions whose slots the
+// producers need next (the ring is full only by claims not all released):
+// a producer that found no free slot asks it before it parks, for the same
+// reason.
+func (r *MPMC[T]) popsInFlight() bool {
+	h := r.head.Load()
+	return (r.tail.Load()&^closedBit)-h < uint64(len(r.slots))
 }
 
 // Push adds v, waiting while the ring is full. It returns ErrClosed if the
@@ -211,7 +234,7 @@ func (r *MPMC[T]) Push(ctx context.Context, v T) error {
 	if r.TryPush(v) {
 		return nil
 	}
-	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free)
+	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, r.popsInFlight)
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -221,7 +244,7 @@ func (r *MPMC[T]) free() int { return r.Cap() - r.Len() }
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (r *MPMC[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free)
+	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, r.popsInFlight)
 }
 
 func (r *MPMC[T]) isClosed() bool { return r.tail.Load()&closedBit != 0 }
@@ -232,14 +255,14 @@ func (r *MPMC[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, nil)
+	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, r.pushesInFlight)
 }
 
 // PopBatchWait moves up to len(dst) items into dst, waiting until at least
 // one is available. After Close it returns the remaining items, then
 // (0, ErrClosed).
 func (r *MPMC[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, nil)
+	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, r.pushesInFlight)
 }
 
 // Close closes the ring: later pushes fail, pops drain what is left and then

@@ -234,7 +234,7 @@ func (r *MPSC[T]) Push(ctx context.Context, v T) error {
 	if r.TryPush(v) {
 		return nil
 	}
-	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free)
+	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, nil)
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -245,7 +245,7 @@ func (r *MPSC[T]) free() int { return r.Cap() - r.Len() }
 // ErrClosed or ctx.Err(). Items of one call stay in order, but other
 // producers' items may be interleaved between its batches.
 func (r *MPSC[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free)
+	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, nil)
 }
 
 func (r *MPSC[T]) isClosed() bool { return r.tail.Load()&closedBit != 0 }

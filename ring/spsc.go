@@ -181,7 +181,7 @@ func (r *SPSC[T]) Push(ctx context.Context, v T) error {
 }
 
 func (r *SPSC[T]) pushSlow(ctx context.Context, v T) error {
-	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free)
+	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, nil)
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -191,7 +191,7 @@ func (r *SPSC[T]) free() int { return len(r.buf) - r.Len() }
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (r *SPSC[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free)
+	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, nil)
 }
 
 func (r *SPSC[T]) isClosed() bool { return r.tail.Load()&closedBit != 0 }

@@ -50,7 +50,7 @@ unit:
 	$(GO) test -count=1 -run 'Allocs' ./...   # allocation counts, which -race distorts
 	# The lock-free code as it runs in production: under -race a release
 	# store is sync/atomic's Store, without it a plain MOV (internal/release).
-	$(GO) test -count=1 . ./ring ./internal/park ./internal/release
+	$(GO) test -count=1 . ./ring ./internal/...
 
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \

@@ -134,6 +134,7 @@ func (t *Topic) Unsubscribe(name string) error {
 	for _, ss := range sub.shards {
 		s := ss.ts
 		s.pub.Lock()
+		s.pub.Slow() // waiting for cons, which a receiver may hold while it reads the spill
 		ss.cons.Lock()
 		done := ss.detach()
 		s.subs = deleteFirst(s.subs, ss)
@@ -453,6 +454,7 @@ func (t *Topic) Close() error {
 	}
 	for _, s := range t.shards {
 		s.pub.Lock()
+		s.pub.Slow() // waiting for each cons
 		s.closed = true
 		var eps []*episode
 		for _, ss := range s.subs {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/internal/xsync"
 	"github.com/spillway-io/spillway/ring"
 	"github.com/spillway-io/spillway/shard"
 )
@@ -26,6 +26,11 @@ import (
 //   - Receivers of a subShard hold its cons. They never wait for pub (they
 //     TryLock it), while the holder of pub may wait for a cons: a receiver
 //     holds cons only to copy out a batch, never across user code.
+//   - pub is an xsync.TryMutex, whose Unlock is a plain store (a publish
+//     one at a time is a TryLock, a push and an Unlock): a holder that may
+//     wait (makeRoom, and the subscription changes that wait for a cons)
+//     calls Slow first, so that other publishers park behind it rather
+//     than spin.
 //
 // Lock order: pub, then a subShard's cons. (A receiver holding cons only
 // ever TryLocks pub.)
@@ -36,7 +41,7 @@ type tshard struct {
 
 	// The publisher's line: pub and what it guards.
 	_        pad
-	pub      sync.Mutex
+	pub      xsync.TryMutex
 	subs     []*subShard // every subscription's part of this shard; guarded by pub
 	ep       *episode    // the spill, while some subShard reads it; guarded by pub
 	episodes int         // spill episodes so far; guarded by pub
@@ -233,6 +238,7 @@ func (s *tshard) waitUnlocked(ctx context.Context, cond func() bool) error {
 // (Block) or fails (Reject). REQUIRES: s.pub, which it holds again when
 // it returns, whatever it returns.
 func (s *tshard) makeRoom(ctx context.Context) error {
+	s.pub.Slow() // it may wait for receivers, or open a spill
 	switch s.t.opts.Overflow {
 	case Reject:
 		return ErrFull

@@ -102,6 +102,7 @@ func (ep *episode) write(s *tshard, es []tentry) (int, error) {
 	var err error
 	for n < len(es) {
 		if ep.pend != nil && ep.pend.bytes >= ep.target {
+			s.pub.Slow() // the writer may have no batch free yet: submit waits
 			if err = ep.submit(); err != nil {
 				break
 			}
@@ -113,6 +114,7 @@ func (ep *episode) write(s *tshard, es []tentry) (int, error) {
 		n++
 	}
 	if err == nil && ep.pend != nil && ep.pend.bytes >= ep.target {
+		s.pub.Slow()
 		ep.submit() // now, to start compressing; failing, it waits in pend
 	}
 	ep.noteFull(s)
@@ -172,6 +174,7 @@ func (ep *episode) pinTo(s *tshard, tail uint64, eager bool) {
 // subscriptions may have parked at the log's end after a flush of their own
 // found no room: whatever this one appends, it wakes them. REQUIRES: s.pub.
 func (ep *episode) flush(s *tshard) error {
+	s.pub.Slow() // it waits for the writer
 	end := ep.log.NextOffset()
 	err := ep.flushOnce()
 	if errors.Is(err, mmap.ErrDiskFull) { // ep.submit's ErrDiskFull wraps it too

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/internal/park"
-	"github.com/spillway-io/spillway/internal/xsync"
 	"github.com/spillway-io/spillway/ring"
 )
 
@@ -51,10 +50,6 @@ func (e *entry) set(key, value []byte, headers []Header) {
 //     behind every message already spilled.
 //   - One receiver at a time pops from ring: whoever holds cons. Receivers
 //     take cons with TryLock and move on to the next shard when it is held.
-//     cons is an xsync.TryMutex, whose Unlock is a plain store: a holder
-//     that may block (a refill from the spill, close) calls Slow first, so
-//     that Stats, close and DropOldest's senders park behind it rather than
-//     spin.
 //     The refill from disk (carry, the reading side of spill) happens under
 //     cons too, and only when ring is empty, so messages read back follow
 //     every message that was in the ring. They are delivered straight from
@@ -74,7 +69,7 @@ type qshard struct {
 	senders  park.Waiters // senders waiting for room in this shard
 
 	_     pad
-	cons  xsync.TryMutex
+	cons  sync.Mutex
 	taken uint32 // messages taken since the group's first shard moved here; guarded by cons
 	// carry[ci:] was read back from disk and waits for receivers: the
 	// records of the spill reader's current batch, valid until its next
@@ -159,7 +154,6 @@ func (s *qshard) addStats(st *Stats) {
 func (s *qshard) close() error {
 	s.cons.Lock()
 	defer s.cons.Unlock()
-	s.cons.Slow() // it removes the spill's files
 	popped := uint64(s.hi - s.lo)
 	clear(s.local[:])
 	s.lo, s.hi = 0, 0

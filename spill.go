@@ -189,7 +189,6 @@ func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Heade
 // a row, which is also what a batch whose header is unreadable (the reader
 // cannot find the next one) gives, abandons the spill.
 func (s *qshard) refill() bool {
-	s.cons.Slow() // it may wait for spillMu and remove files: lockers park
 	for {
 		sp := s.sp.Load()
 		if sp == nil {

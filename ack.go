@@ -216,6 +216,7 @@ func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan
 func (s *ackBook) expire(t int64, dead []Message) []Message {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
+	s.leaseMu.Slow() // a tick may fire many leases: Ack and receivers park meanwhile
 	s.wheel.advance(t, func(l *lease) {
 		switch l.state {
 		case leaseHeld:

@@ -2,11 +2,11 @@ package spillway
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/internal/xsync"
 )
 
 // group is what a set of competing receivers shares: a Queue, or one
@@ -128,7 +128,7 @@ func (c *leaseClock) ticks(d time.Duration) int64 {
 type ackBook struct {
 	g        *group
 	idx      int // the shard's index
-	leaseMu  sync.Mutex
+	leaseMu  xsync.TryMutex
 	wheel    wheel
 	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
 	readyLen atomic.Int64

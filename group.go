@@ -123,8 +123,11 @@ func (c *leaseClock) ticks(d time.Duration) int64 {
 // free leases.
 //
 // leaseMu guards wheel, ready, free, inFlight and acked (which Ack changes
-// under it anyway); the other counters are atomic. A shard's consumer lock, when held, is taken before
-// leaseMu.
+// under it anyway); the other counters are atomic. A shard's consumer
+// lock, when held, is taken before leaseMu. leaseMu is an xsync.TryMutex,
+// released with a plain store: its holders are quick (a lease out, an
+// Ack), except the reaper firing a tick's leases, which calls Slow so that
+// the others park behind it.
 type ackBook struct {
 	g        *group
 	idx      int // the shard's index

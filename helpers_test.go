@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/internal/testwait"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: pick one and print it)")
@@ -36,18 +38,9 @@ func openQueue(t testing.TB, opts Options) *Queue {
 	return q
 }
 
-// waitFor waits until cond holds, yielding between checks; it synchronizes
-// on state, with a deadline only as a safety net.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
-}
+// waitFor is testwait.For: it synchronizes on state, with a deadline only
+// as a safety net.
+var waitFor = testwait.For
 
 func newRandFrom(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed>>7)) }
 

@@ -4,9 +4,10 @@ import (
 	"context"
 	"flag"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/internal/testwait"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed for randomized tests (0: pick one and print it)")
@@ -61,18 +62,9 @@ var ringKinds = []ringKind{
 	{"MPMC", func(c int) queue[int] { return NewMPMC[int](c) }, 0, 0},
 }
 
-// waitFor waits until cond holds, yielding between checks, or fails the test
-// after a generous deadline. It synchronizes on state, not on time.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
-}
+// waitFor is testwait.For: it synchronizes on state, with a deadline only
+// as a safety net.
+var waitFor = testwait.For
 
 // parked reports how many goroutines are parked on each side of a ring.
 func parked(q any) (producers, consumers int) {

@@ -12,22 +12,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/spillway-io/spillway/internal/race"
+	"github.com/spillway-io/spillway/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
-}
+// waitFor is testwait.For: it synchronizes on state, with a deadline only
+// as a safety net.
+var waitFor = testwait.For
 
 // TestWakeOrder parks three waiters and wakes them one at a time, oldest
 // first.

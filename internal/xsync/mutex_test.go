@@ -4,25 +4,19 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/spillway-io/spillway/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
-}
+// waitFor is testwait.For: it synchronizes on state, with a deadline only
+// as a safety net.
+var waitFor = testwait.For
 
 // TestMutualExclusion: goroutines that Lock, TryLock and sometimes go Slow
 // increment a plain counter; every increment survives (and -race sees the

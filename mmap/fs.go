@@ -117,25 +117,22 @@ func (f osFile) Size() (int64, error) {
 	return fi.Size(), nil
 }
 
-func (f osFile) Allocate(off, n int64) error {
-	// KEEP_SIZE reserves the blocks without moving the end of the file:
-	// appends then extend the file into blocks that are already its own.
-	// (Writing into the unwritten extents of a file extended by a plain
-	// fallocate is several times slower on ext4.)
-	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
-	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		// No fallocate here (some file systems): extend the file sparsely.
-		// Appends use pwrite, so a full device still surfaces as a write
-		// error and never as a fault in a mapping.
-		return f.File.Truncate(off + n)
-	}
-	return err
-}
+func (f osFile) Allocate(off, n int64) error { return allocate(f.File, off, n) }
 
-func (f osFile) Sync() error { return unix.Fdatasync(int(f.Fd())) }
+func (f osFile) Sync() error { return datasync(f.File) }
 
 func (f osFile) Map(size int) ([]byte, error) {
 	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
 }
 
 func (f osFile) Unmap(b []byte) error { return unix.Munmap(b) }
+
+// extend grows f sparsely to hold [off, off+n), where blocks cannot be
+// reserved. Appends use pwrite, so a full device still surfaces as a write
+// error and never as a fault in a mapping.
+func extend(f *os.File, off, n int64) error {
+	if fi, err := f.Stat(); err != nil || fi.Size() >= off+n {
+		return err
+	}
+	return f.Truncate(off + n)
+}

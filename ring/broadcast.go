@@ -207,7 +207,7 @@ func (b *Broadcast[T]) Push(ctx context.Context, v T) error {
 	if b.TryPush(v) {
 		return nil
 	}
-	return pushWait(ctx, &b.notFull, b.Cap(), func() bool { return b.TryPush(v) }, b.isClosed, b.free, nil)
+	return pushWait(ctx, &b.notFull, b.Cap(), func() bool { return b.TryPush(v) }, b.isClosed, b.free, waitPolicy{})
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -217,7 +217,7 @@ func (b *Broadcast[T]) free() int { return b.Cap() - b.Len() }
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (b *Broadcast[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.Cap(), b.isClosed, b.free, nil)
+	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.Cap(), b.isClosed, b.free, waitPolicy{})
 }
 
 // Close closes the ring: later pushes fail, readers drain what is left and
@@ -329,13 +329,13 @@ func (r *Reader[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.b.notEmpty, r.b.Cap(), r.pop, r.Len, nil)
+	return popSlow(ctx, &r.b.notEmpty, r.b.Cap(), r.pop, r.Len, waitPolicy{})
 }
 
 // PopBatchWait copies up to len(dst) items into dst, waiting until at least
 // one is available; it ends like Pop.
 func (r *Reader[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.b.notEmpty, r.b.Cap(), r.popBatch, r.Len, nil)
+	return popSome(ctx, dst, &r.b.notEmpty, r.b.Cap(), r.popBatch, r.Len, waitPolicy{})
 }
 
 // Close detaches the reader: it stops gating the writer, and its later pops

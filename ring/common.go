@@ -3,8 +3,10 @@ package ring
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/internal/release"
 )
 
 // closeTail sets closedBit in tail; it returns false if it was already set.
@@ -18,6 +20,21 @@ func closeTail(tail *atomic.Uint64) bool {
 			return true
 		}
 	}
+}
+
+// heavyBarrier makes every thread of the process pass a full memory barrier
+// (release.Heavy), for Close of a ring whose producer publishes with light
+// stores.
+func heavyBarrier() {
+	if release.Heavy() {
+		return
+	}
+	// membarrier(2) fails only for an invalid command or a process that did
+	// not register, neither of which happens after release's init succeeded.
+	// Should it fail anyway: a store leaves the store buffer within
+	// microseconds while its thread runs, and a thread that stops running
+	// drains it then; 10 ms outlasts either.
+	time.Sleep(10 * time.Millisecond)
 }
 
 // copyIn copies vs into buf starting at slot i, wrapping around the end.
@@ -67,18 +84,37 @@ func clearRange[T any](buf []T, i, n uint64) {
 	clear(buf[:end-uint64(len(buf))])
 }
 
+// waitPolicy says how a ring's blocking calls keep clear of lost wake-ups,
+// which depends on how the other side publishes what the wait is for
+// (package park):
+//   - the zero value: with a sequentially consistent atomic (park.AwaitN);
+//   - inFlight: with a sequentially consistent claim followed by a release
+//     store; inFlight reports a claim not yet seen published
+//     (park.AwaitPublished);
+//   - light: with a light store (release.StoreLight) and nothing else
+//     (park.AwaitLight).
+type waitPolicy struct {
+	inFlight func() bool
+	light    bool
+}
+
+func (w waitPolicy) await(ctx context.Context, q *park.Waiters, capacity int, cond func() int) error {
+	if w.light {
+		return park.AwaitLight(ctx, q, capacity, cond)
+	}
+	return park.AwaitPublished(ctx, q, capacity, cond, w.inFlight)
+}
+
 // popSlow is the waiting part of Pop, shared by all ring kinds. pop reports an
 // item, or that the ring is closed and drained; left is how many items the
 // ring still holds for this consumer (Len), which tells the wait how many
-// it found. inFlight is nil for rings whose producers publish with a
-// sequentially consistent atomic; for those that publish with a release
-// store it reports a claim not yet seen published (park.AwaitPublished).
-func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func() (T, bool, bool), left func() int, inFlight func() bool) (T, error) {
+// it found; wait is how the producers publish.
+func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func() (T, bool, bool), left func() int, wait waitPolicy) (T, error) {
 	var (
 		v           T
 		ok, drained bool
 	)
-	err := park.AwaitPublished(ctx, q, capacity, func() int {
+	err := wait.await(ctx, q, capacity, func() int {
 		v, ok, drained = pop()
 		switch {
 		case ok:
@@ -87,7 +123,7 @@ func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func
 			return -1
 		}
 		return 0
-	}, inFlight)
+	})
 	if ok {
 		return v, nil
 	}
@@ -99,8 +135,8 @@ func popSlow[T any](ctx context.Context, q *park.Waiters, capacity int, pop func
 }
 
 // popSome waits until popBatch moves at least one item into dst, or the ring
-// is closed and drained; left and inFlight are as for popSlow.
-func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int, popBatch func([]T) (int, bool), left func() int, inFlight func() bool) (int, error) {
+// is closed and drained; left and wait are as for popSlow.
+func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int, popBatch func([]T) (int, bool), left func() int, wait waitPolicy) (int, error) {
 	if len(dst) == 0 {
 		return 0, nil
 	}
@@ -111,7 +147,7 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int,
 		n       int
 		drained bool
 	)
-	err := park.AwaitPublished(ctx, q, capacity, func() int {
+	err := wait.await(ctx, q, capacity, func() int {
 		n, drained = popBatch(dst)
 		switch {
 		case n > 0:
@@ -120,7 +156,7 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int,
 			return -1
 		}
 		return 0
-	}, inFlight)
+	})
 	if n > 0 {
 		return n, nil
 	}
@@ -133,12 +169,11 @@ func popSome[T any](ctx context.Context, dst []T, q *park.Waiters, capacity int,
 // pushWait is the waiting part of Push, shared by all ring kinds: it waits
 // on q until tryPush succeeds or the ring is closed. free is how many more
 // items the ring has room for (Cap - Len), which tells the wait how much
-// room it found. inFlight is as for popSlow, for consumers that release
-// slots with a release store: it reports room claimed but maybe not yet
-// seen released.
-func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, closed func() bool, free func() int, inFlight func() bool) error {
+// room it found. wait is how the consumers release slots (as for popSlow:
+// inFlight then reports room claimed but maybe not yet seen released).
+func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, closed func() bool, free func() int, wait waitPolicy) error {
 	var isClosed bool
-	err := park.AwaitPublished(ctx, q, capacity, func() int {
+	err := wait.await(ctx, q, capacity, func() int {
 		if tryPush() {
 			return 1 + free()
 		}
@@ -146,7 +181,7 @@ func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, close
 			return -1
 		}
 		return 0
-	}, inFlight)
+	})
 	if err != nil {
 		return err
 	}
@@ -157,14 +192,14 @@ func pushWait(ctx context.Context, q *park.Waiters, capacity int, tryPush, close
 }
 
 // pushAll pushes all of vs with pushBatch, waiting on q whenever the ring is
-// full; free is as for pushWait.
-func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, capacity int, closed func() bool, free func() int, inFlight func() bool) (int, error) {
+// full; free and wait are as for pushWait.
+func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *park.Waiters, capacity int, closed func() bool, free func() int, wait waitPolicy) (int, error) {
 	done := pushBatch(vs)
 	if done == len(vs) {
 		return done, nil
 	}
 	var isClosed bool
-	err := park.AwaitPublished(ctx, q, capacity, func() int {
+	err := wait.await(ctx, q, capacity, func() int {
 		n := pushBatch(vs[done:])
 		done += n
 		switch {
@@ -177,7 +212,7 @@ func pushAll[T any](ctx context.Context, vs []T, pushBatch func([]T) int, q *par
 			return -1
 		}
 		return 0
-	}, inFlight)
+	})
 	switch {
 	case done == len(vs):
 		return done, nil

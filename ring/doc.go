@@ -1,7 +1,8 @@
 // Package ring provides generic, bounded, lock-free rings: the in-memory
 // layer of Spillway.
 //
-//   - [SPSC]: one producer, one consumer. Lamport's ring with cached indices.
+//   - [SPSC]: one producer, one consumer. Lamport's ring with cached indices,
+//     published with plain stores.
 //   - [MPSC]: many producers, one consumer. Producers claim runs of slots with
 //     one CAS and publish each run with one store; the consumer reads runs.
 //   - [MPMC]: many producers, many consumers. Vyukov's array queue with a
@@ -40,11 +41,15 @@
 // Close may be called from any goroutine, any number of times. After Close,
 // pushes fail (ErrClosed, or false for the non-blocking ones), pops return
 // what is left and then ErrClosed, and every blocked caller wakes up. A push
-// that reported success is never lost to a concurrent Close: Close sets a
-// flag inside the producer's index with a CAS, and every push claims its
-// slots (SPSC and Broadcast: publishes them) with a CAS of the same word,
-// so each push lands wholly before Close or fails; a claim made before
-// Close is published and drained.
+// that reported success is never lost to a concurrent Close. In MPSC, MPMC
+// and Broadcast, Close sets a flag inside the producer's index with a CAS,
+// and every push claims its slots (Broadcast: publishes them) with a CAS of
+// the same word, so each push lands wholly before Close or fails; a claim
+// made before Close is published and drained. SPSC's producer announces
+// each push with a plain store before it looks at the ring's state; Close
+// marks the ring closing, passes the asymmetric barrier, waits out the
+// push it may have caught in progress, and only then lets pops report
+// ErrClosed.
 //
 // Popped slots are zeroed so that the ring keeps no references for the
 // garbage collector (for [Broadcast], once every reader has passed them; see

@@ -234,7 +234,7 @@ func (r *MPMC[T]) Push(ctx context.Context, v T) error {
 	if r.TryPush(v) {
 		return nil
 	}
-	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, r.popsInFlight)
+	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, waitPolicy{inFlight: r.popsInFlight})
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -244,7 +244,7 @@ func (r *MPMC[T]) free() int { return r.Cap() - r.Len() }
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (r *MPMC[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, r.popsInFlight)
+	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, waitPolicy{inFlight: r.popsInFlight})
 }
 
 func (r *MPMC[T]) isClosed() bool { return r.tail.Load()&closedBit != 0 }
@@ -255,14 +255,14 @@ func (r *MPMC[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, r.pushesInFlight)
+	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, waitPolicy{inFlight: r.pushesInFlight})
 }
 
 // PopBatchWait moves up to len(dst) items into dst, waiting until at least
 // one is available. After Close it returns the remaining items, then
 // (0, ErrClosed).
 func (r *MPMC[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, r.pushesInFlight)
+	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, waitPolicy{inFlight: r.pushesInFlight})
 }
 
 // Close closes the ring: later pushes fail, pops drain what is left and then

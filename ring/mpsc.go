@@ -234,7 +234,7 @@ func (r *MPSC[T]) Push(ctx context.Context, v T) error {
 	if r.TryPush(v) {
 		return nil
 	}
-	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, nil)
+	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, waitPolicy{})
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -245,7 +245,7 @@ func (r *MPSC[T]) free() int { return r.Cap() - r.Len() }
 // ErrClosed or ctx.Err(). Items of one call stay in order, but other
 // producers' items may be interleaved between its batches.
 func (r *MPSC[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, nil)
+	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, waitPolicy{})
 }
 
 func (r *MPSC[T]) isClosed() bool { return r.tail.Load()&closedBit != 0 }
@@ -256,14 +256,14 @@ func (r *MPSC[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, r.inFlight)
+	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, waitPolicy{inFlight: r.inFlight})
 }
 
 // PopBatchWait moves up to len(dst) items into dst, waiting until at least
 // one is available. After Close it returns the remaining items, then
 // (0, ErrClosed).
 func (r *MPSC[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, r.inFlight)
+	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, waitPolicy{inFlight: r.inFlight})
 }
 
 // Close closes the ring: later pushes fail, pops drain what is left and then

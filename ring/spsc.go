@@ -2,9 +2,11 @@ package ring
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/internal/release"
 )
 
 // SPSC is a bounded FIFO ring for one producer goroutine and one consumer
@@ -16,37 +18,70 @@ import (
 // Two concurrent producers (or consumers) are a data race.
 //
 // Invariants:
-//   - head and tail are positions; head <= tail&^closedBit <= head+cap.
+//   - head and tail are positions; head <= tail <= head+cap.
 //   - Slots at positions [head, tail) hold items and belong to the consumer;
 //     the others are empty (zero) and belong to the producer.
-//   - The producer publishes slots by a CAS of tail (one per call, batches
-//     included); the consumer returns them by a store of head (one per call).
-//     Both are sequentially consistent atomics, so a slot written before the
-//     publishing atomic is visible to whoever loads the atomic afterwards.
+//   - Only the producer stores tail and only the consumer stores head, each
+//     with a light store (release.StoreLight: on amd64 Linux a plain MOV, no
+//     locked instruction), one per call, batches included. A store becomes
+//     visible after every earlier store of its goroutine (release order),
+//     so a slot written before the store that publishes it is visible to
+//     whoever loads the new index.
 //   - tailCache (consumer-only) <= tail and headCache (producer-only) <= head:
 //     each side re-reads the other's index only when its cached view says
 //     empty (consumer) or full (producer). In steady state only slot data
 //     crosses cores.
-//   - Once closedBit is set in tail, tail never changes again.
+//   - Closing: state goes open -> closing -> closed, each step by Close
+//     alone. A push from t of n items stores announced = t+n before it
+//     loads state (release.StoreFlag), and publishes with its store of tail
+//     = t+n, or, when state was not open, stores announced = t back. So
+//     announced > tail exactly while a push is in progress. Close stores
+//     closing, makes every thread pass a full barrier (release.Heavy),
+//     waits until announced <= tail and stores closed. A push whose load of
+//     state came after the barrier reached its thread sees closing and adds
+//     nothing; one whose load came before had announced before the barrier
+//     too, and Close waits it out. So once state is closed tail never
+//     changes, and a consumer that loads closed and then tail has seen
+//     every item.
+//   - Waking: a side's look at the other's waiter count may be performed
+//     before its light store of its index is visible. A waiter therefore
+//     registers (a sequentially consistent add), calls release.Heavy and
+//     only then looks once more before it parks (park.AwaitLight): a store
+//     issued before the barrier is visible to that look, and a waker that
+//     stores after it loads the count after it and sees the waiter.
 //
 // Why the fast path is correct: the producer alone writes slots outside
 // [head, tail) and the consumer alone reads slots inside it; a stale cache
 // only under-estimates what the other side has released, which makes an
 // operation report full or empty early, never touch a slot it does not own.
+// Neither side executes a locked instruction: where no asymmetric barrier
+// exists (release.Asymmetric false: other systems, the race detector) the
+// light stores are sequentially consistent instead, and the same argument
+// holds without the barrier.
 type SPSC[T any] struct {
 	_         pad
-	head      atomic.Uint64 // next position to pop; stored by the consumer
-	tailCache uint64        // consumer's view of tail, without closedBit
+	head      atomic.Uint64 // next position to pop; light stores by the consumer
+	tailCache uint64        // consumer's view of tail
 	_         pad
-	tail      atomic.Uint64 // next position to push, | closedBit; CAS by the producer and Close
+	tail      atomic.Uint64 // next position to push; light stores by the producer
+	_         pad
 	headCache uint64        // producer's view of head
+	announced atomic.Uint64 // tail once the push in progress is done; stored by the producer, loaded by Close
 	_         pad
 	buf       []T
 	mask      uint64
-	notEmpty  park.Waiters // the consumer, parked on an empty ring
-	notFull   park.Waiters // the producer, parked on a full ring
+	state     atomic.Uint32 // spscOpen, spscClosing or spscClosed; stored by Close
+	notEmpty  park.Waiters  // the consumer, parked on an empty ring
+	notFull   park.Waiters  // the producer, parked on a full ring
 	_         pad
 }
+
+// The states of an SPSC.
+const (
+	spscOpen uint32 = iota
+	spscClosing
+	spscClosed
+)
 
 // NewSPSC returns an SPSC ring holding capacity items, rounded up to a power
 // of two (at least 1). It panics if capacity exceeds 2^40.
@@ -62,41 +97,47 @@ func (r *SPSC[T]) Cap() int { return len(r.buf) }
 // snapshot that may be out of date by the time it returns.
 func (r *SPSC[T]) Len() int {
 	h := r.head.Load()
-	return clampLen(r.tail.Load()&^closedBit, h, len(r.buf))
+	return clampLen(r.tail.Load(), h, len(r.buf))
 }
 
 // TryPush adds v if there is room and the ring is open, and reports whether
 // it did.
 func (r *SPSC[T]) TryPush(v T) bool {
 	t := r.tail.Load()
-	if t&closedBit != 0 {
-		return false
-	}
 	if t-r.headCache >= uint64(len(r.buf)) {
 		r.headCache = r.head.Load()
 		if t-r.headCache >= uint64(len(r.buf)) {
 			return false
 		}
 	}
-	i := t & r.mask
-	r.buf[i] = v
-	if !r.tail.CompareAndSwap(t, t+1) { // only Close changes tail under us
-		var zero T
-		r.buf[i] = zero
+	if !r.announce(t, 1) {
 		return false
 	}
+	r.buf[t&r.mask] = v
+	release.StoreLight(&r.tail, t+1)
 	r.notEmpty.Wake(1)
 	return true
 }
 
+// announce marks a push of n items from position t in progress and reports
+// whether the ring is open; if it is not, it takes the mark back (see
+// Close).
+func (r *SPSC[T]) announce(t, n uint64) bool {
+	release.StoreFlag(&r.announced, t+n)
+	if r.state.Load() != spscOpen {
+		release.StoreFlag(&r.announced, t)
+		return false
+	}
+	return true
+}
+
 // PushBatch adds as many items from the front of vs as fit, publishing them
-// with one atomic operation, and returns how many it added (0 when full or
-// closed).
+// with one store, and returns how many it added (0 when full or closed).
 func (r *SPSC[T]) PushBatch(vs []T) int {
-	t := r.tail.Load()
-	if t&closedBit != 0 || len(vs) == 0 {
+	if len(vs) == 0 {
 		return 0
 	}
+	t := r.tail.Load()
 	size := uint64(len(r.buf))
 	free := size - (t - r.headCache)
 	if free < uint64(len(vs)) {
@@ -104,14 +145,11 @@ func (r *SPSC[T]) PushBatch(vs []T) int {
 		free = size - (t - r.headCache)
 	}
 	n := min(free, uint64(len(vs)))
-	if n == 0 {
+	if n == 0 || !r.announce(t, n) {
 		return 0
 	}
 	copyIn(r.buf, t&r.mask, vs[:n])
-	if !r.tail.CompareAndSwap(t, t+n) {
-		clearRange(r.buf, t&r.mask, n)
-		return 0
-	}
+	release.StoreLight(&r.tail, t+n)
 	r.notEmpty.Wake(1)
 	return int(n)
 }
@@ -122,27 +160,35 @@ func (r *SPSC[T]) TryPop() (T, bool) {
 	return v, ok
 }
 
+// refresh reloads tailCache when the consumer has caught up with it and
+// returns how many items are available from h; drained reports that none
+// are and none will come.
+func (r *SPSC[T]) refresh(h uint64) (avail uint64, drained bool) {
+	s := r.state.Load() // before tail: closed means tail is final
+	r.tailCache = r.tail.Load()
+	avail = r.tailCache - h
+	return avail, avail == 0 && s == spscClosed
+}
+
 // pop is TryPop that also reports whether the ring is closed and drained.
 func (r *SPSC[T]) pop() (v T, ok, drained bool) {
 	h := r.head.Load()
 	if h == r.tailCache {
-		t := r.tail.Load()
-		r.tailCache = t &^ closedBit
-		if h == r.tailCache {
-			return v, false, t&closedBit != 0
+		if avail, drained := r.refresh(h); avail == 0 {
+			return v, false, drained
 		}
 	}
 	i := h & r.mask
 	v = r.buf[i]
 	var zero T
 	r.buf[i] = zero
-	r.head.Store(h + 1)
+	release.StoreLight(&r.head, h+1)
 	r.notFull.Wake(1)
 	return v, true, false
 }
 
 // PopBatch moves up to len(dst) of the oldest items into dst, releasing their
-// slots with one atomic store, and returns how many it moved.
+// slots with one store, and returns how many it moved.
 func (r *SPSC[T]) PopBatch(dst []T) int {
 	n, _ := r.popBatch(dst)
 	return n
@@ -152,11 +198,8 @@ func (r *SPSC[T]) popBatch(dst []T) (n int, drained bool) {
 	h := r.head.Load()
 	avail := r.tailCache - h
 	if avail < uint64(len(dst)) {
-		t := r.tail.Load()
-		r.tailCache = t &^ closedBit
-		avail = r.tailCache - h
-		if avail == 0 {
-			return 0, t&closedBit != 0
+		if avail, drained = r.refresh(h); avail == 0 {
+			return 0, drained
 		}
 	}
 	m := min(avail, uint64(len(dst)))
@@ -165,7 +208,7 @@ func (r *SPSC[T]) popBatch(dst []T) (n int, drained bool) {
 	}
 	copyOut(dst[:m], r.buf, h&r.mask)
 	clearRange(r.buf, h&r.mask, m)
-	r.head.Store(h + m)
+	release.StoreLight(&r.head, h+m)
 	r.notFull.Wake(1)
 	return int(m), false
 }
@@ -181,7 +224,7 @@ func (r *SPSC[T]) Push(ctx context.Context, v T) error {
 }
 
 func (r *SPSC[T]) pushSlow(ctx context.Context, v T) error {
-	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, nil)
+	return pushWait(ctx, &r.notFull, r.Cap(), func() bool { return r.TryPush(v) }, r.isClosed, r.free, waitPolicy{light: true})
 }
 
 // free is how many more items the ring has room for: a snapshot.
@@ -191,10 +234,15 @@ func (r *SPSC[T]) free() int { return len(r.buf) - r.Len() }
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (r *SPSC[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, nil)
+	n := r.PushBatch(vs)
+	if n == len(vs) {
+		return n, nil
+	}
+	m, err := pushAll(ctx, vs[n:], r.PushBatch, &r.notFull, r.Cap(), r.isClosed, r.free, waitPolicy{light: true})
+	return n + m, err
 }
 
-func (r *SPSC[T]) isClosed() bool { return r.tail.Load()&closedBit != 0 }
+func (r *SPSC[T]) isClosed() bool { return r.state.Load() != spscOpen }
 
 // Pop removes and returns the oldest item, waiting while the ring is empty.
 // After Close it returns the remaining items, then ErrClosed.
@@ -202,21 +250,39 @@ func (r *SPSC[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, nil)
+	return popSlow(ctx, &r.notEmpty, r.Cap(), r.pop, r.Len, waitPolicy{light: true})
 }
 
 // PopBatchWait moves up to len(dst) items into dst, waiting until at least
 // one is available. After Close it returns the remaining items, then
 // (0, ErrClosed).
 func (r *SPSC[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, nil)
+	if n, _ := r.popBatch(dst); n > 0 {
+		return n, nil
+	}
+	return popSome(ctx, dst, &r.notEmpty, r.Cap(), r.popBatch, r.Len, waitPolicy{light: true})
 }
 
 // Close closes the ring: later pushes fail, pops drain what is left and then
 // fail, and every blocked caller wakes up. Close is idempotent and may be
-// called from any goroutine.
+// called from any goroutine; it waits for a push in progress to finish.
 func (r *SPSC[T]) Close() {
-	closeTail(&r.tail)
+	if !r.state.CompareAndSwap(spscOpen, spscClosing) {
+		return
+	}
+	heavyBarrier()
+	for r.announced.Load() > r.tail.Load() {
+		// A push that began before the barrier: it adds its items, or none.
+		if testHookCloseWaits != nil {
+			testHookCloseWaits()
+		}
+		runtime.Gosched()
+	}
+	r.state.Store(spscClosed)
 	r.notEmpty.WakeAll()
 	r.notFull.WakeAll()
 }
+
+// testHookCloseWaits, set by tests, is called each time Close finds a push
+// in progress.
+var testHookCloseWaits func()

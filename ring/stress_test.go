@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/internal/race"
 )
 
@@ -281,49 +282,65 @@ func TestWakeAfterPark(t *testing.T) {
 }
 
 // TestPingPongNoLostWakeup passes one item back and forth through two rings
-// of each kind, so that each side parks on an empty ring round after round:
+// of each kind, so that each side waits on an empty ring round after round:
 // a lost wake-up leaves both sides waiting, and the deadline fails the test.
-// (MPSC producers publish with a release store, which a waker's look at
-// the waiter count can overtake; see park.AwaitPublished.)
+// With spinning, a round trip (about 1 µs) seldom reaches the parking path;
+// with eager waits (park.SetEager) every wait that finds nothing registers
+// at once, so that the parking path (registration, the barrier of
+// park.AwaitLight, the last look, parking, waking) runs round after round.
+// The window a lost wake-up needs, a waker whose look at the waiter count
+// overtakes its publication, is a few nanoseconds wide and is not forced
+// here: release's TestAsymmetricStoreBuffer shows the barrier closes it
+// (and fails without it), and park's TestAwaitPublishedWaitsOutAClaim the
+// in-flight check.
 func TestPingPongNoLostWakeup(t *testing.T) {
 	rounds := 20_000
 	if race.Enabled {
 		rounds = 2_000
 	}
-	for _, k := range ringKinds {
-		t.Run(k.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			ping, pong := k.new(1), k.new(1)
-			echoed := make(chan error, 1)
-			go func() {
-				for range rounds {
-					v, err := ping.Pop(ctx)
-					if err == nil {
-						err = pong.Push(ctx, v+1)
-					}
-					if err != nil {
-						echoed <- err
-						return
-					}
+	for _, eager := range []bool{false, true} {
+		for _, k := range ringKinds {
+			t.Run(fmt.Sprintf("%s/eager=%v", k.name, eager), func(t *testing.T) {
+				if eager {
+					park.SetEager(true)
+					defer park.SetEager(false)
 				}
-				echoed <- nil
-			}()
-			for i := range rounds {
-				if err := ping.Push(ctx, 2*i); err != nil {
-					t.Fatalf("round %d: Push: %v", i, err)
-				}
-				v, err := pong.Pop(ctx)
-				if err != nil {
-					t.Fatalf("round %d: Pop: %v (a lost wake-up?)", i, err)
-				}
-				if v != 2*i+1 {
-					t.Fatalf("round %d: got %d, want %d", i, v, 2*i+1)
-				}
+				pingPong(t, k.new(1), k.new(1), rounds)
+			})
+		}
+	}
+}
+
+func pingPong(t *testing.T, ping, pong queue[int], rounds int) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	echoed := make(chan error, 1)
+	go func() {
+		for range rounds {
+			v, err := ping.Pop(ctx)
+			if err == nil {
+				err = pong.Push(ctx, v+1)
 			}
-			if err := <-echoed; err != nil {
-				t.Fatal(err)
+			if err != nil {
+				echoed <- err
+				return
 			}
-		})
+		}
+		echoed <- nil
+	}()
+	for i := range rounds {
+		if err := ping.Push(ctx, 2*i); err != nil {
+			t.Fatalf("round %d: Push: %v", i, err)
+		}
+		v, err := pong.Pop(ctx)
+		if err != nil {
+			t.Fatalf("round %d: Pop: %v (a lost wake-up?)", i, err)
+		}
+		if v != 2*i+1 {
+			t.Fatalf("round %d: got %d, want %d", i, v, 2*i+1)
+		}
+	}
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
 	}
 }

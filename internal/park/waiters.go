@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/spillway-io/spillway/internal/release"
 )
 
 // Waiters is a FIFO list of goroutines parked until a condition may have
@@ -149,7 +151,7 @@ func Await(ctx context.Context, q *Waiters, cond func() bool) error {
 			return -1
 		}
 		return 0
-	}, nil)
+	}, nil, false)
 }
 
 // AwaitN is Await for a cond that reports how many items it found when it
@@ -160,7 +162,7 @@ func Await(ctx context.Context, q *Waiters, cond func() bool) error {
 // (the peer may have been stopped by a full ring, or an empty one, waiting
 // for this look) looks sooner.
 func AwaitN(ctx context.Context, q *Waiters, capacity int, cond func() int) error {
-	return await(ctx, q, capacity, cond, nil)
+	return await(ctx, q, capacity, cond, nil, false)
 }
 
 // AwaitPublished is AwaitN for a cond that wakers make true in two steps: a
@@ -175,13 +177,27 @@ func AwaitN(ctx context.Context, q *Waiters, capacity int, cond func() int) erro
 // claim made after the waiter registered loads the count after its CAS and
 // sees the waiter, so a waiter that found neither may park.
 func AwaitPublished(ctx context.Context, q *Waiters, capacity int, cond func() int, inFlight func() bool) error {
-	return await(ctx, q, capacity, cond, inFlight)
+	return await(ctx, q, capacity, cond, inFlight, false)
+}
+
+// AwaitLight is AwaitN for a cond that wakers make true with a light store
+// (release.StoreLight: on amd64 Linux a plain store, with no locked
+// instruction at all) before they look at the waiter count, which that
+// look may overtake. After registering, the waiter calls release.Heavy
+// before its last look: a light store issued before the barrier is then
+// visible to that look, and a waker that stores after the barrier loads
+// the count after it, and sees the waiter. The barrier is a system call of
+// 1-20 µs, paid once per park, after the spinning and yielding that come
+// first. If it fails, the waiter yields and looks again instead of
+// parking.
+func AwaitLight(ctx context.Context, q *Waiters, capacity int, cond func() int) error {
+	return await(ctx, q, capacity, cond, nil, true)
 }
 
 // await is AwaitN; a cond that returns a negative count succeeded without
 // telling how many items it found, which leaves the level alone. inFlight
-// is AwaitPublished's, or nil.
-func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFlight func() bool) error {
+// is AwaitPublished's, or nil; light is AwaitLight's.
+func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFlight func() bool, light bool) error {
 	if err := ctx.Err(); err != nil {
 		if cond() != 0 {
 			return nil
@@ -190,7 +206,11 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 	}
 	level := q.level.Load()
 	active := activeLooks(level)
-	for i := 0; ; i++ {
+	i := 0
+	if eager.Load() {
+		i = active + passiveSpins
+	}
+	for ; ; i++ {
 		// Back off before looking again: a peer that is busy producing (or
 		// consuming) gets a while to move many items, which the next look
 		// then takes in one go instead of one cache-line transfer each.
@@ -203,15 +223,17 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 			continue
 		}
 		w := q.register()
+		fenced := !light || release.Heavy()
 		if cond() != 0 {
 			if q.leave(w) {
 				q.Wake(1)
 			}
 			return nil
 		}
-		if inFlight != nil && inFlight() {
+		if !fenced || inFlight != nil && inFlight() {
 			// A waker claimed and has yet to publish, or published and
-			// its store is on its way: no wake-up may come for it. It
+			// its store is on its way (or the barrier that would have
+			// made it visible failed): no wake-up may come for it. It
 			// publishes within a few instructions of its claim, unless
 			// the scheduler stopped it there; yield so that it can run.
 			if q.leave(w) {
@@ -241,6 +263,17 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 		}
 	}
 }
+
+// eager makes every wait skip spinning and yielding (SetEager).
+var eager atomic.Bool
+
+// SetEager, for tests, makes every wait that starts afterwards register
+// and park at once, without spinning or yielding first, so that each one
+// goes through the window a lost wake-up would need; SetEager(false)
+// restores the strategy. The window itself (between a waker's publication
+// and its look at the waiter count) is a few instructions wide and is
+// seldom hit; eager waits make it the common case instead of the rare one.
+func SetEager(on bool) { eager.Store(on) }
 
 // adapt moves q's level after a wait at level that ended finding n items
 // out of capacity. It stores only changes: wakers read count, on the same

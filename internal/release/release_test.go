@@ -23,6 +23,22 @@ func TestStoreIsSeen(t *testing.T) {
 	}
 }
 
+// TestStoreFlagIsSeen: a flag stored in place reads back through
+// sync/atomic (atomic.Uint64's layout is what StoreFlag relies on).
+func TestStoreFlagIsSeen(t *testing.T) {
+	var w struct {
+		before uint64
+		flag   atomic.Uint64
+		after  uint64
+	}
+	for _, v := range []uint64{1, 0, 1 << 63, ^uint64(0)} {
+		StoreFlag(&w.flag, v)
+		if got := w.flag.Load(); got != v || w.before != 0 || w.after != 0 {
+			t.Fatalf("Load = %#x after StoreFlag(%#x); neighbours %#x, %#x", got, v, w.before, w.after)
+		}
+	}
+}
+
 // TestMessagePassing is the litmus test a release store exists for: a
 // writer fills a slot with plain stores and then releases its sequence
 // number; a reader that loads the number must find the slot filled.
@@ -56,4 +72,40 @@ func TestMessagePassing(t *testing.T) {
 		s.seq.Store(0)
 	}
 	<-done
+}
+
+// TestAsymmetricStoreBuffer is the store-buffer litmus test with an
+// asymmetric fence: one goroutine stores x with StoreLight and then loads y,
+// the other stores y with sync/atomic and calls Heavy before it loads x. In
+// no round may both loads miss the other side's store (a plain store and a
+// load on each side allow exactly that outcome on amd64).
+func TestAsymmetricStoreBuffer(t *testing.T) {
+	const rounds = 3000
+	var start, x, y, seenY, answered atomic.Uint64
+	done := make(chan struct{})
+	go func() { // the light side
+		defer close(done)
+		for r := uint64(1); r <= rounds; r++ {
+			for start.Load() < r {
+			}
+			StoreLight(&x, r)
+			seenY.Store(y.Load())
+			answered.Store(r)
+		}
+	}()
+	defer func() { start.Store(rounds); <-done }()
+	for r := uint64(1); r <= rounds; r++ { // the heavy side
+		start.Store(r)
+		y.Store(r)
+		if !Heavy() {
+			t.Fatal("Heavy failed")
+		}
+		sawX := x.Load()
+		for answered.Load() < r {
+		}
+		if sawX < r && seenY.Load() < r {
+			t.Fatalf("round %d: both sides missed the other's store (asymmetric fences: %v)", r, Asymmetric())
+		}
+	}
+	t.Logf("asymmetric fences: %v", Asymmetric())
 }

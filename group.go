@@ -63,10 +63,11 @@ func (g *group) tookFrom(idx, k int, run *uint32, drained, skippedEmpty bool) {
 // done reports the receiver finished (then ErrClosed), or ctx ends.
 // inFlight is nil, or reports messages whose senders publish them with a
 // release store and which take may not have seen yet
-// (park.AwaitPublished).
-func (g *group) await(ctx context.Context, take func() (n, seen int), done func() bool, inFlight func() bool) (int, error) {
+// (park.AwaitPublished); light says that senders publish with a light
+// store (a Topic's rings, ring.Broadcast: park.AwaitLight) instead.
+func (g *group) await(ctx context.Context, take func() (n, seen int), done func() bool, inFlight func() bool, light bool) (int, error) {
 	var n int
-	err := park.AwaitPublished(ctx, &g.receivers, g.opts.RingSize, func() int {
+	cond := func() int {
 		var seen int
 		if n, seen = take(); n > 0 {
 			return seen
@@ -75,7 +76,13 @@ func (g *group) await(ctx context.Context, take func() (n, seen int), done func(
 			return -1
 		}
 		return 0
-	}, inFlight)
+	}
+	var err error
+	if light {
+		err = park.AwaitLight(ctx, &g.receivers, g.opts.RingSize, cond)
+	} else {
+		err = park.AwaitPublished(ctx, &g.receivers, g.opts.RingSize, cond, inFlight)
+	}
 	switch {
 	case n > 0:
 		return n, nil

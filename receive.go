@@ -32,7 +32,7 @@ func (q *Queue) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 }
 
 func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
-	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load, q.inFlight)
+	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load, q.inFlight, false)
 }
 
 // inFlight reports whether a shard's ring holds messages no receiver has

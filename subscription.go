@@ -234,7 +234,7 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 		n = r.sub.tryReceive(dst)
 	}
 	if n == 0 {
-		n, err = r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst) }, r.done, nil)
+		n, err = r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst) }, r.done, nil, true)
 	}
 	if caughtUp := n > 0 && n < len(dst); caughtUp != r.caughtUp.Load() {
 		r.caughtUp.Store(caughtUp)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/internal/release"
 )
 
 // Broadcast is a bounded ring with one writer and any number of readers,
@@ -21,8 +22,12 @@ import (
 // goroutine; each Reader's methods from one goroutine at a time per reader.
 //
 // Invariants:
-//   - The writer publishes positions [old tail, new tail) with one CAS of
-//     tail per call, after writing their slots.
+//   - The writer publishes positions [old tail, new tail) with one light
+//     store of tail per call (release.StoreLight: on amd64 Linux a plain
+//     store, in release order), after writing their slots. Readers that
+//     park register, pass release.Heavy and look again (park.AwaitLight),
+//     so the writer's look at the waiter count, which may overtake that
+//     store, misses none of them.
 //   - A reader reads the slots of positions [c, c+n) only while its cursor
 //     is c and c+n <= tail, and releases them with one atomic store of
 //     cursor = c+n (n = 1 for a single item without read-ahead).
@@ -39,10 +44,17 @@ import (
 //     them when it recomputes the gate (at the latest every half ring of
 //     pushes, or when it finds the ring full), so the ring retains at most
 //     half a ring plus the unread items for the GC.
-//   - Once closedBit is set in tail, tail never changes again.
+//   - Closing follows lightClose: every push announces itself before it
+//     looks at the ring's state, and Close waits out a push its barrier
+//     caught in progress. Once the state is closed tail never changes.
+//   - Goroutines other than the writer that load tail under mu (AddReader)
+//     see every position the writer's gate was computed from: refreshGate
+//     computes it under mu, whose unlock follows the stores of tail before.
 type Broadcast[T any] struct {
 	_         pad
-	tail      atomic.Uint64 // next position to write, | closedBit; CAS by the writer and Close
+	tail      atomic.Uint64 // next position to write; light stores by the writer
+	_         pad
+	announced atomic.Uint64 // writer-only stores: tail once the push in progress is done (lightClose)
 	gateCache uint64        // writer-only: lower bound of every attached reader's cursor
 	gateAt    uint64        // writer-only: tail when gateCache was computed
 	cleared   uint64        // writer-only: slots below this position have been zeroed
@@ -50,6 +62,7 @@ type Broadcast[T any] struct {
 	_         pad
 	buf       []T
 	mask      uint64
+	lc        lightClose
 	mu        sync.Mutex                   // guards changes to readers and gate recomputation
 	readers   atomic.Pointer[[]*Reader[T]] // copy-on-write set of attached readers
 	notFull   park.Waiters                 // the writer, parked behind the slowest reader
@@ -71,7 +84,7 @@ type Broadcast[T any] struct {
 type Reader[T any] struct {
 	_         pad
 	cursor    atomic.Uint64 // next position to read; stored by the reader, loaded by the writer
-	tailCache uint64        // reader-only: its view of tail, without closedBit
+	tailCache uint64        // reader-only: its view of tail
 	detached  bool          // reader-only: Close was called
 	_         pad
 	b         *Broadcast[T]
@@ -88,6 +101,7 @@ const readAhead = 8
 func NewBroadcast[T any](capacity int) *Broadcast[T] {
 	n := roundCapacity(capacity)
 	b := &Broadcast[T]{buf: make([]T, n), mask: uint64(n - 1)}
+	b.lc.announced, b.lc.tail = &b.announced, &b.tail
 	b.readers.Store(new([]*Reader[T]))
 	return b
 }
@@ -98,7 +112,7 @@ func (b *Broadcast[T]) Cap() int { return len(b.buf) }
 // Len returns the number of items the slowest attached reader has yet to
 // read. Under concurrent use it is a snapshot.
 func (b *Broadcast[T]) Len() int {
-	t := b.tail.Load() &^ closedBit
+	t := b.tail.Load()
 	low := t
 	for _, r := range *b.readers.Load() {
 		low = min(low, r.cursor.Load())
@@ -112,7 +126,7 @@ func (b *Broadcast[T]) AddReader() *Reader[T] {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := &Reader[T]{b: b}
-	t := b.tail.Load() &^ closedBit
+	t := b.tail.Load()
 	r.cursor.Store(t)
 	r.tailCache = t
 	old := *b.readers.Load()
@@ -164,41 +178,33 @@ func (b *Broadcast[T]) room(t, want uint64) uint64 {
 // is open, and reports whether it did.
 func (b *Broadcast[T]) TryPush(v T) bool {
 	t := b.tail.Load()
-	if t&closedBit != 0 || b.room(t, 1) == 0 {
+	if b.room(t, 1) == 0 || !b.lc.begin(t, 1) {
 		return false
 	}
-	i := t & b.mask
-	b.buf[i] = v
-	if !b.tail.CompareAndSwap(t, t+1) {
-		var zero T
-		b.buf[i] = zero
-		return false
-	}
+	b.buf[t&b.mask] = v
+	release.StoreLight(&b.tail, t+1)
 	b.notEmpty.WakeAll()
 	return true
 }
 
 // PushBatch adds as many items from the front of vs as fit, publishing them
-// with one atomic operation, and returns how many it added.
+// with one store, and returns how many it added.
 func (b *Broadcast[T]) PushBatch(vs []T) int {
-	t := b.tail.Load()
-	if t&closedBit != 0 || len(vs) == 0 {
+	if len(vs) == 0 {
 		return 0
 	}
+	t := b.tail.Load()
 	n := min(b.room(t, uint64(len(vs))), uint64(len(vs)))
-	if n == 0 {
+	if n == 0 || !b.lc.begin(t, n) {
 		return 0
 	}
 	copyIn(b.buf, t&b.mask, vs[:n])
-	if !b.tail.CompareAndSwap(t, t+n) {
-		clearRange(b.buf, t&b.mask, n)
-		return 0
-	}
+	release.StoreLight(&b.tail, t+n)
 	b.notEmpty.WakeAll()
 	return int(n)
 }
 
-func (b *Broadcast[T]) isClosed() bool { return b.tail.Load()&closedBit != 0 }
+func (b *Broadcast[T]) isClosed() bool { return !b.lc.open() }
 
 // Push adds v, waiting while the slowest reader has not made room. It
 // returns ErrClosed if the ring is closed before v is added, or ctx.Err() if
@@ -217,22 +223,28 @@ func (b *Broadcast[T]) free() int { return b.Cap() - b.Len() }
 // returns how many items it added and, if that is fewer than len(vs),
 // ErrClosed or ctx.Err().
 func (b *Broadcast[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
-	return pushAll(ctx, vs, b.PushBatch, &b.notFull, b.Cap(), b.isClosed, b.free, waitPolicy{})
+	n := b.PushBatch(vs)
+	if n == len(vs) {
+		return n, nil
+	}
+	m, err := pushAll(ctx, vs[n:], b.PushBatch, &b.notFull, b.Cap(), b.isClosed, b.free, waitPolicy{})
+	return n + m, err
 }
 
 // Close closes the ring: later pushes fail, readers drain what is left and
 // then fail, and every blocked caller wakes up. Close is idempotent and may
-// be called from any goroutine.
+// be called from any goroutine; it waits for a push in progress.
 func (b *Broadcast[T]) Close() {
-	closeTail(&b.tail)
-	b.notEmpty.WakeAll()
-	b.notFull.WakeAll()
+	if b.lc.close() {
+		b.notEmpty.WakeAll()
+		b.notFull.WakeAll()
+	}
 }
 
 // Len returns the number of items this reader has yet to read.
 func (r *Reader[T]) Len() int {
 	c := r.cursor.Load()
-	return clampLen(r.b.tail.Load()&^closedBit, c, len(r.b.buf)) + r.an - r.ai
+	return clampLen(r.b.tail.Load(), c, len(r.b.buf)) + r.an - r.ai
 }
 
 // takeAhead moves up to len(dst) of the items pop read ahead into dst and
@@ -265,10 +277,10 @@ func (r *Reader[T]) pop() (v T, ok, done bool) {
 	// the cached view shows fewer (once per read-ahead, not per item).
 	c := r.cursor.Load()
 	if r.tailCache-c < readAhead {
-		t := r.b.tail.Load()
-		r.tailCache = t &^ closedBit
+		closed := r.b.lc.closed() // before tail: closed means tail is final
+		r.tailCache = r.b.tail.Load()
 		if c == r.tailCache {
-			return v, false, t&closedBit != 0
+			return v, false, closed
 		}
 	}
 	m := min(r.tailCache-c, readAhead)
@@ -305,11 +317,11 @@ func (r *Reader[T]) popBatch(dst []T) (int, bool) {
 	c := r.cursor.Load()
 	avail := r.tailCache - c
 	if avail < uint64(len(dst)) {
-		t := r.b.tail.Load()
-		r.tailCache = t &^ closedBit
+		closed := r.b.lc.closed() // before tail: closed means tail is final
+		r.tailCache = r.b.tail.Load()
 		avail = r.tailCache - c
 		if avail == 0 {
-			return ahead, ahead == 0 && t&closedBit != 0
+			return ahead, ahead == 0 && closed
 		}
 	}
 	m := min(avail, uint64(len(dst)))
@@ -329,13 +341,16 @@ func (r *Reader[T]) Pop(ctx context.Context) (T, error) {
 	if v, ok, _ := r.pop(); ok {
 		return v, nil
 	}
-	return popSlow(ctx, &r.b.notEmpty, r.b.Cap(), r.pop, r.Len, waitPolicy{})
+	return popSlow(ctx, &r.b.notEmpty, r.b.Cap(), r.pop, r.Len, waitPolicy{light: true})
 }
 
 // PopBatchWait copies up to len(dst) items into dst, waiting until at least
 // one is available; it ends like Pop.
 func (r *Reader[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
-	return popSome(ctx, dst, &r.b.notEmpty, r.b.Cap(), r.popBatch, r.Len, waitPolicy{})
+	if n, _ := r.popBatch(dst); n > 0 {
+		return n, nil
+	}
+	return popSome(ctx, dst, &r.b.notEmpty, r.b.Cap(), r.popBatch, r.Len, waitPolicy{light: true})
 }
 
 // Close detaches the reader: it stops gating the writer, and its later pops

@@ -10,7 +10,7 @@ import "slices"
 
 // Tail returns the position the next pushed item will get: how many items
 // have been pushed.
-func (b *Broadcast[T]) Tail() uint64 { return b.tail.Load() &^ closedBit }
+func (b *Broadcast[T]) Tail() uint64 { return b.tail.Load() }
 
 // Oldest returns the lowest position whose item the ring still holds: items
 // at positions in [Oldest(), Tail()) can be read with At and a reader can be
@@ -39,11 +39,10 @@ func (b *Broadcast[T]) At(p uint64) (T, bool) {
 // the readers' cursors only when its cached view of them allows fewer than
 // want. REQUIRES: writer.
 func (b *Broadcast[T]) Room(want int) int {
-	t := b.tail.Load()
-	if t&closedBit != 0 || want <= 0 {
+	if !b.lc.open() || want <= 0 {
 		return 0
 	}
-	return int(min(b.room(t, uint64(want)), uint64(want)))
+	return int(min(b.room(b.tail.Load(), uint64(want)), uint64(want)))
 }
 
 // AddReaderAt attaches a reader whose first item is at position p, and

@@ -190,7 +190,7 @@ func TestSPSCCloseWaitsOutAPush(t *testing.T) {
 		}
 	}
 	defer func() { testHookCloseWaits = nil }()
-	if !r.announce(0, 1) { // TryPush(42), stopped between its look at state and its slot
+	if !r.lc.begin(0, 1) { // TryPush(42), stopped between its look at state and its slot
 		t.Fatal("announce on an open ring failed")
 	}
 	closed := make(chan struct{})

@@ -3,10 +3,8 @@ package ring
 import (
 	"context"
 	"sync/atomic"
-	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
-	"github.com/spillway-io/spillway/internal/release"
 )
 
 // closeTail sets closedBit in tail; it returns false if it was already set.
@@ -20,21 +18,6 @@ func closeTail(tail *atomic.Uint64) bool {
 			return true
 		}
 	}
-}
-
-// heavyBarrier makes every thread of the process pass a full memory barrier
-// (release.Heavy), for Close of a ring whose producer publishes with light
-// stores.
-func heavyBarrier() {
-	if release.Heavy() {
-		return
-	}
-	// membarrier(2) fails only for an invalid command or a process that did
-	// not register, neither of which happens after release's init succeeded.
-	// Should it fail anyway: a store leaves the store buffer within
-	// microseconds while its thread runs, and a thread that stops running
-	// drains it then; 10 ms outlasts either.
-	time.Sleep(10 * time.Millisecond)
 }
 
 // copyIn copies vs into buf starting at slot i, wrapping around the end.

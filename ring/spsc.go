@@ -2,7 +2,6 @@ package ring
 
 import (
 	"context"
-	"runtime"
 	"sync/atomic"
 
 	"github.com/spillway-io/spillway/internal/park"
@@ -31,16 +30,9 @@ import (
 //     each side re-reads the other's index only when its cached view says
 //     empty (consumer) or full (producer). In steady state only slot data
 //     crosses cores.
-//   - Closing: state goes open -> closing -> closed, each step by Close
-//     alone. A push from t of n items stores announced = t+n before it
-//     loads state (release.StoreFlag), and publishes with its store of tail
-//     = t+n, or, when state was not open, stores announced = t back. So
-//     announced > tail exactly while a push is in progress. Close stores
-//     closing, makes every thread pass a full barrier (release.Heavy),
-//     waits until announced <= tail and stores closed. A push whose load of
-//     state came after the barrier reached its thread sees closing and adds
-//     nothing; one whose load came before had announced before the barrier
-//     too, and Close waits it out. So once state is closed tail never
+//   - Closing follows lightClose: every push announces itself (begin)
+//     before it looks at the ring's state, and Close waits out a push its
+//     barrier caught in progress. Once the state is closed tail never
 //     changes, and a consumer that loads closed and then tail has seen
 //     every item.
 //   - Waking: a side's look at the other's waiter count may be performed
@@ -66,28 +58,23 @@ type SPSC[T any] struct {
 	tail      atomic.Uint64 // next position to push; light stores by the producer
 	_         pad
 	headCache uint64        // producer's view of head
-	announced atomic.Uint64 // tail once the push in progress is done; stored by the producer, loaded by Close
+	announced atomic.Uint64 // tail once the push in progress is done (lightClose)
 	_         pad
 	buf       []T
 	mask      uint64
-	state     atomic.Uint32 // spscOpen, spscClosing or spscClosed; stored by Close
-	notEmpty  park.Waiters  // the consumer, parked on an empty ring
-	notFull   park.Waiters  // the producer, parked on a full ring
+	lc        lightClose
+	notEmpty  park.Waiters // the consumer, parked on an empty ring
+	notFull   park.Waiters // the producer, parked on a full ring
 	_         pad
 }
-
-// The states of an SPSC.
-const (
-	spscOpen uint32 = iota
-	spscClosing
-	spscClosed
-)
 
 // NewSPSC returns an SPSC ring holding capacity items, rounded up to a power
 // of two (at least 1). It panics if capacity exceeds 2^40.
 func NewSPSC[T any](capacity int) *SPSC[T] {
 	n := roundCapacity(capacity)
-	return &SPSC[T]{buf: make([]T, n), mask: uint64(n - 1)}
+	r := &SPSC[T]{buf: make([]T, n), mask: uint64(n - 1)}
+	r.lc.announced, r.lc.tail = &r.announced, &r.tail
+	return r
 }
 
 // Cap returns the capacity of the ring.
@@ -110,24 +97,12 @@ func (r *SPSC[T]) TryPush(v T) bool {
 			return false
 		}
 	}
-	if !r.announce(t, 1) {
+	if !r.lc.begin(t, 1) {
 		return false
 	}
 	r.buf[t&r.mask] = v
 	release.StoreLight(&r.tail, t+1)
 	r.notEmpty.Wake(1)
-	return true
-}
-
-// announce marks a push of n items from position t in progress and reports
-// whether the ring is open; if it is not, it takes the mark back (see
-// Close).
-func (r *SPSC[T]) announce(t, n uint64) bool {
-	release.StoreFlag(&r.announced, t+n)
-	if r.state.Load() != spscOpen {
-		release.StoreFlag(&r.announced, t)
-		return false
-	}
 	return true
 }
 
@@ -145,7 +120,7 @@ func (r *SPSC[T]) PushBatch(vs []T) int {
 		free = size - (t - r.headCache)
 	}
 	n := min(free, uint64(len(vs)))
-	if n == 0 || !r.announce(t, n) {
+	if n == 0 || !r.lc.begin(t, n) {
 		return 0
 	}
 	copyIn(r.buf, t&r.mask, vs[:n])
@@ -164,10 +139,10 @@ func (r *SPSC[T]) TryPop() (T, bool) {
 // returns how many items are available from h; drained reports that none
 // are and none will come.
 func (r *SPSC[T]) refresh(h uint64) (avail uint64, drained bool) {
-	s := r.state.Load() // before tail: closed means tail is final
+	closed := r.lc.closed() // before tail: closed means tail is final
 	r.tailCache = r.tail.Load()
 	avail = r.tailCache - h
-	return avail, avail == 0 && s == spscClosed
+	return avail, avail == 0 && closed
 }
 
 // pop is TryPop that also reports whether the ring is closed and drained.
@@ -242,7 +217,7 @@ func (r *SPSC[T]) PushBatchWait(ctx context.Context, vs []T) (int, error) {
 	return n + m, err
 }
 
-func (r *SPSC[T]) isClosed() bool { return r.state.Load() != spscOpen }
+func (r *SPSC[T]) isClosed() bool { return !r.lc.open() }
 
 // Pop removes and returns the oldest item, waiting while the ring is empty.
 // After Close it returns the remaining items, then ErrClosed.
@@ -267,22 +242,8 @@ func (r *SPSC[T]) PopBatchWait(ctx context.Context, dst []T) (int, error) {
 // fail, and every blocked caller wakes up. Close is idempotent and may be
 // called from any goroutine; it waits for a push in progress to finish.
 func (r *SPSC[T]) Close() {
-	if !r.state.CompareAndSwap(spscOpen, spscClosing) {
-		return
+	if r.lc.close() {
+		r.notEmpty.WakeAll()
+		r.notFull.WakeAll()
 	}
-	heavyBarrier()
-	for r.announced.Load() > r.tail.Load() {
-		// A push that began before the barrier: it adds its items, or none.
-		if testHookCloseWaits != nil {
-			testHookCloseWaits()
-		}
-		runtime.Gosched()
-	}
-	r.state.Store(spscClosed)
-	r.notEmpty.WakeAll()
-	r.notFull.WakeAll()
 }
-
-// testHookCloseWaits, set by tests, is called each time Close finds a push
-// in progress.
-var testHookCloseWaits func()

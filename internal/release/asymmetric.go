@@ -1,9 +1,6 @@
 package release
 
-import (
-	"sync/atomic"
-	"unsafe"
-)
+import "sync/atomic"
 
 // Asymmetric fences.
 //
@@ -46,28 +43,11 @@ func StoreLight(p *atomic.Uint64, v uint64) {
 	p.Store(v)
 }
 
-// StoreFlag writes v to *p for readers to whom the value alone matters: it
-// publishes nothing written before it. When Asymmetric it is a plain store
-// that the compiler emits in place, with no call (Store is an assembly
-// function, which costs a call of about 1.5 ns; on a path that stores
-// three words per item that was measured); otherwise sync/atomic's Store.
-// The gc compiler keeps it in program order with the goroutine's other
-// memory operations: each takes the memory state the one before it left
-// (the SSA memory chain), so a later sync/atomic Load is emitted after it,
-// and the processor may then perform that load early, as with any store,
-// which is what Heavy orders.
-func StoreFlag(p *atomic.Uint64, v uint64) {
-	if asymmetric {
-		*(*uint64)(unsafe.Pointer(p)) = v // atomic.Uint64's word is its only non-empty field
-		return
-	}
-	p.Store(v)
-}
-
-// Heavy is the rare side of an asymmetric fence: when it returns true, every
-// StoreLight that any goroutine issued before the call is visible, and every
-// load a goroutine performs after a StoreLight issued later is performed
-// after the caller's earlier stores. It costs a system call that interrupts
+// Heavy is the rare side of an asymmetric fence: when it returns true,
+// every thread of the process has passed a full memory barrier since the
+// call began, so a StoreLight issued before that point is visible to the
+// caller, and a load that follows a StoreLight issued after it sees every
+// store the caller made before calling Heavy. It costs a system call that interrupts
 // the CPUs running this process's threads (0.7 µs on the development VM with
 // the other vCPU idle, 20 µs with it busy), so it belongs only on paths that
 // are about to block anyway. It reports false if the barrier failed, in

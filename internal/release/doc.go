@@ -8,9 +8,18 @@
 // pays for a fence it does not need: the reader only needs to see the slot
 // written before the word that publishes it, which x86's total store order
 // gives every plain store. On amd64 (without the race detector) Store is
-// therefore a plain MOV in assembly, opaque to the compiler, which can move
-// no memory access across the call. Elsewhere, and under the race
-// detector, it is sync/atomic's Store.
+// therefore a plain MOV, inlined. Elsewhere, and under the race detector,
+// it is sync/atomic's Store.
+//
+// What keeps the compiler from moving a plain store: the gc compiler emits
+// a goroutine's stores in program order (each takes the memory state the
+// one before left, the SSA memory chain, and the scheduler keeps that
+// chain's order), and every sync/atomic operation is a link of the same
+// chain, so nothing is moved across Store either way. The build
+// constraints require gc; other compilers get sync/atomic's Store. Store
+// was an assembly function (opaque to the compiler) until a call, about
+// 1.5 ns with its ABI wrapper, measured 27% of an SPSC push and pop one at
+// a time (README, Rings).
 //
 // What a release store does not give: a later load may be performed before
 // the store is visible to other cores (store-load reordering). A waker that

@@ -14,27 +14,19 @@ func TestMain(m *testing.M) {
 
 // TestStoreIsSeen: a released word reads back.
 func TestStoreIsSeen(t *testing.T) {
-	var w atomic.Uint64
-	for _, v := range []uint64{1, 0, 1 << 63, ^uint64(0)} {
-		Store(&w, v)
-		if got := w.Load(); got != v {
-			t.Fatalf("Load = %#x after Store(%#x)", got, v)
-		}
-	}
-}
-
-// TestStoreFlagIsSeen: a flag stored in place reads back through
-// sync/atomic (atomic.Uint64's layout is what StoreFlag relies on).
-func TestStoreFlagIsSeen(t *testing.T) {
-	var w struct {
+	var w struct { // neighbours: Store writes atomic.Uint64's word and nothing else
 		before uint64
-		flag   atomic.Uint64
+		word   atomic.Uint64
 		after  uint64
 	}
 	for _, v := range []uint64{1, 0, 1 << 63, ^uint64(0)} {
-		StoreFlag(&w.flag, v)
-		if got := w.flag.Load(); got != v || w.before != 0 || w.after != 0 {
-			t.Fatalf("Load = %#x after StoreFlag(%#x); neighbours %#x, %#x", got, v, w.before, w.after)
+		Store(&w.word, v)
+		if got := w.word.Load(); got != v || w.before != 0 || w.after != 0 {
+			t.Fatalf("Load = %#x after Store(%#x); neighbours %#x, %#x", got, v, w.before, w.after)
+		}
+		StoreLight(&w.word, ^v)
+		if got := w.word.Load(); got != ^v {
+			t.Fatalf("Load = %#x after StoreLight(%#x)", got, ^v)
 		}
 	}
 }

@@ -30,26 +30,36 @@
 // Where a slot is claimed by a CAS first (MPSC producers, both sides of
 // MPMC), the word that then publishes it needs only release order, which
 // every plain store has on amd64: those rings publish with
-// internal/release's Store (sync/atomic's under the race detector and on
-// other architectures), about twice as fast per item as an XCHG there. A
-// release store does not order the waker's later look for parked waiters,
-// so their waiters do not park while a claim is in flight
-// (park.AwaitPublished).
+// internal/release's Store (a plain store the gc compiler keeps in program
+// order; sync/atomic's under the race detector and on other
+// architectures), about twice as fast per item as an XCHG there. A release
+// store does not order the waker's later look for parked waiters, so their
+// waiters do not park while a claim is in flight (park.AwaitPublished).
+//
+// Where one goroutine owns the index it publishes (both sides of SPSC, the
+// Broadcast writer), there is no claim to look at: those publish with a
+// light store (release.StoreLight, the same plain store on amd64 Linux)
+// and execute no locked instruction per call. What orders them against a
+// waiter is an asymmetric fence: a waiter that has been registered for 1
+// ms and still finds nothing makes every thread of the process pass a
+// full barrier (membarrier(2), 1-20 µs) and looks once more before it
+// waits for good (park.AwaitLight). Where that barrier is missing (other
+// systems, the race detector) the light stores are sequentially consistent
+// instead.
 //
 // # Closing
 //
 // Close may be called from any goroutine, any number of times. After Close,
 // pushes fail (ErrClosed, or false for the non-blocking ones), pops return
 // what is left and then ErrClosed, and every blocked caller wakes up. A push
-// that reported success is never lost to a concurrent Close. In MPSC, MPMC
-// and Broadcast, Close sets a flag inside the producer's index with a CAS,
-// and every push claims its slots (Broadcast: publishes them) with a CAS of
-// the same word, so each push lands wholly before Close or fails; a claim
-// made before Close is published and drained. SPSC's producer announces
-// each push with a plain store before it looks at the ring's state; Close
-// marks the ring closing, passes the asymmetric barrier, waits out the
-// push it may have caught in progress, and only then lets pops report
-// ErrClosed.
+// that reported success is never lost to a concurrent Close. In MPSC and
+// MPMC, Close sets a flag inside the producers' index with a CAS, and every
+// push claims its slots with a CAS of the same word, so each claim lands
+// wholly before Close or fails; a claim made before Close is published and
+// drained. SPSC's producer and Broadcast's writer announce each push with a
+// plain store before they look at the ring's state; Close marks the ring
+// closing, passes the barrier, waits out a push it caught in progress, and
+// only then lets pops report ErrClosed (lightClose).
 //
 // Popped slots are zeroed so that the ring keeps no references for the
 // garbage collector (for [Broadcast], once every reader has passed them; see

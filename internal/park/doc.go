@@ -54,5 +54,9 @@
 // on amd64 a plain store, which a later load may overtake) keeps the
 // guarantee only with [AwaitPublished]: its claim of the slot it then
 // publishes must be sequentially consistent, and the waiter, after
-// registering, yields instead of parking while a claim is in flight.
+// registering, yields instead of parking while a claim is in flight. A
+// waker that claims nothing and publishes with a light store alone
+// (release.StoreLight) keeps it with [AwaitLight]: the waiter waits at
+// most 1 ms before it makes every thread pass a barrier
+// (release.Heavy, membarrier(2)) and looks once more, then waits for good.
 package park

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spillway-io/spillway/internal/release"
 )
@@ -39,6 +40,7 @@ type Waiters struct {
 
 type waiter struct {
 	wake       chan struct{} // capacity 1: the token of a wake-up
+	timer      *time.Timer   // AwaitLight's settle timer, made at its first use
 	prev, next *waiter       // list links; guarded by Waiters.mu
 	woken      bool          // unlinked by a waker; guarded by Waiters.mu
 }
@@ -183,13 +185,16 @@ func AwaitPublished(ctx context.Context, q *Waiters, capacity int, cond func() i
 // AwaitLight is AwaitN for a cond that wakers make true with a light store
 // (release.StoreLight: on amd64 Linux a plain store, with no locked
 // instruction at all) before they look at the waiter count, which that
-// look may overtake. After registering, the waiter calls release.Heavy
-// before its last look: a light store issued before the barrier is then
-// visible to that look, and a waker that stores after the barrier loads
-// the count after it, and sees the waiter. The barrier is a system call of
-// 1-20 µs, paid once per park, after the spinning and yielding that come
-// first. If it fails, the waiter yields and looks again instead of
-// parking.
+// look may overtake. A registered waiter that still finds nothing waits
+// for a wake-up for at most settle (1 ms), then calls release.Heavy and
+// looks once more before it waits for good: a light store issued before
+// the barrier is visible to that look, and a waker that stores after the
+// barrier loads the count after it, and sees the waiter. The barrier is a
+// system call of 1-20 µs (20 when the other CPUs run this process's
+// threads), so it is paid only by waits that outlast settle; a store
+// overtaken as above is visible long before, so the most a lost wake-up
+// can cost is settle. If the barrier fails, the waiter yields and looks
+// again instead of waiting for good.
 func AwaitLight(ctx context.Context, q *Waiters, capacity int, cond func() int) error {
 	return await(ctx, q, capacity, cond, nil, true)
 }
@@ -223,17 +228,15 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 			continue
 		}
 		w := q.register()
-		fenced := !light || release.Heavy()
 		if cond() != 0 {
 			if q.leave(w) {
 				q.Wake(1)
 			}
 			return nil
 		}
-		if !fenced || inFlight != nil && inFlight() {
+		if inFlight != nil && inFlight() {
 			// A waker claimed and has yet to publish, or published and
-			// its store is on its way (or the barrier that would have
-			// made it visible failed): no wake-up may come for it. It
+			// its store is on its way: no wake-up may come for it. It
 			// publishes within a few instructions of its claim, unless
 			// the scheduler stopped it there; yield so that it can run.
 			if q.leave(w) {
@@ -245,22 +248,79 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 			runtime.Gosched()
 			continue
 		}
-		select {
-		case <-w.wake:
-			q.recycle(w)
-			if cond() != 0 {
-				return nil
-			}
-			i = active // a wake-up that found nothing: yield a while before parking again
-		case <-ctx.Done():
-			if q.leave(w) {
-				q.Wake(1)
-			}
-			if cond() != 0 { // a last look: the condition may have become true meanwhile
-				return nil
-			}
-			return ctx.Err()
+		// Wakers that publish with a light store may have looked at the
+		// count before their store became visible to the look above: such
+		// a store is visible microseconds later. So the first part of the
+		// wait is at most settle long; if no wake-up came by then, a heavy
+		// barrier makes sure (AwaitLight) before the waiter parks for good.
+		// Most waits end before settle, and pay no barrier.
+		var settled <-chan time.Time
+		if light {
+			settled = w.arm(settle)
 		}
+		for parked := true; parked; {
+			select {
+			case <-w.wake:
+				w.disarm(settled)
+				q.recycle(w)
+				if cond() != 0 {
+					return nil
+				}
+				i = active // a wake-up that found nothing: yield a while before parking again
+				parked = false
+			case <-ctx.Done():
+				w.disarm(settled)
+				if q.leave(w) {
+					q.Wake(1)
+				}
+				if cond() != 0 { // a last look: the condition may have become true meanwhile
+					return nil
+				}
+				return ctx.Err()
+			case <-settled:
+				settled = nil
+				fenced := release.Heavy()
+				if cond() != 0 {
+					if q.leave(w) {
+						q.Wake(1)
+					}
+					return nil
+				}
+				if !fenced {
+					// The barrier failed: no look can be trusted to have
+					// seen every store. Yield and look again, as for a
+					// claim in flight.
+					if q.leave(w) {
+						q.Wake(1)
+					}
+					runtime.Gosched()
+					parked = false
+				}
+			}
+		}
+	}
+}
+
+// settle is how long a waiter on light stores waits for a wake-up before
+// it makes sure with a heavy barrier (see await): far longer than a store
+// takes to leave a store buffer, short enough that the wait a lost
+// wake-up costs stays below a scheduler time slice.
+const settle = time.Millisecond
+
+// arm starts w's timer for d and returns its channel.
+func (w *waiter) arm(d time.Duration) <-chan time.Time {
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	return w.timer.C
+}
+
+// disarm stops w's timer if c, what arm returned, is still pending.
+func (w *waiter) disarm(c <-chan time.Time) {
+	if c != nil {
+		w.timer.Stop()
 	}
 }
 

@@ -30,6 +30,10 @@ func copyIn[T any](buf []T, i uint64, vs []T) {
 		}
 		return
 	}
+	if end := i + uint64(len(vs)); end <= uint64(len(buf)) {
+		copy(buf[i:end], vs) // no wrap: one copy
+		return
+	}
 	n := copy(buf[i:], vs)
 	copy(buf, vs[n:])
 }
@@ -42,6 +46,10 @@ func copyOut[T any](dst []T, buf []T, i uint64) {
 		for j := range dst {
 			dst[j] = buf[(i+uint64(j))&mask]
 		}
+		return
+	}
+	if end := i + uint64(len(dst)); end <= uint64(len(buf)) {
+		copy(dst, buf[i:end]) // no wrap: one copy
 		return
 	}
 	n := copy(dst, buf[i:])

@@ -24,10 +24,11 @@ import (
 // Invariants:
 //   - The writer publishes positions [old tail, new tail) with one light
 //     store of tail per call (release.StoreLight: on amd64 Linux a plain
-//     store, in release order), after writing their slots. Readers that
-//     park register, pass release.Heavy and look again (park.AwaitLight),
-//     so the writer's look at the waiter count, which may overtake that
-//     store, misses none of them.
+//     store, in release order), after writing their slots. A reader that
+//     waits registers, and before it waits for good passes release.Heavy
+//     and looks again (park.AwaitLight), so the writer's look at the
+//     waiter count, which may overtake that store, costs no reader more
+//     than AwaitLight's first wait (1 ms) and loses none.
 //   - A reader reads the slots of positions [c, c+n) only while its cursor
 //     is c and c+n <= tail, and releases them with one atomic store of
 //     cursor = c+n (n = 1 for a single item without read-ahead).

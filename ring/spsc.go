@@ -37,10 +37,11 @@ import (
 //     every item.
 //   - Waking: a side's look at the other's waiter count may be performed
 //     before its light store of its index is visible. A waiter therefore
-//     registers (a sequentially consistent add), calls release.Heavy and
-//     only then looks once more before it parks (park.AwaitLight): a store
-//     issued before the barrier is visible to that look, and a waker that
-//     stores after it loads the count after it and sees the waiter.
+//     registers (a sequentially consistent add) and, before it waits for
+//     good, calls release.Heavy and looks once more (park.AwaitLight,
+//     which first waits at most 1 ms for a wake-up): a store issued before
+//     the barrier is visible to that look, and a waker that stores after
+//     it loads the count after it and sees the waiter.
 //
 // Why the fast path is correct: the producer alone writes slots outside
 // [head, tail) and the consumer alone reads slots inside it; a stale cache

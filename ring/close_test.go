@@ -147,34 +147,7 @@ func closeDuringPushes(t *testing.T, q queue[int], producers, consumers, closeAf
 	if n := q.Len(); n != 0 {
 		t.Errorf("Len = %d after the consumers saw ErrClosed", n)
 	}
-	count := make([][]int, producers)
-	for p := range count {
-		count[p] = make([]int, accepted[p])
-	}
-	for c, vs := range seen {
-		last := make([]int, producers)
-		for p := range last {
-			last[p] = -1
-		}
-		for _, v := range vs {
-			p, s := split(v)
-			if p >= producers || s >= accepted[p] {
-				t.Fatalf("consumer %d popped producer %d's item %d, which was not accepted (%d were)", c, p, s, accepted[min(p, producers-1)])
-			}
-			if s <= last[p] {
-				t.Fatalf("consumer %d saw producer %d's item %d after %d", c, p, s, last[p])
-			}
-			last[p] = s
-			count[p][s]++
-		}
-	}
-	for p := range count {
-		for s, n := range count[p] {
-			if n != 1 {
-				t.Fatalf("producer %d's accepted item %d was popped %d times", p, s, n)
-			}
-		}
-	}
+	checkAccepted(t, seen, accepted)
 }
 
 // TestSPSCCloseWaitsOutAPush stops a push after it announced itself and

@@ -9,11 +9,13 @@ import (
 // Positions are 64-bit counters that never wrap in practice (2^63 items at
 // 10^9 per second take 292 years). A slot index is position & mask.
 //
-// The producer-side position word (tail) carries the closed flag in its top
-// bit. Setting it with a CAS freezes tail: every push is a CAS on tail from a
-// value without the flag, so a push either lands before Close (and is
-// drained by consumers) or fails. That is what lets Close never lose an item
-// that a push reported as accepted.
+// In MPSC and MPMC the producers' position word (tail) carries the closed
+// flag in its top bit. Setting it with a CAS freezes tail: every claim is a
+// CAS on tail from a value without the flag, so a push either lands before
+// Close (and is drained by consumers) or fails. That is what lets Close
+// never lose an item that a push reported as accepted. SPSC and Broadcast,
+// whose single producer stores tail without a CAS, close by lightClose
+// instead.
 const closedBit = uint64(1) << 63
 
 // maxCapacity bounds capacities so that positions, their differences and the

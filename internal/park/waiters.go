@@ -328,11 +328,13 @@ func (w *waiter) disarm(c <-chan time.Time) {
 var eager atomic.Bool
 
 // SetEager, for tests, makes every wait that starts afterwards register
-// and park at once, without spinning or yielding first, so that each one
-// goes through the window a lost wake-up would need; SetEager(false)
-// restores the strategy. The window itself (between a waker's publication
-// and its look at the waiter count) is a few instructions wide and is
-// seldom hit; eager waits make it the common case instead of the rare one.
+// and park at once, without spinning or yielding first, so that the
+// parking path (registration, the last looks, AwaitLight's first wait and
+// barrier, parking, waking) runs on every wait instead of on the rare
+// long one; SetEager(false) restores the strategy. It does not force the
+// window a lost wake-up needs (a waker's look at the waiter count
+// overtaking its publication, a few nanoseconds wide): nothing from
+// outside can.
 func SetEager(on bool) { eager.Store(on) }
 
 // adapt moves q's level after a wait at level that ended finding n items

@@ -21,8 +21,8 @@ import "sync/atomic"
 // the load behind it, which is then performed after the SC store.
 //
 // Where the kernel offers no such barrier (other systems, old kernels,
-// sandboxes that filter the call), and under the race detector, Asymmetric
-// is false: StoreLight is then sync/atomic's sequentially consistent Store
+// sandboxes that filter the call), on other architectures and compilers
+// than amd64 and gc, and under the race detector, Asymmetric is false: StoreLight is then sync/atomic's sequentially consistent Store
 // and Heavy does nothing, which keeps the same guarantee at the frequent
 // side's expense.
 
@@ -47,12 +47,12 @@ func StoreLight(p *atomic.Uint64, v uint64) {
 // every thread of the process has passed a full memory barrier since the
 // call began, so a StoreLight issued before that point is visible to the
 // caller, and a load that follows a StoreLight issued after it sees every
-// store the caller made before calling Heavy. It costs a system call that interrupts
-// the CPUs running this process's threads (0.7 µs on the development VM with
-// the other vCPU idle, 20 µs with it busy), so it belongs only on paths that
-// are about to block anyway. It reports false if the barrier failed, in
-// which case the caller must not rely on it: it is then free to retry, or
-// to wait without parking.
+// store the caller made before calling Heavy. It costs a system call that
+// interrupts the CPUs running this process's threads (0.7 µs on the
+// development VM with the other vCPU idle, 20 µs with it busy), so it
+// belongs only on paths that are about to block anyway. It reports false
+// if the barrier failed, in which case the caller must not rely on it: it
+// is then free to retry, or to wait without parking.
 func Heavy() bool {
 	if !asymmetric {
 		return true // StoreLight is sequentially consistent: nothing to order

@@ -8,9 +8,10 @@ import (
 )
 
 // TestHotPathAllocs: the memory paths allocate nothing per message: Send
-// and Receive, SendBatch and ReceiveBatch, ManualAck's lease and Ack, and a
-// Topic's Publish and Receive. (make test runs the Allocs tests without
-// -race, which distorts allocation counts.)
+// and Receive, SendBatch and ReceiveBatch, TrySend and TryReceive (empty
+// too), ManualAck's lease and Ack, and a Topic's Publish and Receive. (make
+// test runs the Allocs tests without -race, which distorts allocation
+// counts.)
 func TestHotPathAllocs(t *testing.T) {
 	if race.Enabled {
 		t.Skip("allocation counts are distorted under -race")
@@ -41,6 +42,11 @@ func TestHotPathAllocs(t *testing.T) {
 			got += n
 		}
 	})
+	check("Queue TrySend+TryReceive, and TryReceive empty", func() {
+		q.TrySend(m)
+		q.TryReceive()
+		q.TryReceive()
+	})
 	mq := openQueue(t, Options{Shards: 2, Ack: ManualAck})
 	check("ManualAck Send+Receive+Ack", func() {
 		mq.Send(ctx, m)
@@ -53,6 +59,12 @@ func TestHotPathAllocs(t *testing.T) {
 		tp.Publish(ctx, m)
 		a.Receive(ctx)
 		b.Receive(ctx)
+	})
+	check("Topic Publish+TryReceive", func() {
+		tp.Publish(ctx, m)
+		a.TryReceive()
+		b.TryReceive()
+		a.TryReceive()
 	})
 	check("Topic PublishBatch+ReceiveBatch", func() {
 		tp.PublishBatch(ctx, batch)

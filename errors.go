@@ -11,6 +11,9 @@ var (
 	// ErrFull: memory is full and the overflow policy is Reject (or Block,
 	// for a call that must not wait, such as TrySend).
 	ErrFull = errors.New("spillway: full")
+	// ErrEmpty: a call that must not wait (TryReceive, TryReceiveBatch)
+	// found no message it could take at once.
+	ErrEmpty = errors.New("spillway: no message ready")
 	// ErrTooLarge: a message exceeds Options.MaxMessageBytes, or its key
 	// MaxKeyBytes, or its headers MaxHeaders.
 	ErrTooLarge = errors.New("spillway: message too large")

@@ -130,3 +130,34 @@ func ExampleOptions_onError() {
 	}
 	defer q.Close()
 }
+
+// Taking what is there without waiting: a loop that drains the queue and
+// then goes on with other work.
+func ExampleQueue_TryReceive() {
+	q, err := spillway.OpenQueue(spillway.Options{Shards: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	for _, v := range []string{"a", "b", "c"} {
+		if err := q.TrySend(spillway.Message{Value: []byte(v)}); err != nil {
+			panic(err)
+		}
+	}
+	for {
+		d, err := q.TryReceive()
+		if errors.Is(err, spillway.ErrEmpty) {
+			fmt.Println("drained")
+			break
+		}
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(string(d.Value))
+	}
+	// Output:
+	// a
+	// b
+	// c
+	// drained
+}

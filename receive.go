@@ -31,6 +31,37 @@ func (q *Queue) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 	return q.receiveSlow(ctx, dst)
 }
 
+// TryReceive returns the next message if it can take one without waiting
+// for one to arrive or for another receiver. It fails with ErrEmpty when it
+// could not: no message is queued, or the shards that hold some are being
+// taken from by other receivers at that moment, or the next spilled batch
+// is still being decoded. It fails with ErrClosed once the queue is closed.
+func (q *Queue) TryReceive() (Delivery, error) {
+	var d [1]Delivery
+	_, err := q.TryReceiveBatch(d[:])
+	return d[0], err
+}
+
+// TryReceiveBatch fills dst with up to len(dst) messages, from one shard,
+// that it can take without waiting, and returns how many. It fails like
+// TryReceive (ErrEmpty, ErrClosed) when it took none; an empty dst takes
+// nothing and fails with nothing.
+func (q *Queue) TryReceiveBatch(dst []Delivery) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	if q.closed.Load() {
+		return 0, ErrClosed
+	}
+	if n := q.tryReceive(dst); n > 0 {
+		return n, nil
+	}
+	if q.closed.Load() {
+		return 0, ErrClosed
+	}
+	return 0, ErrEmpty
+}
+
 func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
 	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load, q.inFlight, false)
 }

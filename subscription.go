@@ -242,6 +242,39 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 	return n, err
 }
 
+// TryReceive returns the subscription's next message if it can take one
+// without waiting for one to arrive or for another receiver. It fails with
+// ErrEmpty when it could not: nothing is published past the subscription's
+// position, or the shards that hold messages are being taken from by other
+// receivers of the subscription at that moment, or the next spilled batch
+// is still being decoded. It fails with ErrClosed once the subscription or
+// its Topic is closed.
+func (r *Subscription) TryReceive() (Delivery, error) {
+	var d [1]Delivery
+	_, err := r.TryReceiveBatch(d[:])
+	return d[0], err
+}
+
+// TryReceiveBatch fills dst with up to len(dst) messages, from one shard,
+// that it can take without waiting, and returns how many. It fails like
+// TryReceive (ErrEmpty, ErrClosed) when it took none; an empty dst takes
+// nothing and fails with nothing.
+func (r *Subscription) TryReceiveBatch(dst []Delivery) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	if r.done() {
+		return 0, ErrClosed
+	}
+	if n := r.sub.tryReceive(dst); n > 0 {
+		return n, nil
+	}
+	if r.done() {
+		return 0, ErrClosed
+	}
+	return 0, ErrEmpty
+}
+
 func (sub *subscription) tryReceive(dst []Delivery) int {
 	n, _ := sub.takeSome(dst)
 	return n

@@ -1,6 +1,9 @@
 package spillway
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // The errors of package spillway. Operations wrap them with details; match
 // them with errors.Is.
@@ -36,3 +39,25 @@ var (
 	// Options.OnError, wrapping the cause.
 	ErrSpillFailed = errors.New("spillway: spill failed, messages were dropped")
 )
+
+// BatchError is the error of a SendBatch or PublishBatch that failed part
+// way: the first Queued messages of the batch were queued (published), the
+// rest were not. It wraps the cause, which errors.Is matches as usual
+// (ErrFull, ErrClosed, ErrTooLarge, a context's error, ...). To go on with
+// the rest:
+//
+//	var be *spillway.BatchError
+//	if errors.As(err, &be) {
+//		rest := ms[be.Queued:]
+//		...
+//	}
+type BatchError struct {
+	Queued int   // how many messages from the front of the batch were queued
+	Err    error // why the next one was not
+}
+
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("%v (the batch's first %d messages were queued)", e.Err, e.Queued)
+}
+
+func (e *BatchError) Unwrap() error { return e.Err }

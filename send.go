@@ -39,7 +39,8 @@ func (q *Queue) TrySend(m Message) error {
 // shard (all keyless ones of the batch go to one shard) go into its ring
 // in place, with one claim and one publication for as many as it has room
 // for. On error, the messages before the failing one were queued and the
-// rest were not.
+// rest were not: the error is a *BatchError, which says how many were
+// queued and wraps the cause.
 func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 	keyless := shard.Random(len(q.shards))
 	for i := 0; i < len(ms); {
@@ -53,7 +54,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			m := &ms[i+n]
 			if !m.fits(q.opts.MaxMessageBytes) {
 				if n == 0 {
-					return m.tooLarge(q.opts.MaxMessageBytes)
+					return &BatchError{Queued: i, Err: m.tooLarge(q.opts.MaxMessageBytes)}
 				}
 				break
 			}
@@ -69,8 +70,8 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			q.receivers.Wake(done)
 		}
 		if done < n {
-			if err := q.sendRestOf(ctx, s, ms[i+done:i+n]); err != nil {
-				return err
+			if k, err := q.sendRestOf(ctx, s, ms[i+done:i+n]); err != nil {
+				return &BatchError{Queued: i + done + k, Err: err}
 			}
 		}
 		i += n
@@ -98,42 +99,48 @@ func (s *qshard) pushInPlace(ms []Message) int {
 }
 
 // sendRestOf is sendRest for messages, converted 64 at a time.
-func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message) error {
+func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message) (int, error) {
 	var buf [64]entry
 	defer clear(buf[:])
-	for len(ms) > 0 {
-		n := min(len(ms), len(buf))
+	queued := 0
+	for queued < len(ms) {
+		n := min(len(ms)-queued, len(buf))
 		for j := range n {
-			buf[j].set(ms[j].Key, ms[j].Value, ms[j].Headers)
+			m := &ms[queued+j]
+			buf[j].set(m.Key, m.Value, m.Headers)
 		}
-		if err := q.sendRest(ctx, s, buf[:n]); err != nil {
-			return err
+		k, err := q.sendRest(ctx, s, buf[:n])
+		queued += k
+		if err != nil {
+			return queued, err
 		}
-		ms = ms[n:]
 	}
-	return nil
+	return queued, nil
 }
 
 // sendRest queues what the ring did not take of a SendBatch run: in one
 // write to disk when the shard spills, otherwise (or for what a full disk
-// refuses) one by one, waiting as the policy says.
-func (q *Queue) sendRest(ctx context.Context, s *qshard, es []entry) error {
+// refuses) one by one, waiting as the policy says. It returns how many of
+// es it queued, all of them unless it fails.
+func (q *Queue) sendRest(ctx context.Context, s *qshard, es []entry) (int, error) {
+	queued := 0
 	if q.opts.Overflow == SpillToDisk {
 		k, err := q.spillMany(s, es)
 		if k > 0 {
 			q.receivers.Wake(k)
 		}
 		if err != nil && !errors.Is(err, ErrDiskFull) {
-			return err
+			return k, err
 		}
-		es = es[k:]
+		queued = k
 	}
-	for _, e := range es {
+	for _, e := range es[queued:] {
 		if err := q.sendSlow(ctx, s, e); err != nil {
-			return err
+			return queued, err
 		}
+		queued++
 	}
-	return nil
+	return queued, nil
 }
 
 // trySend queues e in shard s without waiting.

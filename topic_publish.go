@@ -85,7 +85,9 @@ func (t *Topic) Publish(ctx context.Context, m Message) error {
 
 // PublishBatch publishes ms in order, as Publish does each; messages for the
 // same shard go in with one lock and one publication. On error, the
-// messages before the failing one were published and the rest were not.
+// messages before the failing one were published and the rest were not:
+// the error is a *BatchError, which says how many were published (its
+// Queued) and wraps the cause.
 func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 	var buf [64]tentry
 	defer clear(buf[:])
@@ -100,7 +102,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 			m := &ms[i+n]
 			if !m.fits(t.opts.MaxMessageBytes) {
 				if n == 0 {
-					return m.tooLarge(t.opts.MaxMessageBytes)
+					return &BatchError{Queued: i, Err: m.tooLarge(t.opts.MaxMessageBytes)}
 				}
 				break
 			}
@@ -111,8 +113,8 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 			n++
 		}
 		s := t.lockShard(key, n)
-		if _, err := s.publishLocked(ctx, buf[:n]); err != nil {
-			return err
+		if k, err := s.publishLocked(ctx, buf[:n]); err != nil {
+			return &BatchError{Queued: i + k, Err: err}
 		}
 		i += n
 	}

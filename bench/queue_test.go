@@ -10,6 +10,7 @@ import (
 	diskqueue "github.com/nsqio/go-diskqueue"
 
 	spillway "github.com/spillway-io/spillway"
+	"github.com/spillway-io/spillway/internal/benchenv"
 )
 
 var ctx = context.Background()
@@ -96,6 +97,7 @@ func BenchmarkQueueOneGoroutine(b *testing.B) {
 		dst := make([]spillway.Delivery, 64)
 		b.SetBytes(128)
 		b.ReportAllocs()
+		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := 0; i < b.N; i += len(batch) {
 			n := min(len(batch), b.N-i)
@@ -118,6 +120,7 @@ func BenchmarkQueueOneGoroutine(b *testing.B) {
 		ch := make(chan []byte, queueCap())
 		b.SetBytes(128)
 		b.ReportAllocs()
+		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := 0; i < b.N; i += 64 {
 			n := min(64, b.N-i)
@@ -181,6 +184,7 @@ func BenchmarkQueueSpill(b *testing.B) {
 			dst := make([]spillway.Delivery, 64)
 			b.SetBytes(128)
 			b.ReportAllocs()
+			defer benchenv.Steal(b)()
 			b.ResetTimer()
 			for i := 0; i < b.N; i += len(batch) {
 				n := min(len(batch), b.N-i)
@@ -216,6 +220,7 @@ func BenchmarkQueueSpill(b *testing.B) {
 		defer q.Close()
 		b.SetBytes(128)
 		b.ReportAllocs()
+		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := range b.N {
 			q.Enqueue(msgs[i%msgPool])
@@ -233,6 +238,7 @@ func BenchmarkQueueSpill(b *testing.B) {
 		defer q.Close()
 		b.SetBytes(128)
 		b.ReportAllocs()
+		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := range b.N {
 			q.Put(msgs[i%msgPool])
@@ -247,6 +253,7 @@ func BenchmarkQueueSpill(b *testing.B) {
 func pair(b *testing.B, produce, consume func()) {
 	b.SetBytes(128)
 	b.ReportAllocs()
+	defer benchenv.Steal(b)()
 	b.ResetTimer()
 	done := make(chan struct{})
 	go func() {

@@ -9,6 +9,7 @@ import (
 	diskqueue "github.com/nsqio/go-diskqueue"
 
 	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/internal/benchenv"
 	"github.com/spillway-io/spillway/internal/eventgen"
 	"github.com/spillway-io/spillway/mmap"
 )
@@ -45,6 +46,7 @@ func BenchmarkSpill(b *testing.B) {
 		defer q.Close()
 		b.SetBytes(128)
 		b.ReportAllocs()
+		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := range b.N {
 			if err := q.Enqueue(msgs[i%msgPool]); err != nil {
@@ -67,6 +69,7 @@ func BenchmarkSpill(b *testing.B) {
 		defer q.Close()
 		b.SetBytes(128)
 		b.ReportAllocs()
+		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := range b.N {
 			if err := q.Put(msgs[i%msgPool]); err != nil {
@@ -100,6 +103,7 @@ func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compressi
 	recs := make([]codec.Record, 256)
 	b.SetBytes(128)
 	b.ReportAllocs()
+	defer benchenv.Steal(b)()
 	b.ResetTimer()
 	for i := 0; i < b.N; {
 		n := min(len(recs), b.N-i)

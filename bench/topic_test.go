@@ -6,6 +6,7 @@ import (
 	"time"
 
 	spillway "github.com/spillway-io/spillway"
+	"github.com/spillway-io/spillway/internal/benchenv"
 )
 
 // fanOut runs one publisher on the benchmark's goroutine and a receiver per
@@ -14,6 +15,7 @@ import (
 func fanOut(b *testing.B, publish func(), receivers []func()) {
 	b.SetBytes(128)
 	b.ReportAllocs()
+	defer benchenv.Steal(b)()
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for _, r := range receivers {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/spillway-io/spillway/internal/benchenv"
 )
 
 // The benchmarks run each ring next to a buffered channel of the same
@@ -17,6 +19,10 @@ import (
 // that benchstat -col /impl prints the comparison. Run with GOMAXPROCS=2:
 //
 //	go test -run '^$' -bench . -cpu 2 -count 6 ./ring | benchstat -col /impl -
+//
+// Every benchmark that crosses cores also reports steal%, the share of CPU
+// time the hypervisor took while it ran (package benchenv): on a shared VM
+// it moves these figures by more than the code does.
 const benchCap = 4096
 
 var benchCtx = context.Background()
@@ -359,6 +365,7 @@ func cpuTime() time.Duration {
 // runPair runs produce on a new goroutine and consume on the benchmark's,
 // after the usual ReportAllocs/SetBytes/ResetTimer.
 func runPair(b *testing.B, produce, consume func()) {
+	defer benchenv.Steal(b)()
 	b.ReportAllocs()
 	b.SetBytes(8)
 	b.ResetTimer()
@@ -374,6 +381,7 @@ func runPair(b *testing.B, produce, consume func()) {
 // runMany splits b.N items between producers and consumers and runs them all
 // on their own goroutines.
 func runMany(b *testing.B, producers, consumers int, produce, consume func(id, n int)) {
+	defer benchenv.Steal(b)()
 	b.ReportAllocs()
 	b.SetBytes(8)
 	b.ResetTimer()
@@ -412,6 +420,7 @@ func BenchmarkCacheLineHop(b *testing.B) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		b.Skip("needs two Ps")
 	}
+	defer benchenv.Steal(b)()
 	var line struct {
 		_ pad
 		v atomic.Uint64

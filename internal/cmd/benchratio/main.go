@@ -9,11 +9,16 @@
 // sub-benchmark key k instead of impl:
 //
 //	... | go run ./internal/cmd/benchratio -key=subs fast=2+slow fast=2
+//
+// Where the benchmarks reported steal% (the CPU time the hypervisor took,
+// see internal/benchenv), a last column gives its median over the row's
+// runs of every implementation compared.
 package main
 
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -23,6 +28,7 @@ import (
 type sample struct {
 	nsPerOp []float64
 	allocs  []float64
+	steal   []float64
 }
 
 func main() {
@@ -39,9 +45,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: benchratio [-key=k] <impl> <baseline-impl>... < bench-output")
 		os.Exit(2)
 	}
+	table(os.Stdin, os.Stdout, key, impls)
+}
+
+// table reads benchmark output from r and writes the comparison of impls
+// (values of the sub-benchmark key) to w as a Markdown table.
+func table(r io.Reader, w io.Writer, key string, impls []string) {
 	results := map[string]map[string]*sample{} // benchmark (impl removed) -> impl -> samples
 	var order []string
-	sc := bufio.NewScanner(os.Stdin)
+	sc := bufio.NewScanner(r)
+	anySteal := false
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
@@ -70,6 +83,9 @@ func main() {
 				s[impl].nsPerOp = append(s[impl].nsPerOp, v)
 			case "allocs/op":
 				s[impl].allocs = append(s[impl].allocs, v)
+			case "steal%":
+				s[impl].steal = append(s[impl].steal, v)
+				anySteal = true
 			}
 		}
 	}
@@ -85,8 +101,12 @@ func main() {
 	}
 	head += " " + impls[0] + " allocs/op |"
 	rule += "---:|"
-	fmt.Println(head)
-	fmt.Println(rule)
+	if anySteal {
+		head += " steal% |"
+		rule += "---:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
 	for _, name := range order {
 		s := results[name]
 		base := s[impls[0]]
@@ -109,7 +129,20 @@ func main() {
 			}
 		}
 		row += fmt.Sprintf(" %g |", median(base.allocs))
-		fmt.Println(row)
+		if anySteal {
+			var steal []float64
+			for _, impl := range impls {
+				if x := s[impl]; x != nil {
+					steal = append(steal, x.steal...)
+				}
+			}
+			if len(steal) > 0 {
+				row += fmt.Sprintf(" %.1f |", median(steal))
+			} else {
+				row += " – |"
+			}
+		}
+		fmt.Fprintln(w, row)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -37,5 +38,25 @@ func TestSplitOtherKey(t *testing.T) {
 	name, v, ok := splitKey("BenchmarkTopicSlowSubscriber/impl=spillway-s2/subs=fast=2+slow-2", "subs")
 	if !ok || name != "TopicSlowSubscriber/impl=spillway-s2" || v != "fast=2+slow" {
 		t.Fatalf("splitKey = %q, %q, %v", name, v, ok)
+	}
+}
+
+func TestTable(t *testing.T) {
+	in := `BenchmarkSPSC/impl=ring-2   100  10.0 ns/op  800 MB/s  2.0 steal%  0 B/op  0 allocs/op
+BenchmarkSPSC/impl=ring-2   100  12.0 ns/op  800 MB/s  4.0 steal%  0 B/op  0 allocs/op
+BenchmarkSPSC/impl=chan-2   100  50.0 ns/op  160 MB/s  6.0 steal%  0 B/op  0 allocs/op
+BenchmarkSPSC/impl=chan-2   100  70.0 ns/op  160 MB/s  8.0 steal%  0 B/op  0 allocs/op
+BenchmarkOther/impl=ring-2  100  5.0 ns/op  0 B/op  1 allocs/op
+BenchmarkOther/impl=chan-2  100  20.0 ns/op  0 B/op  0 allocs/op
+`
+	var out strings.Builder
+	table(strings.NewReader(in), &out, "impl", []string{"ring", "chan"})
+	want := `| benchmark | ring ns/op | chan ns/op | ring vs chan | ring allocs/op | steal% |
+|---|---:|---:|---:|---:|---:|
+| SPSC | 11 | 60 | **5.5×** | 0 | 5.0 |
+| Other | 5 | 20 | **4.0×** | 1 | – |
+`
+	if out.String() != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", out.String(), want)
 	}
 }

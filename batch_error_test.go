@@ -51,6 +51,8 @@ func TestSendBatchPartial(t *testing.T) {
 		{"block, context ended", Options{Overflow: Block}, cancelled, batchOf(7), context.Canceled, 4},
 		{"too large in the middle", Options{}, ctx, append(batchOf(2), tooLarge, Message{}), ErrTooLarge, 2},
 		{"too large first", Options{}, ctx, append([]Message{tooLarge}, batchOf(2)...), ErrTooLarge, 0},
+		{"too large by its headers", Options{}, ctx, append(batchOf(1),
+			Message{Value: []byte("1"), Headers: []Header{{Key: "h", Value: make([]byte, 60)}}}), ErrTooLarge, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.opts.Shards, c.opts.RingSize, c.opts.MaxMessageBytes = 1, 4, 50
@@ -124,5 +126,38 @@ func TestSendBatchPartialSpill(t *testing.T) {
 	st := q.Stats()
 	if uint64(queued) != st.Sent || queued <= 16 || queued >= len(ms) {
 		t.Fatalf("Queued = %d, Sent = %d (ring 16, spilled %d, of %d)", queued, st.Sent, st.Spilled, len(ms))
+	}
+}
+
+// TestSendBatchMixed: a keyless batch mixing messages with and without
+// headers and keys goes in whole and comes out in order (one shard), keys
+// and headers kept: in memory, and through the spill (a ring of 4).
+func TestSendBatchMixed(t *testing.T) {
+	ctx := context.Background()
+	for _, opts := range []Options{{Shards: 1, RingSize: 8}, {Dir: t.TempDir(), Shards: 1, RingSize: 4}} {
+		q := openQueue(t, opts)
+		ms := []Message{
+			{Value: []byte("0")},
+			{Value: []byte("1"), Headers: []Header{{Key: "h", Value: []byte("v")}}},
+			{Value: []byte("2")},
+			{Key: []byte("k"), Value: []byte("3")},
+			{Value: []byte("4")},
+			{Value: []byte("5")},
+		}
+		if err := q.SendBatch(ctx, ms); err != nil {
+			t.Fatal(err)
+		}
+		for i := range ms {
+			d, err := q.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(d.Value) != strconv.Itoa(i) || string(d.Key) != string(ms[i].Key) || len(d.Headers) != len(ms[i].Headers) {
+				t.Fatalf("dir %q, message %d: %q key %q headers %v", opts.Dir, i, d.Value, d.Key, d.Headers)
+			}
+			if i == 1 && (d.Headers[0].Key != "h" || string(d.Headers[0].Value) != "v") {
+				t.Fatalf("dir %q: headers %+v", opts.Dir, d.Headers)
+			}
+		}
 	}
 }

@@ -50,6 +50,18 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			si = shard.Of(ms[i].Key, len(q.shards))
 		}
 		n := 0
+		if si == keyless {
+			// The common case first: keyless messages without headers,
+			// which need only their value's length checked.
+			max := q.opts.MaxMessageBytes
+			for i+n < len(ms) {
+				m := &ms[i+n]
+				if len(m.Key)|len(m.Headers) != 0 || len(m.Value) > max {
+					break
+				}
+				n++
+			}
+		}
 		for i+n < len(ms) {
 			m := &ms[i+n]
 			if !m.fits(q.opts.MaxMessageBytes) {

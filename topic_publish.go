@@ -98,6 +98,19 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 			si = shard.Of(key, len(t.shards))
 		}
 		n := 0
+		if si < 0 {
+			// The common case first: keyless messages without headers,
+			// which need only their value's length checked.
+			max := t.opts.MaxMessageBytes
+			for i+n < len(ms) && n < len(buf) {
+				m := &ms[i+n]
+				if len(m.Key)|len(m.Headers) != 0 || len(m.Value) > max {
+					break
+				}
+				buf[n].set(m.Key, m.Value, m.Headers)
+				n++
+			}
+		}
 		for i+n < len(ms) && n < len(buf) {
 			m := &ms[i+n]
 			if !m.fits(t.opts.MaxMessageBytes) {

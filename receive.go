@@ -36,6 +36,8 @@ func (q *Queue) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 // could not: no message is queued, or the shards that hold some are being
 // taken from by other receivers at that moment, or the next spilled batch
 // is still being decoded. It fails with ErrClosed once the queue is closed.
+// Like Receive, it may hand a spill's last, partly filled batch to the disk
+// so as to read it back: that waits for its compression, not for a sender.
 func (q *Queue) TryReceive() (Delivery, error) {
 	var d [1]Delivery
 	_, err := q.TryReceiveBatch(d[:])

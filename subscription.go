@@ -248,7 +248,9 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 // position, or the shards that hold messages are being taken from by other
 // receivers of the subscription at that moment, or the next spilled batch
 // is still being decoded. It fails with ErrClosed once the subscription or
-// its Topic is closed.
+// its Topic is closed. Like Receive, it may hand the spill's last, partly
+// filled batch to the disk so as to read it back: that waits for its
+// compression, not for a publisher.
 func (r *Subscription) TryReceive() (Delivery, error) {
 	var d [1]Delivery
 	_, err := r.TryReceiveBatch(d[:])

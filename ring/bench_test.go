@@ -68,39 +68,6 @@ func BenchmarkSPSCBatch(b *testing.B) {
 	}
 }
 
-// BenchmarkSPSCBatchUneven measures the machine's share of
-// BenchmarkSPSCBatch: the producer pushes batches of one size and the
-// consumer pops batches of another. A consumer that keeps up loads tail once
-// per batch it finds, and the producer's next store of tail must take that
-// line back, so the two sides pay one cross-core round trip of tail's line
-// per published batch, whatever its size. items/pop is how many items the
-// consumer's pops found on average. No channel twin: it is not a comparison.
-func BenchmarkSPSCBatchUneven(b *testing.B) {
-	for _, c := range [][2]int{{64, 32}, {32, 64}} {
-		b.Run("push="+itoa(c[0])+"/pop="+itoa(c[1]), func(b *testing.B) {
-			r := NewSPSC[uint64](benchCap)
-			pops := 0
-			runPair(b, func() {
-				buf := make([]uint64, c[0])
-				for i := 0; i < b.N; i += c[0] {
-					n := min(c[0], b.N-i)
-					for j := range n {
-						buf[j] = uint64(i + j)
-					}
-					r.PushBatchWait(benchCtx, buf[:n])
-				}
-			}, func() {
-				dst := make([]uint64, c[1])
-				for got := 0; got < b.N; pops++ {
-					n, _ := r.PopBatchWait(benchCtx, dst)
-					got += n
-				}
-			})
-			b.ReportMetric(float64(b.N)/float64(max(pops, 1)), "items/pop")
-		})
-	}
-}
-
 func benchChanSPSC(b *testing.B) {
 	ch := make(chan uint64, benchCap)
 	runPair(b, func() {

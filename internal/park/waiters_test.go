@@ -325,3 +325,85 @@ func TestAwaitPublishedParksWithoutAClaim(t *testing.T) {
 		t.Fatalf("AwaitPublished = %v, want context.Canceled", err)
 	}
 }
+
+// TestAwaitLightSettlesWithoutAWakeUp is the case AwaitLight exists for: a
+// waker's light store whose look at the waiter count came before the
+// store was visible, so that no Wake follows. The waiter, registered and
+// past its last look, must still see the store: after settle it passes
+// the heavy barrier and looks once more. Without that step it would park
+// until a Wake that never comes.
+func TestAwaitLightSettlesWithoutAWakeUp(t *testing.T) {
+	SetEager(true) // register and park on the first look: no spinning
+	defer SetEager(false)
+	var q Waiters
+	var stored atomic.Bool
+	var looks atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		done <- AwaitLight(context.Background(), &q, 16, func() int {
+			v := stored.Load()
+			looks.Add(1) // after the load: looks == 1 means look 1 found nothing
+			if v {
+				return 1
+			}
+			return 0
+		})
+	}()
+	// One look, after registering, that found nothing: the waiter is on its
+	// way to park, and only a wake-up, settle or ctx can end its wait.
+	waitFor(t, "the waiter to register and look", func() bool { return q.Len() == 1 && looks.Load() == 1 })
+	stored.Store(true) // and no Wake
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("AwaitLight = %v", err)
+		}
+	case <-time.After(10 * time.Second): // settle is 1 ms: a deadline, not a wait
+		q.Wake(1)
+		<-done
+		t.Fatal("the waiter parked for good without seeing the store")
+	}
+	if n := looks.Load(); n != 2 {
+		t.Fatalf("%d looks, want 2 (after registering, after the barrier)", n)
+	}
+	if q.Len() != 0 {
+		t.Fatalf("%d waiters still registered", q.Len())
+	}
+}
+
+// TestAwaitLightWakeAndCancel: a Wake ends an AwaitLight before settle
+// with the timer stopped, and a canceled one returns its context's error
+// and leaves no waiter registered; the next wait reuses the waiter and its
+// timer.
+func TestAwaitLightWakeAndCancel(t *testing.T) {
+	SetEager(true)
+	defer SetEager(false)
+	var q Waiters
+	var stored atomic.Bool
+	cond := func() int {
+		if stored.Load() {
+			return 1
+		}
+		return 0
+	}
+	done := make(chan error, 1)
+	go func() { done <- AwaitLight(context.Background(), &q, 16, cond) }()
+	waitFor(t, "the waiter to register", func() bool { return q.Len() == 1 })
+	stored.Store(true)
+	q.Wake(1)
+	if err := <-done; err != nil {
+		t.Fatalf("AwaitLight after Wake = %v", err)
+	}
+
+	stored.Store(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- AwaitLight(ctx, &q, 16, cond) }()
+	waitFor(t, "the waiter to register again", func() bool { return q.Len() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled AwaitLight = %v", err)
+	}
+	if q.Len() != 0 {
+		t.Fatalf("%d waiters still registered after cancel", q.Len())
+	}
+}

@@ -96,8 +96,8 @@ func TestShortWrite(t *testing.T) {
 	l.Close()
 	l, rec := open(t, dir, Options{})
 	defer l.Close()
-	if len(rec.Dropped) != 1 || !rec.Dropped[0].Tail || rec.Dropped[0].Bytes != 60 || rec.Dropped[0].First != 5 || rec.Dropped[0].End != 10 {
-		t.Fatalf("recovery after a short write: %+v", rec.Dropped)
+	if len(rec.Dropped) != 1 || !rec.Dropped[0].Tail || rec.Dropped[0].Bytes != 60 || rec.Dropped[0].First != 5 || rec.Dropped[0].End != 10 || rec.LostRecords() != 5 {
+		t.Fatalf("recovery after a short write: %+v (%d records lost)", rec.Dropped, rec.LostRecords())
 	}
 	if _, vals := readAll(t, l, 0); len(vals) != 5 {
 		t.Fatalf("%d records after recovery, want 5", len(vals))

@@ -126,6 +126,9 @@ func TestCorruptMiddleBatch(t *testing.T) {
 		if got.Position != want.Position || got.Bytes != want.Bytes || got.Batches != 1 || got.First != want.First || got.End != want.End || got.Tail {
 			t.Fatalf("round %d: flipped byte %d of batch %d: dropped %+v, want %+v", round, at, victim, got, want)
 		}
+		if n := rec.LostRecords(); n != uint64(counts[victim]) {
+			t.Fatalf("round %d: LostRecords = %d, want %d", round, n, counts[victim])
+		}
 		side, err := os.ReadFile(filepath.Join(dir, got.Sidecar))
 		if err != nil || int64(len(side)) != got.Bytes {
 			t.Fatalf("round %d: sidecar: %d bytes, %v", round, len(side), err)

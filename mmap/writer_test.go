@@ -178,6 +178,9 @@ func TestWriterDiskFull(t *testing.T) {
 			if err := w.Flush(); !errors.Is(err, ErrDiskFull) {
 				t.Fatalf("Flush on a full disk = %v", err)
 			}
+			if !w.Stalled() {
+				t.Fatal("Stalled = false with batches waiting for disk space")
+			}
 			got := 0
 			for got < written {
 				first, recs, err := r.Next()
@@ -196,6 +199,9 @@ func TestWriterDiskFull(t *testing.T) {
 					}
 					got++
 				}
+			}
+			if w.Stalled() {
+				t.Fatal("Stalled = true after everything was appended")
 			}
 			if err := w.Close(); err != nil {
 				t.Fatal(err)

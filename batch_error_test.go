@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +27,10 @@ func queuedOf(t *testing.T, err, cause error) int {
 	}
 	if !errors.Is(err, cause) {
 		t.Fatalf("error %v does not match %v", err, cause)
+	}
+	msg := err.Error()
+	if want := "first " + strconv.Itoa(be.Queued) + " messages were queued"; !strings.Contains(msg, want) || !strings.Contains(msg, be.Err.Error()) {
+		t.Fatalf("message %q should name the cause %q and say %q", msg, be.Err, want)
 	}
 	return be.Queued
 }

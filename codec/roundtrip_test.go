@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/spillway-io/spillway/internal/eventgen"
 	"github.com/spillway-io/spillway/internal/race"
@@ -316,5 +319,69 @@ func TestDetach(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEncoderOptions: a higher zstd level stores the same records in no
+// more bytes and decodes to them; one compressing batch at a time is
+// still safe for concurrent callers; the accessors report what was set.
+func TestEncoderOptions(t *testing.T) {
+	rng := newRand(t)
+	g := eventgen.New(rng.Uint64())
+	recs := randomRecords(rng, g, 200)
+	fast, err := NewEncoder(WithCompression(Zstd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	better, err := NewEncoder(WithCompression(Zstd), WithZstdLevel(zstd.SpeedBetterCompression), WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer better.Close()
+	if better.Compression() != Zstd {
+		t.Fatalf("Compression = %v", better.Compression())
+	}
+	limits := Limits{MaxBatchBytes: 1 << 20, MaxRawBytes: 4 << 20, MaxRecords: 1000}
+	dec, err := NewDecoder(limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	if dec.Limits() != limits {
+		t.Fatalf("Limits = %+v, want %+v", dec.Limits(), limits)
+	}
+	small, err := fast.AppendBatch(nil, 1, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	outs := make([][]byte, 4)
+	errs := make([]error, 4)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = better.AppendBatch(nil, 1, recs)
+		}()
+	}
+	wg.Wait()
+	for i, out := range outs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if !bytes.Equal(out, outs[0]) {
+			t.Fatalf("call %d encoded different bytes", i)
+		}
+	}
+	if len(outs[0]) >= len(small) { // an ignored level would store the same bytes
+		t.Fatalf("SpeedBetterCompression stored %d bytes, SpeedFastest %d", len(outs[0]), len(small))
+	}
+	var b Batch
+	if _, err := dec.Decode(outs[0], &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordsEqual(b.Records, recs); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -371,10 +371,9 @@ func TestAwaitLightSettlesWithoutAWakeUp(t *testing.T) {
 	}
 }
 
-// TestAwaitLightWakeAndCancel: a Wake ends an AwaitLight before settle
-// with the timer stopped, and a canceled one returns its context's error
-// and leaves no waiter registered; the next wait reuses the waiter and its
-// timer.
+// TestAwaitLightWakeAndCancel: a Wake ends an AwaitLight, and a canceled
+// one (on the same Waiters, so on the waiter the first one left for reuse)
+// returns its context's error and leaves no waiter registered.
 func TestAwaitLightWakeAndCancel(t *testing.T) {
 	SetEager(true)
 	defer SetEager(false)

@@ -53,7 +53,10 @@ func (e *entry) set(key, value []byte, headers []Header) {
 //     The refill from disk (carry, the reading side of spill) happens under
 //     cons too, and only when ring is empty, so messages read back follow
 //     every message that was in the ring. They are delivered straight from
-//     carry, never pushed through ring, and only while ring is empty: a
+//     carry, never pushed through ring, and only while ring is empty, not
+//     even a slot claimed (a claim not yet published holds back its
+//     message and those published behind it, which came before what the
+//     shard spilled since; TestSpillWaitsForAClaimInFlight): a
 //     sender that saw the shard not spilling may still push into ring
 //     after it turned spilling, and what that sender spills next may
 //     already be in carry. Spilling ends (under cons, in refill) only when

@@ -330,3 +330,55 @@ func TestPingPongNoLostWakeup(t *testing.T) {
 		})
 	}
 }
+
+// TestSpillWaitsForAClaimInFlight: a sender that claimed the ring's next
+// slot and has yet to publish it holds up the ring's consumer, which
+// cannot read past that slot; the messages queued behind it in the ring
+// came before anything the shard spilled since. The receiver must not
+// take the spill's messages meanwhile (it would deliver a sender's later
+// messages before its earlier ones, still in the ring). Once the slot is
+// published, everything comes out in order.
+func TestSpillWaitsForAClaimInFlight(t *testing.T) {
+	q := openQueue(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 4})
+	ctx := context.Background()
+	s := q.shards[0]
+	first, k := s.ring.Claim(1) // a sender stopped between its claim and its publication
+	if k != 1 {
+		t.Fatalf("Claim = %d", k)
+	}
+	for i := 1; i <= 5; i++ { // 1-3 fill the ring behind the claim; 4 and 5 spill
+		if err := q.Send(ctx, msg(0, i, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := q.Stats(); st.Spilled != 2 {
+		t.Fatalf("spilled %d, want 2", st.Spilled)
+	}
+	if err := q.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing may be delivered before message 0: the spill is readable,
+	// so a receiver that skipped the unpublished slot would find 4 at once.
+	rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	d, err := q.Receive(rctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		_, seq, _ := unmsg(t, d)
+		t.Fatalf("Receive with a claim in flight = message %d, %v; want nothing before message 0", seq, err)
+	}
+	if _, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("TryReceive with a claim in flight = %v, want ErrEmpty", err)
+	}
+	m := msg(0, 0, 0)
+	s.ring.At(first).set(m.Key, m.Value, m.Headers)
+	s.ring.Publish(first, 1)
+	for want := 0; want <= 5; want++ {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, seq, _ := unmsg(t, d); seq != want {
+			t.Fatalf("received message %d, want %d", seq, want)
+		}
+	}
+}

@@ -35,9 +35,11 @@ func (q *Queue) ReceiveBatch(ctx context.Context, dst []Delivery) (int, error) {
 // for one to arrive or for another receiver. It fails with ErrEmpty when it
 // could not: no message is queued, or the shards that hold some are being
 // taken from by other receivers at that moment, or the next spilled batch
-// is still being decoded. It fails with ErrClosed once the queue is closed.
-// Like Receive, it may hand a spill's last, partly filled batch to the disk
-// so as to read it back: that waits for its compression, not for a sender.
+// is still being decoded, or a sender has yet to finish publishing a
+// shard's next message (what that shard spilled since waits behind it).
+// It fails with ErrClosed once the queue is closed. Like Receive, it may
+// hand a spill's last, partly filled batch to the disk so as to read it
+// back: that waits for its compression, not for a sender.
 func (q *Queue) TryReceive() (Delivery, error) {
 	var d [1]Delivery
 	_, err := q.TryReceiveBatch(d[:])
@@ -188,6 +190,14 @@ func (s *qshard) take(dst []Delivery) int {
 		}
 		if k > 0 {
 			continue
+		}
+		if s.ring.Len() != 0 {
+			// A sender claimed the ring's next slot and has yet to publish
+			// it: nothing behind it can be read, and it and the messages
+			// behind it came before anything the shard spilled since
+			// (a sender's next message spills only after its claim was
+			// published). carry waits for them.
+			break
 		}
 		if s.ci < len(s.carry) {
 			n += s.takeCarry(dst[n:])

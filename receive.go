@@ -191,6 +191,10 @@ func (s *qshard) take(dst []Delivery) int {
 		if k > 0 {
 			continue
 		}
+		carried := s.ci < len(s.carry)
+		if !carried && !s.spilling.Load() {
+			break // nothing on the spill's side (and no look at the senders' tail)
+		}
 		if s.ring.Len() != 0 {
 			// A sender claimed the ring's next slot and has yet to publish
 			// it: nothing behind it can be read, and it and the messages
@@ -199,11 +203,11 @@ func (s *qshard) take(dst []Delivery) int {
 			// published). carry waits for them.
 			break
 		}
-		if s.ci < len(s.carry) {
+		if carried {
 			n += s.takeCarry(dst[n:])
 			continue
 		}
-		if s.spilling.Load() && s.refill() {
+		if s.refill() {
 			continue
 		}
 		break

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -236,6 +237,13 @@ func TestSpillBatch(t *testing.T) {
 // may never come. The hook sends while Stats holds the lock and lets Stats
 // go on only once the woken receiver is waiting again.
 func TestStatsDoesNotStrandReceivers(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		// The woken receiver finds the shard locked and, the message being
+		// in the ring, yields instead of registering (Queue.inFlight); on
+		// one P the hook below, which looks only while it yields, never
+		// sees it registered.
+		t.Skip("needs two Ps: the state the hook waits for shows only while both run")
+	}
 	q := openQueue(t, Options{Shards: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -329,9 +329,10 @@ func TestDetach(t *testing.T) {
 	}
 }
 
-// TestEncoderOptions: a higher zstd level stores the same records in no
-// more bytes and decodes to them; one compressing batch at a time is
-// still safe for concurrent callers; the accessors report what was set.
+// TestEncoderOptions: a higher zstd level stores the same records in fewer
+// bytes (an ignored level would store the same) and decodes to them; an
+// encoder that compresses one batch at a time gives concurrent callers the
+// same bytes each; the accessors report what was set.
 func TestEncoderOptions(t *testing.T) {
 	rng := newRand(t)
 	g := eventgen.New(rng.Uint64())

@@ -67,7 +67,7 @@ func (q *Queue) TryReceiveBatch(dst []Delivery) (int, error) {
 }
 
 func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
-	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst) }, q.closed.Load, q.inFlight, false)
+	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst, true) }, q.closed.Load, q.inFlight, false)
 }
 
 // inFlight reports whether a shard's ring holds messages no receiver has
@@ -90,14 +90,19 @@ func (q *Queue) inFlight() bool {
 // group's first shard (takeAt) on, that has any and whose consumer lock is
 // free.
 func (q *Queue) tryReceive(dst []Delivery) int {
-	n, _ := q.takeSome(dst)
+	n, _ := q.takeSome(dst, false)
 	return n
 }
 
-// takeSome is tryReceive that also reports how many messages it found: those
-// it took and those the shard's local buffer still holds, which tells a
-// waiting receiver whether messages stream in or come one at a time.
-func (q *Queue) takeSome(dst []Delivery) (n, seen int) {
+// takeSome is tryReceive that also reports how many messages it found,
+// which tells a waiting receiver whether messages stream in or come one at
+// a time: those it took and those the shard's local buffer still holds,
+// and, when count is set and dst is full, those left in the ring. A batch
+// receiver takes at most len(dst) a look; without the ring's rest, one
+// that looked too late, after a sender had filled the ring and stopped,
+// would count a mere batch and look later still (park.AwaitN: a look that
+// finds half the capacity or more looks sooner next time).
+func (q *Queue) takeSome(dst []Delivery, count bool) (n, seen int) {
 	shards := len(q.shards)
 	start := int(q.takeAt.Load())
 	skipped := false // a shard was skipped because another receiver held it
@@ -120,7 +125,10 @@ func (q *Queue) takeSome(dst []Delivery) (n, seen int) {
 		// still has messages, wake one. (Only then look at the ring's
 		// producer side, whose cache line a look takes from the senders.)
 		more := k == len(dst) && q.receivers.Pending() && !s.emptyLocked()
-		local := s.hi - s.lo
+		seen := k + s.hi - s.lo
+		if count && k == len(dst) {
+			seen += s.ring.Len() // the senders' side: only when waiting
+		}
 		fail := s.failure
 		s.failure = nil
 		s.cons.Unlock()
@@ -132,7 +140,7 @@ func (q *Queue) takeSome(dst []Delivery) (n, seen int) {
 			if more {
 				q.receivers.Wake(1)
 			}
-			return k, k + local
+			return k, seen
 		}
 	}
 	return 0, 0

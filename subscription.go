@@ -234,7 +234,7 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 		n = r.sub.tryReceive(dst)
 	}
 	if n == 0 {
-		n, err = r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst) }, r.done, nil, true)
+		n, err = r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst, true) }, r.done, nil, true)
 	}
 	if caughtUp := n > 0 && n < len(dst); caughtUp != r.caughtUp.Load() {
 		r.caughtUp.Store(caughtUp)
@@ -278,13 +278,15 @@ func (r *Subscription) TryReceiveBatch(dst []Delivery) (int, error) {
 }
 
 func (sub *subscription) tryReceive(dst []Delivery) int {
-	n, _ := sub.takeSome(dst)
+	n, _ := sub.takeSome(dst, false)
 	return n
 }
 
 // takeSome is tryReceive that also reports how many messages it found: those
-// it took and those the subShard still holds popped or read back.
-func (sub *subscription) takeSome(dst []Delivery) (n, seen int) {
+// it took and those the subShard still holds popped or read back, and,
+// when count is set and dst is full, those left in the ring for it (see
+// Queue.takeSome: why a waiting batch receiver must count them).
+func (sub *subscription) takeSome(dst []Delivery, count bool) (n, seen int) {
 	shards := len(sub.shards)
 	start := int(sub.takeAt.Load())
 	skipped := false // a shard was skipped because another receiver held it
@@ -301,6 +303,9 @@ func (sub *subscription) takeSome(dst []Delivery) (n, seen int) {
 		}
 		more := k == len(dst) && sub.receivers.Pending()
 		held := ss.hi - ss.lo + len(ss.carry) - ss.ci
+		if count && k == len(dst) && ss.r != nil {
+			held += ss.r.Len() // the publisher's side: only when waiting
+		}
 		fail := ss.failure
 		ss.failure = nil
 		ss.cons.Unlock()

@@ -42,42 +42,71 @@ func BenchmarkQueue(b *testing.B) {
 		})
 	})
 	b.Run("mode=batch=64/impl=spillway", func(b *testing.B) {
-		q, err := spillway.OpenQueue(spillway.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer q.Close()
-		pair(b, func() {
-			batch := make([]spillway.Message, 64)
-			for i := 0; i < b.N; i += len(batch) {
-				n := min(len(batch), b.N-i)
-				for j := range n {
-					batch[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
-				}
-				q.SendBatch(ctx, batch[:n])
-			}
-		}, func() {
-			dst := make([]spillway.Delivery, 64)
-			for got := 0; got < b.N; {
-				n, _ := q.ReceiveBatch(ctx, dst)
-				got += n
-			}
-		})
+		queueBatches(b, spillway.Options{}, msgs)
 	})
 	for _, mode := range []string{"one-by-one", "batch=64"} {
 		b.Run("mode="+mode+"/impl=chan", func(b *testing.B) {
-			ch := make(chan []byte, queueCap())
-			pair(b, func() {
-				for i := range b.N {
-					ch <- msgs[i%msgPool]
-				}
-			}, func() {
-				for range b.N {
-					<-ch
-				}
-			})
+			chanPair(b, queueCap(), msgs)
 		})
 	}
+}
+
+// BenchmarkQueueSmallRing is BenchmarkQueue's batch mode with rings of 256
+// (four batches of 64 per shard), next to a channel of the same total
+// capacity: the sender fills a ring in a few microseconds and must wait
+// for room, so the figure shows how well each side's waits track the
+// other's pace.
+func BenchmarkQueueSmallRing(b *testing.B) {
+	msgs, _ := messages(msgPool)
+	const ringSize = 256
+	b.Run("mode=batch=64/impl=spillway", func(b *testing.B) {
+		queueBatches(b, spillway.Options{RingSize: ringSize}, msgs)
+	})
+	b.Run("mode=batch=64/impl=chan", func(b *testing.B) {
+		chanPair(b, ringSize*runtime.GOMAXPROCS(0), msgs)
+	})
+}
+
+// queueBatches moves b.N messages through a Queue opened with opts: one
+// goroutine sends them in batches of 64, the other receives them in
+// batches of up to 64.
+func queueBatches(b *testing.B, opts spillway.Options, msgs [][]byte) {
+	q, err := spillway.OpenQueue(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	pair(b, func() {
+		batch := make([]spillway.Message, 64)
+		for i := 0; i < b.N; i += len(batch) {
+			n := min(len(batch), b.N-i)
+			for j := range n {
+				batch[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
+			}
+			q.SendBatch(ctx, batch[:n])
+		}
+	}, func() {
+		dst := make([]spillway.Delivery, 64)
+		for got := 0; got < b.N; {
+			n, _ := q.ReceiveBatch(ctx, dst)
+			got += n
+		}
+	})
+}
+
+// chanPair moves b.N messages through a buffered channel of capacity
+// size, one goroutine sending, the other receiving.
+func chanPair(b *testing.B, size int, msgs [][]byte) {
+	ch := make(chan []byte, size)
+	pair(b, func() {
+		for i := range b.N {
+			ch <- msgs[i%msgPool]
+		}
+	}, func() {
+		for range b.N {
+			<-ch
+		}
+	})
 }
 
 // BenchmarkQueueOneGoroutine is BenchmarkQueue's batch mode done by one

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/spillway-io/spillway/internal/testwait"
 )
 
 // batchOf returns n keyless messages "0", "1", ...
@@ -164,5 +166,66 @@ func TestSendBatchMixed(t *testing.T) {
 				t.Fatalf("dir %q: headers %+v", opts.Dir, d.Headers)
 			}
 		}
+	}
+}
+
+// TestSendBatchBlocks: under Block, a SendBatch larger than the ring queues
+// what fits, waits, and queues more as receivers free room, in order; a
+// context that ends or Close stops it with a *BatchError that counts what
+// it queued.
+func TestSendBatchBlocks(t *testing.T) {
+	ctx := context.Background()
+	t.Run("drained", func(t *testing.T) {
+		q := openQueue(t, Options{Shards: 1, RingSize: 8, Overflow: Block})
+		ms := batchOf(100)
+		sent := make(chan error, 1)
+		go func() { sent <- q.SendBatch(ctx, ms) }()
+		dst := make([]Delivery, 3)
+		for next := 0; next < len(ms); {
+			n, err := q.ReceiveBatch(ctx, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range dst[:n] {
+				if want := strconv.Itoa(next); string(d.Value) != want {
+					t.Fatalf("message %d: %q", next, d.Value)
+				}
+				next++
+			}
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+		if st := q.Stats(); st.Sent != 100 || st.Delivered != 100 || st.Depth != 0 {
+			t.Fatalf("stats: %+v", st)
+		}
+	})
+	for _, stop := range []string{"context", "Close"} {
+		t.Run(stop, func(t *testing.T) {
+			q := openQueue(t, Options{Shards: 1, RingSize: 8, Overflow: Block})
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			sent := make(chan error, 1)
+			go func() { sent <- q.SendBatch(sctx, batchOf(20)) }()
+			parked := func() bool { return q.shards[0].senders.Len() == 1 }
+			testwait.For(t, "the sender to wait for room", parked)
+			dst := make([]Delivery, 32)
+			if n, err := q.ReceiveBatch(ctx, dst); n != 8 || err != nil {
+				t.Fatalf("ReceiveBatch = %d, %v; want the 8 the ring holds", n, err)
+			}
+			testwait.For(t, "the sender to queue 8 more and wait again", func() bool {
+				return q.Stats().Sent == 16 && parked()
+			})
+			want := ErrClosed
+			if stop == "context" {
+				cancel()
+				want = context.Canceled
+			} else {
+				q.Close()
+			}
+			if got := queuedOf(t, <-sent, want); got != 16 {
+				t.Fatalf("Queued = %d, want 16", got)
+			}
+		})
 	}
 }

@@ -135,6 +135,9 @@ func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message) (int, e
 // refuses) one by one, waiting as the policy says. It returns how many of
 // es it queued, all of them unless it fails.
 func (q *Queue) sendRest(ctx context.Context, s *qshard, es []entry) (int, error) {
+	if q.opts.Overflow == Block {
+		return q.sendBlocked(ctx, s, es)
+	}
 	queued := 0
 	if q.opts.Overflow == SpillToDisk {
 		k, err := q.spillMany(s, es)
@@ -151,6 +154,45 @@ func (q *Queue) sendRest(ctx context.Context, s *qshard, es []entry) (int, error
 			return queued, err
 		}
 		queued++
+	}
+	return queued, nil
+}
+
+// sendBlocked queues es in s's ring under Block: as many at a time as the
+// ring has room for, each run with one claim and one publication, waiting
+// for room in between. (Receivers free slots a batch at a time; a sender
+// that waited for each message in turn would pay a wait, and a claim, per
+// message once it outpaced them.) It returns how many it queued, all of
+// them unless it fails with ErrClosed or ctx.Err().
+func (q *Queue) sendBlocked(ctx context.Context, s *qshard, es []entry) (int, error) {
+	queued := 0
+	push := func() int {
+		k := s.ring.PushBatch(es[queued:])
+		if k > 0 {
+			queued += k
+			q.receivers.Wake(k)
+		}
+		return k
+	}
+	for queued < len(es) {
+		if q.closed.Load() {
+			return queued, ErrClosed
+		}
+		if push() > 0 {
+			continue
+		}
+		err := park.AwaitN(ctx, &s.senders, s.ring.Cap(), func() int {
+			if k := push(); k > 0 {
+				return k + s.ring.Cap() - s.ring.Len() // the room it found
+			}
+			if q.closed.Load() {
+				return -1
+			}
+			return 0
+		})
+		if err != nil {
+			return queued, err
+		}
 	}
 	return queued, nil
 }

@@ -629,8 +629,12 @@ func readNumbered(ctx context.Context, s *Subscription, n int) error {
 
 // stalledReader starts reading the n numbered messages of s and returns
 // once the reader waits at the end of the spill, short of n: there the
-// spill's writer holds the rest for want of room. The channel gets the
-// reader's result.
+// spill's writer holds the rest for want of room. The reader has made its
+// last look (park.Waiters.Settled): only a wake-up can make it look again,
+// so whatever the test does next must wake it. (Stats wakes a receiver
+// that may have skipped a locked shard: the test must not call it before
+// whatever it means to wake the reader.) The channel gets the reader's
+// result.
 func stalledReader(t *testing.T, s *Subscription, n int) <-chan error {
 	t.Helper()
 	done := make(chan error, 1)
@@ -639,6 +643,9 @@ func stalledReader(t *testing.T, s *Subscription, n int) <-chan error {
 	if got := s.Stats().Delivered; got == uint64(n) {
 		t.Fatalf("%s read all %d messages: the quota never held the writer back", s.Name(), got)
 	}
+	waitFor(t, s.Name()+" to wait for a wake-up alone", func() bool {
+		return s.sub.receivers.Pending() && s.sub.receivers.Settled() == 1
+	})
 	return done
 }
 
@@ -713,7 +720,10 @@ func TestTopicDiskQuotaDrains(t *testing.T) {
 // first (it used to wait until its context ended, or for a publisher).
 // (The second reads all of it: the writer holds up to two batches per
 // compressing worker, a worker per P, and with GOMAXPROCS=8 that was more
-// than reading half the backlog frees.)
+// than reading half the backlog frees. So the second's own reads retry the
+// held batches, at the latest at the end of what the log holds; what this
+// test guards is that the flush which appends them wakes the first: it
+// fails without the flush's wake-up.)
 func TestTopicDiskQuotaWakesOthers(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
 	tp := openTopic(t, opts)
@@ -730,7 +740,10 @@ func TestTopicDiskQuotaWakesOthers(t *testing.T) {
 // spill whose writer holds batches for want of room, which another
 // subscription's backlog takes up. Deleting that subscription frees the
 // room: the held batches must be appended and the waiting subscription
-// woken, with nobody publishing (it used to wait for good).
+// woken, with nobody publishing (it used to wait for good). Nobody else
+// reads, and the waiting receiver made its last look before the
+// Unsubscribe (stalledReader), so only Unsubscribe's retry of the held
+// batches (Topic.retrySpills) can wake it: the test fails without it.
 func TestTopicUnsubscribeFreesQuota(t *testing.T) {
 	opts := Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 1 << 20}
 	tp := openTopic(t, opts)

@@ -32,6 +32,10 @@ import (
 type Waiters struct {
 	count atomic.Int32
 	level atomic.Int32 // look interval of spinning waiters: minLook<<level (see AwaitN)
+	// settled counts AwaitLight waiters past their settle look, which only
+	// a wake-up ends now (Settled, for tests). Changed on that slow path
+	// only.
+	settled atomic.Int32
 	mu    sync.Mutex
 	head  *waiter // oldest registered waiter; guarded by mu
 	tail  *waiter // newest registered waiter; guarded by mu
@@ -258,11 +262,15 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 		if light {
 			settled = w.arm(settle)
 		}
+		sealed := false // past the settle look: counted in q.settled
 		for parked := true; parked; {
 			select {
 			case <-w.wake:
 				w.disarm(settled)
 				q.recycle(w)
+				if sealed {
+					q.settled.Add(-1)
+				}
 				if cond() != 0 {
 					return nil
 				}
@@ -270,6 +278,9 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 				parked = false
 			case <-ctx.Done():
 				w.disarm(settled)
+				if sealed {
+					q.settled.Add(-1)
+				}
 				if q.leave(w) {
 					q.Wake(1)
 				}
@@ -295,6 +306,9 @@ func await(ctx context.Context, q *Waiters, capacity int, cond func() int, inFli
 					}
 					runtime.Gosched()
 					parked = false
+				} else {
+					sealed = true
+					q.settled.Add(1)
 				}
 			}
 		}
@@ -351,6 +365,11 @@ func (q *Waiters) adapt(level int32, n, capacity int) {
 		q.level.CompareAndSwap(level, level+1)
 	}
 }
+
+// Settled returns the number of AwaitLight waiters that made their look
+// after settle and now wait for a wake-up alone: a snapshot, for tests
+// that must know a store without a Wake would not be seen.
+func (q *Waiters) Settled() int { return int(q.settled.Load()) }
 
 // Len returns the number of registered waiters: a snapshot, for tests and
 // statistics.

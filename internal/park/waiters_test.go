@@ -406,3 +406,55 @@ func TestAwaitLightWakeAndCancel(t *testing.T) {
 		t.Fatalf("%d waiters still registered after cancel", q.Len())
 	}
 }
+
+// TestSettledCountsWaitersPastSettle: an AwaitLight waiter that found
+// nothing at its settle look shows in Settled until a wake-up or its
+// context ends its wait; a waiter of AwaitN never does.
+func TestSettledCountsWaitersPastSettle(t *testing.T) {
+	SetEager(true)
+	defer SetEager(false)
+	var q Waiters
+	var stored atomic.Bool
+	cond := func() int {
+		if stored.Load() {
+			return 1
+		}
+		return 0
+	}
+	done := make(chan error, 1)
+	go func() { done <- AwaitLight(context.Background(), &q, 16, cond) }()
+	waitFor(t, "the waiter to pass its settle look", func() bool { return q.Settled() == 1 })
+	stored.Store(true)
+	q.Wake(1)
+	if err := <-done; err != nil {
+		t.Fatalf("AwaitLight = %v", err)
+	}
+	if n := q.Settled(); n != 0 {
+		t.Fatalf("Settled = %d after the wake-up, want 0", n)
+	}
+
+	stored.Store(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- AwaitLight(ctx, &q, 16, cond) }()
+	waitFor(t, "the second waiter to pass its settle look", func() bool { return q.Settled() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled AwaitLight = %v", err)
+	}
+	if n := q.Settled(); n != 0 {
+		t.Fatalf("Settled = %d after the cancel, want 0", n)
+	}
+
+	go func() { done <- AwaitN(ctx, &q, 16, cond) }() // ctx is canceled: no wait at all
+	<-done
+	go func() { done <- AwaitN(context.Background(), &q, 16, cond) }()
+	waitFor(t, "an AwaitN waiter to register", func() bool { return q.Len() == 1 })
+	if n := q.Settled(); n != 0 {
+		t.Fatalf("Settled = %d with an AwaitN waiter, want 0", n)
+	}
+	stored.Store(true)
+	q.Wake(1)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -36,10 +36,10 @@ type Waiters struct {
 	// a wake-up ends now (Settled, for tests). Changed on that slow path
 	// only.
 	settled atomic.Int32
-	mu    sync.Mutex
-	head  *waiter // oldest registered waiter; guarded by mu
-	tail  *waiter // newest registered waiter; guarded by mu
-	free  *waiter // waiters kept for reuse, so parking does not allocate; guarded by mu
+	mu      sync.Mutex
+	head    *waiter // oldest registered waiter; guarded by mu
+	tail    *waiter // newest registered waiter; guarded by mu
+	free    *waiter // waiters kept for reuse, so parking does not allocate; guarded by mu
 }
 
 type waiter struct {

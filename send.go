@@ -38,9 +38,10 @@ func (q *Queue) TrySend(m Message) error {
 // SendBatch queues ms in order, as Send does each. Messages for the same
 // shard (all keyless ones of the batch go to one shard) go into its ring
 // in place, with one claim and one publication for as many as it has room
-// for. On error, the messages before the failing one were queued and the
-// rest were not: the error is a *BatchError, which says how many were
-// queued and wraps the cause.
+// for; under Block the rest waits, and goes in a run at a time as
+// receivers make room. On error, the messages before the failing one were
+// queued and the rest were not: the error is a *BatchError, which says how
+// many were queued and wraps the cause.
 func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 	keyless := shard.Random(len(q.shards))
 	for i := 0; i < len(ms); {

@@ -27,6 +27,9 @@ import (
 //     CAS from the value it loaded, when the wait ends (adapt). It is stored
 //     only when it changes: it shares the cache line that every waker
 //     reads.
+//   - settled is the number of AwaitLight waiters between their look after
+//     settle (which found nothing, with the barrier done) and the end of
+//     their wait; each adds and removes itself once.
 //
 // Safe for concurrent use by any number of wakers and waiters.
 type Waiters struct {

@@ -42,15 +42,6 @@ func BenchmarkRing(b *testing.B) {
 		})
 	})
 	b.Run("impl=chan", func(b *testing.B) {
-		ch := make(chan []byte, capacity)
-		pair(b, func() {
-			for i := range b.N {
-				ch <- msgs[i%msgPool]
-			}
-		}, func() {
-			for range b.N {
-				<-ch
-			}
-		})
+		chanPair(b, capacity, msgs)
 	})
 }

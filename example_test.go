@@ -161,3 +161,70 @@ func ExampleQueue_TryReceive() {
 	// c
 	// drained
 }
+
+// Batches: one SendBatch claims ring slots for many messages at once, and
+// one ReceiveBatch takes up to len(dst) from one shard. Reuse both slices:
+// Send takes ownership of the messages' bytes, not of the slice.
+func ExampleQueue_SendBatch() {
+	q, err := spillway.OpenQueue(spillway.Options{Shards: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	batch := make([]spillway.Message, 0, 64)
+	for i := range 5 {
+		batch = append(batch, spillway.Message{Value: fmt.Appendf(nil, "m%d", i)})
+	}
+	if err := q.SendBatch(ctx, batch); err != nil {
+		var be *spillway.BatchError // the first be.Queued were queued
+		if errors.As(err, &be) {
+			log.Printf("queued %d of %d: %v", be.Queued, len(batch), be.Err)
+		}
+		panic(err)
+	}
+	dst := make([]spillway.Delivery, 64)
+	n, err := q.ReceiveBatch(ctx, dst)
+	if err != nil {
+		panic(err)
+	}
+	for _, d := range dst[:n] {
+		fmt.Print(string(d.Value), "@", d.Offset, " ")
+	}
+	fmt.Println()
+	// Output:
+	// m0@0 m1@1 m2@2 m3@3 m4@4
+}
+
+// Competing receivers of one subscription share its messages; another
+// subscription gets all of them again.
+func ExampleTopic_Subscribe() {
+	t, err := spillway.OpenTopic(spillway.Options{Shards: 1})
+	if err != nil {
+		panic(err)
+	}
+	defer t.Close()
+	w1, _ := t.Subscribe("workers")
+	w2, _ := t.Subscribe("workers") // a second receiver of the same subscription
+	audit, _ := t.Subscribe("audit")
+	ctx := context.Background()
+	for _, v := range []string{"a", "b", "c", "d"} {
+		t.Publish(ctx, spillway.Message{Value: []byte(v)})
+	}
+	got := 0
+	for _, w := range []*spillway.Subscription{w1, w2} {
+		for {
+			if _, err := w.TryReceive(); err != nil {
+				break
+			}
+			got++
+		}
+	}
+	fmt.Println("workers got", got, "between them")
+	dst := make([]spillway.Delivery, 8)
+	n, _ := audit.ReceiveBatch(ctx, dst)
+	fmt.Println("audit got", n)
+	// Output:
+	// workers got 4 between them
+	// audit got 4
+}

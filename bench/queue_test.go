@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -299,4 +300,65 @@ func pair(b *testing.B, produce, consume func()) {
 func reportPhases(b *testing.B, written time.Duration) {
 	b.ReportMetric(float64(written.Nanoseconds())/float64(b.N), "write-ns/op")
 	b.ReportMetric(float64((b.Elapsed()-written).Nanoseconds())/float64(b.N), "read-ns/op")
+}
+
+// BenchmarkQueueCompeting is one producer and four competing consumers,
+// one message at a time, next to a buffered channel with four receivers:
+// more goroutines than the two Ps, so waiters compete with workers for the
+// processors. Every consumer counts what it took with one atomic add per
+// message, on both sides. ns/op is per message.
+func BenchmarkQueueCompeting(b *testing.B) {
+	msgs, _ := messages(msgPool)
+	const consumers = 4
+	b.Run("consumers=4/impl=spillway", func(b *testing.B) {
+		q, err := spillway.OpenQueue(spillway.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer q.Close()
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var left atomic.Int64
+		left.Store(int64(b.N))
+		recv := make([]func(), consumers)
+		for i := range recv {
+			recv[i] = func() {
+				for {
+					if _, err := q.Receive(cctx); err != nil {
+						return
+					}
+					if left.Add(-1) == 0 {
+						cancel()
+					}
+				}
+			}
+		}
+		if b.N == 0 {
+			cancel()
+		}
+		fanOut(b, func() {
+			for i := range b.N {
+				q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]})
+			}
+		}, recv)
+	})
+	b.Run("consumers=4/impl=chan", func(b *testing.B) {
+		ch := make(chan []byte, queueCap())
+		var left atomic.Int64
+		left.Store(int64(b.N))
+		recv := make([]func(), consumers)
+		for i := range recv {
+			recv[i] = func() {
+				for range ch {
+					left.Add(-1)
+				}
+			}
+		}
+		fanOut(b, func() {
+			for i := range b.N {
+				ch <- msgs[i%msgPool]
+			}
+			close(ch)
+		}, recv)
+	})
 }

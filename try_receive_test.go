@@ -166,11 +166,7 @@ func TestSubscriptionTryReceive(t *testing.T) {
 func TestWaitingReceiverCountsTheRing(t *testing.T) {
 	ctx := context.Background()
 	q := openQueue(t, Options{Shards: 1, RingSize: 256})
-	ms := make([]Message, 256)
-	for i := range ms {
-		ms[i] = Message{Value: []byte(strconv.Itoa(i))}
-	}
-	if err := q.SendBatch(ctx, ms); err != nil {
+	if err := q.SendBatch(ctx, batchOf(256)); err != nil {
 		t.Fatal(err)
 	}
 	dst := make([]Delivery, 64)
@@ -196,11 +192,7 @@ func TestWaitingSubscriberCountsTheRing(t *testing.T) {
 	ctx := context.Background()
 	tp := openTopic(t, Options{Shards: 1, RingSize: 256})
 	sub := subscribe(t, tp, "s")
-	ms := make([]Message, 256)
-	for i := range ms {
-		ms[i] = Message{Value: []byte(strconv.Itoa(i))}
-	}
-	if err := tp.PublishBatch(ctx, ms); err != nil {
+	if err := tp.PublishBatch(ctx, batchOf(256)); err != nil {
 		t.Fatal(err)
 	}
 	dst := make([]Delivery, 64)

@@ -161,7 +161,7 @@ func TestSubscriptionTryReceive(t *testing.T) {
 // late, after the sender filled the ring and stopped, looks sooner next
 // time (park.AwaitN). Without the ring's rest a batch receiver counted at
 // most a batch, looked later and later, and a ring of 256 moved batches of
-// 64 slower than a channel (BenchmarkQueueSmallRing). The fast path does
+// 64 no faster than a channel (BenchmarkQueueSmallRing). The fast path does
 // not look at the senders' side.
 func TestWaitingReceiverCountsTheRing(t *testing.T) {
 	ctx := context.Background()

@@ -114,7 +114,7 @@ bench-peers: $(BENCHSTAT)
 	@echo
 	@$(GO) run ./internal/cmd/benchratio zstd bigqueue diskqueue < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio s2 bigqueue diskqueue < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio spillway chan workiva < peers-$(BENCH_OUT)
+	@$(GO) run ./internal/cmd/benchratio spillway chan workiva floor < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio topic queue < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio -key=ack auto manual < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio -key=subs fast=2+slow fast=2 < peers-$(BENCH_OUT)

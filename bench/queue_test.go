@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math/bits"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -22,7 +23,8 @@ func queueCap() int { return 4096 * runtime.GOMAXPROCS(0) }
 
 // BenchmarkQueue is the memory path, one producer and one consumer, 128-byte
 // values: Send and Receive one message at a time (one-by-one), and
-// SendBatch/ReceiveBatch of 64 (batch=64), next to a buffered chan []byte.
+// SendBatch/ReceiveBatch of 64 (batch=64), next to a buffered chan []byte,
+// and, for batches, next to the floor a minimal ring sets (handoffFloor).
 // ns/op is per message.
 func BenchmarkQueue(b *testing.B) {
 	msgs, _ := messages(msgPool)
@@ -44,6 +46,9 @@ func BenchmarkQueue(b *testing.B) {
 	})
 	b.Run("mode=batch=64/impl=spillway", func(b *testing.B) {
 		queueBatches(b, spillway.Options{}, msgs)
+	})
+	b.Run("mode=batch=64/impl=floor", func(b *testing.B) {
+		handoffFloor(b, 1<<bits.Len(uint(queueCap()-1)), msgs)
 	})
 	for _, mode := range []string{"one-by-one", "batch=64"} {
 		b.Run("mode="+mode+"/impl=chan", func(b *testing.B) {

@@ -113,7 +113,7 @@ bench-peers: $(BENCHSTAT)
 	$(BENCHSTAT) -col /impl peers-$(BENCH_OUT)
 	@echo
 	@$(GO) run ./internal/cmd/benchratio zstd bigqueue diskqueue < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio s2 bigqueue diskqueue < peers-$(BENCH_OUT)
+	@$(GO) run ./internal/cmd/benchratio s2 bigqueue diskqueue s2-floor < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio spillway chan workiva floor < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio topic queue < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio -key=ack auto manual < peers-$(BENCH_OUT)

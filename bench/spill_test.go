@@ -38,6 +38,7 @@ func BenchmarkSpill(b *testing.B) {
 	for _, c := range []codec.Compression{codec.Zstd, codec.S2} {
 		b.Run("impl="+c.String(), func(b *testing.B) { spillSpillway(b, msgs, times, c) })
 	}
+	b.Run("impl=s2-floor", func(b *testing.B) { spillFloorS2(b, msgs) })
 	b.Run("impl=bigqueue", func(b *testing.B) {
 		q, err := bigqueue.NewMmapQueue(b.TempDir())
 		if err != nil {

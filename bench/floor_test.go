@@ -28,9 +28,9 @@ type floorEntry struct {
 // each cached by the other side. It is the floor under BenchmarkQueue's
 // batch mode, not a queue anyone should use.
 //
-// Invariants: only the producer writes tail and the slots in
-// [head, head+len(buf)) past tail; only the consumer writes head and the
-// slots in [head, tail). The producer fills slots, then publishes them with
+// Invariants: only the producer writes tail and the free slots, from tail
+// up to head+len(buf); only the consumer writes head and the published
+// slots, from head up to tail. The producer fills slots, then publishes them with
 // one store of tail (a release); the consumer reads them after loading tail
 // (an acquire), zeroes them (so the ring does not keep messages alive for
 // the collector) and hands them back with one store of head.

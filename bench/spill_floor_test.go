@@ -28,12 +28,19 @@ var floorSinkBytes int
 func spillFloorS2(b *testing.B, msgs [][]byte) {
 	const batchBytes = 256 << 10
 	workers := runtime.GOMAXPROCS(0)
-	// Raw batches circulate through free; each compressed batch has its
-	// own index in stored, written by one worker before wg.Done.
+	maxLen := 0
+	for _, m := range msgs {
+		maxLen = max(maxLen, len(m))
+	}
+	bufCap := batchBytes + binary.MaxVarintLen64 + maxLen // a batch is cut once it holds batchBytes
+	// Raw batches circulate through free. Each compressed batch has its
+	// own index in stored, written by one worker; a batch holds at least
+	// batchBytes/(maxLen+MaxVarintLen64) messages, so stored never grows.
 	free := make(chan []byte, 2*workers)
 	for range cap(free) {
-		free <- make([]byte, 0, batchBytes+binary.MaxVarintLen64+len(msgs[0])*2)
+		free <- make([]byte, 0, bufCap)
 	}
+	stored := make([][]byte, b.N/(batchBytes/(maxLen+binary.MaxVarintLen64))+2)
 	type job struct {
 		k   int
 		raw []byte
@@ -43,7 +50,6 @@ func spillFloorS2(b *testing.B, msgs [][]byte) {
 	defer benchenv.Steal(b)()
 	b.ResetTimer()
 
-	var stored [][]byte // set before the workers read it, below
 	work := make(chan job, workers)
 	var wg sync.WaitGroup
 	for range workers {
@@ -68,13 +74,6 @@ func spillFloorS2(b *testing.B, msgs [][]byte) {
 			}
 		}()
 	}
-	maxLen := 0
-	for _, m := range msgs {
-		maxLen = max(maxLen, len(m))
-	}
-	// A batch is cut once it holds batchBytes, so it holds at least this
-	// many messages: stored never grows while the workers write into it.
-	stored = make([][]byte, b.N/(batchBytes/(maxLen+binary.MaxVarintLen64))+2)
 	raw := <-free
 	batches := 0
 	submit := func() {
@@ -102,7 +101,7 @@ func spillFloorS2(b *testing.B, msgs [][]byte) {
 	// order and gives each buffer back when it has walked it.
 	decoded := make(chan []byte, 2*workers)
 	for range cap(decoded) {
-		decoded <- make([]byte, 0, batchBytes+binary.MaxVarintLen64+len(msgs[0])*2)
+		decoded <- make([]byte, 0, bufCap)
 	}
 	ready := make([]chan []byte, 2*workers)
 	for i := range ready {

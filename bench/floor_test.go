@@ -30,10 +30,11 @@ type floorEntry struct {
 //
 // Invariants: only the producer writes tail and the free slots, from tail
 // up to head+len(buf); only the consumer writes head and the published
-// slots, from head up to tail. The producer fills slots, then publishes them with
-// one store of tail (a release); the consumer reads them after loading tail
-// (an acquire), zeroes them (so the ring does not keep messages alive for
-// the collector) and hands them back with one store of head.
+// slots, from head up to tail. The producer fills slots, then publishes
+// them with one store of tail (a release); the consumer reads them after
+// loading tail (an acquire), zeroes them (so the ring does not keep
+// messages alive for the collector) and hands them back with one store of
+// head.
 type floorRing struct {
 	_    cpu.CacheLinePad
 	head atomic.Uint64

@@ -11,20 +11,20 @@ import (
 	"github.com/spillway-io/spillway/internal/benchenv"
 )
 
+// floorSinkBytes keeps the reader's loads of the messages.
+var floorSinkBytes int
+
 // spillFloorS2 is the least a spill compressed with S2 can cost on this
 // machine, in BenchmarkSpill's shape (write b.N messages, then read them
 // all back): the caller copies each message, after a length prefix, into
 // 256 KiB batches; one goroutine per P compresses them; the compressed
 // batches stay in memory (in arenas of 4 MiB: fresh memory, as the page
-// cache a spill writes into is). Then one goroutine per P decompresses them, ahead
-// of the reader, into recycled buffers, and the reader walks them message
-// by message, in order. No file, no checksum, no format, no fresh memory
-// for the read messages, no queue: what is left is copying, S2 and the
-// hand-offs between goroutines. Not a spill anyone should use, only the
-// floor under Spillway's.
-// floorSinkBytes keeps the reader's loads of the messages.
-var floorSinkBytes int
-
+// cache a spill writes into is). Then one goroutine per P decompresses
+// them, ahead of the reader, into recycled buffers, and the reader walks
+// them message by message, in order. No file, no checksum, no format, no
+// fresh memory for the read messages, no queue: what is left is copying,
+// S2 and the hand-offs between goroutines. Not a spill anyone should use,
+// only the floor under Spillway's.
 func spillFloorS2(b *testing.B, msgs [][]byte) {
 	const batchBytes = 256 << 10
 	workers := runtime.GOMAXPROCS(0)
@@ -138,7 +138,9 @@ func spillFloorS2(b *testing.B, msgs [][]byte) {
 		for off := 0; off < len(buf); read++ {
 			n, w := binary.Uvarint(buf[off:])
 			off += w
-			sink += int(buf[off])
+			if n > 0 {
+				sink += int(buf[off])
+			}
 			off += int(n)
 		}
 		decoded <- buf[:0]

@@ -113,6 +113,39 @@ func appendRecord(b []byte, r *Record, prev int64) []byte {
 	return b
 }
 
+// recordSize returns the size appendRecord gives r after a record stamped
+// prev: the two must agree (TestPlainSize).
+func recordSize(r *Record, prev int64) int {
+	n := 1 + varintLen(r.Timestamp-prev) + bytesSize(r.Value)
+	if len(r.Key) > 0 {
+		n += bytesSize(r.Key)
+	}
+	if len(r.Headers) > 0 {
+		n += uvarintLen(uint64(len(r.Headers)))
+		for i := range r.Headers {
+			n += bytesSize(r.Headers[i].Key) + bytesSize(r.Headers[i].Value)
+		}
+	}
+	if r.ProducerID != 0 || r.ProducerSeq != 0 {
+		n += uvarintLen(r.ProducerID) + uvarintLen(r.ProducerSeq)
+	}
+	if r.Attempts != 0 {
+		n += uvarintLen(uint64(r.Attempts))
+	}
+	if r.DeliverAt != 0 {
+		n += varintLen(r.DeliverAt - r.Timestamp)
+	}
+	if r.ExpiresAt != 0 {
+		n += varintLen(r.ExpiresAt - r.Timestamp)
+	}
+	return n
+}
+
+func bytesSize(v []byte) int { return uvarintLen(uint64(len(v))) + len(v) }
+
+// varintLen is the size of binary.AppendVarint's encoding of v (zigzag).
+func varintLen(v int64) int { return uvarintLen(uint64(v<<1) ^ uint64(v>>63)) }
+
 func appendBytes(b, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)

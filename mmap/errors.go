@@ -24,6 +24,10 @@ var (
 	// reading its mapping faulted. Open repairs what it finds; readers report
 	// what appears later.
 	ErrCorrupt = errors.New("spillway/mmap: corrupt segment")
+	// ErrMissing: Open found a hole in the log's offsets that no recovery
+	// and no SkipTo explains: a segment file was removed behind its back.
+	// The error names the offsets and the file expected.
+	ErrMissing = errors.New("spillway/mmap: segment missing")
 	// ErrNotReady: TryNext found the next batch still being decoded ahead;
 	// the reader's OnDecoded callback runs when it is done.
 	ErrNotReady = errors.New("spillway/mmap: next batch not decoded yet")

@@ -167,6 +167,14 @@ func (f *faultFile) Allocate(off, n int64) error {
 	return f.File.Allocate(off, n)
 }
 
+// Grow fails as an OpAllocate fault says.
+func (f *faultFile) Grow(size int64) error {
+	if ft := f.fs.check(OpAllocate, f.Name()); ft != nil {
+		return ft.Err
+	}
+	return f.File.Grow(size)
+}
+
 func (f *faultFile) Truncate(size int64) error {
 	if ft := f.fs.check(OpTruncate, f.Name()); ft != nil {
 		return ft.Err
@@ -179,4 +187,11 @@ func (f *faultFile) Map(size int) ([]byte, error) {
 		return nil, ft.Err
 	}
 	return f.File.Map(size)
+}
+
+func (f *faultFile) MapWritable(size int) ([]byte, error) {
+	if ft := f.fs.check(OpMap, f.Name()); ft != nil {
+		return nil, ft.Err
+	}
+	return f.File.MapWritable(size)
 }

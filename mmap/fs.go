@@ -41,13 +41,31 @@ type File interface {
 	// changing the file's size; a full device fails here, not later.
 	Allocate(off, n int64) error
 	Truncate(size int64) error
-	// Sync makes the file's data durable (fdatasync).
+	// Grow makes the file size bytes long with every block of it reserved
+	// (fallocate that moves the end of the file), so that stores through a
+	// writable mapping of [0, size) never meet a full device. Where blocks
+	// cannot be reserved it fails with an error matching
+	// errors.ErrUnsupported and leaves the file as it was.
+	Grow(size int64) error
+	// Sync makes the file's data durable (fdatasync), including what was
+	// stored through a writable mapping.
 	Sync() error
 	// Map maps the first size bytes read-only and shared, so that the
 	// mapping sees what WriteAt writes. size may exceed the file's size;
 	// pages past its end must not be touched.
 	Map(size int) ([]byte, error)
+	// MapWritable maps the first size bytes, which the file must hold,
+	// read-write and shared: stores into the mapping reach the page cache
+	// as WriteAt does, and survive the process.
+	MapWritable(size int) ([]byte, error)
 	Unmap(b []byte) error
+}
+
+// prefaulter is implemented by files whose writable mappings are worth
+// faulting in ahead of the stores (real mappings, not memory).
+type prefaulter interface {
+	// Prefault populates b's page tables for writing, best effort.
+	Prefault(b []byte)
 }
 
 // OSFS is the operating system's file system.
@@ -125,7 +143,15 @@ func (f osFile) Map(size int) ([]byte, error) {
 	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
 }
 
+func (f osFile) MapWritable(size int) ([]byte, error) {
+	return unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+}
+
 func (f osFile) Unmap(b []byte) error { return unix.Munmap(b) }
+
+func (f osFile) Grow(size int64) error { return grow(f.File, size) }
+
+func (f osFile) Prefault(b []byte) { prefault(b) }
 
 // extend grows f sparsely to hold [off, off+n), where blocks cannot be
 // reserved. Appends use pwrite, so a full device still surfaces as a write

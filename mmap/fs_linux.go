@@ -2,7 +2,9 @@ package mmap
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,3 +24,29 @@ func allocate(f *os.File, off, n int64) error {
 
 // datasync makes f's data (and the metadata needed to read it) durable.
 func datasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+
+// grow reserves the blocks of [0, size) for f and makes it size bytes long.
+func grow(f *os.File, size int64) error {
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("fallocate on %s: %w", f.Name(), errors.ErrUnsupported)
+	}
+	return err
+}
+
+// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault the range in
+// for writing, as stores would, in one call.
+const madvPopulateWrite = 23
+
+// prefault populates the pages of b for writing; on kernels without
+// MADV_POPULATE_WRITE it does nothing (the stores fault them in).
+func prefault(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	start := p &^ (pageSize - 1)
+	unix.Syscall(unix.SYS_MADVISE, start, p+uintptr(len(b))-start, madvPopulateWrite)
+}
+
+const pageSize = 4096

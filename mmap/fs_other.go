@@ -2,7 +2,10 @@
 
 package mmap
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // allocate reserves the blocks of [off, off+n) for f where the system can
 // (Linux's fallocate); here it extends the file sparsely.
@@ -10,3 +13,8 @@ func allocate(f *os.File, off, n int64) error { return extend(f, off, n) }
 
 // datasync makes f durable: os.File.Sync (on macOS an F_FULLFSYNC).
 func datasync(f *os.File) error { return f.Sync() }
+
+// grow is unsupported here: appends use WriteAt.
+func grow(f *os.File, size int64) error { return errors.ErrUnsupported }
+
+func prefault(b []byte) {}

@@ -49,6 +49,9 @@ type Log struct {
 	readers   map[*Reader]struct{} // guarded by mu
 	failed    atomic.Pointer[error]
 	closed    atomic.Bool
+	floor     atomic.Uint64 // Trim: sealed segments wholly below it are retired
+	syncs     atomic.Uint64 // fdatasync calls that succeeded
+	scratch   []byte        // AppendRecords' encoding when not mapped; guarded by mu
 
 	stopSync chan struct{}
 	syncDone sync.WaitGroup
@@ -133,12 +136,13 @@ type Stats struct {
 	DataBytes int64  // bytes of batches the retained segments hold
 	First     uint64 // oldest retained offset
 	Next      uint64 // next offset to be assigned
+	Syncs     uint64 // fdatasync calls made on segment files
 }
 
 // Stats returns a snapshot of the log's storage.
 func (l *Log) Stats() Stats {
 	segs := l.segments()
-	st := Stats{Segments: len(segs), DiskBytes: l.diskBytes.Load(), First: l.FirstOffset(), Next: l.NextOffset()}
+	st := Stats{Segments: len(segs), DiskBytes: l.diskBytes.Load(), First: l.FirstOffset(), Next: l.NextOffset(), Syncs: l.syncs.Load()}
 	for _, s := range segs {
 		st.DataBytes += s.end.Load() - segHeaderSize
 	}
@@ -236,23 +240,147 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 	s.dirty.Store(true)
 	l.next.Store(next)
 	if l.opts.Sync == SyncAlways {
-		s.dirty.Store(false)
-		if err := s.f.Sync(); err != nil {
-			return 0, l.fail(fmt.Errorf("syncing %s: %w", s.name, err))
+		if err := l.syncNow(s); err != nil {
+			return 0, err
 		}
 	}
 	return first, nil
 }
 
-// roll seals the active segment and starts a new one. REQUIRES: l.mu.
-func (l *Log) roll() (*segment, error) {
+// syncNow syncs s, the active segment, at once (SyncAlways). REQUIRES: l.mu.
+func (l *Log) syncNow(s *segment) error {
+	s.dirty.Store(false)
+	if err := s.f.Sync(); err != nil {
+		return l.fail(fmt.Errorf("syncing %s: %w", s.name, err))
+	}
+	l.syncs.Add(1)
+	return nil
+}
+
+// AppendRecords appends recs as one uncompressed batch (codec.AppendPlain)
+// and returns the offset of the first record; the others follow in order.
+// With Options.Mapped the batch is encoded straight into the segment's
+// writable mapping: no copy besides the encoding, no system call (except,
+// once per 256 KiB, one that faults the next pages in). Under SyncAlways
+// the batch is durable when AppendRecords returns.
+func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
+	size := codec.PlainSize(recs)
+	if size > l.opts.Limits.MaxBatchBytes || len(recs) > l.opts.Limits.MaxRecords {
+		return 0, fmt.Errorf("%w: %d records in %d bytes, a segment holds %d", ErrTooLarge, len(recs), size, l.opts.Limits.MaxBatchBytes)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
+		return 0, err
+	}
 	segs := l.segments()
+	var s *segment
 	if len(segs) > 0 {
-		old := segs[len(segs)-1]
-		if l.opts.Sync != SyncNever && old.dirty.Swap(false) {
+		s = segs[len(segs)-1]
+	}
+	var err error
+	if s == nil || s.sealed.Load() || s.end.Load()+int64(size) > s.size {
+		if s, err = l.roll(); err != nil {
+			return 0, err
+		}
+	}
+	if l.opts.Mapped && s.wdata == nil && !s.mapped {
+		s.mapped = true // try once: a file system without reservations stays on WriteAt
+		if err := s.makeMapped(); err != nil {
+			return 0, err
+		}
+	}
+	first := l.next.Load()
+	end := s.end.Load()
+	if s.wdata != nil {
+		if ferr := guard(func() { codec.AppendPlain(s.wdata[end:end:end+int64(size)], first, recs) }); ferr != nil {
+			return 0, l.fail(fmt.Errorf("storing into %s at %d: %w", s.name, end, ferr))
+		}
+		s.prefaultAfter(end, end+int64(size))
+	} else {
+		l.scratch, err = codec.AppendPlain(l.scratch[:0], first, recs)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := s.f.WriteAt(l.scratch, end); err != nil {
+			if errors.Is(err, errNoSpace) {
+				return 0, fmt.Errorf("%w: writing %s: %v", ErrDiskFull, s.name, err)
+			}
+			return 0, l.fail(fmt.Errorf("writing %s: %w", s.name, err))
+		}
+	}
+	next := first + uint64(len(recs))
+	s.next.Store(next)
+	s.end.Store(end + int64(size))
+	if n := len(recs); n > 0 && recs[n-1].Timestamp != 0 {
+		s.lastAt.Store(recs[n-1].Timestamp)
+	} else {
+		s.lastAt.Store(l.now())
+	}
+	if !s.dirty.Load() {
+		s.dirty.Store(true)
+	}
+	l.next.Store(next)
+	if l.opts.Sync == SyncAlways {
+		if err := l.syncNow(s); err != nil {
+			return 0, err
+		}
+	}
+	return first, nil
+}
+
+// SkipTo makes the log's next offset at least off: if it is beyond the next
+// offset, the active segment is sealed and the next one starts at off,
+// marked as following a gap on purpose. An owner whose own records refer
+// to offsets the log lost (a tail that a power loss took back) calls it so
+// that those offsets are never given to new records.
+func (l *Log) SkipTo(off uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
+		return err
+	}
+	if off <= l.next.Load() {
+		return nil
+	}
+	l.next.Store(off)
+	_, err := l.rollGap(true)
+	return err
+}
+
+// Trim lets the log retire every sealed segment whose records all come
+// before off: its owner has settled them. Retention by registered readers
+// and by age applies as well; the active segment is never retired.
+func (l *Log) Trim(off uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		f := l.floor.Load()
+		if off <= f || l.floor.CompareAndSwap(f, off) {
+			break
+		}
+	}
+	if !l.closed.Load() {
+		l.retain()
+	}
+}
+
+// roll seals the active segment and starts a new one. REQUIRES: l.mu.
+func (l *Log) roll() (*segment, error) { return l.rollGap(false) }
+
+// rollGap is roll; gap marks the new segment as starting past the old
+// one's end on purpose (SkipTo). REQUIRES: l.mu.
+func (l *Log) rollGap(gap bool) (*segment, error) {
+	segs := l.segments()
+	durable := l.opts.Sync != SyncNever
+	var old *segment
+	if len(segs) > 0 {
+		old = segs[len(segs)-1]
+		if durable && old.dirty.Swap(false) {
 			if err := old.f.Sync(); err != nil {
 				return nil, l.fail(fmt.Errorf("syncing %s: %w", old.name, err))
 			}
+			l.syncs.Add(1)
 		}
 	}
 	if q := l.opts.MaxBytes; q > 0 && l.diskBytes.Load()+l.opts.SegmentSize > q {
@@ -267,8 +395,11 @@ func (l *Log) roll() (*segment, error) {
 			return nil, fmt.Errorf("%w: shared quota of %d bytes, %d in use, a segment needs %d", ErrDiskFull, q.max, q.Used(), l.opts.SegmentSize)
 		}
 	}
-	durable := l.opts.Sync != SyncNever
-	s, err := createSegment(l.fs, l.dir, l.next.Load(), l.opts.SegmentSize, l.now(), durable)
+	h := segHeader{base: l.next.Load(), created: l.now(), size: l.opts.SegmentSize}
+	if gap {
+		h.flags |= segGap
+	}
+	s, err := createSegment(l.fs, l.dir, h, durable, l.opts.Mapped)
 	if err != nil {
 		if q := l.opts.Quota; q != nil {
 			q.release(l.opts.SegmentSize)
@@ -300,8 +431,20 @@ func (l *Log) roll() (*segment, error) {
 	l.setSegments(next)
 	// Readers learn that a segment is done only after its successor is
 	// listed, so one that sees sealed finds where to go on.
-	if len(segs) > 0 {
-		segs[len(segs)-1].sealed.Store(true)
+	if old != nil && !old.retired.Load() {
+		old.sealed.Store(true)
+		// The seal lets Open trust the segment without scanning it. Its
+		// data was synced above (under a syncing policy), so a seal on disk
+		// never vouches for batches that are not.
+		if err := old.seal(); err != nil {
+			return nil, l.fail(fmt.Errorf("sealing %s: %w", old.name, err))
+		}
+		if durable {
+			if err := old.f.Sync(); err != nil {
+				return nil, l.fail(fmt.Errorf("syncing %s: %w", old.name, err))
+			}
+			l.syncs.Add(1)
+		}
 	}
 	l.retain()
 	return s, nil
@@ -326,11 +469,13 @@ func (l *Log) retain() {
 	if l.opts.MaxAge > 0 {
 		cutoff = l.now() - int64(l.opts.MaxAge)
 	}
+	floor := l.floor.Load()
 	n := 0
 	for _, s := range segs[:len(segs)-1] {
 		consumed := len(l.readers) > 0 && s.next.Load() <= low
 		expired := cutoff != 0 && s.lastAt.Load() < cutoff
-		if !consumed && !expired {
+		trimmed := floor > 0 && s.next.Load() <= floor
+		if !consumed && !expired && !trimmed {
 			break
 		}
 		n++
@@ -376,6 +521,8 @@ func (l *Log) syncDirty() error {
 		if first == nil {
 			if err := s.f.Sync(); err != nil {
 				first = l.fail(fmt.Errorf("syncing %s: %w", s.name, err))
+			} else {
+				l.syncs.Add(1)
 			}
 		}
 		s.release()

@@ -52,7 +52,9 @@ func TestAppendReadAcrossSegments(t *testing.T) {
 	}
 	l, rec := open(t, dir, Options{})
 	defer l.Close()
-	if len(rec.Dropped) != 0 || len(rec.Removed) != 0 || rec.Batches != 300 {
+	// Sealed segments are taken at their seal's word; only the active one
+	// is scanned.
+	if len(rec.Dropped) != 0 || len(rec.Removed) != 0 || rec.Segments < 3 || rec.Trusted != rec.Segments-1 || rec.Batches == 0 || rec.Batches >= 300 {
 		t.Fatalf("clean reopen reported %+v", rec)
 	}
 	check(l)

@@ -17,6 +17,11 @@ const (
 	// SyncAlways syncs before Append returns: an acknowledged batch survives
 	// power loss.
 	SyncAlways SyncPolicy = -1
+	// SyncManual leaves syncing appends to the log's owner, who calls Sync
+	// (to share one sync among many appends and logs: group commit); new
+	// segments, seals and directory entries are synced as under the other
+	// syncing policies, and Close syncs.
+	SyncManual SyncPolicy = -2
 )
 
 // SyncInterval syncs what was appended at most d ago: after a power loss,
@@ -30,6 +35,8 @@ func (p SyncPolicy) String() string {
 		return "never"
 	case p == SyncAlways:
 		return "always"
+	case p == SyncManual:
+		return "manual"
 	default:
 		return "every " + time.Duration(p).String()
 	}
@@ -49,6 +56,14 @@ type Options struct {
 	// Quota, if set, is shared with other logs: a segment is created only if
 	// it fits in it too.
 	Quota *Quota
+	// Mapped makes AppendRecords store each batch straight into a
+	// writable shared mapping of the active segment, a memory copy instead
+	// of a system call: what it stored is in the page cache, and survives
+	// the process, when it returns, as with WriteAt. Segments are then
+	// created at their full size with every block reserved (File.Grow), so
+	// that a full device fails the segment's creation, never a store; where
+	// the file system cannot reserve blocks, appends fall back to WriteAt.
+	Mapped bool
 	// MaxAge deletes sealed segments whose last append is older than this,
 	// even if readers have not passed them (they skip ahead). Default 0:
 	// segments live until every reader has passed them.

@@ -17,7 +17,8 @@ import (
 // Recovery reports what Open found and repaired.
 type Recovery struct {
 	Segments int      // segment files kept
-	Batches  int      // valid batches found in them
+	Trusted  int      // of those, sealed ones taken at their seal's word, not scanned
+	Batches  int      // valid batches found in the segments scanned
 	Bytes    int64    // bytes of those batches
 	Removed  []string // files removed: segments cut off before their header was written
 	Dropped  []Loss   // bytes that were not valid batches, moved aside
@@ -103,6 +104,9 @@ func (l *Log) recover() (*Recovery, error) {
 		expected = s.next.Load()
 		rec.Segments++
 	}
+	if err := l.checkGaps(rec, live); err != nil {
+		return nil, err
+	}
 	for i, s := range live {
 		s.sealed.Store(i < len(live)-1)
 		l.diskBytes.Add(s.size)
@@ -145,6 +149,14 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 	if herr == nil && h.base != base {
 		herr = fmt.Errorf("%w: header says base %d", ErrCorrupt, h.base)
 	}
+	if errors.Is(herr, errSegChecksum) && h.base == base && h.size > segHeaderSize && h.size >= size {
+		// A header whose only fault is its checksum is a seal that a crash
+		// tore: what it said about the segment's size and base still
+		// stands (the file's name and length agree), its seal does not.
+		// Scan the batches, which carry checksums of their own.
+		herr = nil
+		h = segHeader{base: h.base, created: h.created, size: h.size}
+	}
 	if herr != nil {
 		// The whole file is suspect: move it aside.
 		f.Close()
@@ -164,14 +176,72 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 		f.Close()
 		return nil, 0, err
 	}
+	if h.sealed() && h.end >= segHeaderSize && h.end <= min(size, h.size) && h.next >= h.base {
+		// Sealed: its seal says where its batches end. Readers verify each
+		// batch they decode; Open need not read the file.
+		s.end.Store(h.end)
+		s.next.Store(h.next)
+		s.lastAt.Store(h.lastAt)
+		rec.Trusted++
+		return s, 0, nil
+	}
 	// Appends extend the file into its reservation, so the file's size is
 	// where the written bytes end; past it the mapping must not be read.
+	// (A segment appended through a mapping has its whole size: its
+	// batches end at the first zero header.)
 	split, err := l.scanSegment(rec, s, min(size, h.size), nextBase, hasNext)
 	if err != nil {
 		s.release()
 		return nil, 0, err
 	}
 	return s, split, nil
+}
+
+// checkGaps fails if the offsets of live, the segments kept in order, jump
+// where nothing explains it: a segment file is missing. Gaps are legitimate
+// where this recovery dropped bytes, after a segment moved aside by an
+// earlier one (its .corrupt sidecar is there), and before a segment
+// started past the previous end on purpose (SkipTo, or the remainder that
+// a repair split off): those carry the gap flag.
+func (l *Log) checkGaps(rec *Recovery, live []*segment) error {
+next:
+	for i := 1; i < len(live); i++ {
+		prev, s := live[i-1], live[i]
+		want := prev.next.Load()
+		if s.base <= want || s.gap {
+			continue
+		}
+		for _, loss := range rec.Dropped {
+			if loss.First <= want && loss.End >= s.base {
+				continue next
+			}
+		}
+		if l.quarantinedIn(want, s.base) {
+			continue
+		}
+		return fmt.Errorf("%w: offsets [%d, %d) are missing from %s: %s ends at %d and %s starts at %d (a segment file such as %s was removed)",
+			ErrMissing, want, s.base, l.dir, prev.name, want, s.name, s.base, segName(want))
+	}
+	return nil
+}
+
+// quarantinedIn reports whether a segment whose base is in [from, to) was
+// moved aside to a .corrupt sidecar.
+func (l *Log) quarantinedIn(from, to uint64) bool {
+	names, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return false
+	}
+	for _, name := range names {
+		segPart, ok := strings.CutSuffix(name, ".corrupt")
+		if !ok {
+			continue
+		}
+		if base, ok := parseSegName(segPart); ok && base >= from && base < to {
+			return true
+		}
+	}
+	return false
 }
 
 // scanSegment walks s's batches, sets its end and next, and repairs the first
@@ -337,7 +407,9 @@ func (l *Log) writeSegment(base uint64, batches []byte) error {
 	}
 	err = f.Allocate(0, size)
 	if err == nil {
-		_, err = f.WriteAt(segHeader{base: base, created: l.now(), size: size}.marshal(), 0)
+		// The remainder starts past the dropped run on purpose: the gap
+		// flag tells later Opens it is not a missing file.
+		_, err = f.WriteAt(segHeader{flags: segGap, base: base, created: l.now(), size: size}.marshal(), 0)
 	}
 	if err == nil {
 		_, err = f.WriteAt(batches, segHeaderSize)

@@ -19,21 +19,36 @@ import (
 //
 //	offset size field
 //	     0    4 magic      "SPWS"
-//	     4    1 version    1
-//	     5    3 reserved   0
+//	     4    1 version    2 (1: the seal fields are reserved, zero)
+//	     5    1 flags      bit 0 sealed, bit 1 gap (see below); others 0
+//	     6    2 reserved   0
 //	     8    8 base       offset of the first record the segment holds
 //	    16    8 created    creation time, unix ns
 //	    24    8 size       bytes reserved for the file
-//	    32   24 reserved   0
+//	    32    8 end        sealed: file position after the last batch
+//	    40    8 next       sealed: offset after the last record
+//	    48    8 lastAt     sealed: time of the last append, unix ns
 //	    56    8 checksum   xxhash64 of bytes [0, 56)
 //	    64      batches    codec batches (see FORMAT.md), then zeros
+//
+// The header is written whole when the file is created, and once more when
+// the segment is sealed (the log moved on to the next one): then end, next
+// and lastAt say where its batches end, and Open trusts them instead of
+// scanning the file (readers still verify every batch they decode). A seal
+// that did not reach the disk whole fails its checksum: the segment is
+// scanned as if it had none. The gap flag marks a segment whose base was
+// set past the previous segment's end on purpose (Log.SkipTo), so that Open
+// tells such a gap from a missing file.
 //
 // The file is named after its base offset: %020d.seg.
 const (
 	segHeaderSize = 64
-	segVersion    = 1
+	segVersion    = 2
 	segMagic      = "SPWS"
 	segSuffix     = ".seg"
+
+	segSealed = 1 << 0
+	segGap    = 1 << 1
 )
 
 func segName(base uint64) string { return fmt.Sprintf("%020d%s", base, segSuffix) }
@@ -50,37 +65,62 @@ func parseSegName(name string) (uint64, bool) {
 
 // segHeader is what a segment file's header holds (the diagram above).
 type segHeader struct {
+	flags   byte
 	base    uint64
 	created int64
 	size    int64
+	end     int64  // sealed only
+	next    uint64 // sealed only
+	lastAt  int64  // sealed only
 }
+
+func (h segHeader) sealed() bool { return h.flags&segSealed != 0 }
 
 func (h segHeader) marshal() []byte {
 	b := make([]byte, segHeaderSize)
 	copy(b, segMagic)
 	b[4] = segVersion
+	b[5] = h.flags
 	binary.LittleEndian.PutUint64(b[8:], h.base)
 	binary.LittleEndian.PutUint64(b[16:], uint64(h.created))
 	binary.LittleEndian.PutUint64(b[24:], uint64(h.size))
+	binary.LittleEndian.PutUint64(b[32:], uint64(h.end))
+	binary.LittleEndian.PutUint64(b[40:], h.next)
+	binary.LittleEndian.PutUint64(b[48:], uint64(h.lastAt))
 	binary.LittleEndian.PutUint64(b[56:], xxhash.Sum64(b[:56]))
 	return b
 }
+
+// errSegChecksum is the header checksum failing on a header that is
+// otherwise a segment's: a seal torn by a crash, which recovery scans past.
+var errSegChecksum = fmt.Errorf("%w: segment header checksum", ErrCorrupt)
 
 func unmarshalSegHeader(b []byte) (segHeader, error) {
 	if len(b) < segHeaderSize {
 		return segHeader{}, fmt.Errorf("%w: segment header cut at %d bytes", ErrCorrupt, len(b))
 	}
-	if string(b[:4]) != segMagic || b[4] != segVersion {
+	if string(b[:4]) != segMagic || b[4] < 1 || b[4] > segVersion {
 		return segHeader{}, fmt.Errorf("%w: bad segment magic or version", ErrCorrupt)
 	}
-	if xxhash.Sum64(b[:56]) != binary.LittleEndian.Uint64(b[56:]) {
-		return segHeader{}, fmt.Errorf("%w: segment header checksum", ErrCorrupt)
-	}
-	return segHeader{
+	h := segHeader{
 		base:    binary.LittleEndian.Uint64(b[8:]),
 		created: int64(binary.LittleEndian.Uint64(b[16:])),
 		size:    int64(binary.LittleEndian.Uint64(b[24:])),
-	}, nil
+	}
+	if xxhash.Sum64(b[:56]) != binary.LittleEndian.Uint64(b[56:]) {
+		return h, errSegChecksum
+	}
+	if b[4] == 1 {
+		return h, nil // no seal fields
+	}
+	h.flags = b[5]
+	h.end = int64(binary.LittleEndian.Uint64(b[32:]))
+	h.next = binary.LittleEndian.Uint64(b[40:])
+	h.lastAt = int64(binary.LittleEndian.Uint64(b[48:]))
+	if h.flags&^(segSealed|segGap) != 0 {
+		return h, fmt.Errorf("%w: unknown segment flags %#x", ErrCorrupt, h.flags)
+	}
+	return h, nil
 }
 
 // segment is one open segment file.
@@ -103,7 +143,13 @@ type segment struct {
 	created int64
 	size    int64 // reserved bytes
 	f       File
-	data    []byte
+	data    []byte // read-only mapping of the whole reservation
+	// wdata is a writable mapping of the whole file, once the appender has
+	// made one (mapped appends): only the appender writes it, under
+	// Log.mu. prefault says it is a real mapping worth prefaulting.
+	wdata    []byte
+	prefault bool
+	gap      bool // the header's gap flag
 
 	end     atomic.Int64  // file position after the last batch
 	next    atomic.Uint64 // offset after the last record
@@ -113,11 +159,19 @@ type segment struct {
 	refs    atomic.Int32
 	retired atomic.Bool // removed from the log: delete the file at the last release
 	fs      FS
+	// mapped: the file was created at its full size with every block
+	// reserved (File.Grow), so appends may store through wdata; otherwise
+	// they use WriteAt. Set at creation, or by the appender, under Log.mu.
+	mapped bool
 }
 
-// createSegment creates, reserves, stamps and maps a new segment file.
-func createSegment(fs FS, dir string, base uint64, size int64, now int64, sync bool) (*segment, error) {
-	name := segName(base)
+// createSegment creates, reserves, stamps and maps a new segment file. With
+// mapped, it reserves the whole file at its full size (File.Grow) and maps
+// it writable, so that appends store into the mapping; where the file
+// system cannot reserve blocks, it falls back to a plain reservation and
+// appends written with WriteAt.
+func createSegment(fs FS, dir string, h segHeader, sync, mapped bool) (*segment, error) {
+	name := segName(h.base)
 	path := filepath.Join(dir, name)
 	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -128,13 +182,24 @@ func createSegment(fs FS, dir string, base uint64, size int64, now int64, sync b
 		fs.Remove(path)
 		return nil, err
 	}
-	if err := f.Allocate(0, size); err != nil {
+	grown := false
+	if mapped {
+		err = f.Grow(h.size)
+		grown = err == nil
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = nil
+		}
+	}
+	if err == nil && !grown {
+		err = f.Allocate(0, h.size)
+	}
+	if err != nil {
 		if errors.Is(err, errNoSpace) {
-			err = fmt.Errorf("%w: reserving %d bytes for %s: %v", ErrDiskFull, size, name, err)
+			err = fmt.Errorf("%w: reserving %d bytes for %s: %v", ErrDiskFull, h.size, name, err)
 		}
 		return fail(err)
 	}
-	if _, err := f.WriteAt(segHeader{base: base, created: now, size: size}.marshal(), 0); err != nil {
+	if _, err := f.WriteAt(h.marshal(), 0); err != nil {
 		return fail(err)
 	}
 	if sync {
@@ -145,13 +210,21 @@ func createSegment(fs FS, dir string, base uint64, size int64, now int64, sync b
 			return fail(&syncError{err})
 		}
 	}
-	s, err := mapSegment(fs, f, path, segHeader{base: base, created: now, size: size})
+	s, err := mapSegment(fs, f, path, h)
 	if err != nil {
 		return fail(err)
 	}
+	if grown {
+		if err := s.mapWritable(); err != nil {
+			s.release()
+			fs.Remove(path)
+			return nil, err
+		}
+		s.prefaultFrom(segHeaderSize)
+	}
 	s.end.Store(segHeaderSize)
-	s.next.Store(base)
-	s.lastAt.Store(now)
+	s.next.Store(h.base)
+	s.lastAt.Store(h.created)
 	return s, nil
 }
 
@@ -160,9 +233,82 @@ func mapSegment(fs FS, f File, path string, h segHeader) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mapping %s: %w", path, err)
 	}
-	s := &segment{name: filepath.Base(path), path: path, base: h.base, created: h.created, size: h.size, f: f, data: data, fs: fs}
+	s := &segment{name: filepath.Base(path), path: path, base: h.base, created: h.created, size: h.size, f: f, data: data, fs: fs, gap: h.flags&segGap != 0}
 	s.refs.Store(1)
 	return s, nil
+}
+
+// makeMapped readies s, a segment recovered from disk, for mapped appends:
+// its file grows to the full reservation (blocks reserved) and gets a
+// writable mapping. Where blocks cannot be reserved, s stays appended with
+// WriteAt. REQUIRES: Log.mu; s is the active segment.
+func (s *segment) makeMapped() error {
+	if err := s.f.Grow(s.size); err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
+			return nil
+		}
+		if errors.Is(err, errNoSpace) {
+			return fmt.Errorf("%w: reserving %d bytes for %s: %v", ErrDiskFull, s.size, s.name, err)
+		}
+		return err
+	}
+	if err := s.mapWritable(); err != nil {
+		return err
+	}
+	s.prefaultFrom(s.end.Load())
+	return nil
+}
+
+func (s *segment) mapWritable() error {
+	w, err := s.f.MapWritable(int(s.size))
+	if err != nil {
+		return fmt.Errorf("mapping %s writable: %w", s.name, err)
+	}
+	s.wdata, s.mapped = w, true
+	_, s.prefault = s.f.(prefaulter)
+	return nil
+}
+
+// prefaultChunk is how far ahead of the appender the writable mapping is
+// faulted in, a chunk at a time: one call that populates a chunk's page
+// tables costs a fraction of faulting its pages one store at a time.
+const prefaultChunk = 256 << 10
+
+// prefaultFrom faults in the chunk holding file position pos and the next
+// one. REQUIRES: Log.mu.
+func (s *segment) prefaultFrom(pos int64) {
+	if !s.prefault {
+		return
+	}
+	from := pos &^ (prefaultChunk - 1)
+	s.populate(from, min(from+2*prefaultChunk, s.size))
+}
+
+// prefaultAfter is called after an append moved the end from old to end:
+// crossing into a new chunk faults in the one after it.
+func (s *segment) prefaultAfter(old, end int64) {
+	if s.prefault && old/prefaultChunk != end/prefaultChunk {
+		from := (end/prefaultChunk + 1) * prefaultChunk
+		s.populate(from, min(from+prefaultChunk, s.size))
+	}
+}
+
+func (s *segment) populate(from, to int64) {
+	if from < to {
+		s.f.(prefaulter).Prefault(s.wdata[from:to])
+	}
+}
+
+// seal rewrites s's header with where its batches end, so that Open trusts
+// it instead of scanning. REQUIRES: Log.mu; no more appends to s.
+func (s *segment) seal() error {
+	h := segHeader{flags: segSealed, base: s.base, created: s.created, size: s.size,
+		end: s.end.Load(), next: s.next.Load(), lastAt: s.lastAt.Load()}
+	if s.gap {
+		h.flags |= segGap
+	}
+	_, err := s.f.WriteAt(h.marshal(), 0)
+	return err
 }
 
 func (s *segment) acquire() { s.refs.Add(1) }
@@ -175,6 +321,12 @@ func (s *segment) release() error {
 	}
 	err := s.f.Unmap(s.data)
 	s.data = nil
+	if s.wdata != nil {
+		if uerr := s.f.Unmap(s.wdata); err == nil {
+			err = uerr
+		}
+		s.wdata = nil
+	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}

@@ -1,0 +1,194 @@
+package mmap
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/spillway-io/spillway/codec"
+)
+
+// ReadRecords appends to dst the records from the reader's offset on, whole
+// batches at a time from one segment, stopping before the first batch that
+// reaches past offset limit and once about maxBytes of batches were read
+// (at least one). It returns the offset of the first record it appended,
+// and dst. The records point into memory the call allocates and never
+// reuses, so the caller may keep them: a run of uncompressed batches is
+// copied out of the mapping in one piece and its records point into that
+// copy; a compressed batch decodes into memory of its own. At the end of
+// the log, or at limit, it returns io.EOF and no records.
+//
+// A batch that fails to decode is passed over and its records counted in
+// Skipped; the error, matching ErrCorrupt, comes back with the records read
+// before it. A batch header that cannot be read (so that the next batch
+// cannot be found by its length) makes the reader look for the next batch
+// that verifies, in the same segment or, for a sealed one, the next; the
+// offsets it jumps over count in Skipped. Only in the active segment, which
+// this process appended itself, does such a header stop the reader for good.
+//
+// ReadRecords does not mix with read-ahead (SetReadAhead).
+func (r *Reader) ReadRecords(dst []codec.Record, limit uint64, maxBytes int) (uint64, []codec.Record, error) {
+	dst = dst[:0]
+	if r.closed || r.l.closed.Load() {
+		return 0, dst, ErrClosed
+	}
+	if r.ahead > 0 {
+		return 0, dst, fmt.Errorf("spillway/mmap: ReadRecords on a reader with read-ahead")
+	}
+	for {
+		seg, from, to, err := r.planRun(limit, maxBytes)
+		if err != nil {
+			return 0, dst, err
+		}
+		if from == to {
+			continue // passed over batches wholly before the offset
+		}
+		return r.decodeRun(dst, seg, from, to)
+	}
+}
+
+// planRun finds the next run of whole batches to read: in r.seg, from file
+// position from to to, none wholly before the reader's offset and none past
+// limit, about maxBytes long. It moves r.filePos to to. An empty run (from
+// == to) means batches before the offset were passed over: plan again.
+func (r *Reader) planRun(limit uint64, maxBytes int) (*segment, int64, int64, error) {
+	for {
+		if r.seg == nil { // opened on an empty log
+			if err := r.advance(); err != nil {
+				return nil, 0, 0, err
+			}
+			continue
+		}
+		end := r.seg.end.Load()
+		if r.filePos >= end {
+			if !r.seg.sealed.Load() {
+				return nil, 0, 0, io.EOF
+			}
+			if end = r.seg.end.Load(); r.filePos < end { // final once sealed
+				continue
+			}
+			if err := r.advance(); err != nil {
+				return nil, 0, 0, err
+			}
+			continue
+		}
+		seg, want := r.seg, r.pos.Load()
+		from, pos := r.filePos, r.filePos
+		bad := false
+		limited := false
+		if ferr := guard(func() {
+			for pos < end && pos-from < int64(maxBytes) {
+				h, err := codec.PeekHeader(seg.data[pos:end])
+				if err != nil || h.Size() > int(end-pos) {
+					bad = true
+					return
+				}
+				last := h.FirstOffset + uint64(h.Count)
+				if last <= want && pos == from {
+					pos += int64(h.Size()) // wholly before the offset
+					from = pos
+					continue
+				}
+				if last > limit {
+					limited = true
+					return
+				}
+				pos += int64(h.Size())
+			}
+		}); ferr != nil {
+			return nil, 0, 0, ferr
+		}
+		r.filePos = pos
+		if pos > from || !bad {
+			if pos == from && limited {
+				return nil, 0, 0, io.EOF
+			}
+			return seg, from, pos, nil
+		}
+		// The header at pos cannot be read: find the next batch.
+		if err := r.resync(want); err != nil {
+			return nil, 0, 0, err
+		}
+	}
+}
+
+// resync moves the reader from an unreadable batch header at r.filePos to
+// the next position in its segment where a batch verifies whose offsets
+// come at or after want; in a sealed segment without one, to the next
+// segment. The offsets passed over are counted as skipped when the next
+// batch is taken.
+func (r *Reader) resync(want uint64) error {
+	seg, end := r.seg, r.seg.end.Load()
+	found := int64(-1)
+	if ferr := guard(func() {
+		for i := r.filePos + 1; i+codec.HeaderSize <= end; i++ {
+			j := bytes.Index(seg.data[i:end], []byte("SPWB"))
+			if j < 0 {
+				return
+			}
+			i += int64(j)
+			if h, _, err := r.l.dec.Verify(seg.data[i:end]); err == nil && h.FirstOffset >= want {
+				found = i
+				return
+			}
+		}
+	}); ferr != nil {
+		return ferr
+	}
+	if found >= 0 {
+		r.filePos = found
+		return nil
+	}
+	if !seg.sealed.Load() {
+		return fmt.Errorf("%w: %s at %d: no batch header can be read, and the segment is being appended to", ErrCorrupt, seg.name, r.filePos)
+	}
+	r.filePos = seg.end.Load()
+	return r.advance()
+}
+
+// decodeRun copies the batches at [from, to) of seg out of the mapping and
+// decodes them, appending their records from the reader's offset on to dst.
+func (r *Reader) decodeRun(dst []codec.Record, seg *segment, from, to int64) (uint64, []codec.Record, error) {
+	buf, err := seg.copyOut(make([]byte, 0, to-from), from, to)
+	if err != nil {
+		return 0, dst, err
+	}
+	var (
+		first    uint64
+		firstErr error
+		b        = &r.batch
+	)
+	for off := 0; off < len(buf); {
+		h, err := codec.PeekHeader(buf[off:])
+		if err != nil { // the mapping changed under us: planRun read it whole
+			return first, dst, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.name, from+int64(off), err)
+		}
+		size := h.Size()
+		b.Detach() // the caller keeps these records: decode the next batch elsewhere
+		if _, err := r.l.dec.Decode(buf[off:off+size], b); err != nil {
+			r.pass(h)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.name, from+int64(off), err)
+			}
+			off += size
+			continue
+		}
+		off += size
+		want := r.pos.Load()
+		last := b.Header.FirstOffset + uint64(len(b.Records))
+		if last <= want {
+			continue
+		}
+		if b.Header.FirstOffset > want { // a gap: dropped at recovery, or retired
+			r.skipped += b.Header.FirstOffset - want
+			want = b.Header.FirstOffset
+		}
+		if len(dst) == 0 {
+			first = want
+		}
+		dst = append(dst, b.Records[want-b.Header.FirstOffset:]...)
+		r.pos.Store(last)
+	}
+	clear(b.Records) // hold no pointer into buf: the caller owns it now
+	return first, dst, firstErr
+}

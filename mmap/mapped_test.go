@@ -416,4 +416,3 @@ func flipByte(t testing.TB, path string, at int64) {
 		t.Fatal(err)
 	}
 }
-

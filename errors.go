@@ -32,6 +32,12 @@ var (
 	ErrNoLease = errors.New("spillway: delivery has no lease (AutoAck)")
 	// ErrInvalidOptions: OpenQueue or OpenTopic was given options it cannot use.
 	ErrInvalidOptions = errors.New("spillway: invalid options")
+	// ErrStorage: the disk under a Persistent queue failed (a write or an
+	// fdatasync: the queue accepts nothing more, for a failed sync is never
+	// retried and then believed), or its directory holds what it cannot use
+	// (a manifest it cannot read or from a newer version, a missing
+	// segment). Errors wrap the cause and name the file.
+	ErrStorage = errors.New("spillway: storage failed")
 	// ErrSpillFailed: part of a spill (a batch whose bytes on disk are not
 	// what was written) or all of it (a write or sync error, a batch whose
 	// header is unreadable) could not be read back after its messages were

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/mmap"
 )
 
 // Overflow says what a Send does when its shard's ring is full.
@@ -51,6 +52,8 @@ const (
 	None                    // no compression
 )
 
+func (c Compression) String() string { return c.codec().String() }
+
 func (c Compression) codec() codec.Compression {
 	switch c {
 	case S2:
@@ -76,12 +79,23 @@ const (
 // Options configure a Queue (and a Topic). The zero value of each field
 // means its default; see each field.
 type Options struct {
-	// Dir is the spill directory; "" keeps the queue in memory only. One
-	// open Queue at a time may use a directory; its spill files are removed
-	// on Close.
+	// Dir is the queue's directory: its spill files (Ephemeral) or its logs
+	// (Persistent). "" keeps the queue in memory only. One open Queue or
+	// Topic at a time may use a directory (it holds the LOCK file's lock).
 	Dir string
+	// Durability is Ephemeral (the default: Dir is overflow space, emptied
+	// on open and on Close) or Persistent (every message is in a log in Dir
+	// before Send returns, and reopening Dir resumes).
+	Durability Durability
+	// Sync says when a Persistent queue syncs what it wrote. Default
+	// SyncNever. Only for Persistent.
+	Sync SyncPolicy
+	// SyncEvery is SyncInterval's period, and how often a Persistent queue
+	// of any policy looks for consumed segments to delete. Default 200ms.
+	SyncEvery time.Duration
 	// Shards is the number of shards, rounded up to a power of two. Default:
-	// GOMAXPROCS rounded up.
+	// GOMAXPROCS rounded up, or, reopening a Persistent queue, the number it
+	// was created with (another number fails: keys would hash elsewhere).
 	Shards int
 	// RingSize is each shard's ring capacity in messages, rounded up to a
 	// power of two. Default 4096.
@@ -110,6 +124,11 @@ type Options struct {
 	DeadLetter *Queue
 	// Clock drives leases and delays. Default SystemClock.
 	Clock Clock
+	// fs is the file system under Dir; nil means the operating system's.
+	// Tests set it to inject faults (mmap.FaultFS) and power losses
+	// (mmap.MemFS).
+	fs mmap.FS
+
 	// OnError, if set, is told of failures that no call can return because
 	// they happen after the messages involved were accepted: a spill, or a
 	// batch of it, that cannot be written or read back (a failed write or
@@ -131,8 +150,29 @@ const (
 )
 
 func (o Options) withDefaults() (Options, error) {
-	if o.Shards < 0 || o.RingSize < 0 || o.MaxDiskBytes < 0 || o.MaxMessageBytes < 0 || o.AckTimeout < 0 || o.MaxAttempts < 0 {
+	if o.Shards < 0 || o.RingSize < 0 || o.MaxDiskBytes < 0 || o.MaxMessageBytes < 0 || o.AckTimeout < 0 || o.MaxAttempts < 0 || o.SyncEvery < 0 {
 		return o, fmt.Errorf("%w: negative value", ErrInvalidOptions)
+	}
+	switch o.Durability {
+	case Ephemeral:
+		if o.Sync != SyncNever || o.SyncEvery != 0 {
+			return o, fmt.Errorf("%w: Sync and SyncEvery apply to Durability Persistent only", ErrInvalidOptions)
+		}
+	case Persistent:
+		if o.Dir == "" {
+			return o, fmt.Errorf("%w: Durability Persistent needs Dir", ErrInvalidOptions)
+		}
+		if o.Sync < SyncNever || o.Sync > SyncAlways {
+			return o, fmt.Errorf("%w: sync policy %d", ErrInvalidOptions, o.Sync)
+		}
+		if o.SyncEvery == 0 {
+			o.SyncEvery = defaultSyncEvery
+		}
+	default:
+		return o, fmt.Errorf("%w: durability %d", ErrInvalidOptions, o.Durability)
+	}
+	if o.fs == nil {
+		o.fs = mmap.OSFS{}
 	}
 	if o.Shards == 0 {
 		o.Shards = runtime.GOMAXPROCS(0)

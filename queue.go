@@ -1,18 +1,9 @@
 package spillway
 
 import (
-	"errors"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/cpu"
-
-	"github.com/spillway-io/spillway/codec"
-	"github.com/spillway-io/spillway/mmap"
 )
 
 // Queue is a sharded point-to-point queue: producers Send, competing
@@ -44,10 +35,7 @@ type Queue struct {
 	group   // receivers, closed, and what leases need
 	opts    Options
 	shards  []*qshard
-	enc     *codec.Encoder // spill encoder, shared by the shards' logs
-	quota   *mmap.Quota    // MaxDiskBytes, shared by the shards' logs
-	segSize int64
-	lock    io.Closer // the spill directory's lock
+	dir     spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 
 	// ManualAck: the reaper advances every shard's lease wheel once per
 	// tick of the lease clock, until stop is closed.
@@ -60,8 +48,11 @@ type Queue struct {
 }
 
 // OpenQueue opens a queue. With Dir set it takes the directory (refusing one
-// another open Queue holds) and removes spill files an earlier process left.
+// another open Queue or Topic holds): an Ephemeral queue removes the spill
+// files an earlier process left, a Persistent one resumes from what it
+// finds (see Recovery).
 func OpenQueue(opts Options) (*Queue, error) {
+	shardsGiven := opts.Shards
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -69,9 +60,10 @@ func OpenQueue(opts Options) (*Queue, error) {
 	q := &Queue{opts: opts, stop: make(chan struct{})}
 	q.group.opts = &q.opts
 	if opts.Dir != "" {
-		if err := q.openDir(); err != nil {
+		if q.dir, err = openDir(&q.opts, "queue", shardsGiven); err != nil {
 			return nil, err
 		}
+		opts = q.opts
 	}
 	q.shards = make([]*qshard, opts.Shards)
 	for i := range q.shards {
@@ -91,74 +83,6 @@ func OpenQueue(opts Options) (*Queue, error) {
 		}()
 	}
 	return q, nil
-}
-
-func (q *Queue) openDir() error {
-	d, err := openSpillDir(&q.opts)
-	if err != nil {
-		return err
-	}
-	q.enc, q.quota, q.segSize, q.lock = d.enc, d.quota, d.segSize, d.lock
-	return nil
-}
-
-// spillDir is what a Queue or Topic with Dir holds: the directory's lock,
-// the spill encoder, the shared quota and the segment size.
-type spillDir struct {
-	enc     *codec.Encoder
-	quota   *mmap.Quota
-	segSize int64
-	lock    io.Closer
-}
-
-// openSpillDir takes o.Dir (refusing one another open Queue or Topic holds)
-// and removes the spill files an earlier process left there.
-func openSpillDir(o *Options) (spillDir, error) {
-	var d spillDir
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return d, err
-	}
-	lock, err := mmap.OSFS{}.Lock(filepath.Join(o.Dir, "LOCK"))
-	if err != nil {
-		if errors.Is(err, mmap.ErrLocked) {
-			return d, fmt.Errorf("%w: %s is used by another open queue or topic", ErrInvalidOptions, o.Dir)
-		}
-		return d, err
-	}
-	fail := func(err error) (spillDir, error) {
-		lock.Close()
-		return spillDir{}, err
-	}
-	// Spill files do not outlive their queue: remove what a crashed one left.
-	entries, err := os.ReadDir(o.Dir)
-	if err != nil {
-		return fail(err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), spillDirPrefix) {
-			if err := os.RemoveAll(filepath.Join(o.Dir, e.Name())); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	// Segments hold several batches, and several fit in the quota.
-	d.segSize = 64 << 20
-	if o.MaxDiskBytes > 0 {
-		d.segSize = min(d.segSize, o.MaxDiskBytes/int64(2*o.Shards+2))
-	}
-	d.segSize = max(d.segSize, 2*int64(o.MaxMessageBytes)+256<<10) &^ (64<<10 - 1)
-	if o.MaxDiskBytes > 0 {
-		if o.MaxDiskBytes < 2*d.segSize {
-			return fail(fmt.Errorf("%w: MaxDiskBytes %d cannot hold two spill segments of %d bytes (MaxMessageBytes %d)",
-				ErrInvalidOptions, o.MaxDiskBytes, d.segSize, o.MaxMessageBytes))
-		}
-		d.quota = mmap.NewQuota(o.MaxDiskBytes)
-	}
-	if d.enc, err = codec.NewEncoder(codec.WithCompression(o.Compression.codec())); err != nil {
-		return fail(err)
-	}
-	d.lock = lock
-	return d, nil
 }
 
 // Close closes the queue. Blocked senders and receivers wake with
@@ -184,13 +108,9 @@ func (q *Queue) Close() error {
 			err = cerr
 		}
 	}
-	if q.enc != nil {
-		q.enc.Close()
-	}
-	if q.lock != nil {
-		os.Remove(filepath.Join(q.opts.Dir, "LOCK"))
-		if lerr := q.lock.Close(); err == nil {
-			err = lerr
+	if q.dir.lock != nil {
+		if derr := q.dir.closeDir(&q.opts); err == nil {
+			err = derr
 		}
 	}
 	return err

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -27,6 +26,7 @@ const spillDirPrefix = "spill-"
 // (written - read) is kept atomically for Stats.
 type spill struct {
 	dir     string
+	fs      mmap.FS
 	log     *mmap.Log
 	w       *mmap.Writer
 	r       *mmap.Reader
@@ -46,9 +46,10 @@ func (q *Queue) openSpill(s *qshard) (*spill, error) {
 	// closing (its files being removed) when the shard spills again.
 	dir := filepath.Join(q.opts.Dir, fmt.Sprintf("%s%04d-%d", spillDirPrefix, s.idx, s.spills.Load()))
 	log, _, err := mmap.Open(dir, mmap.Options{
-		SegmentSize: q.segSize,
-		Encoder:     q.enc,
-		Quota:       q.quota,
+		SegmentSize: q.dir.segSize,
+		Encoder:     q.dir.enc,
+		Quota:       q.dir.quota,
+		FS:          q.opts.fs,
 	})
 	if err != nil {
 		return nil, err
@@ -62,8 +63,8 @@ func (q *Queue) openSpill(s *qshard) (*spill, error) {
 	// Receivers never wait for a batch being decoded (see refill): they
 	// take from other shards meanwhile, or park until a batch is ready.
 	r.OnDecoded(func() { q.receivers.Wake(1) })
-	w := log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, q.segSize/4))})
-	return &spill{dir: dir, log: log, w: w, r: r}, nil
+	w := log.NewWriter(mmap.WriterOptions{BatchBytes: int(min(256<<10, q.dir.segSize/4))})
+	return &spill{dir: dir, log: log, w: w, r: r, fs: q.opts.fs}, nil
 }
 
 // close stops the spill's goroutines and removes its files.
@@ -76,7 +77,7 @@ func (sp *spill) close() error {
 	if cerr := sp.log.Close(); err == nil {
 		err = cerr
 	}
-	if rerr := os.RemoveAll(sp.dir); err == nil {
+	if rerr := removeSpillDir(sp.fs, sp.dir); err == nil {
 		err = rerr
 	}
 	return err

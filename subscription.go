@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -512,12 +510,8 @@ func (t *Topic) Close() error {
 		s.room.WakeAll()
 	}
 	var err error
-	if t.enc != nil {
-		t.enc.Close()
-	}
-	if t.lock != nil {
-		os.Remove(filepath.Join(t.opts.Dir, "LOCK"))
-		err = t.lock.Close()
+	if t.dir.lock != nil {
+		err = t.dir.closeDir(&t.opts)
 	}
 	return err
 }

@@ -1,11 +1,10 @@
 package spillway
 
 import (
-	"io"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
-	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 	"github.com/spillway-io/spillway/ring"
 )
@@ -44,11 +43,8 @@ import (
 type Topic struct {
 	opts    Options
 	shards  []*tshard
-	enc     *codec.Encoder // spill encoder, shared by the shards' logs
-	quota   *mmap.Quota
+	dir     spillDir         // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 	cache   *mmap.BatchCache // decompressed batches shared by lagging subscriptions
-	segSize int64
-	lock    io.Closer
 	clock   *leaseClock
 
 	mu     sync.Mutex                               // guards subscription changes
@@ -82,19 +78,21 @@ type subscription struct {
 // OpenTopic opens a topic with the Queue's options and their meanings.
 // DeadLetter, if set, receives the dead letters of every subscription.
 func OpenTopic(opts Options) (*Topic, error) {
+	shardsGiven := opts.Shards
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Durability == Persistent {
+		return nil, fmt.Errorf("%w: a Persistent topic is not built yet; topics are Ephemeral", ErrInvalidOptions)
 	}
 	t := &Topic{opts: opts, stop: make(chan struct{})}
 	t.subs.Store(&map[string]*subscription{})
 	t.groups.Store(new([]*subscription))
 	if opts.Dir != "" {
-		d, err := openSpillDir(&t.opts)
-		if err != nil {
+		if t.dir, err = openDir(&t.opts, "topic", shardsGiven); err != nil {
 			return nil, err
 		}
-		t.enc, t.quota, t.segSize, t.lock = d.enc, d.quota, d.segSize, d.lock
 		t.cache = mmap.NewBatchCache(64<<20, 16<<20)
 	}
 	t.shards = make([]*tshard, opts.Shards)

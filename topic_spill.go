@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/spillway-io/spillway/mmap"
@@ -19,6 +18,7 @@ import (
 // each reading subShard has its own mmap.Reader.
 type episode struct {
 	dir     string
+	fs      mmap.FS
 	log     *mmap.Log
 	w       *mmap.Writer
 	base    uint64 // ring position of log offset 0
@@ -51,21 +51,21 @@ func (s *tshard) startEpisode() (*episode, error) {
 	base = max(base, s.ring.Oldest())
 	dir := filepath.Join(t.opts.Dir, fmt.Sprintf("%st%04d-%d", spillDirPrefix, s.idx, s.episodes))
 	s.episodes++
-	log, _, err := mmap.Open(dir, mmap.Options{SegmentSize: t.segSize, Encoder: t.enc, Quota: t.quota, Cache: t.cache})
+	log, _, err := mmap.Open(dir, mmap.Options{SegmentSize: t.dir.segSize, Encoder: t.dir.enc, Quota: t.dir.quota, Cache: t.cache, FS: t.opts.fs})
 	if err != nil {
 		return nil, fmt.Errorf("spillway: opening the spill of topic shard %d: %w", s.idx, err)
 	}
 	pin, err := log.NewReader(0)
 	if err != nil {
 		log.Close()
-		os.RemoveAll(dir)
+		removeSpillDir(t.opts.fs, dir)
 		return nil, err
 	}
 	// While subscriptions read the spill, the ring keeps its last Cap()
 	// messages, so that they can rejoin it as soon as they are that close.
 	s.ring.KeepPassed(true)
 	ep := &episode{dir: dir, log: log, base: base, end: base, pin: pin,
-		target: int(min(256<<10, t.segSize/4)), free: make(chan *refBatch, 8)}
+		target: int(min(256<<10, t.dir.segSize/4)), free: make(chan *refBatch, 8), fs: t.opts.fs}
 	ep.w = log.NewWriter(mmap.WriterOptions{BatchBytes: ep.target})
 	// Copy what the ring holds from base on: the subShards about to move
 	// to the spill have not read it yet.
@@ -235,7 +235,7 @@ func (ep *episode) close() {
 	ep.w.Close() // what it still held is for nobody now
 	ep.pin.Close()
 	ep.log.Close()
-	os.RemoveAll(ep.dir)
+	removeSpillDir(ep.fs, ep.dir)
 }
 
 // evict moves ss from the ring to the spill, starting one if needed.

@@ -769,7 +769,7 @@ func TestTopicQuotaDrainsManyShards(t *testing.T) {
 		opts := Options{Dir: t.TempDir(), Shards: 4, RingSize: 16, Compression: None, MaxMessageBytes: 1024, MaxDiskBytes: 4 << 20}
 		tp := openTopic(t, opts)
 		subs := []*Subscription{subscribe(t, tp, "a"), subscribe(t, tp, "b"), subscribe(t, tp, "c")}
-		published := fillQuota(t, tp, opts.MaxDiskBytes-tp.segSize+1, func(i int) Message {
+		published := fillQuota(t, tp, opts.MaxDiskBytes-tp.dir.segSize+1, func(i int) Message {
 			return Message{Key: fmt.Append(nil, i%7), Value: numbered(i)}
 		})
 		errs := make(chan error, len(subs))

@@ -210,10 +210,25 @@ func (m *MemFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) 
 	return &memFile{n: n, name: name}, nil
 }
 
+// Remove removes a file, or an empty directory.
 func (m *MemFS) Remove(name string) error {
 	name = m.clean(name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.dirs[name] {
+		for p := range m.live {
+			if filepath.Dir(p) == name {
+				return &fs.PathError{Op: "remove", Path: name, Err: fmt.Errorf("directory not empty")}
+			}
+		}
+		for d := range m.dirs {
+			if d != name && filepath.Dir(d) == name {
+				return &fs.PathError{Op: "remove", Path: name, Err: fmt.Errorf("directory not empty")}
+			}
+		}
+		delete(m.dirs, name)
+		return nil
+	}
 	if m.live[name] == nil {
 		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
 	}

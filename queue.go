@@ -32,10 +32,10 @@ import (
 // log is drained (everything spilled has been read back), the shard turns
 // back to the memory path and its spill files are removed.
 type Queue struct {
-	group   // receivers, closed, and what leases need
-	opts    Options
-	shards  []*qshard
-	dir     spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
+	group  // receivers, closed, and what leases need
+	opts   Options
+	shards []*qshard
+	dir    spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 
 	// ManualAck: the reaper advances every shard's lease wheel once per
 	// tick of the lease clock, until stop is closed.

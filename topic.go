@@ -41,11 +41,11 @@ import (
 // DropOldest skips the slowest subscription past its oldest messages
 // (counted in its Stats.Dropped), Reject fails with ErrFull.
 type Topic struct {
-	opts    Options
-	shards  []*tshard
-	dir     spillDir         // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
-	cache   *mmap.BatchCache // decompressed batches shared by lagging subscriptions
-	clock   *leaseClock
+	opts   Options
+	shards []*tshard
+	dir    spillDir         // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
+	cache  *mmap.BatchCache // decompressed batches shared by lagging subscriptions
+	clock  *leaseClock
 
 	mu     sync.Mutex                               // guards subscription changes
 	subs   atomic.Pointer[map[string]*subscription] // copy-on-write

@@ -6,7 +6,8 @@ import (
 )
 
 // leaseOut gives each delivery of ds a lease due AckTimeout from now.
-// REQUIRES: the shard's consumer lock (the deliveries are fresh).
+// REQUIRES: the shard's consumer lock (the deliveries are fresh, first
+// attempts, in offset order).
 func (s *ackBook) leaseOut(ds []Delivery) {
 	g := s.g
 	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)
@@ -22,6 +23,9 @@ func (s *ackBook) leaseOut(ds []Delivery) {
 		l.msg, l.offset, l.attempt = d.Message, d.Offset, d.Attempt
 		l.state, l.due = leaseHeld, due
 		s.wheel.add(l)
+		if s.j != nil {
+			s.byOffset.push(l)
+		}
 		d.lease, d.gen = l, l.gen
 	}
 	s.inFlight += int64(len(ds))
@@ -29,10 +33,12 @@ func (s *ackBook) leaseOut(ds []Delivery) {
 }
 
 // takeReady fills dst with messages waiting for redelivery, each with a new
-// lease. REQUIRES: the shard's consumer lock.
+// lease (or, on a Persistent queue reopened in AutoAck after a ManualAck
+// run, settled as it is handed out). REQUIRES: the shard's consumer lock.
 func (s *ackBook) takeReady(dst []Delivery) int {
 	g := s.g
 	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)
+	auto := g.opts.Ack == AutoAck
 	n := 0
 	s.leaseMu.Lock()
 	for n < len(dst) {
@@ -42,22 +48,51 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 		}
 		l.gen++
 		l.attempt++
-		l.state, l.due = leaseHeld, due
-		s.wheel.add(l)
+		if s.j != nil {
+			// Before the receiver has it: a crash from here on counts
+			// this attempt.
+			s.persist(s.j.attempt(l.offset, uint32(l.attempt), 0))
+		}
 		dst[n] = Delivery{Message: l.msg, Shard: s.idx, Offset: l.offset, Attempt: l.attempt, lease: l, gen: l.gen}
+		if auto {
+			dst[n].lease, dst[n].gen = nil, 0
+			s.settleLocked(l)
+			s.release(l)
+		} else {
+			l.state, l.due = leaseHeld, due
+			s.wheel.add(l)
+			s.inFlight++
+		}
 		n++
 	}
-	s.inFlight += int64(n)
 	s.leaseMu.Unlock()
 	s.readyLen.Add(-int64(n))
 	s.redelivered.Add(uint64(n))
 	return n
 }
 
+// settleLocked records, on a Persistent queue, that l's message is settled
+// for good. REQUIRES: s.leaseMu.
+func (s *ackBook) settleLocked(l *lease) {
+	if s.j == nil {
+		return
+	}
+	s.persist(s.j.settle(l.offset))
+	unlinkOffset(l)
+}
+
+// persist hands a failure to write the journal to the group: the disk
+// under the queue failed, and every later call says so.
+func (s *ackBook) persist(err error) {
+	if err != nil && s.g.fail != nil {
+		s.g.fail(err)
+	}
+}
+
 // settle checks that d still holds its lease and runs fn on it under the
-// shard's leaseMu. fn returns a message to dead-letter, if any, which is
-// sent after the lock is released.
-func (d *Delivery) settle(fn func(s *ackBook, l *lease) (deadLetter *Message)) error {
+// shard's leaseMu. fn returns the lease if its message must be
+// dead-lettered, which is done after the lock is released.
+func (d *Delivery) settle(fn func(s *ackBook, l *lease) (dying *lease)) error {
 	l := d.lease
 	if l == nil {
 		return ErrNoLease
@@ -71,12 +106,12 @@ func (d *Delivery) settle(fn func(s *ackBook, l *lease) (deadLetter *Message)) e
 		s.leaseMu.Unlock()
 		return ErrLeaseExpired
 	}
-	dl := fn(s, l)
+	dying := fn(s, l)
 	s.leaseMu.Unlock()
-	if dl != nil {
-		s.deadLetter(*dl)
+	if dying != nil {
+		s.deadLetter(dying)
 	}
-	return nil
+	return s.g.durable()
 }
 
 // release ends l's life as a message holder and recycles it.
@@ -91,7 +126,9 @@ func (s *ackBook) release(l *lease) {
 
 // Ack settles the delivery: the message is done. It fails with
 // ErrLeaseExpired if the lease ran out (the message is being redelivered)
-// or the delivery was settled already, ErrNoLease under AutoAck.
+// or the delivery was settled already, ErrNoLease under AutoAck. On a
+// Persistent queue the ack is in the shard's journal when Ack returns, and
+// under SyncAlways synced: a crash never brings the message back.
 func (d *Delivery) Ack() error {
 	// settle's work, written out: Ack is the per-message path of ManualAck.
 	l := d.lease
@@ -108,10 +145,16 @@ func (d *Delivery) Ack() error {
 		return ErrLeaseExpired
 	}
 	s.wheel.remove(l)
+	if s.j != nil {
+		s.settleLocked(l)
+	}
 	s.release(l)
 	s.inFlight--
 	s.acked++
 	s.leaseMu.Unlock()
+	if s.j != nil {
+		return s.g.durable()
+	}
 	return nil
 }
 
@@ -119,7 +162,7 @@ func (d *Delivery) Ack() error {
 // delay (at the lease clock's resolution), or dead-lettered if this was its
 // last attempt.
 func (d *Delivery) Nack(delay time.Duration) error {
-	return d.settle(func(s *ackBook, l *lease) *Message {
+	return d.settle(func(s *ackBook, l *lease) *lease {
 		s.wheel.remove(l)
 		s.inFlight--
 		return s.retryLocked(l, delay)
@@ -131,7 +174,7 @@ func (d *Delivery) Extend(by time.Duration) error {
 	if by < 0 {
 		return fmt.Errorf("%w: negative extension %v", ErrInvalidOptions, by)
 	}
-	return d.settle(func(s *ackBook, l *lease) *Message {
+	return d.settle(func(s *ackBook, l *lease) *lease {
 		s.wheel.remove(l)
 		l.due = s.g.clock.now.Load() + s.g.clock.ticks(by)
 		s.wheel.add(l)
@@ -141,29 +184,37 @@ func (d *Delivery) Extend(by time.Duration) error {
 
 // Term dead-letters the message now, whatever its attempts.
 func (d *Delivery) Term() error {
-	return d.settle(func(s *ackBook, l *lease) *Message {
+	return d.settle(func(s *ackBook, l *lease) *lease {
 		s.wheel.remove(l)
 		s.inFlight--
-		m := l.msg
-		s.release(l)
-		return &m
+		return s.dying(l)
 	})
 }
 
-// retryLocked sends l back for redelivery after delay, or returns its
-// message for the dead-letter queue if it has used its attempts.
-// REQUIRES: s.leaseMu; l is in no list.
-func (s *ackBook) retryLocked(l *lease, delay time.Duration) *Message {
+// dying takes l out of every list, for the dead-letter queue: no delivery
+// can settle it any more. REQUIRES: s.leaseMu; l is in no list but
+// byOffset.
+func (s *ackBook) dying(l *lease) *lease {
+	l.gen++
+	l.state = leaseDying
+	return l
+}
+
+// retryLocked sends l back for redelivery after delay, or returns it,
+// dying, for the dead-letter queue if it has used its attempts.
+// REQUIRES: s.leaseMu; l is in no list but byOffset.
+func (s *ackBook) retryLocked(l *lease, delay time.Duration) *lease {
 	if l.attempt >= s.g.opts.MaxAttempts {
-		m := l.msg
-		s.release(l)
-		return &m
+		return s.dying(l)
 	}
 	l.gen++ // the old delivery can no longer settle it
 	if t := s.g.clock.ticks(delay); t > 0 {
 		l.state, l.due = leaseDelayed, s.g.clock.now.Load()+t
 		s.wheel.add(l)
 		s.delayed.Add(1)
+		if s.j != nil {
+			s.persist(s.j.attempt(l.offset, uint32(l.attempt), s.g.clock.wall(l.due)))
+		}
 		return nil
 	}
 	l.state = leaseReady
@@ -173,14 +224,21 @@ func (s *ackBook) retryLocked(l *lease, delay time.Duration) *Message {
 	return nil
 }
 
-// deadLetter hands m to the dead-letter queue, without waiting; if there is
-// none, or it is full or closed, m is dropped. Either way it is counted.
-func (s *ackBook) deadLetter(m Message) {
+// deadLetter hands a dying lease's message to the dead-letter queue,
+// without waiting; if there is none, or it is full or closed, the message
+// is dropped. Either way it is counted, and only then settled (on a
+// Persistent queue, recorded settled: a crash in between delivers it
+// again rather than losing it). REQUIRES: not s.leaseMu.
+func (s *ackBook) deadLetter(l *lease) {
 	s.deadLettered.Add(1)
 	dlq := s.g.opts.DeadLetter
-	if dlq == nil || dlq.TrySend(m) != nil {
+	if dlq == nil || dlq.TrySend(l.msg) != nil {
 		s.dropped.Add(1)
 	}
+	s.leaseMu.Lock()
+	s.settleLocked(l)
+	s.release(l)
+	s.leaseMu.Unlock()
 }
 
 // reap advances the lease wheels of the books that each returns, once per
@@ -189,7 +247,7 @@ func (s *ackBook) deadLetter(m Message) {
 // is closed.
 func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan struct{}, each func(func(*ackBook))) {
 	defer stopTicker()
-	var dead []Message
+	var dead []*lease
 	for {
 		select {
 		case <-stop:
@@ -201,8 +259,8 @@ func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan
 			c.now.Store(t)
 			each(func(s *ackBook) {
 				dead = s.expire(t, dead[:0])
-				for _, m := range dead {
-					s.deadLetter(m)
+				for _, l := range dead {
+					s.deadLetter(l)
 				}
 				clear(dead)
 			})
@@ -211,9 +269,9 @@ func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan
 	}
 }
 
-// expire fires the leases due by tick t and returns the messages to
-// dead-letter.
-func (s *ackBook) expire(t int64, dead []Message) []Message {
+// expire fires the leases due by tick t and returns the dying ones, for the
+// dead-letter queue.
+func (s *ackBook) expire(t int64, dead []*lease) []*lease {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	s.leaseMu.Slow() // a tick may fire many leases: Ack and receivers park meanwhile
@@ -221,8 +279,8 @@ func (s *ackBook) expire(t int64, dead []Message) []Message {
 		switch l.state {
 		case leaseHeld:
 			s.inFlight--
-			if m := s.retryLocked(l, 0); m != nil {
-				dead = append(dead, *m)
+			if l := s.retryLocked(l, 0); l != nil {
+				dead = append(dead, l)
 			}
 		case leaseDelayed:
 			s.delayed.Add(-1)

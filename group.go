@@ -15,8 +15,14 @@ import (
 // opts and clock are set before the group is used and never change; closed
 // is set once, by Close (or Unsubscribe); receivers are parked on it.
 type group struct {
-	opts      *Options
-	clock     *leaseClock
+	opts  *Options
+	clock *leaseClock
+	// Persistent only: commit returns once what the caller wrote is as
+	// durable as the sync policy promises (SyncAlways: synced), or the
+	// storage failure that keeps it from being; fail records such a
+	// failure, for every later call to report.
+	commit    func() error
+	fail      func(error)
 	_         pad
 	receivers park.Waiters // receivers parked on an empty group
 	closed    atomic.Bool
@@ -93,6 +99,14 @@ func (g *group) await(ctx context.Context, take func() (n, seen int), done func(
 	}
 }
 
+// durable is commit, for the group's ackBooks: nil on an Ephemeral queue.
+func (g *group) durable() error {
+	if g.commit == nil {
+		return nil
+	}
+	return g.commit()
+}
+
 // report hands err, a failure no call can return, to Options.OnError.
 // Callers hold no lock of the group's.
 func (g *group) report(err error) {
@@ -115,6 +129,9 @@ type leaseClock struct {
 func newLeaseClock(c Clock, ackTimeout time.Duration) *leaseClock {
 	return &leaseClock{clock: c, tick: min(max(ackTimeout/256, time.Millisecond), time.Second), epoch: c.Now()}
 }
+
+// wall returns the time of tick t, in unix ns.
+func (c *leaseClock) wall(t int64) int64 { return c.epoch.Add(time.Duration(t) * c.tick).UnixNano() }
 
 // ticks converts a duration into whole ticks, rounding up.
 func (c *leaseClock) ticks(d time.Duration) int64 {
@@ -150,6 +167,14 @@ type ackBook struct {
 	redelivered  atomic.Uint64
 	deadLettered atomic.Uint64
 	dropped      atomic.Uint64
+
+	// Persistent only: j records settles and attempts (journal.go);
+	// byOffset lists the unsettled leases in offset order, moved those
+	// whose bytes the journal keeps (housekeeping); guarded by leaseMu.
+	// All stay nil and empty otherwise.
+	j        *journal
+	byOffset offsetList
+	moved    offsetList
 }
 
 func (b *ackBook) init(g *group, idx int) {

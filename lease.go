@@ -16,6 +16,12 @@ type lease struct {
 	due     int64  // tick at which a leased or delayed lease fires
 	prev    *lease // list links: a wheel slot, the ready list, or the free list
 	next    *lease
+	// Persistent only: the links of the shard's offsetList that holds the
+	// lease from its message's first delivery until it is settled: the
+	// byOffset list, or the moved one once its bytes were copied to the
+	// journal so that its segment of the log could go.
+	oprev, onext *lease
+	olist        *offsetList
 }
 
 type leaseState uint8
@@ -25,6 +31,7 @@ const (
 	leaseHeld               // handed to a receiver, due when the lease runs out
 	leaseDelayed            // nacked with a delay, due when it may be redelivered
 	leaseReady              // waiting in the ready list for redelivery
+	leaseDying              // out of attempts or terminated: on its way to the dead-letter queue
 )
 
 // wheel is a hashed timing wheel of leases: O(1) to add, move or remove a
@@ -114,4 +121,48 @@ func (q *leaseList) pop() *lease {
 	}
 	l.prev, l.next = nil, nil
 	return l
+}
+
+// offsetList holds a Persistent shard's unsettled leases in offset order,
+// linked through oprev and onext: its head is the oldest unsettled message,
+// before which the shard's log may be trimmed. First deliveries come in
+// offset order, so appending keeps it sorted. Guarded by the shard's
+// leaseMu.
+type offsetList struct {
+	head, tail *lease
+	n          int
+}
+
+func (q *offsetList) push(l *lease) {
+	l.onext, l.oprev = nil, q.tail
+	if q.tail != nil {
+		q.tail.onext = l
+	} else {
+		q.head = l
+	}
+	q.tail = l
+	l.olist = q
+	q.n++
+}
+
+// remove takes l out of the list that holds it, if any.
+func unlinkOffset(l *lease) {
+	if l.olist != nil {
+		l.olist.remove(l)
+	}
+}
+
+func (q *offsetList) remove(l *lease) {
+	if l.oprev != nil {
+		l.oprev.onext = l.onext
+	} else {
+		q.head = l.onext
+	}
+	if l.onext != nil {
+		l.onext.oprev = l.oprev
+	} else {
+		q.tail = l.oprev
+	}
+	l.oprev, l.onext, l.olist = nil, nil, nil
+	q.n--
 }

@@ -70,7 +70,7 @@ var errNoManifest = errors.New("no manifest")
 func readManifest(fsys mmap.FS, dir string) (manifest, error) {
 	var m manifest
 	path := filepath.Join(dir, manifestName)
-	data, err := readWhole(fsys, path)
+	data, err := readFileAll(fsys, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, errNoManifest
 	}
@@ -140,23 +140,3 @@ func writeDurably(fsys mmap.FS, path string, data []byte) error {
 	return err
 }
 
-// readWhole reads a whole file.
-func readWhole(fsys mmap.FS, path string) ([]byte, error) {
-	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	if size > 1<<20 {
-		return nil, fmt.Errorf("%d bytes, more than a manifest holds", size)
-	}
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, 0); err != nil && size > 0 {
-		return nil, err
-	}
-	return b, nil
-}

@@ -67,6 +67,7 @@ func (e *entry) set(key, value []byte, headers []Header) {
 type qshard struct {
 	ackBook  // ManualAck state and counters
 	q        *Queue
+	d        *durable // Persistent only: the shard's log, cursor and journal
 	ring     *ring.MPSC[entry]
 	spilling atomic.Bool
 	senders  park.Waiters // senders waiting for room in this shard

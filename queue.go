@@ -2,6 +2,7 @@ package spillway
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/cpu"
 )
@@ -37,6 +38,15 @@ type Queue struct {
 	shards []*qshard
 	dir    spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 
+	// Persistent only (durable*.go): the syncer, the first storage failure
+	// (sticky), what the open recovered, and fdatasync calls made.
+	persistent bool
+	always     bool // Sync is SyncAlways
+	sy         *syncer
+	storage    atomic.Pointer[error]
+	recovery   Recovery
+	fsyncs     atomic.Uint64
+
 	// ManualAck: the reaper advances every shard's lease wheel once per
 	// tick of the lease clock, until stop is closed.
 	stop chan struct{}
@@ -70,6 +80,20 @@ func OpenQueue(opts Options) (*Queue, error) {
 		q.shards[i] = newShard(q, i)
 	}
 	q.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
+	if opts.Durability == Persistent {
+		q.persistent, q.always = true, opts.Sync == SyncAlways
+		q.group.fail = func(err error) { q.failStorage(err) }
+		q.group.commit = func() error {
+			if q.always {
+				return q.sy.wait()
+			}
+			return q.storageErr()
+		}
+		if err := q.openDurable(); err != nil {
+			q.dir.closeDir(&q.opts)
+			return nil, err
+		}
+	}
 	if opts.Ack == ManualAck {
 		c, stop := opts.Clock.Ticker(q.clock.tick) // before Open returns, so no tick is missed
 		q.wg.Add(1)
@@ -86,16 +110,21 @@ func OpenQueue(opts Options) (*Queue, error) {
 }
 
 // Close closes the queue. Blocked senders and receivers wake with
-// ErrClosed, and so does every later call; messages still waiting are
+// ErrClosed, and so does every later call. Deliveries already handed out
+// can no longer be acked. On an Ephemeral queue, messages still waiting are
 // dropped (and counted in Stats.Dropped), and the spill files are removed.
-// Deliveries already handed out can no longer be acked. Close is
-// idempotent: later calls return ErrClosed. It joins every goroutine the
-// queue started.
+// A Persistent queue drops nothing: it syncs its logs, cursor and journal
+// (with a final checkpoint, in which unsettled deliveries wait to be
+// delivered again), and the next open resumes. Close is idempotent: later
+// calls return ErrClosed. It joins every goroutine the queue started.
 func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return ErrClosed
 	}
 	close(q.stop)
+	if q.persistent {
+		close(q.sy.stop) // its final round serves whoever still waits
+	}
 	q.wg.Wait()
 	for _, s := range q.shards {
 		s.ring.Close()
@@ -104,9 +133,18 @@ func (q *Queue) Close() error {
 	var err error
 	for _, s := range q.shards {
 		s.senders.WakeAll()
-		if cerr := s.close(); err == nil {
+		var cerr error
+		if s.d != nil {
+			cerr = s.closeDurable()
+		} else {
+			cerr = s.close()
+		}
+		if err == nil {
 			err = cerr
 		}
+	}
+	if q.persistent {
+		close(q.sy.closed)
 	}
 	if q.dir.lock != nil {
 		if derr := q.dir.closeDir(&q.opts); err == nil {
@@ -130,8 +168,9 @@ type Stats struct {
 
 	Depth     int64 // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
 	InFlight  int64 // ManualAck deliveries not yet settled
-	DiskBytes int64 // bytes the spill files reserve on disk
-	DataBytes int64 // bytes of compressed batches the spill files hold (at most DiskBytes)
+	DiskBytes int64 // bytes the spill files (Persistent: the logs) reserve on disk
+	DataBytes int64 // bytes of batches the spill files (the logs) hold (at most DiskBytes)
+	Syncs     uint64 // Persistent: fdatasync calls made (on logs, journals, cursors)
 }
 
 // Stats returns the queue's statistics. It takes each shard's receiver
@@ -141,8 +180,13 @@ type Stats struct {
 func (q *Queue) Stats() Stats {
 	var st Stats
 	for _, s := range q.shards {
-		s.addStats(&st)
+		if s.d != nil {
+			s.addStatsDurable(&st)
+		} else {
+			s.addStats(&st)
+		}
 	}
+	st.Syncs += q.fsyncs.Load()
 	return st
 }
 

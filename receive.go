@@ -149,6 +149,9 @@ func (q *Queue) takeSome(dst []Delivery, count bool) (n, seen int) {
 // emptyLocked reports whether s has nothing to deliver right now.
 // REQUIRES: s.cons.
 func (s *qshard) emptyLocked() bool {
+	if s.d != nil {
+		return s.lo == s.hi && s.ring.Len() == 0 && s.readyLen.Load() == 0 && (!s.spilling.Load() || s.ci == len(s.carry) && !s.logPending())
+	}
 	return s.lo == s.hi && s.ring.Len() == 0 && s.readyLen.Load() == 0 && !s.spilling.Load()
 }
 
@@ -228,6 +231,9 @@ func (s *qshard) take(dst []Delivery) int {
 	}
 	if s.g.opts.Ack == ManualAck && n > first {
 		s.leaseOut(dst[first:n])
+	}
+	if s.d != nil && n > 0 {
+		s.noteDelivered() // after the leases: a checkpoint sees them before the cursor passes them
 	}
 	return n
 }

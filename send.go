@@ -10,13 +10,20 @@ import (
 
 // Send queues m, waiting when the overflow policy says to wait (Block, or
 // SpillToDisk past MaxDiskBytes) until there is room or ctx ends. It fails
-// with ErrTooLarge, ErrFull (Reject), ErrDiskFull, ErrClosed or ctx.Err().
-// Send takes ownership of m's slices (see Message).
+// with ErrTooLarge, ErrFull (Reject), ErrDiskFull, ErrClosed, ErrStorage
+// (Persistent) or ctx.Err(). Send takes ownership of m's slices (see
+// Message). On a Persistent queue m is in its shard's log when Send
+// returns nil, and under SyncAlways synced.
 func (q *Queue) Send(ctx context.Context, m Message) error {
 	if !m.fits(q.opts.MaxMessageBytes) {
 		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
+	if q.persistent {
+		ms := [1]Message{m}
+		_, err := q.sendDurable(ctx, s, ms[:], true)
+		return err
+	}
 	e := newEntry(m.Key, m.Value, m.Headers)
 	if !s.spilling.Load() && s.ring.TryPush(e) {
 		q.receivers.Wake(1)
@@ -25,13 +32,20 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 	return q.sendSlow(ctx, s, e)
 }
 
-// TrySend queues m if it can without waiting: where Send would wait it fails
-// with ErrFull (ring full under Block) or ErrDiskFull (spill quota reached).
+// TrySend queues m if it can without waiting for room: where Send would
+// wait it fails with ErrFull (ring full under Block) or ErrDiskFull (spill
+// quota reached). Under SyncAlways it still waits for the sync that makes
+// m durable.
 func (q *Queue) TrySend(m Message) error {
 	if !m.fits(q.opts.MaxMessageBytes) {
 		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
+	if q.persistent {
+		ms := [1]Message{m}
+		_, err := q.sendDurable(context.Background(), s, ms[:], false)
+		return err
+	}
 	return q.trySend(s, newEntry(m.Key, m.Value, m.Headers))
 }
 
@@ -77,6 +91,14 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			n++
 		}
 		s := q.shards[si]
+		if q.persistent {
+			// One append (and one sync) per run.
+			if k, err := q.sendDurable(ctx, s, ms[i:i+n], true); err != nil {
+				return &BatchError{Queued: i + k, Err: err}
+			}
+			i += n
+			continue
+		}
 		done := 0
 		if !s.spilling.Load() {
 			done = s.pushInPlace(ms[i : i+n])

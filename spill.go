@@ -190,6 +190,9 @@ func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Heade
 // a row, which is also what a batch whose header is unreadable (the reader
 // cannot find the next one) gives, abandons the spill.
 func (s *qshard) refill() bool {
+	if s.d != nil {
+		return s.refillDurable()
+	}
 	for {
 		sp := s.sp.Load()
 		if sp == nil {

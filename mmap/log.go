@@ -149,6 +149,26 @@ func (l *Log) Stats() Stats {
 	return st
 }
 
+// SegmentInfo describes one segment of a log.
+type SegmentInfo struct {
+	Name      string // file name
+	Base      uint64 // offset of its first record
+	Next      uint64 // offset after its last record
+	Sealed    bool   // no more appends: the log moved on
+	DataBytes int64  // bytes of batches it holds
+	Size      int64  // bytes reserved
+}
+
+// Segments describes the live segments, oldest first.
+func (l *Log) Segments() []SegmentInfo {
+	segs := l.segments()
+	out := make([]SegmentInfo, len(segs))
+	for i, s := range segs {
+		out[i] = SegmentInfo{Name: s.name, Base: s.base, Next: s.next.Load(), Sealed: s.sealed.Load(), DataBytes: s.end.Load() - segHeaderSize, Size: s.size}
+	}
+	return out
+}
+
 // Err returns the sticky error that made the log read-only, or nil.
 func (l *Log) Err() error {
 	if p := l.failed.Load(); p != nil {
@@ -492,6 +512,16 @@ func (l *Log) retain() {
 		}
 		s.release()
 	}
+}
+
+// Dirty reports whether something was appended since the last sync.
+func (l *Log) Dirty() bool {
+	for _, s := range l.segments() {
+		if s.dirty.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // Sync makes everything appended so far durable. It returns the sticky

@@ -1,0 +1,145 @@
+package spillway
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/spillway-io/spillway/mmap"
+)
+
+// A Persistent shard's cursor file says how far receivers got: the offset
+// of the first message never handed to a receiver. It is 4 KiB, mapped
+// writable, and rewritten in place after every receive, with two stores:
+//
+//	offset size field
+//	     0    4 magic     "SPWC"
+//	     4    1 version   1
+//	     5   51 reserved  0
+//	    56    8 checksum  xxhash64 of bytes [0, 56)
+//	    64   16 slot 0    offset u64, check u64
+//	    80   16 slot 1    offset u64, check u64
+//
+// Writes alternate between the slots, the offset first, then its check
+// (cursorCheck). A crash between the two stores leaves that slot's check
+// wrong; the other slot holds the value before. The valid slot with the
+// larger offset is the cursor.
+const (
+	cursorName    = "cursor"
+	cursorMagic   = "SPWC"
+	cursorVersion = 1
+	cursorSize    = 4096
+	cursorSlots   = 64
+)
+
+func cursorCheck(off uint64) uint64 {
+	return bits.RotateLeft64(off*0x9E3779B97F4A7C15, 31) ^ 0xC2B2AE3D27D4EB4F
+}
+
+// cursorFile is a shard's cursor file, open.
+//
+// store is called by the shard's receiver (under cons) only; Sync by
+// anyone (the file system orders it with the stores). dirty says a store
+// came since the last sync.
+type cursorFile struct {
+	path  string
+	f     mmap.File
+	m     []byte // writable mapping of the whole file
+	slot  int    // the slot the next store goes to; guarded by cons
+	dirty atomic.Bool
+}
+
+// openCursor opens (or creates) dir's cursor file and returns it with the
+// offset it holds (0 for a new one, or one whose slots are both torn).
+func openCursor(fsys mmap.FS, dir string) (*cursorFile, uint64, error) {
+	path := filepath.Join(dir, cursorName)
+	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, 0, err
+	}
+	c := &cursorFile{path: path, f: f}
+	size, err := f.Size()
+	if err == nil && size < cursorSize {
+		err = c.create(fsys, dir)
+	}
+	if err == nil {
+		c.m, err = f.MapWritable(cursorSize)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if string(c.m[:4]) != cursorMagic || c.m[4] != cursorVersion || xxhash.Sum64(c.m[:56]) != binary.LittleEndian.Uint64(c.m[56:]) {
+		c.close()
+		return nil, 0, fmt.Errorf("%w: %s is not a cursor file of this version (damaged header)", ErrStorage, path)
+	}
+	var off uint64
+	for i := range 2 {
+		o, ok := c.load(i)
+		if ok && o >= off {
+			off, c.slot = o, 1-i
+		}
+	}
+	return c, off, nil
+}
+
+// create writes a new cursor file whole (so that its blocks are allocated
+// before any store through the mapping), durably.
+func (c *cursorFile) create(fsys mmap.FS, dir string) error {
+	hdr := make([]byte, cursorSize)
+	copy(hdr, cursorMagic)
+	hdr[4] = cursorVersion
+	binary.LittleEndian.PutUint64(hdr[56:], xxhash.Sum64(hdr[:56]))
+	if _, err := c.f.WriteAt(hdr, 0); err != nil {
+		return err
+	}
+	if err := c.f.Sync(); err != nil {
+		return err
+	}
+	return fsys.SyncDir(dir)
+}
+
+func (c *cursorFile) load(i int) (uint64, bool) {
+	at := cursorSlots + 16*i
+	off := binary.LittleEndian.Uint64(c.m[at:])
+	return off, binary.LittleEndian.Uint64(c.m[at+8:]) == cursorCheck(off)
+}
+
+// store records off. REQUIRES: the shard's cons.
+func (c *cursorFile) store(off uint64) {
+	at := cursorSlots + 16*c.slot
+	binary.LittleEndian.PutUint64(c.m[at:], off)
+	binary.LittleEndian.PutUint64(c.m[at+8:], cursorCheck(off))
+	c.slot ^= 1
+	if !c.dirty.Load() {
+		c.dirty.Store(true)
+	}
+}
+
+// sync makes the stores so far durable, if there were any since the last.
+func (c *cursorFile) sync() error {
+	if !c.dirty.Swap(false) {
+		return nil
+	}
+	if err := c.f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", c.path, err)
+	}
+	return nil
+}
+
+func (c *cursorFile) close() error {
+	var err error
+	if c.m != nil {
+		err = c.f.Unmap(c.m)
+		c.m = nil
+	}
+	if cerr := c.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,360 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/internal/park"
+	"github.com/spillway-io/spillway/mmap"
+)
+
+// durable is a Persistent shard's disk: its log (every message, in the
+// shard's order), its cursor file (how far receivers got) and its state
+// journal (ManualAck's settles and attempts).
+//
+// Who may do what:
+//   - Senders append under appendMu, and push into the ring under it too,
+//     so that the ring holds a run of the log in the log's order. While
+//     the shard spills (s.spilling, set and cleared under appendMu), the
+//     ring is bypassed: senders only append, and receivers read the log
+//     from spillFrom on. spillFrom is stored before spilling is set.
+//   - The receiver holding the shard's cons reads the log (reader), ends
+//     spilling once it has read everything appended (under appendMu), and
+//     stores the cursor after each take. delivered publishes it.
+//   - Under SyncAlways the shard always spills, and receivers read no
+//     further than synced, the offset below which the syncer has made the
+//     log durable: nothing is seen before it is kept.
+//
+// Offsets: a message's Delivery.Offset is its log offset. The ring's
+// position p holds log offset p + s.direct while the shard does not spill.
+type durable struct {
+	dir     string
+	log     *mmap.Log
+	cursor  *cursorFile
+	journal *journal
+
+	_         pad
+	appendMu  sync.Mutex
+	recs      []codec.Record // scratch for appends, kept zero; guarded by appendMu
+	hdrs      []codec.Header // scratch for appends; guarded by appendMu
+	spillFrom atomic.Uint64
+
+	_         pad
+	synced    atomic.Uint64 // SyncAlways: the log is durable below it
+	delivered atomic.Uint64 // the cursor: the first offset never handed out
+
+	// Guarded by the shard's cons.
+	reader  *mmap.Reader // reading the log while the shard spills; nil otherwise
+	skipped uint64       // reader.Skipped() already counted as dropped
+	drops   uint64       // messages dropped by DropOldest (Stats)
+
+	// Set at open.
+	base     uint64 // delivered at open
+	sentBase uint64 // the log's next offset at open
+}
+
+// batchCap bounds the bytes one append of a SendBatch run writes as one
+// batch; a longer run is appended in several.
+const batchCap = 1 << 20
+
+// records converts ms into d.recs for the log, stamped now. REQUIRES:
+// appendMu.
+func (d *durable) records(ms []Message, now int64) []codec.Record {
+	recs := growRecords(d.recs, len(ms))
+	hdrs := d.hdrs[:0]
+	for i := range ms {
+		m, r := &ms[i], &recs[i]
+		r.Key, r.Value, r.Timestamp = m.Key, m.Value, now
+		if len(m.Headers) > 0 {
+			start := len(hdrs)
+			for _, h := range m.Headers {
+				hdrs = append(hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
+			}
+			r.Headers = hdrs[start:len(hdrs):len(hdrs)]
+		}
+	}
+	d.hdrs = hdrs
+	return recs
+}
+
+// room returns how many messages s may take now under the overflow
+// policy: SpillToDisk takes any number (the log is the limit), the others
+// what the ring has room for, or, while the shard spills, what keeps the
+// messages waiting within RingSize. REQUIRES: appendMu.
+func (q *Queue) room(s *qshard, want int) int {
+	if q.opts.Overflow == SpillToDisk {
+		return want
+	}
+	if !s.spilling.Load() {
+		return min(want, s.ring.Cap()-s.ring.Len())
+	}
+	backlog := s.d.log.NextOffset() - s.d.delivered.Load()
+	if backlog >= uint64(q.opts.RingSize) {
+		return 0
+	}
+	return min(want, q.opts.RingSize-int(backlog))
+}
+
+// appendSome appends as many of ms (all for shard s) as the policy lets it
+// now, as one batch, and pushes them into the ring when the shard does not
+// spill. It returns how many it appended; none with ErrFull when there is
+// no room, ErrDiskFull when the disk has none, or the queue's failure.
+func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
+	d := s.d
+	d.appendMu.Lock()
+	defer d.appendMu.Unlock()
+	if q.closed.Load() {
+		return 0, ErrClosed
+	}
+	if err := q.storageErr(); err != nil {
+		return 0, err
+	}
+	n := q.room(s, len(ms))
+	if n == 0 {
+		return 0, ErrFull
+	}
+	if n > 1 {
+		size := 0
+		for i := range n {
+			if size += ms[i].size(); size > batchCap && i > 0 {
+				n = i
+				break
+			}
+		}
+	}
+	recs := d.records(ms[:n], q.opts.Clock.Now().UnixNano())
+	first, err := d.log.AppendRecords(recs)
+	clear(recs)
+	clear(d.hdrs)
+	d.recs, d.hdrs = recs[:0], d.hdrs[:0]
+	if err != nil {
+		if errors.Is(err, mmap.ErrDiskFull) {
+			return 0, fmt.Errorf("%w: shard %d: %w", ErrDiskFull, s.idx, err)
+		}
+		return 0, q.failStorage(fmt.Errorf("shard %d: appending to %s: %w", s.idx, d.dir, err))
+	}
+	pushed := 0
+	if !s.spilling.Load() && !q.syncAlways() {
+		pushed = s.pushInPlace(ms[:n])
+	}
+	if pushed < n {
+		if !s.spilling.Load() {
+			d.spillFrom.Store(first + uint64(pushed))
+			s.spilling.Store(true)
+		}
+		s.spilled.Add(uint64(n - pushed))
+	}
+	return n, nil
+}
+
+// sendDurable queues ms, all for shard s, in a Persistent queue: appended
+// to the shard's log, a batch per run, before it returns; under SyncAlways
+// also synced. With wait, it waits where the policy says to (Block, a full
+// disk) until ctx ends; DropOldest drops to make room. It returns how many
+// it queued.
+func (q *Queue) sendDurable(ctx context.Context, s *qshard, ms []Message, wait bool) (int, error) {
+	done, err := q.appendAll(ctx, s, ms, wait)
+	if done > 0 && q.syncAlways() {
+		if cerr := q.sy.wait(); cerr != nil {
+			return 0, cerr
+		}
+	}
+	if err != nil && q.closed.Load() && !errors.Is(err, ErrClosed) {
+		err = ErrClosed
+	}
+	return done, err
+}
+
+// appendAll is sendDurable without the sync.
+func (q *Queue) appendAll(ctx context.Context, s *qshard, ms []Message, wait bool) (int, error) {
+	done := 0
+	appended := func(n int) {
+		done += n
+		if !q.syncAlways() {
+			q.receivers.Wake(n) // under SyncAlways the syncer wakes them
+		}
+	}
+	for done < len(ms) {
+		n, err := q.appendSome(s, ms[done:])
+		if n > 0 {
+			appended(n)
+			continue
+		}
+		full := errors.Is(err, ErrFull)
+		switch {
+		case full && q.opts.Overflow == DropOldest:
+			s.dropOldestDurable()
+			continue
+		case full && q.opts.Overflow == Reject, !wait, !full && !errors.Is(err, ErrDiskFull):
+			return done, err
+		}
+		// Wait for room, appending as soon as there is: receivers (and,
+		// for a full disk, the housekeeping that deletes what they
+		// consumed) wake the shard's senders.
+		werr := park.AwaitN(ctx, &s.senders, s.ring.Cap(), func() int {
+			n, aerr := q.appendSome(s, ms[done:])
+			switch {
+			case n > 0:
+				appended(n)
+				return n
+			case errors.Is(aerr, ErrFull) || errors.Is(aerr, ErrDiskFull):
+				return 0
+			}
+			err = aerr
+			return -1
+		})
+		if werr != nil {
+			return done, werr
+		}
+		if err != nil && !errors.Is(err, ErrFull) && !errors.Is(err, ErrDiskFull) {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// noteDelivered stores the cursor after a take: the offset of the first
+// message never handed out. REQUIRES: s.cons.
+func (s *qshard) noteDelivered() {
+	var next uint64
+	if s.lo < s.hi {
+		next = s.localHead + uint64(s.lo) + s.direct
+	} else {
+		next = s.ring.Head() + s.direct
+	}
+	if d := s.d; next != d.delivered.Load() {
+		d.cursor.store(next)
+		d.delivered.Store(next)
+	}
+}
+
+// readLimit is where receivers stop reading the log: its end, or under
+// SyncAlways what is synced of it.
+func (q *Queue) readLimit(d *durable) uint64 {
+	if q.syncAlways() {
+		return d.synced.Load()
+	}
+	return d.log.NextOffset()
+}
+
+// refillDurable loads carry with the next run of messages from the log,
+// while the shard spills. When the reader has read everything appended,
+// the shard stops spilling (senders use the ring again), unless under
+// SyncAlways. It reports whether carry got anything. REQUIRES: s.cons,
+// carry and the ring empty.
+func (s *qshard) refillDurable() bool {
+	d, q := s.d, s.q
+	if d.reader == nil {
+		r, err := d.log.NewPeekReader(d.spillFrom.Load())
+		if err != nil {
+			s.failure = errors.Join(s.failure, q.failStorage(fmt.Errorf("shard %d: reading %s: %w", s.idx, d.dir, err)))
+			return false
+		}
+		d.reader, d.skipped = r, 0
+	}
+	first, recs, err := d.reader.ReadRecords(s.carry[:0], q.readLimit(d), 256<<10)
+	if lost := d.reader.Skipped() - d.skipped; lost > 0 {
+		d.skipped += lost
+		s.dropped.Add(lost)
+		s.failure = errors.Join(s.failure, fmt.Errorf("%w: shard %d skipped %d messages in %s it could not read back (counted in Stats.Dropped): %v", ErrSpillFailed, s.idx, lost, d.dir, err))
+	}
+	if errors.Is(err, io.EOF) {
+		if !q.syncAlways() {
+			d.appendMu.Lock()
+			if at := d.reader.Offset(); at >= d.log.NextOffset() {
+				// Read up to the end, which senders cannot move now:
+				// back to the ring, whose next position is the next
+				// offset.
+				s.spilling.Store(false)
+				s.direct = at - s.ring.Head()
+				d.reader.Close()
+				d.reader = nil
+			}
+			d.appendMu.Unlock()
+			if d.reader == nil {
+				s.senders.WakeAll()
+			}
+		}
+		return false
+	}
+	if err != nil && !errors.Is(err, mmap.ErrCorrupt) {
+		s.failure = errors.Join(s.failure, fmt.Errorf("%w: shard %d reading %s: %w", ErrSpillFailed, s.idx, d.dir, err))
+		return false
+	}
+	if len(recs) == 0 {
+		return false
+	}
+	s.carry, s.ci = recs, 0
+	s.carryHdrs, s.chi = convertHeaders(recs), 0
+	s.direct = first - s.ring.Head() // carry[0] is at offset first
+	return true
+}
+
+// logPending reports whether the log holds messages past what receivers
+// have read, up to where they may read. REQUIRES: s.cons.
+func (s *qshard) logPending() bool {
+	d := s.d
+	at := d.spillFrom.Load()
+	if d.reader != nil {
+		at = d.reader.Offset()
+	}
+	return at < s.q.readLimit(d)
+}
+
+// dropOldestDurable drops the shard's oldest waiting message (DropOldest):
+// the cursor moves past it, so that it is not delivered after a reopen
+// either.
+func (s *qshard) dropOldestDurable() {
+	s.cons.Lock()
+	defer s.cons.Unlock()
+	switch {
+	case s.lo < s.hi:
+		s.local[s.lo] = entry{}
+		s.lo++
+	case s.ring.Len() > 0:
+		if _, ok := s.ring.TryPop(); !ok {
+			return
+		}
+	case s.ci < len(s.carry) || s.spilling.Load() && s.refillDurable():
+		s.carry[s.ci] = codec.Record{}
+		s.ci++
+		s.direct++
+	default:
+		return
+	}
+	s.d.drops++
+	s.dropped.Add(1)
+	s.noteDelivered()
+}
+
+// syncAlways reports whether the queue syncs every write before it
+// returns (SyncAlways).
+func (q *Queue) syncAlways() bool { return q.always }
+
+// addStatsDurable adds a Persistent shard's part of the statistics.
+func (s *qshard) addStatsDurable(st *Stats) {
+	d := s.d
+	s.cons.Lock()
+	delivered, drops := d.delivered.Load(), d.drops
+	wake := s.q.receivers.Pending() && (s.lo < s.hi || s.ring.Len() > 0 || s.readyLen.Load() > 0 || s.spilling.Load() && (s.ci < len(s.carry) || s.logPending()))
+	s.cons.Unlock()
+	if wake {
+		s.q.receivers.Wake(1)
+	}
+	next := d.log.NextOffset()
+	st.Sent += next - d.sentBase
+	st.Delivered += delivered - d.base - drops
+	st.Spilled += s.spilled.Load()
+	st.Depth += int64(next - delivered)
+	s.ackBook.addStats(st)
+	ls := d.log.Stats()
+	st.DiskBytes += ls.DiskBytes
+	st.DataBytes += ls.DataBytes
+	st.Syncs += ls.Syncs
+}

@@ -1,0 +1,324 @@
+package spillway
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/spillway-io/spillway/codec"
+)
+
+// syncer makes a Persistent queue's writes durable in rounds: a round
+// fdatasyncs every shard's dirty files (log segments, journal, cursor) at
+// once, and serves every caller that was waiting when it started (group
+// commit: the more callers wait, the more each sync covers).
+//
+// Who may do what: any goroutine calls wait; one goroutine (loop) runs
+// the rounds; Sync calls round directly too. next is the round that has
+// not started yet, which callers join; it is swapped under mu when a round
+// starts, so a round covers everything written before its callers joined
+// it. After the loop's final round (Close), next is nil and wait waits for
+// Close to finish the files instead.
+type syncer struct {
+	q    *Queue
+	mu   sync.Mutex
+	next *syncRound // nil once the loop has finished
+	kick chan struct{}
+	stop chan struct{}
+	// closed is closed once Close has synced and closed every file.
+	closed chan struct{}
+}
+
+// syncRound is one round of syncs: done is closed when it is over, with
+// err its outcome.
+type syncRound struct {
+	done chan struct{}
+	err  error
+}
+
+func newSyncer(q *Queue) *syncer {
+	return &syncer{q: q, next: &syncRound{done: make(chan struct{})}, kick: make(chan struct{}, 1), stop: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// wait returns once a round that started after the call has ended, with
+// its outcome: what the caller wrote before calling is then durable.
+func (y *syncer) wait() error {
+	y.mu.Lock()
+	r := y.next
+	y.mu.Unlock()
+	if r == nil { // closing: Close syncs everything before it returns
+		<-y.closed
+		return y.q.storageErr()
+	}
+	select {
+	case y.kick <- struct{}{}:
+	default:
+	}
+	<-r.done
+	return r.err
+}
+
+// loop runs rounds as callers ask for them, until stop; its final round
+// serves whoever is still waiting.
+func (y *syncer) loop() {
+	for {
+		select {
+		case <-y.kick:
+			y.round(false)
+		case <-y.stop:
+			y.round(true)
+			return
+		}
+	}
+}
+
+// round runs one round of syncs for the callers waiting on next.
+func (y *syncer) round(final bool) {
+	y.mu.Lock()
+	r := y.next
+	if final {
+		y.next = nil
+	} else {
+		y.next = &syncRound{done: make(chan struct{})}
+	}
+	y.mu.Unlock()
+	r.err = y.q.syncAll()
+	close(r.done)
+}
+
+// syncAll fdatasyncs every shard's dirty files, in parallel, and then
+// publishes, per shard, how much of the log is durable (receivers under
+// SyncAlways read no further). A failure is sticky: the queue accepts
+// nothing more.
+func (q *Queue) syncAll() error {
+	if err := q.storageErr(); err != nil {
+		return err
+	}
+	var jobs []func() error
+	marks := make([]uint64, len(q.shards))
+	for i, s := range q.shards {
+		d := s.d
+		marks[i] = d.log.NextOffset() // before the sync: what it covers
+		if d.log.Dirty() {
+			jobs = append(jobs, d.log.Sync)
+		}
+		if d.journal.dirty.Load() {
+			jobs = append(jobs, d.journal.sync)
+		}
+		if d.cursor.dirty.Load() {
+			jobs = append(jobs, d.cursor.sync)
+		}
+	}
+	var err error
+	switch len(jobs) {
+	case 0:
+	case 1:
+		err = jobs[0]()
+	default:
+		errs := make([]error, len(jobs))
+		var wg sync.WaitGroup
+		for i, run := range jobs[1:] {
+			wg.Go(func() { errs[i+1] = run() })
+		}
+		errs[0] = jobs[0]()
+		wg.Wait()
+		err = errors.Join(errs...)
+	}
+	q.fsyncs.Add(uint64(len(jobs)))
+	if err != nil {
+		return q.failStorage(err)
+	}
+	for i, s := range q.shards {
+		if s.d.synced.Load() < marks[i] {
+			s.d.synced.Store(marks[i])
+		}
+	}
+	if q.syncAlways() {
+		q.receivers.WakeAll()
+	}
+	return nil
+}
+
+// storageErr returns the queue's storage failure, if any.
+func (q *Queue) storageErr() error {
+	if p := q.storage.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// failStorage records err as the queue's storage failure (the first one
+// stays) and returns it, as ErrStorage: after a failed write or sync
+// nothing more is accepted, and nothing is reported durable, until the
+// queue is reopened (fsyncgate: a failed sync retried may "succeed" with
+// the data gone). The failure is also reported to OnError, once.
+func (q *Queue) failStorage(err error) error {
+	if !errors.Is(err, ErrStorage) {
+		err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if q.storage.CompareAndSwap(nil, &err) {
+		q.report(err)
+		q.receivers.WakeAll()
+		for _, s := range q.shards {
+			s.senders.WakeAll()
+		}
+	}
+	return q.storageErr()
+}
+
+// Sync makes everything the queue accepted so far, and every ack,
+// durable: after it returns nil, a power loss takes none of it back. It
+// fails with ErrStorage if the disk failed (now or before), ErrClosed
+// after Close; on an Ephemeral queue it does nothing.
+func (q *Queue) Sync() error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	if !q.persistent {
+		return nil
+	}
+	return q.sy.wait()
+}
+
+// housekeeper runs a Persistent queue's periodic work every SyncEvery:
+// under SyncInterval, a sync round; for every policy, the deletion of the
+// log segments whose messages are all settled (and, under ManualAck, the
+// move of their last stragglers into the journal).
+func (q *Queue) housekeeper(tick <-chan time.Time, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick:
+		}
+		if q.opts.Sync == SyncInterval {
+			if err := q.sy.wait(); err != nil {
+				continue // sticky, and reported by failStorage
+			}
+		}
+		q.housekeep()
+	}
+}
+
+// housekeep deletes, in every shard, the segments whose messages are all
+// settled, once that is durable.
+func (q *Queue) housekeep() {
+	var trims []func()
+	for _, s := range q.shards {
+		d := s.d
+		if q.opts.Ack == ManualAck {
+			s.moveStragglers()
+		}
+		floor := s.trimFloor()
+		segs := d.log.Segments()
+		if len(segs) < 2 || segs[0].Next > floor {
+			continue
+		}
+		trims = append(trims, func() {
+			d.log.Trim(floor)
+			s.senders.WakeAll() // room on disk for those waiting for it
+		})
+	}
+	if len(trims) == 0 {
+		return
+	}
+	// What says the messages are settled (the cursor, the journal) must
+	// be durable before the segments go: a power loss must not bring back
+	// a state that needs them.
+	if err := q.sy.wait(); err != nil {
+		return
+	}
+	for _, trim := range trims {
+		trim()
+	}
+}
+
+// trimFloor returns the offset before which s's messages are all settled:
+// the oldest unsettled one's (moved ones aside), or the cursor.
+func (s *qshard) trimFloor() uint64 {
+	floor := s.d.delivered.Load()
+	s.leaseMu.Lock()
+	if l := s.byOffset.head; l != nil {
+		floor = min(floor, l.offset)
+	}
+	s.leaseMu.Unlock()
+	return floor
+}
+
+// maxStragglers bounds the unsettled messages of an otherwise settled
+// segment that housekeeping moves to the journal so that the segment can
+// go: a segment with more is in flight, not straggling.
+const maxStragglers = 1024
+
+// moveStragglers frees the oldest segment of s from the few unsettled
+// messages that keep it (a lease held for long, a message nacked with a
+// long delay) once the log has moved two segments past it: their bytes go
+// to the journal (kind moved), which keeps them until they are settled.
+// Without this one slow message would pin every later segment.
+func (s *qshard) moveStragglers() {
+	segs := s.d.log.Segments()
+	if len(segs) < 3 || !segs[0].Sealed || s.d.delivered.Load() < segs[0].Next {
+		return
+	}
+	end := segs[0].Next
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	n := 0
+	for l := s.byOffset.head; l != nil && l.offset < end; l = l.onext {
+		if n++; n > maxStragglers {
+			return
+		}
+	}
+	for l := s.byOffset.head; l != nil && l.offset < end; l = s.byOffset.head {
+		batch, err := messageBatch(l.offset, &l.msg)
+		if err == nil {
+			err = s.j.moved(l.offset, uint32(l.attempt), s.notBefore(l), batch)
+		}
+		if err != nil {
+			s.persist(err)
+			return
+		}
+		s.byOffset.remove(l)
+		s.moved.push(l)
+	}
+}
+
+// notBefore returns the time before which l is not redelivered (a nack's
+// delay), in unix ns, or 0. REQUIRES: s.leaseMu.
+func (s *ackBook) notBefore(l *lease) int64 {
+	if l.state == leaseDelayed {
+		return s.g.clock.wall(l.due)
+	}
+	return 0
+}
+
+// messageBatch encodes m as a batch of one record at offset off.
+func messageBatch(off uint64, m *Message) ([]byte, error) {
+	rec := [1]codec.Record{{Key: m.Key, Value: m.Value}}
+	if len(m.Headers) > 0 {
+		hs := make([]codec.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			hs[i] = codec.Header{Key: []byte(h.Key), Value: h.Value}
+		}
+		rec[0].Headers = hs
+	}
+	return codec.AppendPlain(nil, off, rec[:])
+}
+
+// snapshot writes s's whole state as a checkpoint. REQUIRES: s.leaseMu.
+func (s *qshard) snapshot(cp *checkpoint) {
+	cp.delivered = s.d.delivered.Load()
+	cp.manual = s.g.opts.Ack == ManualAck
+	for l := s.byOffset.head; l != nil; l = l.onext {
+		cp.add(l.offset, uint32(l.attempt), s.notBefore(l))
+	}
+	for l := s.moved.head; l != nil; l = l.onext {
+		batch, err := messageBatch(l.offset, &l.msg)
+		if err != nil {
+			s.persist(err)
+			continue
+		}
+		cp.addMoved(l.offset, uint32(l.attempt), s.notBefore(l), batch)
+	}
+}

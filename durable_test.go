@@ -1,0 +1,216 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// keyedMessage is message i of key k: its value names both, padded to a
+// size that varies with i.
+func keyedMessage(k, i int) Message {
+	v := fmt.Appendf(nil, "k%d-i%d-", k, i)
+	for j := 0; j < (i*37)%300; j++ {
+		v = append(v, 'a'+byte((i+j)%26))
+	}
+	return Message{Key: []byte("key-" + strconv.Itoa(k)), Value: v}
+}
+
+// parseKeyed returns the key and index keyedMessage put in a value, and
+// checks the padding.
+func parseKeyed(t testing.TB, v []byte) (k, i int) {
+	t.Helper()
+	if _, err := fmt.Sscanf(string(v), "k%d-i%d-", &k, &i); err != nil {
+		t.Fatalf("value %q: %v", v, err)
+	}
+	if want := keyedMessage(k, i).Value; string(want) != string(v) {
+		t.Fatalf("value of k%d i%d corrupted: %q", k, i, v)
+	}
+	return k, i
+}
+
+func persistentOptions(dir string) Options {
+	return Options{Dir: dir, Durability: Persistent, Shards: 4, RingSize: 64}
+}
+
+func openPersistent(t testing.TB, opts Options) *Queue {
+	t.Helper()
+	q, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func closeQueue(t testing.TB, q *Queue) {
+	t.Helper()
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receiveN receives n messages within a deadline.
+func receiveN(t testing.TB, q *Queue, n int) []Delivery {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out := make([]Delivery, 0, n)
+	for len(out) < n {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatalf("receiving message %d of %d: %v", len(out)+1, n, err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// checkOrder checks that, per key, the indexes come in increasing order
+// after those in last, and records the last.
+func checkOrder(t testing.TB, ds []Delivery, last map[int]int) {
+	t.Helper()
+	for _, d := range ds {
+		k, i := parseKeyed(t, d.Value)
+		if p, ok := last[k]; ok && i <= p {
+			t.Fatalf("key %d: message %d after %d", k, i, p)
+		}
+		last[k] = i
+	}
+}
+
+// TestPersistentReopen sends more than the rings hold, receives part,
+// closes and reopens: the rest comes back, per key in order, and nothing
+// is dropped.
+func TestPersistentReopen(t *testing.T) {
+	dir := t.TempDir()
+	opts := persistentOptions(dir)
+	q := openPersistent(t, opts)
+	const keys, per = 8, 150
+	ctx := context.Background()
+	for i := range per {
+		for k := range keys {
+			if err := q.Send(ctx, keyedMessage(k, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	last := map[int]int{}
+	checkOrder(t, receiveN(t, q, 300), last)
+	if st := q.Stats(); st.Sent != keys*per || st.Delivered != 300 || st.Depth != keys*per-300 || st.Dropped != 0 {
+		t.Fatalf("stats before close: %+v", st)
+	}
+	closeQueue(t, q)
+
+	q = openPersistent(t, opts)
+	rec := q.Recovery()
+	if rec.Messages != keys*per-300 || rec.Redelivered != 0 || rec.Lost != 0 {
+		t.Fatalf("recovery %+v: want %d messages waiting", rec, keys*per-300)
+	}
+	checkOrder(t, receiveN(t, q, keys*per-300), last)
+	for k := range keys {
+		if last[k] != per-1 {
+			t.Fatalf("key %d: last message %d, want %d", k, last[k], per-1)
+		}
+	}
+	if _, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("after everything: %v, want ErrEmpty", err)
+	}
+	// New messages after the reopen come after the old ones.
+	if err := q.Send(ctx, keyedMessage(0, per)); err != nil {
+		t.Fatal(err)
+	}
+	checkOrder(t, receiveN(t, q, 1), last)
+	if st := q.Stats(); st.Dropped != 0 {
+		t.Fatalf("stats after reopen: %+v", st)
+	}
+	closeQueue(t, q)
+	q = openPersistent(t, opts)
+	defer closeQueue(t, q)
+	if rec := q.Recovery(); rec.Messages != 0 {
+		t.Fatalf("everything was delivered, yet the reopen recovered %+v", rec)
+	}
+}
+
+// TestPersistentManualAckReopen: unsettled deliveries come back after a
+// reopen with their attempts kept, before the messages never delivered;
+// acked ones do not.
+func TestPersistentManualAckReopen(t *testing.T) {
+	dir := t.TempDir()
+	opts := persistentOptions(dir)
+	opts.Ack = ManualAck
+	opts.Shards = 1
+	q := openPersistent(t, opts)
+	ctx := context.Background()
+	for i := range 100 {
+		if err := q.Send(ctx, keyedMessage(0, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := receiveN(t, q, 40)
+	for i, d := range ds {
+		if i%2 == 0 {
+			if err := d.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// One unsettled message nacked and redelivered: attempt 2.
+	if err := ds[1].Nack(0); err != nil {
+		t.Fatal(err)
+	}
+	d := receiveN(t, q, 1)[0]
+	if d.Offset != ds[1].Offset || d.Attempt != 2 {
+		t.Fatalf("redelivery: offset %d attempt %d, want %d, 2", d.Offset, d.Attempt, ds[1].Offset)
+	}
+	closeQueue(t, q)
+
+	q = openPersistent(t, opts)
+	defer closeQueue(t, q)
+	if rec := q.Recovery(); rec.Redelivered != 20 || rec.Messages != 80 {
+		t.Fatalf("recovery %+v: want 20 redelivered, 80 waiting", rec)
+	}
+	again := receiveN(t, q, 20)
+	for _, d := range again {
+		_, i := parseKeyed(t, d.Value)
+		if i%2 == 0 || i >= 40 {
+			t.Fatalf("redelivered message %d, which was acked or never delivered", i)
+		}
+		want := 2
+		if i == 1 {
+			want = 3
+		}
+		if d.Attempt != want || d.Offset != uint64(i) {
+			t.Fatalf("message %d redelivered at offset %d, attempt %d; want %d, %d", i, d.Offset, d.Attempt, i, want)
+		}
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rest := receiveN(t, q, 60)
+	for j, d := range rest {
+		if _, i := parseKeyed(t, d.Value); i != 40+j || d.Attempt != 1 {
+			t.Fatalf("message %d: index %d attempt %d", j, i, d.Attempt)
+		}
+	}
+}
+
+func TestPersistentOptions(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Durability: Persistent}, "needs Dir"},
+		{Options{Sync: SyncAlways}, "Persistent only"},
+		{Options{Dir: t.TempDir(), Durability: Persistent, Sync: 7}, "sync policy"},
+		{Options{Dir: t.TempDir(), Durability: 9}, "durability"},
+	} {
+		_, err := OpenQueue(c.opts)
+		if !errors.Is(err, ErrInvalidOptions) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("OpenQueue(%+v) = %v; want ErrInvalidOptions saying %q", c.opts, err, c.want)
+		}
+	}
+}

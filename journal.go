@@ -90,7 +90,9 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func journalName(gen uint64) string { return fmt.Sprintf("%s%016d%s", journalPrefix, gen, journalSuffix) }
+func journalName(gen uint64) string {
+	return fmt.Sprintf("%s%016d%s", journalPrefix, gen, journalSuffix)
+}
 
 func parseJournalName(name string) (uint64, bool) {
 	digits, ok := strings.CutPrefix(name, journalPrefix)

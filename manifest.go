@@ -139,4 +139,3 @@ func writeDurably(fsys mmap.FS, path string, data []byte) error {
 	}
 	return err
 }
-

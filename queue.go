@@ -166,10 +166,10 @@ type Stats struct {
 	Dropped      uint64 // messages lost to DropOldest, a full dead-letter queue, a failed spill, or Close
 	Spilled      uint64 // messages written to a spill log
 
-	Depth     int64 // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
-	InFlight  int64 // ManualAck deliveries not yet settled
-	DiskBytes int64 // bytes the spill files (Persistent: the logs) reserve on disk
-	DataBytes int64 // bytes of batches the spill files (the logs) hold (at most DiskBytes)
+	Depth     int64  // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
+	InFlight  int64  // ManualAck deliveries not yet settled
+	DiskBytes int64  // bytes the spill files (Persistent: the logs) reserve on disk
+	DataBytes int64  // bytes of batches the spill files (the logs) hold (at most DiskBytes)
 	Syncs     uint64 // Persistent: fdatasync calls made (on logs, journals, cursors)
 }
 

@@ -20,19 +20,30 @@ import (
 //
 // Who may do what:
 //   - Senders append under appendMu, and push into the ring under it too,
-//     so that the ring holds a run of the log in the log's order. While
-//     the shard spills (s.spilling, set and cleared under appendMu), the
-//     ring is bypassed: senders only append, and receivers read the log
-//     from spillFrom on. spillFrom is stored before spilling is set.
-//   - The receiver holding the shard's cons reads the log (reader), ends
-//     spilling once it has read everything appended (under appendMu), and
-//     stores the cursor after each take. delivered publishes it.
-//   - Under SyncAlways the shard always spills, and receivers read no
-//     further than synced, the offset below which the syncer has made the
-//     log durable: nothing is seen before it is kept.
+//     so that what the ring holds is a run of the log in the log's order.
+//   - When the ring has no room, the shard spills (s.spilling, set and
+//     cleared under appendMu): from spillFrom on, senders only append,
+//     and receivers, once they have taken what the ring held, read the log
+//     from spillFrom. As soon as the ring is empty again a sender resumes
+//     pushing: it stores resumeAt, the offset of its message, and pushes;
+//     receivers read the log up to resumeAt, then take from the ring. If
+//     the ring fills up before that, nextSpill says where the log takes
+//     over again after the ring's run. At the switch (under appendMu) the
+//     receiver makes nextSpill the new spillFrom, or ends the spill. Each of
+//     spillFrom, resumeAt and nextSpill is stored before the pushes and the
+//     flag that depend on it.
+//   - A receiver takes from the ring while the shard spills only what it
+//     saw published before it saw resumeAt unset (durableRingRoom): a
+//     sender sets resumeAt only while the ring is empty, and before it
+//     pushes, so entries seen with resumeAt unset all came before the spill.
+//   - The receiver holding the shard's cons reads the log (reader), and
+//     stores the cursor after each take; delivered publishes it.
+//   - Under SyncAlways the shard always spills and never resumes, and
+//     receivers read no further than synced, the offset below which the
+//     syncer has made the log durable: nothing is seen before it is kept.
 //
 // Offsets: a message's Delivery.Offset is its log offset. The ring's
-// position p holds log offset p + s.direct while the shard does not spill.
+// position p holds log offset p + s.direct for the run it holds.
 type durable struct {
 	dir     string
 	log     *mmap.Log
@@ -44,6 +55,8 @@ type durable struct {
 	recs      []codec.Record // scratch for appends, kept zero; guarded by appendMu
 	hdrs      []codec.Header // scratch for appends; guarded by appendMu
 	spillFrom atomic.Uint64
+	resumeAt  atomic.Uint64 // 0: none (offsets that resume are past spillFrom, so never 0)
+	nextSpill atomic.Uint64 // 0: none
 
 	_         pad
 	synced    atomic.Uint64 // SyncAlways: the log is durable below it
@@ -52,7 +65,7 @@ type durable struct {
 	// Guarded by the shard's cons.
 	reader  *mmap.Reader // reading the log while the shard spills; nil otherwise
 	skipped uint64       // reader.Skipped() already counted as dropped
-	drops   uint64       // messages dropped by DropOldest (Stats)
+	drops   atomic.Uint64
 
 	// Set at open.
 	base     uint64 // delivered at open
@@ -63,14 +76,14 @@ type durable struct {
 // batch; a longer run is appended in several.
 const batchCap = 1 << 20
 
-// records converts ms into d.recs for the log, stamped now. REQUIRES:
-// appendMu.
-func (d *durable) records(ms []Message, now int64) []codec.Record {
+// records converts ms into d.recs for the log. (They carry no timestamp:
+// a clock read costs more than the rest of an append.) REQUIRES: appendMu.
+func (d *durable) records(ms []Message) []codec.Record {
 	recs := growRecords(d.recs, len(ms))
 	hdrs := d.hdrs[:0]
 	for i := range ms {
 		m, r := &ms[i], &recs[i]
-		r.Key, r.Value, r.Timestamp = m.Key, m.Value, now
+		r.Key, r.Value = m.Key, m.Value
 		if len(m.Headers) > 0 {
 			start := len(hdrs)
 			for _, h := range m.Headers {
@@ -128,7 +141,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 			}
 		}
 	}
-	recs := d.records(ms[:n], q.opts.Clock.Now().UnixNano())
+	recs := d.records(ms[:n])
 	first, err := d.log.AppendRecords(recs)
 	clear(recs)
 	clear(d.hdrs)
@@ -140,16 +153,24 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 		return 0, q.failStorage(fmt.Errorf("shard %d: appending to %s: %w", s.idx, d.dir, err))
 	}
 	pushed := 0
-	if !s.spilling.Load() && !q.syncAlways() {
-		pushed = s.pushInPlace(ms[:n])
-	}
-	if pushed < n {
-		if !s.spilling.Load() {
+	switch {
+	case q.syncAlways():
+	case !s.spilling.Load():
+		if pushed = s.pushInPlace(ms[:n]); pushed < n {
 			d.spillFrom.Store(first + uint64(pushed))
 			s.spilling.Store(true)
 		}
-		s.spilled.Add(uint64(n - pushed))
+	case d.nextSpill.Load() != 0:
+		// The ring's run is over; the log holds the rest.
+	case d.resumeAt.Load() != 0 || s.ring.Len() == 0:
+		if d.resumeAt.Load() == 0 {
+			d.resumeAt.Store(first) // before the push: see durable
+		}
+		if pushed = s.pushInPlace(ms[:n]); pushed < n {
+			d.nextSpill.Store(first + uint64(pushed))
+		}
 	}
+	s.spilled.Add(uint64(n - pushed))
 	return n, nil
 }
 
@@ -234,20 +255,35 @@ func (s *qshard) noteDelivered() {
 	}
 }
 
-// readLimit is where receivers stop reading the log: its end, or under
-// SyncAlways what is synced of it.
+// readLimit is where receivers stop reading the log: where the ring's run
+// resumes, else the log's end, or under SyncAlways what is synced of it.
 func (q *Queue) readLimit(d *durable) uint64 {
 	if q.syncAlways() {
 		return d.synced.Load()
 	}
+	if r := d.resumeAt.Load(); r != 0 {
+		return r
+	}
 	return d.log.NextOffset()
 }
 
+// durableRingRoom bounds what a receiver may take from the ring of a
+// spilling shard: what the ring held before the spill, or nothing if the
+// ring's run resumes after the log (see durable). REQUIRES: s.cons, s
+// spilling.
+func (s *qshard) durableRingRoom(room int) int {
+	k := s.ring.Peek(room) // first: entries seen here were published ...
+	if k == 0 || s.d.resumeAt.Load() != 0 {
+		return 0 // ... after resumeAt was stored, if it is set now
+	}
+	return k
+}
+
 // refillDurable loads carry with the next run of messages from the log,
-// while the shard spills. When the reader has read everything appended,
-// the shard stops spilling (senders use the ring again), unless under
-// SyncAlways. It reports whether carry got anything. REQUIRES: s.cons,
-// carry and the ring empty.
+// while the shard spills. At the point where the ring's run resumes, it
+// switches to the ring; at the end of the log, it ends the spill (senders
+// use the ring again), unless under SyncAlways. It reports whether carry
+// got anything. REQUIRES: s.cons, carry empty.
 func (s *qshard) refillDurable() bool {
 	d, q := s.d, s.q
 	if d.reader == nil {
@@ -266,20 +302,7 @@ func (s *qshard) refillDurable() bool {
 	}
 	if errors.Is(err, io.EOF) {
 		if !q.syncAlways() {
-			d.appendMu.Lock()
-			if at := d.reader.Offset(); at >= d.log.NextOffset() {
-				// Read up to the end, which senders cannot move now:
-				// back to the ring, whose next position is the next
-				// offset.
-				s.spilling.Store(false)
-				s.direct = at - s.ring.Head()
-				d.reader.Close()
-				d.reader = nil
-			}
-			d.appendMu.Unlock()
-			if d.reader == nil {
-				s.senders.WakeAll()
-			}
+			s.switchToRing()
 		}
 		return false
 	}
@@ -294,6 +317,47 @@ func (s *qshard) refillDurable() bool {
 	s.carryHdrs, s.chi = convertHeaders(recs), 0
 	s.direct = first - s.ring.Head() // carry[0] is at offset first
 	return true
+}
+
+// switchToRing moves a spilling shard whose reader has read all it may
+// back to the ring: at resumeAt, to the ring's run (and, if the ring filled
+// up meanwhile, to the spill after it); at the log's end, out of spilling.
+// REQUIRES: s.cons, carry empty.
+func (s *qshard) switchToRing() {
+	d := s.d
+	at := d.reader.Offset()
+	resume := d.resumeAt.Load()
+	if resume == 0 && at < d.log.NextOffset() || resume != 0 && at < resume {
+		return
+	}
+	d.appendMu.Lock()
+	resume = d.resumeAt.Load()
+	switch {
+	case resume != 0:
+		// The ring holds the run from resume on, untouched: its head is
+		// at that offset.
+		s.direct = resume - s.ring.Head()
+		if next := d.nextSpill.Load(); next != 0 {
+			d.spillFrom.Store(next) // before the reset below lets receivers take the ring
+			d.nextSpill.Store(0)
+		} else {
+			s.spilling.Store(false)
+		}
+		d.resumeAt.Store(0)
+	case at >= d.log.NextOffset():
+		// Read up to the end, which senders cannot move now, and they
+		// have not resumed: the ring is empty, and its next position is
+		// the next offset.
+		s.spilling.Store(false)
+		s.direct = at - s.ring.Head()
+	default:
+		d.appendMu.Unlock()
+		return
+	}
+	d.appendMu.Unlock()
+	d.reader.Close()
+	d.reader = nil
+	s.senders.WakeAll()
 }
 
 // logPending reports whether the log holds messages past what receivers
@@ -313,11 +377,12 @@ func (s *qshard) logPending() bool {
 func (s *qshard) dropOldestDurable() {
 	s.cons.Lock()
 	defer s.cons.Unlock()
+	ringOK := !s.spilling.Load() || s.durableRingRoom(1) > 0
 	switch {
 	case s.lo < s.hi:
 		s.local[s.lo] = entry{}
 		s.lo++
-	case s.ring.Len() > 0:
+	case ringOK && s.ring.Len() > 0:
 		if _, ok := s.ring.TryPop(); !ok {
 			return
 		}
@@ -328,7 +393,7 @@ func (s *qshard) dropOldestDurable() {
 	default:
 		return
 	}
-	s.d.drops++
+	s.d.drops.Add(1)
 	s.dropped.Add(1)
 	s.noteDelivered()
 }
@@ -341,7 +406,7 @@ func (q *Queue) syncAlways() bool { return q.always }
 func (s *qshard) addStatsDurable(st *Stats) {
 	d := s.d
 	s.cons.Lock()
-	delivered, drops := d.delivered.Load(), d.drops
+	delivered, drops := d.delivered.Load(), d.drops.Load()
 	wake := s.q.receivers.Pending() && (s.lo < s.hi || s.ring.Len() > 0 || s.readyLen.Load() > 0 || s.spilling.Load() && (s.ci < len(s.carry) || s.logPending()))
 	s.cons.Unlock()
 	if wake {

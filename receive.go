@@ -189,14 +189,23 @@ func (s *qshard) take(dst []Delivery) int {
 			continue
 		}
 		var k int
-		if len(dst)-n >= len(s.local) {
+		room := len(s.local)
+		if len(dst)-n >= room {
+			room = len(dst) - n
+		}
+		if s.d != nil && s.spilling.Load() {
+			room = s.durableRingRoom(room)
+		}
+		switch {
+		case room == 0:
+		case len(dst)-n >= len(s.local):
 			// Room for a whole local buffer: deliver straight from the
 			// ring's slots.
-			k = s.takeInPlace(dst[n:])
+			k = s.takeInPlace(dst[n : n+room])
 			n += k
-		} else {
+		default:
 			head := s.ring.Head()
-			k = s.ring.PopBatch(s.local[:])
+			k = s.ring.PopBatch(s.local[:room])
 			s.lo, s.hi, s.localHead = 0, k, head
 		}
 		if k > 0 {
@@ -206,7 +215,7 @@ func (s *qshard) take(dst []Delivery) int {
 		if !carried && !s.spilling.Load() {
 			break // nothing on the spill's side (and no look at the senders' tail)
 		}
-		if s.ring.Len() != 0 {
+		if s.d == nil && s.ring.Len() != 0 {
 			// A sender claimed the ring's next slot and has yet to publish
 			// it: nothing behind it can be read, and it and the messages
 			// behind it came before anything the shard spilled since
@@ -223,7 +232,7 @@ func (s *qshard) take(dst []Delivery) int {
 		}
 		break
 	}
-	if n > 0 && s.spilling.Load() && s.lo == s.hi && s.ci == len(s.carry) && s.ring.Len() == 0 {
+	if n > 0 && s.spilling.Load() && s.lo == s.hi && s.ci == len(s.carry) && (s.d == nil && s.ring.Len() == 0 || s.d != nil && s.durableRingRoom(1) == 0) {
 		// Everything read back is delivered: load the next batch now, or,
 		// if the spill is drained, go back to memory and remove its files
 		// right away.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/s2"
@@ -187,6 +188,43 @@ func (d *Decoder) Decode(src []byte, b *Batch) (int, error) {
 	}
 	b.Records = recs
 	return n, nil
+}
+
+// AppendRecords decodes the batch at the start of src, as Decode does, and
+// appends its records to dst, whose storage then holds them; headers are
+// carved from slab, which it returns grown. The records point into memory
+// the caller keeps: src itself for an uncompressed batch, memory allocated
+// for them for a compressed one; slab must not be reused for a later call
+// while they are kept. It returns dst, slab, the batch's header and how many
+// bytes of src it took; on error, dst and slab as they were.
+func (d *Decoder) AppendRecords(dst []Record, slab []Header, src []byte) ([]Record, []Header, BatchHeader, int, error) {
+	h, n, err := d.Verify(src)
+	if err != nil {
+		return dst, slab, h, 0, err
+	}
+	raw := src[HeaderSize:n]
+	if h.Compression != None {
+		var b Batch
+		if _, err := d.Decode(src[:n], &b); err != nil {
+			return dst, slab, h, 0, err
+		}
+		return append(dst, b.Records...), slab, h, n, nil
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, int(h.Count))
+	recs := dst[start : start+int(h.Count)]
+	p := recordParser{b: raw, slab: slab, first: true, prev: h.BaseTime}
+	for i := range recs {
+		if err := p.next(&recs[i]); err != nil {
+			clear(recs)
+			return dst[:start], slab, h, 0, err
+		}
+	}
+	if p.off != len(raw) {
+		clear(recs)
+		return dst[:start], slab, h, 0, fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(raw)-p.off)
+	}
+	return dst[:start+int(h.Count)], p.slab, h, n, nil
 }
 
 // Close releases the zstd decoder. It is idempotent; later calls return

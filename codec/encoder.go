@@ -196,12 +196,23 @@ func (rb *RawBatch) Reset() { rb.raw, rb.count, rb.base, rb.prev = rb.raw[:0], 0
 
 // checksum is xxhash64 over the first 40 bytes of the header and the payload.
 func checksum(header, payload []byte) uint64 {
+	if len(payload) <= smallPayload {
+		// One pass over a copy costs less than a Digest's two writes,
+		// which buffer and merge, for the small batches of one message.
+		var buf [offChecksum + smallPayload]byte
+		copy(buf[:], header[:offChecksum])
+		n := copy(buf[offChecksum:], payload)
+		return xxhash.Sum64(buf[:offChecksum+n])
+	}
 	var d xxhash.Digest
 	d.Reset()
 	d.Write(header[:offChecksum])
 	d.Write(payload)
 	return d.Sum64()
 }
+
+// smallPayload is the largest payload checksum copies next to the header.
+const smallPayload = 472
 
 // Close releases the zstd encoder. It is idempotent; later calls to
 // AppendBatch return ErrClosed.

@@ -55,6 +55,17 @@ type Log struct {
 
 	stopSync chan struct{}
 	syncDone sync.WaitGroup
+
+	// The preparer's (prepare.go): the next segment, made ahead, and the
+	// segments to seal; guarded by mu.
+	prepared  *segment
+	sealQueue []*segment
+	prepKick  chan struct{}
+	prepStop  chan struct{}
+	prepDone  sync.WaitGroup
+	// dirDirty: a segment was renamed into place since the directory was
+	// last synced (SyncManual: Sync syncs it).
+	dirDirty atomic.Bool
 }
 
 var logIDs atomic.Uint64
@@ -108,6 +119,9 @@ func Open(dir string, opts Options) (*Log, *Recovery, error) {
 	if p := opts.Sync; p > 0 {
 		l.syncDone.Add(1)
 		go l.syncLoop(time.Duration(p))
+	}
+	if l.usesPreparer() {
+		l.startPreparer()
 	}
 	return l, rec, nil
 }
@@ -335,7 +349,7 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 	if n := len(recs); n > 0 && recs[n-1].Timestamp != 0 {
 		s.lastAt.Store(recs[n-1].Timestamp)
 	} else {
-		s.lastAt.Store(l.now())
+		s.stale = true // no time to go by: the seal reads the clock
 	}
 	if !s.dirty.Load() {
 		s.dirty.Store(true)
@@ -385,6 +399,12 @@ func (l *Log) Trim(off uint64) {
 	}
 }
 
+// usesPreparer reports whether segments are made ahead and sealed by the
+// preparer: for mapped logs whose owner syncs (SyncManual) or nobody does.
+func (l *Log) usesPreparer() bool {
+	return l.opts.Mapped && (l.opts.Sync == SyncManual || l.opts.Sync == SyncNever)
+}
+
 // roll seals the active segment and starts a new one. REQUIRES: l.mu.
 func (l *Log) roll() (*segment, error) { return l.rollGap(false) }
 
@@ -396,7 +416,7 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 	var old *segment
 	if len(segs) > 0 {
 		old = segs[len(segs)-1]
-		if durable && old.dirty.Swap(false) {
+		if durable && !l.usesPreparer() && old.dirty.Swap(false) {
 			if err := old.f.Sync(); err != nil {
 				return nil, l.fail(fmt.Errorf("syncing %s: %w", old.name, err))
 			}
@@ -409,18 +429,30 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 			return nil, fmt.Errorf("%w: quota of %d bytes, %d in use, a segment needs %d", ErrDiskFull, q, l.diskBytes.Load(), l.opts.SegmentSize)
 		}
 	}
-	if q := l.opts.Quota; q != nil && !q.reserve(l.opts.SegmentSize) {
-		l.retain()
-		if !q.reserve(l.opts.SegmentSize) {
-			return nil, fmt.Errorf("%w: shared quota of %d bytes, %d in use, a segment needs %d", ErrDiskFull, q.max, q.Used(), l.opts.SegmentSize)
-		}
-	}
 	h := segHeader{base: l.next.Load(), created: l.now(), size: l.opts.SegmentSize}
 	if gap {
 		h.flags |= segGap
 	}
-	s, err := createSegment(l.fs, l.dir, h, durable, l.opts.Mapped)
-	if err != nil {
+	// A prepared segment is charged to the quota already; its directory
+	// entry is synced by the next Sync (SyncManual), before anything in it
+	// counts as durable.
+	prepared := l.prepared != nil
+	var s *segment
+	var err error
+	if prepared {
+		if s, err = l.takePrepared(h); err != nil {
+			return nil, fmt.Errorf("renaming the prepared segment: %w", err)
+		}
+	} else {
+		if q := l.opts.Quota; q != nil && !q.reserve(l.opts.SegmentSize) {
+			l.retain()
+			if !q.reserve(l.opts.SegmentSize) {
+				return nil, fmt.Errorf("%w: shared quota of %d bytes, %d in use, a segment needs %d", ErrDiskFull, q.max, q.Used(), l.opts.SegmentSize)
+			}
+		}
+		s, err = createSegment(l.fs, l.dir, h, durable, l.opts.Mapped)
+	}
+	if !prepared && err != nil {
 		if q := l.opts.Quota; q != nil {
 			q.release(l.opts.SegmentSize)
 		}
@@ -432,7 +464,7 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 		}
 		return nil, fmt.Errorf("creating a segment: %w", err)
 	}
-	if durable {
+	if durable && !prepared {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			s.retired.Store(true)
 			s.release()
@@ -452,18 +484,25 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 	// Readers learn that a segment is done only after its successor is
 	// listed, so one that sees sealed finds where to go on.
 	if old != nil && !old.retired.Load() {
+		if old.stale {
+			old.lastAt.Store(l.now())
+		}
 		old.sealed.Store(true)
 		// The seal lets Open trust the segment without scanning it. Its
-		// data was synced above (under a syncing policy), so a seal on disk
+		// data is synced first (under a syncing policy), so a seal on disk
 		// never vouches for batches that are not.
-		if err := old.seal(); err != nil {
-			return nil, l.fail(fmt.Errorf("sealing %s: %w", old.name, err))
-		}
-		if durable {
-			if err := old.f.Sync(); err != nil {
-				return nil, l.fail(fmt.Errorf("syncing %s: %w", old.name, err))
+		if l.usesPreparer() {
+			l.queueSeal(old)
+		} else {
+			if err := old.seal(); err != nil {
+				return nil, l.fail(fmt.Errorf("sealing %s: %w", old.name, err))
 			}
-			l.syncs.Add(1)
+			if durable {
+				if err := old.f.Sync(); err != nil {
+					return nil, l.fail(fmt.Errorf("syncing %s: %w", old.name, err))
+				}
+				l.syncs.Add(1)
+			}
 		}
 	}
 	l.retain()
@@ -537,6 +576,11 @@ func (l *Log) syncDirty() error {
 	if p := l.failed.Load(); p != nil {
 		return fmt.Errorf("%w: %w", ErrReadOnly, *p)
 	}
+	if l.dirDirty.Swap(false) {
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return l.fail(fmt.Errorf("syncing %s: %w", l.dir, err))
+		}
+	}
 	l.mu.Lock()
 	var dirty []*segment
 	for _, s := range l.segments() {
@@ -584,6 +628,7 @@ func (l *Log) Close() error {
 	}
 	close(l.stopSync)
 	l.syncDone.Wait()
+	l.stopPreparer()
 	var err error
 	if l.opts.Sync != SyncNever && l.failed.Load() == nil {
 		err = l.syncDirty()

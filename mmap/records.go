@@ -156,39 +156,47 @@ func (r *Reader) decodeRun(dst []codec.Record, seg *segment, from, to int64) (ui
 	var (
 		first    uint64
 		firstErr error
-		b        = &r.batch
+		slab     []codec.Header // fresh for this run: the caller keeps the records
 	)
 	for off := 0; off < len(buf); {
-		h, err := codec.PeekHeader(buf[off:])
-		if err != nil { // the mapping changed under us: planRun read it whole
-			return first, dst, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.name, from+int64(off), err)
-		}
-		size := h.Size()
-		b.Detach() // the caller keeps these records: decode the next batch elsewhere
-		if _, err := r.l.dec.Decode(buf[off:off+size], b); err != nil {
-			r.pass(h)
+		before := len(dst)
+		var h codec.BatchHeader
+		var n int
+		dst, slab, h, n, err = r.l.dec.AppendRecords(dst, slab, buf[off:])
+		if err != nil {
+			// planRun read this header whole: pass the batch by it.
+			ph, perr := codec.PeekHeader(buf[off:])
+			if perr != nil {
+				return first, dst, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.name, from+int64(off), perr)
+			}
+			r.pass(ph)
 			if firstErr == nil {
 				firstErr = fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.name, from+int64(off), err)
 			}
-			off += size
+			off += ph.Size()
 			continue
 		}
-		off += size
+		off += n
 		want := r.pos.Load()
-		last := b.Header.FirstOffset + uint64(len(b.Records))
+		last := h.FirstOffset + uint64(h.Count)
 		if last <= want {
+			clear(dst[before:])
+			dst = dst[:before]
 			continue
 		}
-		if b.Header.FirstOffset > want { // a gap: dropped at recovery, or retired
-			r.skipped += b.Header.FirstOffset - want
-			want = b.Header.FirstOffset
+		if h.FirstOffset > want { // a gap: dropped at recovery, or retired
+			r.skipped += h.FirstOffset - want
+			want = h.FirstOffset
 		}
-		if len(dst) == 0 {
+		if skip := int(want - h.FirstOffset); skip > 0 { // the batch began before the reader's offset
+			n := copy(dst[before:], dst[before+skip:])
+			clear(dst[before+n:])
+			dst = dst[:before+n]
+		}
+		if before == 0 {
 			first = want
 		}
-		dst = append(dst, b.Records[want-b.Header.FirstOffset:]...)
 		r.pos.Store(last)
 	}
-	clear(b.Records) // hold no pointer into buf: the caller owns it now
 	return first, dst, firstErr
 }

@@ -159,6 +159,10 @@ type segment struct {
 	refs    atomic.Int32
 	retired atomic.Bool // removed from the log: delete the file at the last release
 	fs      FS
+	// stale: appends carried no timestamps since lastAt was set, so it
+	// is older than the last append; the seal sets it from the clock.
+	// Guarded by Log.mu.
+	stale bool
 	// mapped: the file was created at its full size with every block
 	// reserved (File.Grow), so appends may store through wdata; otherwise
 	// they use WriteAt. Set at creation, or by the appender, under Log.mu.

@@ -100,6 +100,9 @@ func openDir(o *Options, kind string, shardsGiven int) (spillDir, error) {
 		d.segSize = min(d.segSize, o.MaxDiskBytes/int64(2*o.Shards+2))
 	}
 	d.segSize = max(d.segSize, 2*int64(o.MaxMessageBytes)+256<<10) &^ (64<<10 - 1)
+	if o.segmentSize > 0 {
+		d.segSize = o.segmentSize
+	}
 	if o.MaxDiskBytes > 0 {
 		if o.MaxDiskBytes < 2*d.segSize {
 			return fail(fmt.Errorf("%w: MaxDiskBytes %d cannot hold two segments of %d bytes (MaxMessageBytes %d)",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spillway-io/spillway/codec"
@@ -28,6 +29,7 @@ type syncer struct {
 	stop chan struct{}
 	// closed is closed once Close has synced and closed every file.
 	closed chan struct{}
+	rounds atomic.Uint64 // rounds done (tests wait on it)
 }
 
 // syncRound is one round of syncs: done is closed when it is over, with
@@ -85,6 +87,7 @@ func (y *syncer) round(final bool) {
 	y.mu.Unlock()
 	r.err = y.q.syncAll()
 	close(r.done)
+	y.rounds.Add(1)
 }
 
 // syncAll fdatasyncs every shard's dirty files, in parallel, and then
@@ -202,11 +205,15 @@ func (q *Queue) housekeeper(tick <-chan time.Time, stop <-chan struct{}) {
 }
 
 // housekeep deletes, in every shard, the segments whose messages are all
-// settled, once that is durable.
+// settled, once that is durable, and lets senders waiting for disk space
+// try again.
 func (q *Queue) housekeep() {
 	var trims []func()
 	for _, s := range q.shards {
 		d := s.d
+		// Senders waiting for room on a full disk try again once a tick:
+		// room may come from outside the queue.
+		s.senders.WakeAll()
 		if q.opts.Ack == ManualAck {
 			s.moveStragglers()
 		}

@@ -128,6 +128,8 @@ type Options struct {
 	// Tests set it to inject faults (mmap.FaultFS) and power losses
 	// (mmap.MemFS).
 	fs mmap.FS
+	// segmentSize, if set (by tests), is the size of log segments.
+	segmentSize int64
 
 	// OnError, if set, is told of failures that no call can return because
 	// they happen after the messages involved were accepted: a spill, or a

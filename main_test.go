@@ -1,9 +1,15 @@
 package spillway
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(killChildEnv) != "" {
+		runKillChild() // the kill -9 test's child process; never returns
+	}
+	goleak.VerifyTestMain(m)
+}

@@ -48,7 +48,7 @@ type MemFS struct {
 type memInode struct {
 	mu     sync.Mutex
 	data   []byte
-	mapped bool
+	mapped int // mappings not yet unmapped
 	synced []byte
 }
 
@@ -200,7 +200,7 @@ func (m *MemFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) 
 	}
 	if flag&os.O_TRUNC != 0 {
 		n.mu.Lock()
-		if n.mapped {
+		if n.mapped > 0 {
 			n.mu.Unlock()
 			return nil, fmt.Errorf("memfs: truncating mapped %s", name)
 		}
@@ -362,7 +362,7 @@ func (m *MemFS) WriteFile(name string, data []byte) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.mapped {
+	if n.mapped > 0 {
 		return fmt.Errorf("memfs: rewriting mapped %s", name)
 	}
 	n.data = slices.Clone(data)
@@ -417,7 +417,7 @@ func (n *memInode) resize(size int64) error {
 		if int(size) > old {
 			clear(n.data[old:])
 		}
-	case n.mapped:
+	case n.mapped > 0:
 		return fmt.Errorf("memfs: growing a mapped file past its mapping (%d > %d)", size, cap(n.data))
 	default:
 		grown := make([]byte, size, max(size, int64(2*cap(n.data))))
@@ -446,7 +446,7 @@ func (n *memInode) reserve(size int64) error {
 	if size <= int64(cap(n.data)) {
 		return nil
 	}
-	if n.mapped {
+	if n.mapped > 0 {
 		return fmt.Errorf("memfs: reserving past the mapping of a mapped file")
 	}
 	grown := make([]byte, len(n.data), size)
@@ -488,7 +488,7 @@ func (f *memFile) Map(size int) ([]byte, error) {
 	if err := f.n.reserve(int64(size)); err != nil {
 		return nil, err
 	}
-	f.n.mapped = true
+	f.n.mapped++
 	return f.n.data[:size:size], nil
 }
 
@@ -498,11 +498,16 @@ func (f *memFile) MapWritable(size int) ([]byte, error) {
 	if int64(size) > int64(len(f.n.data)) {
 		return nil, fmt.Errorf("memfs: mapping %d bytes of a %d-byte file writable", size, len(f.n.data))
 	}
-	f.n.mapped = true
+	f.n.mapped++
 	return f.n.data[:size:size], nil
 }
 
-func (f *memFile) Unmap(b []byte) error { return nil }
+func (f *memFile) Unmap(b []byte) error {
+	f.n.mu.Lock()
+	f.n.mapped--
+	f.n.mu.Unlock()
+	return nil
+}
 
 // String describes the files, for test failures.
 func (m *MemFS) String() string {

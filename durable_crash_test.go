@@ -17,7 +17,7 @@ func crashOptions(fs mmap.FS, sync SyncPolicy, clock Clock) Options {
 	return Options{
 		Dir: "/q", Durability: Persistent, Sync: sync, Shards: 2, RingSize: 16,
 		Ack: ManualAck, AckTimeout: time.Hour, Clock: clock,
-		fs: fs, segmentSize: 128 << 10,
+		fs: fs, segmentSize: 128 << 10, journalSize: 64 << 10,
 	}
 }
 

@@ -217,7 +217,10 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		d.spillFrom.Store(delivered)
 		s.spilling.Store(true)
 	}
-	s.j = &journal{fsys: fsys, dir: dir, gen: js.gen, snapshot: s.snapshot}
+	s.j = &journal{fsys: fsys, dir: dir, gen: js.gen, snapshot: s.snapshot, minSize: journalMinSize}
+	if q.opts.journalSize > 0 {
+		s.j.minSize = q.opts.journalSize
+	}
 	d.journal = s.j
 	now := q.clock.now.Load()
 	for _, l := range leases {

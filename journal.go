@@ -139,6 +139,7 @@ type journal struct {
 	// snapshot writes the owner's whole state as a checkpoint: called
 	// under the owner's lock when a generation fills up.
 	snapshot func(cp *checkpoint)
+	minSize  int64 // a generation's least reservation: journalMinSize, or less in tests
 
 	mu    sync.Mutex
 	gen   uint64
@@ -260,7 +261,7 @@ func (j *journal) writeGeneration(cp *checkpoint) error {
 		return j.failed
 	}
 	recs := cp.records()
-	size := max(journalMinSize, int64(4*(journalHeader+len(recs))+(64<<10-1))&^(64<<10-1))
+	size := max(j.minSize, int64(4*(journalHeader+len(recs))+(64<<10-1))&^(64<<10-1))
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	gen := j.gen + 1
@@ -469,9 +470,10 @@ func (st *journalState) replay(data []byte, gen uint64) bool {
 			}
 		case kind == kindSettle && n == 8 && !inCheckpoint:
 			off := binary.LittleEndian.Uint64(p)
-			if _, ok := st.unsettled[off]; ok {
-				delete(st.unsettled, off)
-			} else if off >= st.delivered {
+			delete(st.unsettled, off)
+			if off >= st.delivered {
+				// Delivered after the checkpoint: without this, the
+				// range after it would count it unsettled.
 				st.settled[off] = true
 			}
 			st.next = max(st.next, off+1)

@@ -128,8 +128,9 @@ type Options struct {
 	// Tests set it to inject faults (mmap.FaultFS) and power losses
 	// (mmap.MemFS).
 	fs mmap.FS
-	// segmentSize, if set (by tests), is the size of log segments.
-	segmentSize int64
+	// segmentSize and journalSize, if set (by tests), are the sizes of
+	// log segments and the least size of journal generations.
+	segmentSize, journalSize int64
 
 	// OnError, if set, is told of failures that no call can return because
 	// they happen after the messages involved were accepted: a spill, or a

@@ -208,6 +208,7 @@ func (q *Queue) housekeeper(tick <-chan time.Time, stop <-chan struct{}) {
 // settled, once that is durable, and lets senders waiting for disk space
 // try again.
 func (q *Queue) housekeep() {
+	defer q.housekeeps.Add(1)
 	var trims []func()
 	for _, s := range q.shards {
 		d := s.d

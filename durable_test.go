@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/mmap"
 )
 
 // keyedMessage is message i of key k: its value names both, padded to a
@@ -212,5 +214,85 @@ func TestPersistentOptions(t *testing.T) {
 		if !errors.Is(err, ErrInvalidOptions) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("OpenQueue(%+v) = %v; want ErrInvalidOptions saying %q", c.opts, err, c.want)
 		}
+	}
+}
+
+// TestPersistentDeletesSettledSegments: once receivers settled the
+// messages of a segment, the housekeeping (each SyncEvery) deletes it.
+func TestPersistentDeletesSettledSegments(t *testing.T) {
+	fs := mmap.NewMemFS()
+	clock := NewManualClock(time.Unix(1e9, 0))
+	opts := oneShard(fs)
+	opts.Clock = clock
+	q := openPersistent(t, opts)
+	defer closeQueue(t, q)
+	ctx := context.Background()
+	const n = 5000
+	for i := range n {
+		if err := q.Send(ctx, keyedMessage(0, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := q.Stats().DiskBytes
+	if segs := len(segmentsOf(t, fs, 0)); segs < 4 {
+		t.Fatalf("%d segments; want several", segs)
+	}
+	receiveN(t, q, n)
+	tick(t, q, clock)
+	if st := q.Stats(); st.DiskBytes >= full/2 || len(segmentsOf(t, fs, 0)) > 2 {
+		t.Fatalf("after everything was received: %d of %d bytes on disk, %d segments", st.DiskBytes, full, len(segmentsOf(t, fs, 0)))
+	}
+}
+
+// TestPersistentStragglerMoved holds one delivery unacked while thousands
+// after it are acked: the housekeeping moves it into the journal so that
+// its segment, and those after, can go; it stays unsettled, comes back
+// after a reopen with its attempt, and can be acked.
+func TestPersistentStragglerMoved(t *testing.T) {
+	fs := mmap.NewMemFS()
+	clock := NewManualClock(time.Unix(1e9, 0))
+	opts := crashOptions(fs, SyncNever, clock)
+	opts.Shards = 1
+	q := openPersistent(t, opts)
+	ctx := context.Background()
+	const n = 5000
+	for i := range n {
+		if err := q.Send(ctx, keyedMessage(0, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := receiveN(t, q, 1)[0]
+	for _, d := range receiveN(t, q, n-1) {
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick(t, q, clock)
+	if segs := len(segmentsOf(t, fs, 0)); segs > 2 {
+		t.Fatalf("one unacked message keeps %d segments", segs)
+	}
+	closeQueue(t, q)
+	q = openPersistent(t, opts)
+	defer closeQueue(t, q)
+	if rec := q.Recovery(); rec.Redelivered != 1 || rec.Messages != 1 {
+		t.Fatalf("recovery %+v: want the held message, and nothing else", rec)
+	}
+	d := receiveN(t, q, 1)[0]
+	if d.Offset != held.Offset || d.Attempt != 2 || string(d.Value) != string(held.Value) {
+		t.Fatalf("came back as offset %d attempt %d %s; want offset %d attempt 2 %s", d.Offset, d.Attempt, short(string(d.Value)), held.Offset, short(string(held.Value)))
+	}
+	if err := d.Ack(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tick advances the clock by SyncEvery, twice, and waits each time for
+// the housekeeping it runs.
+func tick(t *testing.T, q *Queue, clock *ManualClock) {
+	t.Helper()
+	for range 2 {
+		before := q.housekeeps.Load()
+		clock.Advance(q.opts.SyncEvery)
+		waitFor(t, "the housekeeping", func() bool { return q.housekeeps.Load() > before })
 	}
 }

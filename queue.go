@@ -46,6 +46,7 @@ type Queue struct {
 	storage    atomic.Pointer[error]
 	recovery   Recovery
 	fsyncs     atomic.Uint64
+	housekeeps atomic.Uint64 // housekeeping passes done (tests wait on it)
 
 	// ManualAck: the reaper advances every shard's lease wheel once per
 	// tick of the lease clock, until stop is closed.

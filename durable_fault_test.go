@@ -74,6 +74,12 @@ func TestSyncAlwaysNothingSeenBeforeKept(t *testing.T) {
 	opts.Ack = AutoAck
 	q := openPersistent(t, opts)
 	defer closeQueue(t, q)
+	defer g.open() // before the Close above, should the test fail with the gate shut
+	// A first message makes the segment, whose creation syncs too.
+	if err := q.Send(context.Background(), keyedMessage(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	receiveN(t, q, 1)
 	g.close()
 	sent := make(chan error, 1)
 	go func() { sent <- q.Send(context.Background(), keyedMessage(0, 0)) }()
@@ -103,6 +109,11 @@ func TestSyncAlwaysGroupCommit(t *testing.T) {
 	opts.Shards = 1
 	q := openPersistent(t, opts)
 	defer closeQueue(t, q)
+	defer g.open() // before the Close above, should the test fail with the gate shut
+	// A first message makes the segment, whose creation syncs too.
+	if err := q.Send(context.Background(), keyedMessage(99, 0)); err != nil {
+		t.Fatal(err)
+	}
 	before := q.Stats().Syncs
 	g.close()
 	// One sender's sync holds the gate; 31 more queue behind it.
@@ -113,7 +124,7 @@ func TestSyncAlwaysGroupCommit(t *testing.T) {
 		wg.Go(func() { errs <- q.Send(context.Background(), keyedMessage(k, 0)) })
 	}
 	waitFor(t, "a sync at the gate", func() bool { return g.waiting.Load() > 0 })
-	waitFor(t, "every message appended", func() bool { return q.Stats().Sent == senders })
+	waitFor(t, "every message appended", func() bool { return q.Stats().Sent == senders+1 })
 	g.open()
 	wg.Wait()
 	close(errs)

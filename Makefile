@@ -80,9 +80,13 @@ fuzz:
 # The packages whose tests take -stress.scale (a flag other packages lack).
 STRESS_PKGS := . ./ring
 
+# The durability tests (kill -9 rounds, simulated power losses, the model)
+# take -stress.scale too: at 25, 50 kill -9 rounds per sync policy.
+STRESS_RUN := Stress|Linearizable|NoLostWakeup|Kill9|PowerLoss|PersistentModel
+
 stress:
-	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run 'Stress|Linearizable|NoLostWakeup' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
-	$(GO) test -count=$(STRESS_COUNT) -timeout 60m -cpu 2,8 -run 'Stress|Linearizable|NoLostWakeup' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
+	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run '$(STRESS_RUN)' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
+	$(GO) test -count=$(STRESS_COUNT) -timeout 60m -cpu 2,8 -run '$(STRESS_RUN)' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
 	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run 'Kill|Torn|Corrupt' ./mmap
 
 bench: bench-ring bench-codec bench-mmap bench-peers

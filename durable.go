@@ -182,7 +182,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 func (q *Queue) sendDurable(ctx context.Context, s *qshard, ms []Message, wait bool) (int, error) {
 	done, err := q.appendAll(ctx, s, ms, wait)
 	if done > 0 && q.syncAlways() {
-		if cerr := q.sy.wait(); cerr != nil {
+		if cerr := q.sy.wait(needLog); cerr != nil {
 			return 0, cerr
 		}
 	}

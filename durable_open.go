@@ -118,10 +118,18 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 	var rec Recovery
 	fsys := q.opts.fs
 	dir := filepath.Join(q.opts.Dir, shardDirName(s.idx))
+	// The queue syncs its logs itself (group commit, intervals, Sync,
+	// Close). Under SyncNever the log syncs nothing on its own either, not
+	// even a segment it moved on from before sealing it: nothing is
+	// promised against a power loss there, and readers verify every batch.
+	logSync := mmap.SyncManual
+	if q.opts.Sync == SyncNever {
+		logSync = mmap.SyncNever
+	}
 	log, lrec, err := mmap.Open(dir, mmap.Options{
 		SegmentSize: q.dir.segSize,
 		Mapped:      true,
-		Sync:        mmap.SyncManual,
+		Sync:        logSync,
 		Quota:       q.dir.quota,
 		FS:          fsys,
 	})
@@ -389,6 +397,9 @@ func (s *qshard) closeDurable() error {
 		errs = append(errs, s.j.writeGeneration(&cp))
 	}
 	s.leaseMu.Unlock()
+	if s.q.storageErr() == nil {
+		errs = append(errs, d.log.Sync())
+	}
 	errs = append(errs, d.cursor.sync(), d.journal.close(), d.cursor.close(), d.log.Close())
 	return errors.Join(errs...)
 }

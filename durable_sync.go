@@ -3,6 +3,7 @@ package spillway
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,24 +31,53 @@ type syncer struct {
 	// closed is closed once Close has synced and closed every file.
 	closed chan struct{}
 	rounds atomic.Uint64 // rounds done (tests wait on it)
+	// Owned by the loop: how many callers the last round served, and how
+	// long its syncs took (gather).
+	lastWaiters int
+	lastTook    time.Duration
+	// keyless is the shard keyless messages go to under SyncAlways, moved
+	// on once a round: a round's keyless messages then need the sync of
+	// one shard's log, not of every shard's.
+	keyless atomic.Uint32
 }
 
 // syncRound is one round of syncs: done is closed when it is over, with
-// err its outcome.
+// err its outcome; need gathers what its callers need synced (guarded by
+// the syncer's mu until the round starts).
 type syncRound struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	need    syncNeed
+	waiters int
 }
+
+// syncNeed says which of a shard's files a caller needs synced: the logs
+// (senders), the journals (acks), the cursors (receivers, under AutoAck).
+type syncNeed uint8
+
+const (
+	needLog syncNeed = 1 << iota
+	needJournal
+	needCursor
+
+	needState = needJournal | needCursor // what deleting settled segments rests on
+	needAll   = needLog | needState
+)
 
 func newSyncer(q *Queue) *syncer {
 	return &syncer{q: q, next: &syncRound{done: make(chan struct{})}, kick: make(chan struct{}, 1), stop: make(chan struct{}), closed: make(chan struct{})}
 }
 
 // wait returns once a round that started after the call has ended, with
-// its outcome: what the caller wrote before calling is then durable.
-func (y *syncer) wait() error {
+// its outcome: what the caller wrote before calling to the files it needs
+// is then durable.
+func (y *syncer) wait(need syncNeed) error {
 	y.mu.Lock()
 	r := y.next
+	if r != nil {
+		r.need |= need
+		r.waiters++
+	}
 	y.mu.Unlock()
 	if r == nil { // closing: Close syncs everything before it returns
 		<-y.closed
@@ -77,6 +107,9 @@ func (y *syncer) loop() {
 
 // round runs one round of syncs for the callers waiting on next.
 func (y *syncer) round(final bool) {
+	if !final {
+		y.gather()
+	}
 	y.mu.Lock()
 	r := y.next
 	if final {
@@ -85,32 +118,67 @@ func (y *syncer) round(final bool) {
 		y.next = &syncRound{done: make(chan struct{})}
 	}
 	y.mu.Unlock()
-	r.err = y.q.syncAll()
+	y.keyless.Add(1)
+	need := r.need
+	if final {
+		need = needAll
+	}
+	start := time.Now()
+	r.err = y.q.syncAll(need)
+	// The callers to gather: the most a recent round served, forgotten
+	// one a round, so that the rounds do not settle at whatever part of
+	// the callers made it back in time once.
+	y.lastTook, y.lastWaiters = time.Since(start), max(r.waiters, y.lastWaiters-1)
+
 	close(r.done)
 	y.rounds.Add(1)
 }
 
-// syncAll fdatasyncs every shard's dirty files, in parallel, and then
-// publishes, per shard, how much of the log is durable (receivers under
-// SyncAlways read no further). A failure is sticky: the queue accepts
-// nothing more.
-func (q *Queue) syncAll() error {
+// gather lets callers released by the last round join the next one before
+// it starts: when recent rounds served several, it waits until as many
+// wait again, or for at most as long as the last round's syncs took, with the
+// processor yielded. Without it a round would start the moment one caller
+// is back, and each would serve about half the callers.
+func (y *syncer) gather() {
+	if y.lastWaiters < 2 {
+		return
+	}
+	deadline := time.Now().Add(min(y.lastTook, time.Millisecond))
+	for {
+		y.mu.Lock()
+		n := y.next.waiters
+		y.mu.Unlock()
+		if n >= y.lastWaiters || !time.Now().Before(deadline) {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// syncAll fdatasyncs every shard's dirty files of the kinds need names, in
+// parallel, and then publishes, per shard, how much of the log is durable
+// (receivers under SyncAlways read no further). A failure is sticky: the
+// queue accepts nothing more.
+func (q *Queue) syncAll(need syncNeed) error {
 	if err := q.storageErr(); err != nil {
 		return err
 	}
 	var jobs []func() error
+	stateJobs := 0
 	marks := make([]uint64, len(q.shards))
 	for i, s := range q.shards {
 		d := s.d
 		marks[i] = d.log.NextOffset() // before the sync: what it covers
-		if d.log.Dirty() {
+		if need&needLog != 0 && d.log.Dirty() {
 			jobs = append(jobs, d.log.Sync)
 		}
-		if d.journal.dirty.Load() {
+		if need&needJournal != 0 && d.journal.dirty.Load() {
 			jobs = append(jobs, d.journal.sync)
+			stateJobs++
 		}
-		if d.cursor.dirty.Load() {
+		if need&needCursor != 0 && d.cursor.dirty.Load() {
 			jobs = append(jobs, d.cursor.sync)
+			stateJobs++
 		}
 	}
 	var err error
@@ -128,12 +196,12 @@ func (q *Queue) syncAll() error {
 		wg.Wait()
 		err = errors.Join(errs...)
 	}
-	q.fsyncs.Add(uint64(len(jobs)))
+	q.fsyncs.Add(uint64(stateJobs)) // logs count their own (Log.Stats)
 	if err != nil {
 		return q.failStorage(err)
 	}
 	for i, s := range q.shards {
-		if s.d.synced.Load() < marks[i] {
+		if need&needLog != 0 && s.d.synced.Load() < marks[i] {
 			s.d.synced.Store(marks[i])
 		}
 	}
@@ -181,7 +249,7 @@ func (q *Queue) Sync() error {
 	if !q.persistent {
 		return nil
 	}
-	return q.sy.wait()
+	return q.sy.wait(needAll)
 }
 
 // housekeeper runs a Persistent queue's periodic work every SyncEvery:
@@ -196,7 +264,7 @@ func (q *Queue) housekeeper(tick <-chan time.Time, stop <-chan struct{}) {
 		case <-tick:
 		}
 		if q.opts.Sync == SyncInterval {
-			if err := q.sy.wait(); err != nil {
+			if err := q.sy.wait(needAll); err != nil {
 				continue // sticky, and reported by failStorage
 			}
 		}
@@ -234,7 +302,7 @@ func (q *Queue) housekeep() {
 	// What says the messages are settled (the cursor, the journal) must
 	// be durable before the segments go: a power loss must not bring back
 	// a state that needs them.
-	if err := q.sy.wait(); err != nil {
+	if err := q.sy.wait(needState); err != nil {
 		return
 	}
 	for _, trim := range trims {

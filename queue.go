@@ -86,7 +86,7 @@ func OpenQueue(opts Options) (*Queue, error) {
 		q.group.fail = func(err error) { q.failStorage(err) }
 		q.group.commit = func() error {
 			if q.always {
-				return q.sy.wait()
+				return q.sy.wait(needJournal)
 			}
 			return q.storageErr()
 		}

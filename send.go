@@ -18,12 +18,12 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 	if !m.fits(q.opts.MaxMessageBytes) {
 		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
-	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	if q.persistent {
 		ms := [1]Message{m}
-		_, err := q.sendDurable(ctx, s, ms[:], true)
+		_, err := q.sendDurable(ctx, q.durableShard(m.Key), ms[:], true)
 		return err
 	}
+	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	e := newEntry(m.Key, m.Value, m.Headers)
 	if !s.spilling.Load() && s.ring.TryPush(e) {
 		q.receivers.Wake(1)
@@ -40,12 +40,12 @@ func (q *Queue) TrySend(m Message) error {
 	if !m.fits(q.opts.MaxMessageBytes) {
 		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
-	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	if q.persistent {
 		ms := [1]Message{m}
-		_, err := q.sendDurable(context.Background(), s, ms[:], false)
+		_, err := q.sendDurable(context.Background(), q.durableShard(m.Key), ms[:], false)
 		return err
 	}
+	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	return q.trySend(s, newEntry(m.Key, m.Value, m.Headers))
 }
 
@@ -58,6 +58,9 @@ func (q *Queue) TrySend(m Message) error {
 // many were queued and wraps the cause.
 func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 	keyless := shard.Random(len(q.shards))
+	if q.always {
+		keyless = int(q.sy.keyless.Load()) & (len(q.shards) - 1)
+	}
 	for i := 0; i < len(ms); {
 		// A run of messages for one shard.
 		si := keyless
@@ -320,4 +323,14 @@ func dropFirst[T any](local []T, lo, hi int, head uint64) (int, int, uint64) {
 		return 0, n, head + uint64(lo)
 	}
 	return lo, hi, head
+}
+
+// durableShard is the shard of a message with key on a Persistent queue:
+// by key, and for a keyless one, under SyncAlways, the shard the current
+// sync round gathers keyless messages in (syncer.keyless), else any.
+func (q *Queue) durableShard(key []byte) *qshard {
+	if len(key) == 0 && q.always {
+		return q.shards[int(q.sy.keyless.Load())&(len(q.shards)-1)]
+	}
+	return q.shards[shard.Of(key, len(q.shards))]
 }

@@ -464,6 +464,9 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 		}
 		return nil, fmt.Errorf("creating a segment: %w", err)
 	}
+	if !durable && !prepared {
+		l.dirDirty.Store(true) // for Sync, which makes everything so far durable
+	}
 	if durable && !prepared {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			s.retired.Store(true)

@@ -120,10 +120,12 @@ func (l *Log) prepare() (*segment, error) {
 		return nil, err
 	}
 	if s.prefault {
-		// Fault in everything but the header, a chunk at a time.
+		// Fault in everything, a chunk at a time; the appender then has
+		// nothing left to fault in.
 		for from := int64(0); from < s.size; from += prefaultChunk {
 			s.populate(from, min(from+prefaultChunk, s.size))
 		}
+		s.prefault = false
 	}
 	return s, nil
 }

@@ -122,6 +122,9 @@ bench-peers: $(BENCHSTAT)
 	@$(GO) run ./internal/cmd/benchratio topic queue < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio -key=ack auto manual < peers-$(BENCH_OUT)
 	@$(GO) run ./internal/cmd/benchratio -key=subs fast=2+slow fast=2 < peers-$(BENCH_OUT)
+	@$(GO) run ./internal/cmd/benchratio spillway bigqueue jetstream diskqueue < peers-$(BENCH_OUT)
+	@$(GO) run ./internal/cmd/benchratio persistent ephemeral < peers-$(BENCH_OUT)
+	@$(GO) run ./internal/cmd/benchratio -key=senders 32 1 < peers-$(BENCH_OUT)
 
 tools: $(STATICCHECK) $(BENCHSTAT)
 

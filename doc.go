@@ -37,9 +37,29 @@
 //	...
 //	d, err := audit.Receive(ctx)
 //
-// Guarantees, per shard: FIFO order, across the move to disk and back (a
-// redelivery is the exception: it comes back out of order). AutoAck
-// delivers each message at most once; ManualAck at least once. Nothing is
-// dropped without being counted in Stats.Dropped, and what a failed spill
-// drops is also reported to Options.OnError (see ErrSpillFailed).
+// A Queue is Ephemeral by default: its Dir is overflow space, emptied when
+// it opens and when it closes. With Durability Persistent every message a
+// Send accepted is in its shard's log in Dir before Send returns, acks and
+// how far receivers got are recorded beside it, and reopening the
+// directory resumes: unsettled deliveries come back with their attempts,
+// then the messages never delivered, in order. A kill -9 loses nothing that
+// returned; what a power loss may take back depends on Sync (SyncNever,
+// SyncInterval, SyncAlways). Close syncs and drops nothing.
+//
+//	q, err := spillway.OpenQueue(spillway.Options{
+//		Dir:        "/var/lib/app/queue",
+//		Durability: spillway.Persistent,
+//		Sync:       spillway.SyncAlways, // Send returns once synced, with others (group commit)
+//		Ack:        spillway.ManualAck,
+//	})
+//	...
+//	rec := q.Recovery() // what the open found: messages waiting, redelivered, lost
+//
+// Guarantees, per shard: FIFO order, across the move to disk and back and
+// across restarts (a redelivery is the exception: it comes back out of
+// order). AutoAck delivers each message at most once; ManualAck at least
+// once. Nothing is dropped without being counted in Stats.Dropped, and what
+// a failed spill drops is also reported to Options.OnError (see
+// ErrSpillFailed); a Persistent queue whose disk failed says so in every
+// later call (ErrStorage).
 package spillway

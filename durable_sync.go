@@ -70,8 +70,25 @@ func newSyncer(q *Queue) *syncer {
 
 // wait returns once a round that started after the call has ended, with
 // its outcome: what the caller wrote before calling to the files it needs
-// is then durable.
+// is then durable. Once the syncer has finished (Close), it waits for
+// Close, which syncs everything; a goroutine that Close joins must call
+// waitRound instead.
 func (y *syncer) wait(need syncNeed) error {
+	err := y.waitRound(need)
+	if errors.Is(err, errSyncerDone) {
+		<-y.closed
+		return y.q.storageErr()
+	}
+	return err
+}
+
+// errSyncerDone: the syncer has run its final round.
+var errSyncerDone = errors.New("spillway: syncer done")
+
+// waitRound is wait, except that once the syncer has finished it returns
+// errSyncerDone at once: for the queue's own goroutines, which Close joins
+// before it syncs.
+func (y *syncer) waitRound(need syncNeed) error {
 	y.mu.Lock()
 	r := y.next
 	if r != nil {
@@ -79,9 +96,8 @@ func (y *syncer) wait(need syncNeed) error {
 		r.waiters++
 	}
 	y.mu.Unlock()
-	if r == nil { // closing: Close syncs everything before it returns
-		<-y.closed
-		return y.q.storageErr()
+	if r == nil {
+		return errSyncerDone
 	}
 	select {
 	case y.kick <- struct{}{}:
@@ -264,7 +280,7 @@ func (q *Queue) housekeeper(tick <-chan time.Time, stop <-chan struct{}) {
 		case <-tick:
 		}
 		if q.opts.Sync == SyncInterval {
-			if err := q.sy.wait(needAll); err != nil {
+			if err := q.sy.waitRound(needAll); err != nil {
 				continue // sticky, and reported by failStorage
 			}
 		}
@@ -299,10 +315,13 @@ func (q *Queue) housekeep() {
 	if len(trims) == 0 {
 		return
 	}
+	if q.housekeepHook != nil {
+		q.housekeepHook()
+	}
 	// What says the messages are settled (the cursor, the journal) must
 	// be durable before the segments go: a power loss must not bring back
 	// a state that needs them.
-	if err := q.sy.wait(needState); err != nil {
+	if err := q.sy.waitRound(needState); err != nil {
 		return
 	}
 	for _, trim := range trims {

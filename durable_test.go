@@ -296,3 +296,44 @@ func tick(t *testing.T, q *Queue, clock *ManualClock) {
 		waitFor(t, "the housekeeping", func() bool { return q.housekeeps.Load() > before })
 	}
 }
+
+// TestPersistentCloseWhileHousekeeping closes the queue while its
+// housekeeping is about to wait for a sync, and lets it go on only once the
+// syncer has run its final round: the housekeeping, which Close joins, must
+// not wait for a sync that Close itself does after joining it.
+func TestPersistentCloseWhileHousekeeping(t *testing.T) {
+	fs := mmap.NewMemFS()
+	clock := NewManualClock(time.Unix(1e9, 0))
+	opts := oneShard(fs)
+	opts.Clock = clock
+	q := openPersistent(t, opts)
+	for i := range 3000 {
+		if err := q.Send(context.Background(), keyedMessage(0, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receiveN(t, q, 3000) // segments to delete: the next tick waits for a sync
+	inside, release := make(chan struct{}), make(chan struct{})
+	q.housekeepHook = func() {
+		close(inside)
+		<-release
+	}
+	clock.Advance(q.opts.SyncEvery)
+	<-inside
+	closed := make(chan error, 1)
+	go func() { closed <- q.Close() }()
+	waitFor(t, "the syncer's final round", func() bool {
+		q.sy.mu.Lock()
+		defer q.sy.mu.Unlock()
+		return q.sy.next == nil
+	})
+	close(release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // a safety net against a deadlock, not a wait for work
+		t.Fatal("Close did not return: the housekeeping waits for a sync that only Close would do")
+	}
+}

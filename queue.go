@@ -47,6 +47,9 @@ type Queue struct {
 	recovery   Recovery
 	fsyncs     atomic.Uint64
 	housekeeps atomic.Uint64 // housekeeping passes done (tests wait on it)
+	// housekeepHook, when set (by tests only), runs in the housekeeping
+	// before it waits for the sync that lets it delete segments.
+	housekeepHook func()
 
 	// ManualAck: the reaper advances every shard's lease wheel once per
 	// tick of the lease clock, until stop is closed.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -27,7 +28,10 @@ import (
 //   - File.Sync copies the page cache to the file's durable content, size
 //     included (fdatasync).
 //   - Creating, renaming and removing a file change the directory at once;
-//     the change is durable after SyncDir of the directory.
+//     the change is durable after SyncDir of the directory. A power loss
+//     keeps a prefix of the changes not yet synced, in the order they were
+//     made, as a file system that journals its metadata does (ext4, XFS):
+//     a file renamed into place after another never survives without it.
 //   - Directories themselves are durable once made (MkdirAll), and locks do
 //     not survive a crash.
 //
@@ -40,7 +44,26 @@ type MemFS struct {
 	dirs    map[string]bool
 	live    map[string]*memInode // path -> file, as the process sees it
 	durable map[string]*memInode // path -> file, as the disk holds it
+	pending []dirOp              // directory changes not yet durable, oldest first
 	locks   map[string]bool
+}
+
+// dirOp is a change of directory entries: each path of set points to its
+// file afterwards, nil for a removal (a rename sets two).
+type dirOp struct {
+	set map[string]*memInode
+}
+
+// change records a directory change in live and in pending. REQUIRES: m.mu.
+func (m *MemFS) change(set map[string]*memInode) {
+	for p, n := range set {
+		if n == nil {
+			delete(m.live, p)
+		} else {
+			m.live[p] = n
+		}
+	}
+	m.pending = append(m.pending, dirOp{set})
 }
 
 // memInode is one file. data is the page cache: its length is the file's
@@ -63,8 +86,9 @@ func NewMemFS() *MemFS {
 // CrashOptions shape a simulated power loss.
 type CrashOptions struct {
 	// KeepUnsynced is the probability with which each unsynced 4 KiB page
-	// of a file's data, each unsynced change of a file's size, and each
-	// unsynced directory entry survives: 0 keeps only what was synced, 1
+	// of a file's data, and each unsynced change of a file's size,
+	// survives, and with which each unsynced directory change survives
+	// given that the one before it did: 0 keeps only what was synced, 1
 	// everything (which is what a kill -9 keeps).
 	KeepUnsynced float64
 	// Rand draws the pages kept; it must be set when KeepUnsynced is
@@ -100,36 +124,27 @@ func (m *MemFS) CrashClone(o CrashOptions) *MemFS {
 		clones[n] = cn
 		return cn
 	}
-	paths := map[string]bool{}
-	for p := range m.live {
-		paths[p] = true
-	}
-	for p := range m.durable {
-		paths[p] = true
-	}
-	for _, p := range slices.Sorted(mapsKeys(paths)) { // a fixed order: a seeded Rand repeats the crash
-		l, d := m.live[p], m.durable[p]
-		n := d
-		if l != d && keep() {
-			n = l
+	// The durable entries, then a prefix of the pending changes.
+	entries := maps.Clone(m.durable)
+	for _, op := range m.pending {
+		if !keep() {
+			break
 		}
-		if n != nil {
-			cn := clone(n)
-			c.live[p], c.durable[p] = cn, cn
+		for _, p := range slices.Sorted(maps.Keys(op.set)) {
+			if n := op.set[p]; n == nil {
+				delete(entries, p)
+			} else {
+				entries[p] = n
+			}
 		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(entries)) { // a fixed order: a seeded Rand repeats the crash
+		cn := clone(entries[p])
+		c.live[p], c.durable[p] = cn, cn
 	}
 	return c
 }
 
-func mapsKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 // crashed returns the file as a disk would hold it: the synced content, and
 // each page that differs from it, and the size, kept when keep says so.
@@ -195,7 +210,7 @@ func (m *MemFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) 
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	case n == nil:
 		n = &memInode{}
-		m.live[name] = n
+		m.change(map[string]*memInode{name: n})
 	}
 	if flag&os.O_TRUNC != 0 {
 		n.mu.Lock()
@@ -231,7 +246,7 @@ func (m *MemFS) Remove(name string) error {
 	if m.live[name] == nil {
 		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
 	}
-	delete(m.live, name)
+	m.change(map[string]*memInode{name: nil})
 	return nil
 }
 
@@ -243,8 +258,7 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if n == nil {
 		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: fs.ErrNotExist}
 	}
-	delete(m.live, oldname)
-	m.live[newname] = n
+	m.change(map[string]*memInode{oldname: nil, newname: n})
 	return nil
 }
 
@@ -283,21 +297,31 @@ func (m *MemFS) MkdirAll(dir string, perm os.FileMode) error {
 	return nil
 }
 
-// SyncDir makes the directory's entries durable as they are now.
+// SyncDir makes the directory's entries durable as they are now: the
+// pending changes up to the last one that touched it (a journal commits
+// what came before, too).
 func (m *MemFS) SyncDir(dir string) error {
 	dir = m.clean(dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for p := range m.durable {
-		if filepath.Dir(p) == dir && m.live[p] == nil {
-			delete(m.durable, p)
+	last := -1
+	for i, op := range m.pending {
+		for p := range op.set {
+			if filepath.Dir(p) == dir {
+				last = i
+			}
 		}
 	}
-	for p, n := range m.live {
-		if filepath.Dir(p) == dir {
-			m.durable[p] = n
+	for _, op := range m.pending[:last+1] {
+		for p, n := range op.set {
+			if n == nil {
+				delete(m.durable, p)
+			} else {
+				m.durable[p] = n
+			}
 		}
 	}
+	m.pending = slices.Delete(m.pending, 0, last+1)
 	return nil
 }
 
@@ -310,7 +334,7 @@ func (m *MemFS) Lock(name string) (io.Closer, error) {
 		return nil, fmt.Errorf("%w: %s", ErrLocked, filepath.Dir(name))
 	}
 	if m.live[name] == nil {
-		m.live[name] = &memInode{}
+		m.change(map[string]*memInode{name: {}})
 	}
 	m.locks[name] = true
 	return closerFunc(func() error {

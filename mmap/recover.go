@@ -182,6 +182,7 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 		s.end.Store(h.end)
 		s.next.Store(h.next)
 		s.lastAt.Store(h.lastAt)
+		s.trusted = true
 		rec.Trusted++
 		return s, 0, nil
 	}
@@ -202,13 +203,23 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 // where this recovery dropped bytes, after a segment moved aside by an
 // earlier one (its .corrupt sidecar is there), and before a segment
 // started past the previous end on purpose (SkipTo, or the remainder that
-// a repair split off): those carry the gap flag.
+// a repair split off): those carry the gap flag. A gap after a segment
+// without a seal (scanned, not trusted) is that segment's tail, which a
+// power loss took while a later segment survived: it is counted as lost
+// (unsynced data, whose writeback order is the kernel's), not an error. A
+// sealed segment's seal is written only after its data is synced (under a
+// syncing policy), so a gap after one is a file that is gone.
 func (l *Log) checkGaps(rec *Recovery, live []*segment) error {
 next:
 	for i := 1; i < len(live); i++ {
 		prev, s := live[i-1], live[i]
 		want := prev.next.Load()
 		if s.base <= want || s.gap {
+			continue
+		}
+		if !prev.trusted {
+			rec.Dropped = append(rec.Dropped, Loss{Segment: prev.name, Position: prev.end.Load(), Batches: 1, First: want, End: s.base,
+				Reason: fmt.Errorf("%w: the segment's tail, [%d, %d), is missing before %s (lost to a crash before it was synced)", ErrCorrupt, want, s.base, s.name)})
 			continue
 		}
 		for _, loss := range rec.Dropped {

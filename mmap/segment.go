@@ -150,6 +150,8 @@ type segment struct {
 	wdata    []byte
 	prefault bool
 	gap      bool // the header's gap flag
+	// trusted: Open took the segment at its seal's word (set at open).
+	trusted bool
 
 	end     atomic.Int64  // file position after the last batch
 	next    atomic.Uint64 // offset after the last record

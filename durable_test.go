@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -336,4 +337,73 @@ func TestPersistentCloseWhileHousekeeping(t *testing.T) {
 	case <-time.After(10 * time.Second): // a safety net against a deadlock, not a wait for work
 		t.Fatal("Close did not return: the housekeeping waits for a sync that only Close would do")
 	}
+}
+
+// TestPersistentOverflowPolicies: under Persistent, Block, Reject and
+// DropOldest bound what waits per shard to RingSize, as they bound the
+// ring of an Ephemeral queue; what DropOldest drops is counted and stays
+// dropped after a reopen.
+func TestPersistentOverflowPolicies(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range []Overflow{Block, Reject, DropOldest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			fs := mmap.NewMemFS()
+			opts := oneShard(fs)
+			opts.Overflow, opts.RingSize = policy, 16
+			q := openPersistent(t, opts)
+			for i := range 16 {
+				if err := q.Send(ctx, keyedMessage(0, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			switch policy {
+			case Block:
+				if err := q.TrySend(keyedMessage(0, 16)); !errors.Is(err, ErrFull) {
+					t.Fatalf("TrySend into a full shard: %v; want ErrFull", err)
+				}
+				sent := make(chan error, 1)
+				go func() { sent <- q.Send(ctx, keyedMessage(0, 16)) }()
+				waitFor(t, "the Send to wait", func() bool { return q.shards[0].senders.Len() > 0 })
+				receiveN(t, q, 1) // room for one
+				if err := <-sent; err != nil {
+					t.Fatal(err)
+				}
+			case Reject:
+				if err := q.Send(ctx, keyedMessage(0, 16)); !errors.Is(err, ErrFull) {
+					t.Fatalf("Send into a full shard: %v; want ErrFull", err)
+				}
+			case DropOldest:
+				for i := 16; i < 20; i++ {
+					if err := q.Send(ctx, keyedMessage(0, i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if st := q.Stats(); st.Dropped != 4 || st.Depth != 16 {
+					t.Fatalf("stats %+v: want 4 dropped, 16 waiting", st)
+				}
+			}
+			closeQueue(t, q)
+			got, _ := drainIndexes(t, opts)
+			var want []int
+			switch policy {
+			case Block:
+				want = seq(1, 17)
+			case Reject:
+				want = seq(0, 16)
+			case DropOldest:
+				want = seq(4, 20)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("after a reopen: %v; want %v", got, want)
+			}
+		})
+	}
+}
+
+func seq(from, to int) []int {
+	var s []int
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
 }

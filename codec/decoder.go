@@ -75,6 +75,12 @@ func (b *Batch) Detach() {
 // size in bytes. At a run of zero bytes (a zero-filled or preallocated tail,
 // or the end of src) it returns io.EOF.
 func (d *Decoder) Verify(src []byte) (BatchHeader, int, error) {
+	return d.verify(src, false)
+}
+
+// verify is Verify; with owned, src is the caller's own memory, which the
+// checksum may write while it runs (checksumInPlace).
+func (d *Decoder) verify(src []byte, owned bool) (BatchHeader, int, error) {
 	var h BatchHeader
 	if d.closed.Load() {
 		return h, 0, ErrClosed
@@ -122,7 +128,13 @@ func (d *Decoder) Verify(src []byte) (BatchHeader, int, error) {
 	case len(src) < h.Size():
 		return h, 0, fmt.Errorf("%w: batch of %d bytes, %d available", ErrTruncated, h.Size(), len(src))
 	}
-	if sum := checksum(b, src[HeaderSize:h.Size()]); sum != h.Checksum {
+	var sum uint64
+	if owned {
+		sum = checksumInPlace(src[:h.Size()])
+	} else {
+		sum = checksum(b, src[HeaderSize:h.Size()])
+	}
+	if sum != h.Checksum {
 		return h, 0, fmt.Errorf("%w: stored %#016x, computed %#016x", ErrChecksum, h.Checksum, sum)
 	}
 	return h, h.Size(), nil
@@ -192,13 +204,14 @@ func (d *Decoder) Decode(src []byte, b *Batch) (int, error) {
 
 // AppendRecords decodes the batch at the start of src, as Decode does, and
 // appends its records to dst, whose storage then holds them; headers are
-// carved from slab, which it returns grown. The records point into memory
-// the caller keeps: src itself for an uncompressed batch, memory allocated
+// carved from slab, which it returns grown. src is the caller's to hand
+// over: the call may write it while it runs (and puts it back), and the
+// records point into it for an uncompressed batch, into memory allocated
 // for them for a compressed one; slab must not be reused for a later call
 // while they are kept. It returns dst, slab, the batch's header and how many
 // bytes of src it took; on error, dst and slab as they were.
 func (d *Decoder) AppendRecords(dst []Record, slab []Header, src []byte) ([]Record, []Header, BatchHeader, int, error) {
-	h, n, err := d.Verify(src)
+	h, n, err := d.verify(src, true)
 	if err != nil {
 		return dst, slab, h, 0, err
 	}

@@ -214,6 +214,19 @@ func checksum(header, payload []byte) uint64 {
 // smallPayload is the largest payload checksum copies next to the header.
 const smallPayload = 472
 
+// checksumInPlace is checksum for a batch laid out whole in b, header then
+// payload, which the caller owns: it moves the header's first 40 bytes
+// next to the payload, hashes the two in one pass, and puts back the bytes
+// it moved over. Nothing else may read b meanwhile.
+func checksumInPlace(b []byte) uint64 {
+	var saved [HeaderSize - 8]byte
+	copy(saved[:], b[8:HeaderSize])
+	copy(b[8:HeaderSize], b[:offChecksum])
+	sum := xxhash.Sum64(b[8:])
+	copy(b[8:HeaderSize], saved[:])
+	return sum
+}
+
 // Close releases the zstd encoder. It is idempotent; later calls to
 // AppendBatch return ErrClosed.
 func (e *Encoder) Close() error {

@@ -136,3 +136,16 @@ func PeekHeader(b []byte) (BatchHeader, error) {
 		Checksum:    binary.LittleEndian.Uint64(b[offChecksum:]),
 	}, nil
 }
+
+// BatchSpan reads from the header at the start of b what a reader walking
+// from batch to batch needs: the first record's offset, the record count
+// and the batch's whole size. Like PeekHeader it checks only the magic (ok
+// is false without it, or with fewer than HeaderSize bytes); the batch is
+// verified when it is decoded.
+func BatchSpan(b []byte) (first uint64, count uint32, size int, ok bool) {
+	if len(b) < HeaderSize || string(b[:4]) != magic {
+		return 0, 0, 0, false
+	}
+	return binary.LittleEndian.Uint64(b[offFirst:]), binary.LittleEndian.Uint32(b[offCount:]),
+		HeaderSize + int(binary.LittleEndian.Uint32(b[offStoredLen:])), true
+}

@@ -56,6 +56,6 @@ func AppendPlain(dst []byte, first uint64, recs []Record) ([]byte, error) {
 		FirstOffset: first,
 		BaseTime:    base,
 	})
-	binary.LittleEndian.PutUint64(h[offChecksum:], checksum(h, dst[start+HeaderSize:]))
+	binary.LittleEndian.PutUint64(h[offChecksum:], checksumInPlace(dst[start:]))
 	return dst, nil
 }

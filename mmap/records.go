@@ -78,14 +78,14 @@ func (r *Reader) planRun(limit uint64, maxBytes int) (*segment, int64, int64, er
 		limited := false
 		if ferr := guard(func() {
 			for pos < end && pos-from < int64(maxBytes) {
-				h, err := codec.PeekHeader(seg.data[pos:end])
-				if err != nil || h.Size() > int(end-pos) {
+				first, count, size, ok := codec.BatchSpan(seg.data[pos:end])
+				if !ok || size > int(end-pos) {
 					bad = true
 					return
 				}
-				last := h.FirstOffset + uint64(h.Count)
+				last := first + uint64(count)
 				if last <= want && pos == from {
-					pos += int64(h.Size()) // wholly before the offset
+					pos += int64(size) // wholly before the offset
 					from = pos
 					continue
 				}
@@ -93,7 +93,7 @@ func (r *Reader) planRun(limit uint64, maxBytes int) (*segment, int64, int64, er
 					limited = true
 					return
 				}
-				pos += int64(h.Size())
+				pos += int64(size)
 			}
 		}); ferr != nil {
 			return nil, 0, 0, ferr

@@ -145,7 +145,6 @@ func (m *MemFS) CrashClone(o CrashOptions) *MemFS {
 	return c
 }
 
-
 // crashed returns the file as a disk would hold it: the synced content, and
 // each page that differs from it, and the size, kept when keep says so.
 func (n *memInode) crashed(keep func() bool) *memInode {

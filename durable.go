@@ -50,10 +50,13 @@ type durable struct {
 	cursor  *cursorFile
 	journal *journal
 
+	// The senders' line, apart from what receivers poll.
+	_        pad
+	appendMu sync.Mutex
+	recs     []codec.Record // scratch for appends, kept zero; guarded by appendMu
+	hdrs     []codec.Header // scratch for appends; guarded by appendMu
+
 	_         pad
-	appendMu  sync.Mutex
-	recs      []codec.Record // scratch for appends, kept zero; guarded by appendMu
-	hdrs      []codec.Header // scratch for appends; guarded by appendMu
 	spillFrom atomic.Uint64
 	resumeAt  atomic.Uint64 // 0: none (offsets that resume are past spillFrom, so never 0)
 	nextSpill atomic.Uint64 // 0: none

@@ -23,8 +23,9 @@ import (
 // is per message sent and received. Like with like:
 //
 //   - ack=auto: Spillway Persistent with SyncNever and AutoAck, against
-//     grandecola/bigqueue (mmap files, page cache only, no acks; not safe
-//     for concurrent use, so behind a mutex, as its documentation says).
+//     grandecola/bigqueue (mmap files, page cache only, no acks, no
+//     checksums; not safe for concurrent use, so behind a mutex, as its
+//     documentation says), and the floor (persistentFloor).
 //   - ack=manual: Spillway with ManualAck, each message acked, against NATS
 //     JetStream embedded in the process: a file-storage stream, its
 //     default sync (every 2 minutes: never within a run), async publish,
@@ -74,6 +75,7 @@ func BenchmarkPersistent(b *testing.B) {
 			}
 		})
 	})
+	b.Run("ack=auto/impl=floor", func(b *testing.B) { persistentFloor(b, msgs) })
 	b.Run("ack=manual/impl=jetstream", func(b *testing.B) {
 		jetStreamPair(b, msgs, false)
 	})

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"golang.org/x/sys/cpu"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -42,16 +44,22 @@ type Log struct {
 	dec   *codec.Decoder
 	id    string // distinguishes this log's batches in a shared cache
 
-	mu        sync.Mutex
+	// The appender's line: mu and what only appends touch, apart from
+	// next, which readers load while the appender stores it.
+	_       cpu.CacheLinePad
+	mu      sync.Mutex
+	scratch []byte // AppendRecords' encoding when not mapped; guarded by mu
+	_       cpu.CacheLinePad
+	next    atomic.Uint64
+	_       cpu.CacheLinePad
+
 	segs      atomic.Pointer[[]*segment]
-	next      atomic.Uint64
 	diskBytes atomic.Int64
 	readers   map[*Reader]struct{} // guarded by mu
 	failed    atomic.Pointer[error]
 	closed    atomic.Bool
 	floor     atomic.Uint64 // Trim: sealed segments wholly below it are retired
 	syncs     atomic.Uint64 // fdatasync calls that succeeded
-	scratch   []byte        // AppendRecords' encoding when not mapped; guarded by mu
 
 	stopSync chan struct{}
 	syncDone sync.WaitGroup

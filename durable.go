@@ -259,7 +259,9 @@ func (s *qshard) noteDelivered() {
 }
 
 // readLimit is where receivers stop reading the log: where the ring's run
-// resumes, else the log's end, or under SyncAlways what is synced of it.
+// resumes, or under SyncAlways what is synced of it; otherwise no offset
+// (the log's end stops the reader anyway, and loading its next offset
+// would pull the appender's line on every look).
 func (q *Queue) readLimit(d *durable) uint64 {
 	if q.syncAlways() {
 		return d.synced.Load()
@@ -267,7 +269,7 @@ func (q *Queue) readLimit(d *durable) uint64 {
 	if r := d.resumeAt.Load(); r != 0 {
 		return r
 	}
-	return d.log.NextOffset()
+	return ^uint64(0)
 }
 
 // durableRingRoom bounds what a receiver may take from the ring of a
@@ -371,7 +373,7 @@ func (s *qshard) logPending() bool {
 	if d.reader != nil {
 		at = d.reader.Offset()
 	}
-	return at < s.q.readLimit(d)
+	return at < min(s.q.readLimit(d), d.log.NextOffset())
 }
 
 // dropOldestDurable drops the shard's oldest waiting message (DropOldest):

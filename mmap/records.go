@@ -36,79 +36,83 @@ func (r *Reader) ReadRecords(dst []codec.Record, limit uint64, maxBytes int) (ui
 		return 0, dst, fmt.Errorf("spillway/mmap: ReadRecords on a reader with read-ahead")
 	}
 	for {
-		seg, from, to, err := r.planRun(limit, maxBytes)
+		seg, from, buf, err := r.planRun(limit, maxBytes)
 		if err != nil {
 			return 0, dst, err
 		}
-		if from == to {
-			continue // passed over batches wholly before the offset
+		if len(buf) == 0 {
+			continue // passed over a batch wholly before the offset
 		}
-		return r.decodeRun(dst, seg, from, to)
+		return r.decodeRun(dst, seg, from, buf)
 	}
 }
 
-// planRun finds the next run of whole batches to read: in r.seg, from file
-// position from to to, none wholly before the reader's offset and none past
-// limit, about maxBytes long. It moves r.filePos to to. An empty run (from
-// == to) means batches before the offset were passed over: plan again.
-func (r *Reader) planRun(limit uint64, maxBytes int) (*segment, int64, int64, error) {
+// planRun finds the next run of whole batches to read in r.seg, none wholly
+// before the reader's offset and none past limit, about maxBytes long, and
+// returns it copied out of the mapping: the file position where it starts,
+// and the copy. It moves r.filePos past the run. It copies first and walks
+// the batch headers in the copy: the mapping, which the appender writes
+// from another core, is read once, front to back. An empty run means a
+// batch before the offset was passed over: plan again.
+func (r *Reader) planRun(limit uint64, maxBytes int) (*segment, int64, []byte, error) {
 	for {
 		if r.seg == nil { // opened on an empty log
 			if err := r.advance(); err != nil {
-				return nil, 0, 0, err
+				return nil, 0, nil, err
 			}
 			continue
 		}
 		end := r.seg.end.Load()
 		if r.filePos >= end {
 			if !r.seg.sealed.Load() {
-				return nil, 0, 0, io.EOF
+				return nil, 0, nil, io.EOF
 			}
 			if end = r.seg.end.Load(); r.filePos < end { // final once sealed
 				continue
 			}
 			if err := r.advance(); err != nil {
-				return nil, 0, 0, err
+				return nil, 0, nil, err
 			}
 			continue
 		}
-		seg, want := r.seg, r.pos.Load()
-		from, pos := r.filePos, r.filePos
-		bad := false
-		limited := false
-		if ferr := guard(func() {
-			for pos < end && pos-from < int64(maxBytes) {
-				first, count, size, ok := codec.BatchSpan(seg.data[pos:end])
-				if !ok || size > int(end-pos) {
-					bad = true
-					return
-				}
-				last := first + uint64(count)
-				if last <= want && pos == from {
-					pos += int64(size) // wholly before the offset
-					from = pos
-					continue
-				}
-				if last > limit {
-					limited = true
-					return
-				}
-				pos += int64(size)
+		seg, want, from := r.seg, r.pos.Load(), r.filePos
+		var (
+			first uint64
+			count uint32
+			size  int
+			ok    bool
+		)
+		if ferr := guard(func() { first, count, size, ok = codec.BatchSpan(seg.data[from:end]) }); ferr != nil {
+			return nil, 0, nil, ferr
+		}
+		if !ok || size > int(end-from) {
+			// The header here cannot be read: find the next batch.
+			if err := r.resync(want); err != nil {
+				return nil, 0, nil, err
 			}
-		}); ferr != nil {
-			return nil, 0, 0, ferr
+			continue
 		}
-		r.filePos = pos
-		if pos > from || !bad {
-			if pos == from && limited {
-				return nil, 0, 0, io.EOF
+		if last := first + uint64(count); last <= want {
+			r.filePos += int64(size) // wholly before the offset
+			return seg, from, nil, nil
+		} else if last > limit {
+			return nil, 0, nil, io.EOF
+		}
+		n := max(int64(size), min(end-from, int64(maxBytes)))
+		buf, err := seg.copyOut(make([]byte, 0, n), from, from+n)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		pos := 0
+		for pos < len(buf) {
+			first, count, size, ok := codec.BatchSpan(buf[pos:])
+			if !ok || size > len(buf)-pos || first+uint64(count) > limit {
+				break // cut by the copy, past the limit, or unreadable: the next call sees
 			}
-			return seg, from, pos, nil
+			pos += size
 		}
-		// The header at pos cannot be read: find the next batch.
-		if err := r.resync(want); err != nil {
-			return nil, 0, 0, err
-		}
+		r.filePos = from + int64(pos)
+		return seg, from, buf[:pos:pos], nil
 	}
 }
 
@@ -146,13 +150,10 @@ func (r *Reader) resync(want uint64) error {
 	return r.advance()
 }
 
-// decodeRun copies the batches at [from, to) of seg out of the mapping and
-// decodes them, appending their records from the reader's offset on to dst.
-func (r *Reader) decodeRun(dst []codec.Record, seg *segment, from, to int64) (uint64, []codec.Record, error) {
-	buf, err := seg.copyOut(make([]byte, 0, to-from), from, to)
-	if err != nil {
-		return 0, dst, err
-	}
+// decodeRun decodes buf, a run of whole batches copied from file position
+// from of seg, appending their records from the reader's offset on to dst.
+func (r *Reader) decodeRun(dst []codec.Record, seg *segment, from int64, buf []byte) (uint64, []codec.Record, error) {
+	var err error
 	var (
 		first    uint64
 		firstErr error

@@ -71,7 +71,7 @@ func (f *gateFile) Sync() error {
 func TestSyncAlwaysNothingSeenBeforeKept(t *testing.T) {
 	g := &gateFS{FS: mmap.NewMemFS(), match: "shard-"}
 	opts := crashOptions(g, SyncAlways, nil)
-	opts.Ack = AutoAck
+	opts.Ack, opts.Shards = AutoAck, 1
 	q := openPersistent(t, opts)
 	defer closeQueue(t, q)
 	defer g.open() // before the Close above, should the test fail with the gate shut

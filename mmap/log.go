@@ -459,6 +459,9 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 			}
 		}
 		s, err = createSegment(l.fs, l.dir, h, durable, l.opts.Mapped)
+		if err == nil {
+			l.kickPreparer() // the next one, made ahead
+		}
 	}
 	if !prepared && err != nil {
 		if q := l.opts.Quota; q != nil {

@@ -32,13 +32,16 @@ import (
 // removes the prepared file.
 const preparedName = "prepared.tmp" // removed by recovery, as every *.tmp
 
-// startPreparer starts the preparer of a mapped log.
+// startPreparer starts the preparer of a mapped log. It prepares a
+// segment once the log has one to follow: an empty log reserves nothing.
 func (l *Log) startPreparer() {
 	l.prepKick = make(chan struct{}, 1)
 	l.prepStop = make(chan struct{})
 	l.prepDone.Add(1)
 	go l.prepareLoop()
-	l.kickPreparer()
+	if len(l.segments()) > 0 {
+		l.kickPreparer()
+	}
 }
 
 func (l *Log) kickPreparer() {

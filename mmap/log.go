@@ -247,18 +247,9 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.writable(); err != nil {
+	s, err := l.activeFor(len(batch))
+	if err != nil {
 		return 0, err
-	}
-	segs := l.segments()
-	var s *segment
-	if len(segs) > 0 {
-		s = segs[len(segs)-1]
-	}
-	if s == nil || s.sealed.Load() || s.end.Load()+int64(len(batch)) > s.size {
-		if s, err = l.roll(); err != nil {
-			return 0, err
-		}
 	}
 	first := l.next.Load()
 	if h.FirstOffset != first { // a writer that knew the offset saves a second checksum pass
@@ -289,6 +280,21 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 	return first, nil
 }
 
+// activeFor returns the active segment, rolled to a new one if it cannot
+// take size more bytes, once the log is known writable. REQUIRES: l.mu.
+func (l *Log) activeFor(size int) (*segment, error) {
+	if err := l.writable(); err != nil {
+		return nil, err
+	}
+	segs := l.segments()
+	if len(segs) > 0 {
+		if s := segs[len(segs)-1]; !s.sealed.Load() && s.end.Load()+int64(size) <= s.size {
+			return s, nil
+		}
+	}
+	return l.roll()
+}
+
 // syncNow syncs s, the active segment, at once (SyncAlways). REQUIRES: l.mu.
 func (l *Log) syncNow(s *segment) error {
 	s.dirty.Store(false)
@@ -312,19 +318,9 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.writable(); err != nil {
+	s, err := l.activeFor(size)
+	if err != nil {
 		return 0, err
-	}
-	segs := l.segments()
-	var s *segment
-	if len(segs) > 0 {
-		s = segs[len(segs)-1]
-	}
-	var err error
-	if s == nil || s.sealed.Load() || s.end.Load()+int64(size) > s.size {
-		if s, err = l.roll(); err != nil {
-			return 0, err
-		}
 	}
 	if l.opts.Mapped && s.wdata == nil && !s.mapped {
 		s.mapped = true // try once: a file system without reservations stays on WriteAt

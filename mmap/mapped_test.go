@@ -206,17 +206,7 @@ func TestSkipTo(t *testing.T) {
 // TestMissingSegment removes a sealed segment in the middle of the log:
 // Open refuses, naming the offsets and the file.
 func TestMissingSegment(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := open(t, dir, Options{Mapped: true})
-	for i := 0; i < 600; i += 3 {
-		if _, err := l.AppendRecords(batchOf(i, 3, 200)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs := segmentFiles(t, dir)
+	dir, segs := writeMapped(t, 600)
 	if len(segs) < 3 {
 		t.Fatalf("%d segments, want at least 3", len(segs))
 	}
@@ -235,17 +225,7 @@ func TestMissingSegment(t *testing.T) {
 // TestTornSeal corrupts the seal of a sealed segment: Open scans it instead
 // of trusting it, and loses nothing.
 func TestTornSeal(t *testing.T) {
-	dir := t.TempDir()
-	l, _ := open(t, dir, Options{Mapped: true})
-	for i := 0; i < 600; i += 3 {
-		if _, err := l.AppendRecords(batchOf(i, 3, 200)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs := segmentFiles(t, dir)
+	dir, segs := writeMapped(t, 600)
 	flipByte(t, filepath.Join(dir, segs[0]), 36) // inside the seal's end field
 	l, rec := open(t, dir, Options{Mapped: true})
 	defer l.Close()
@@ -383,6 +363,24 @@ func TestAppendRecordsAllocs(t *testing.T) {
 	if allocs > 0.01 { // a segment roll allocates, once per thousands of appends
 		t.Fatalf("AppendRecords: %v allocs per call", allocs)
 	}
+}
+
+// writeMapped appends n records (batchOf, 3 a batch, 200 bytes of
+// padding) to a mapped log in a fresh directory, closes it, and returns the
+// directory and its segment files.
+func writeMapped(t testing.TB, n int) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	l, _ := open(t, dir, Options{Mapped: true})
+	for i := 0; i < n; i += 3 {
+		if _, err := l.AppendRecords(batchOf(i, 3, 200)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, segmentFiles(t, dir)
 }
 
 func segmentFiles(t testing.TB, dir string) []string {

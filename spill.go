@@ -352,7 +352,8 @@ func appendEntries(dst []entry, recs []codec.Record) []entry {
 // and appended to the segment files (visible to a crash-surviving reader of
 // the page cache), though not fsynced. Receivers never need it; it is for
 // callers that measure or inspect the spill files. It returns the first
-// write error, or ErrClosed.
+// write error, or ErrClosed. A Persistent queue has nothing to flush (every
+// message is in its log when Send returns); Sync makes it durable.
 func (q *Queue) Flush() error {
 	if q.closed.Load() {
 		return ErrClosed

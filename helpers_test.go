@@ -38,6 +38,13 @@ func openQueue(t testing.TB, opts Options) *Queue {
 	return q
 }
 
+// watchdog fires when a stress test has run for d times the stress scale
+// (make stress scales the work): the deadline after which it is stuck, not
+// a wait for work to finish.
+func watchdog(d time.Duration) <-chan time.Time {
+	return time.After(d * time.Duration(*stressScale))
+}
+
 // waitFor is testwait.For: it synchronizes on state, with a deadline only
 // as a safety net.
 var waitFor = testwait.For

@@ -147,7 +147,7 @@ func TestSpillStress(t *testing.T) {
 			go func() { cwg.Wait(); close(doneC) }()
 			select {
 			case <-doneC:
-			case <-time.After(10 * time.Second):
+			case <-watchdog(10 * time.Second):
 				t.Fatalf("stuck: %+v\n%s", q.Stats(), q.dump())
 			}
 			if t.Failed() {

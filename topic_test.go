@@ -101,7 +101,10 @@ func TestTopicFanOutStress(t *testing.T) {
 							return
 						}
 						i += n
-						if published.Add(int64(n)) >= int64(total/2) && published.Load()-int64(n) < int64(total/2) {
+						// Exactly one Add crosses the half: its own result
+						// says so (a second load could see another
+						// producer's Add too, and then nobody closes half).
+						if v := published.Add(int64(n)); v >= int64(total/2) && v-int64(n) < int64(total/2) {
 							close(half)
 						}
 					}
@@ -173,7 +176,7 @@ func TestTopicFanOutStress(t *testing.T) {
 			go func() { rwg.Wait(); close(doneC) }()
 			select {
 			case <-doneC:
-			case <-time.After(20 * time.Second):
+			case <-watchdog(20 * time.Second):
 				t.Fatalf("stuck: topic %+v", tp.Stats())
 			}
 			if t.Failed() {

@@ -426,23 +426,6 @@ func TestPersistentAllocs(t *testing.T) {
 	dst := make([]Delivery, 64)
 	for _, ack := range []AckMode{AutoAck, ManualAck} {
 		q := openPersistent(t, Options{Dir: t.TempDir(), Durability: Persistent, Shards: 1, Ack: ack, Clock: NewManualClock(time.Unix(1e9, 0))})
-		check := func(name string, f func() error) {
-			t.Helper()
-			if err := f(); err != nil { // warm up: free lists, the first segment
-				t.Fatal(err)
-			}
-			var err error
-			if n := testing.AllocsPerRun(200, func() {
-				if ferr := f(); ferr != nil && err == nil {
-					err = ferr
-				}
-			}); n != 0 {
-				t.Errorf("ack %v, %s: %v allocations per run", ack, name, n)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
 		settle := func(ds []Delivery) error {
 			for i := range ds {
 				if ds[i].lease != nil {
@@ -453,7 +436,7 @@ func TestPersistentAllocs(t *testing.T) {
 			}
 			return nil
 		}
-		check("Send+Receive", func() error {
+		allocCheck(t, fmt.Sprintf("ack %v, Send+Receive", ack), func() error {
 			if err := q.Send(ctx, m); err != nil {
 				return err
 			}
@@ -463,7 +446,7 @@ func TestPersistentAllocs(t *testing.T) {
 			}
 			return settle([]Delivery{d})
 		})
-		check("SendBatch+ReceiveBatch", func() error {
+		allocCheck(t, fmt.Sprintf("ack %v, SendBatch+ReceiveBatch", ack), func() error {
 			if err := q.SendBatch(ctx, batch); err != nil {
 				return err
 			}

@@ -76,6 +76,16 @@ const (
 	ManualAck
 )
 
+func (a AckMode) String() string {
+	switch a {
+	case AutoAck:
+		return "auto"
+	case ManualAck:
+		return "manual"
+	}
+	return "unknown"
+}
+
 // Options configure a Queue (and a Topic). The zero value of each field
 // means its default; see each field.
 type Options struct {

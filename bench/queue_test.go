@@ -36,11 +36,17 @@ func BenchmarkQueue(b *testing.B) {
 		defer q.Close()
 		pair(b, func() {
 			for i := range b.N {
-				q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]})
+				if err := q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		}, func() {
 			for range b.N {
-				q.Receive(ctx)
+				if _, err := q.Receive(ctx); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	})
@@ -89,12 +95,19 @@ func queueBatches(b *testing.B, opts spillway.Options, msgs [][]byte) {
 			for j := range n {
 				batch[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
 			}
-			q.SendBatch(ctx, batch[:n])
+			if err := q.SendBatch(ctx, batch[:n]); err != nil {
+				b.Error(err)
+				return
+			}
 		}
 	}, func() {
 		dst := make([]spillway.Delivery, 64)
 		for got := 0; got < b.N; {
-			n, _ := q.ReceiveBatch(ctx, dst)
+			n, err := q.ReceiveBatch(ctx, dst)
+			if err != nil {
+				b.Error(err)
+				return
+			}
 			got += n
 		}
 	})
@@ -187,13 +200,20 @@ func BenchmarkQueueAck(b *testing.B) {
 			defer q.Close()
 			pair(b, func() {
 				for i := range b.N {
-					q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]})
+					if err := q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+						b.Error(err)
+						return
+					}
 				}
 			}, func() {
 				for range b.N {
-					d, _ := q.Receive(ctx)
-					if mode == spillway.ManualAck {
-						d.Ack()
+					d, err := q.Receive(ctx)
+					if err == nil && mode == spillway.ManualAck {
+						err = d.Ack()
+					}
+					if err != nil {
+						b.Error(err)
+						return
 					}
 				}
 			})
@@ -258,11 +278,15 @@ func BenchmarkQueueSpill(b *testing.B) {
 		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := range b.N {
-			q.Enqueue(msgs[i%msgPool])
+			if err := q.Enqueue(msgs[i%msgPool]); err != nil {
+				b.Fatal(err)
+			}
 		}
 		written := b.Elapsed()
 		for range b.N {
-			q.Dequeue()
+			if _, err := q.Dequeue(); err != nil {
+				b.Fatal(err)
+			}
 		}
 		b.StopTimer()
 		reportPhases(b, written)
@@ -276,7 +300,9 @@ func BenchmarkQueueSpill(b *testing.B) {
 		defer benchenv.Steal(b)()
 		b.ResetTimer()
 		for i := range b.N {
-			q.Put(msgs[i%msgPool])
+			if err := q.Put(msgs[i%msgPool]); err != nil {
+				b.Fatal(err)
+			}
 		}
 		for range b.N {
 			<-q.ReadChan()
@@ -343,7 +369,10 @@ func BenchmarkQueueCompeting(b *testing.B) {
 		}
 		fanOut(b, func() {
 			for i := range b.N {
-				q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]})
+				if err := q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		}, recv)
 	})

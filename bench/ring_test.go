@@ -20,11 +20,17 @@ func BenchmarkRing(b *testing.B) {
 		defer r.Close()
 		pair(b, func() {
 			for i := range b.N {
-				r.Push(ctx, msgs[i%msgPool])
+				if err := r.Push(ctx, msgs[i%msgPool]); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		}, func() {
 			for range b.N {
-				r.Pop(ctx)
+				if _, err := r.Pop(ctx); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	})
@@ -33,11 +39,17 @@ func BenchmarkRing(b *testing.B) {
 		defer r.Dispose()
 		pair(b, func() {
 			for i := range b.N {
-				r.Put(msgs[i%msgPool])
+				if err := r.Put(msgs[i%msgPool]); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		}, func() {
 			for range b.N {
-				r.Get()
+				if _, err := r.Get(); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	})

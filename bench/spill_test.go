@@ -130,7 +130,9 @@ func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compressi
 		read += len(got)
 	}
 	b.StopTimer()
-	w.Close()
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportMetric(100*float64(stored)/float64(128*b.N), "stored%")
 	reportPhases(b, written)
 }

@@ -69,7 +69,10 @@ func BenchmarkTopicFanOut(b *testing.B) {
 			fanOut(b, func() {
 				if mode == "one-by-one" {
 					for i := range b.N {
-						tp.Publish(ctx, spillway.Message{Value: msgs[i%msgPool]})
+						if err := tp.Publish(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+							b.Error(err)
+							return
+						}
 					}
 					return
 				}
@@ -79,7 +82,10 @@ func BenchmarkTopicFanOut(b *testing.B) {
 					for j := range n {
 						batch[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
 					}
-					tp.PublishBatch(ctx, batch[:n])
+					if err := tp.PublishBatch(ctx, batch[:n]); err != nil {
+						b.Error(err)
+						return
+					}
 				}
 			}, recv)
 		})
@@ -119,11 +125,17 @@ func BenchmarkPublishCost(b *testing.B) {
 		defer q.Close()
 		pair(b, func() {
 			for i := range b.N {
-				q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]})
+				if err := q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		}, func() {
 			for range b.N {
-				q.Receive(ctx)
+				if _, err := q.Receive(ctx); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	})
@@ -139,11 +151,17 @@ func BenchmarkPublishCost(b *testing.B) {
 		}
 		pair(b, func() {
 			for i := range b.N {
-				tp.Publish(ctx, spillway.Message{Value: msgs[i%msgPool]})
+				if err := tp.Publish(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		}, func() {
 			for range b.N {
-				s.Receive(ctx)
+				if _, err := s.Receive(ctx); err != nil {
+					b.Error(err)
+					return
+				}
 			}
 		})
 	})
@@ -206,7 +224,9 @@ func BenchmarkTopicSlowSubscriber(b *testing.B) {
 				b.StopTimer()
 				b.ReportMetric(100*float64(tp.Stats().Spilled)/float64(b.N), "spilled%")
 				close(stop)
-				tp.Close()
+				if err := tp.Close(); err != nil {
+					b.Error(err)
+				}
 				slowDone.Wait()
 			})
 		}

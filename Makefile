@@ -28,6 +28,10 @@ FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzRoundTrip ./fuzz:FuzzSegmentRecov
 
 # Stress: how much longer than in make test the concurrency tests run.
 STRESS_SCALE ?= 25
+
+# The ratio tables: a tool of the bench module (its go.mod may depend on
+# golang.org/x/perf; the library's may not).
+BENCHRATIO = cd bench && $(GO) run ./cmd/benchratio
 STRESS_COUNT ?= 3
 
 .PHONY: test fmt-check vet cross lint unit fuzz-short bench bench-ring stress fuzz tools clean
@@ -61,6 +65,7 @@ unit:
 	# rarely give. TestSpillStress failed here one run in twenty before the
 	# fix of a receiver that overtook an unpublished claim.
 	$(GO) test -count=5 -cpu 8 -run 'Stress|NoLostWakeup' . ./ring
+	cd bench && $(GO) test -count=1 ./cmd/...
 
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \
@@ -96,14 +101,14 @@ bench-ring: $(BENCHSTAT)
 	@echo
 	$(BENCHSTAT) -col /impl $(BENCH_OUT)
 	@echo
-	@$(GO) run ./internal/cmd/benchratio ring chan < $(BENCH_OUT)
+	@$(BENCHRATIO) ring chan < $(abspath $(BENCH_OUT))
 
 bench-codec: $(BENCHSTAT)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -cpu $(BENCH_CPU) ./codec | tee codec-$(BENCH_OUT)
 	@echo
 	$(BENCHSTAT) -col /impl codec-$(BENCH_OUT)
 	@echo
-	@$(GO) run ./internal/cmd/benchratio spillway raw < codec-$(BENCH_OUT)
+	@$(BENCHRATIO) spillway raw < $(abspath codec-$(BENCH_OUT))
 
 bench-mmap: $(BENCHSTAT)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -cpu $(BENCH_CPU) ./mmap | tee mmap-$(BENCH_OUT)
@@ -116,15 +121,15 @@ bench-peers: $(BENCHSTAT)
 	@echo
 	$(BENCHSTAT) -col /impl peers-$(BENCH_OUT)
 	@echo
-	@$(GO) run ./internal/cmd/benchratio zstd bigqueue diskqueue < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio s2 bigqueue diskqueue s2-floor < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio spillway chan workiva floor < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio topic queue < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio -key=ack auto manual < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio -key=subs fast=2+slow fast=2 < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio spillway bigqueue jetstream diskqueue < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio persistent ephemeral < peers-$(BENCH_OUT)
-	@$(GO) run ./internal/cmd/benchratio -key=senders 32 1 < peers-$(BENCH_OUT)
+	@$(BENCHRATIO) zstd bigqueue diskqueue < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) s2 bigqueue diskqueue s2-floor < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) spillway chan workiva floor < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) topic queue < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) -key=ack auto manual < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) -key=subs fast=2+slow fast=2 < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) spillway bigqueue jetstream diskqueue < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) persistent ephemeral < $(abspath peers-$(BENCH_OUT))
+	@$(BENCHRATIO) -key=senders 32 1 < $(abspath peers-$(BENCH_OUT))
 
 tools: $(STATICCHECK) $(BENCHSTAT)
 

@@ -6,6 +6,7 @@ replace github.com/spillway-io/spillway => ../
 
 require (
 	github.com/Workiva/go-datastructures v1.1.7
+	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/grandecola/bigqueue v0.5.0
 	github.com/klauspost/compress v1.20.4
 	github.com/nats-io/nats-server/v2 v2.15.3
@@ -13,12 +14,13 @@ require (
 	github.com/nsqio/go-diskqueue v1.1.0
 	github.com/spillway-io/spillway v0.0.0
 	go.uber.org/goleak v1.3.0
+	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da
 	golang.org/x/sys v0.50.0
 )
 
 require (
+	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
-	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dgryski/go-metro v0.0.0-20250106013310-edb8663e5e33 // indirect
 	github.com/dgryski/go-tinylfu v0.0.0-20210109191853-fba88f4a7f91 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect

@@ -5,22 +5,23 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+	"golang.org/x/perf/benchfmt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestSplitImpl(t *testing.T) {
 	for _, c := range []struct{ in, name, impl string }{
-		{"BenchmarkSPSC/impl=ring-2", "SPSC", "ring"},
-		{"BenchmarkSPSCBatch/batch=32/impl=chan-2", "SPSCBatch/batch=32", "chan"},
-		{"BenchmarkBroadcast/impl=ring/readers=3", "Broadcast/readers=3", "ring"},
+		{"SPSC/impl=ring-2", "SPSC", "ring"},
+		{"SPSCBatch/batch=32/impl=chan-2", "SPSCBatch/batch=32", "chan"},
+		{"Broadcast/impl=ring/readers=3", "Broadcast/readers=3", "ring"},
 	} {
-		name, impl, ok := splitKey(c.in, "impl")
+		name, impl, ok := splitKey(benchfmt.Name(c.in), "impl")
 		if !ok || name != c.name || impl != c.impl {
 			t.Errorf("splitKey(%q) = %q, %q, %v", c.in, name, impl, ok)
 		}
 	}
-	if _, _, ok := splitKey("BenchmarkTryPushPop/kind=SPSC-2", "impl"); ok {
+	if _, _, ok := splitKey(benchfmt.Name("TryPushPop/kind=SPSC-2"), "impl"); ok {
 		t.Error("a name without impl= was split")
 	}
 }
@@ -35,7 +36,7 @@ func TestMedian(t *testing.T) {
 }
 
 func TestSplitOtherKey(t *testing.T) {
-	name, v, ok := splitKey("BenchmarkTopicSlowSubscriber/impl=spillway-s2/subs=fast=2+slow-2", "subs")
+	name, v, ok := splitKey(benchfmt.Name("TopicSlowSubscriber/impl=spillway-s2/subs=fast=2+slow-2"), "subs")
 	if !ok || name != "TopicSlowSubscriber/impl=spillway-s2" || v != "fast=2+slow" {
 		t.Fatalf("splitKey = %q, %q, %v", name, v, ok)
 	}
@@ -50,7 +51,9 @@ BenchmarkOther/impl=ring-2  100  5.0 ns/op  0 B/op  1 allocs/op
 BenchmarkOther/impl=chan-2  100  20.0 ns/op  0 B/op  0 allocs/op
 `
 	var out strings.Builder
-	table(strings.NewReader(in), &out, "impl", []string{"ring", "chan"})
+	if err := table(strings.NewReader(in), &out, "impl", []string{"ring", "chan"}); err != nil {
+		t.Fatal(err)
+	}
 	want := `| benchmark | ring ns/op | chan ns/op | ring vs chan | ring allocs/op | steal% |
 |---|---:|---:|---:|---:|---:|
 | SPSC | 11 | 60 | **5.5×** | 0 | 5.0 |

@@ -1,9 +1,13 @@
-// Command benchratio reads `go test -bench` output and prints, for every
-// benchmark run with an impl=<name> sub-benchmark key, the median ns/op of
-// each implementation and the speed-up of the first one named on the
-// command line over each of the others.
+// Command benchratio reads `go test -bench` output (with
+// golang.org/x/perf/benchfmt, the reader benchstat uses) and prints, for
+// every benchmark run with an impl=<name> sub-benchmark key, the median
+// ns/op of each implementation and the speed-up of the first one named on
+// the command line over each of the others.
 //
-//	go test -run '^$' -bench . -count 6 ./ring | go run ./internal/cmd/benchratio ring chan
+//	go test -run '^$' -bench . -count 6 ./ring | (cd bench && go run ./cmd/benchratio ring chan)
+//
+// It lives in the bench module, whose go.mod may depend on what the
+// library's must not.
 //
 // With -key=<k> as the first argument it compares the values of the
 // sub-benchmark key k instead of impl:
@@ -16,13 +20,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
+
+	"golang.org/x/perf/benchfmt"
 )
 
 type sample struct {
@@ -45,22 +49,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: benchratio [-key=k] <impl> <baseline-impl>... < bench-output")
 		os.Exit(2)
 	}
-	table(os.Stdin, os.Stdout, key, impls)
+	if err := table(os.Stdin, os.Stdout, key, impls); err != nil {
+		fmt.Fprintln(os.Stderr, "benchratio:", err)
+		os.Exit(1)
+	}
 }
 
 // table reads benchmark output from r and writes the comparison of impls
-// (values of the sub-benchmark key) to w as a Markdown table.
-func table(r io.Reader, w io.Writer, key string, impls []string) {
+// (values of the sub-benchmark key) to w as a Markdown table. Lines that
+// are not benchmark results are passed over, as benchstat does.
+func table(r io.Reader, w io.Writer, key string, impls []string) error {
 	results := map[string]map[string]*sample{} // benchmark (impl removed) -> impl -> samples
 	var order []string
-	sc := bufio.NewScanner(r)
 	anySteal := false
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
-			continue
+	br := benchfmt.NewReader(r, "input")
+	for br.Scan() {
+		res, ok := br.Result().(*benchfmt.Result)
+		if !ok {
+			continue // a syntax error or unit metadata
 		}
-		name, impl, ok := splitKey(fields[0], key)
+		name, impl, ok := splitKey(res.Name, key)
 		if !ok {
 			continue
 		}
@@ -73,21 +81,24 @@ func table(r io.Reader, w io.Writer, key string, impls []string) {
 		if s[impl] == nil {
 			s[impl] = &sample{}
 		}
-		for i := 2; i+1 < len(fields); i += 2 {
-			v, err := strconv.ParseFloat(fields[i], 64)
-			if err != nil {
-				continue
+		for _, v := range res.Values {
+			unit, val := v.Unit, v.Value
+			if v.OrigUnit != "" { // benchfmt tidies ns/op into sec/op
+				unit, val = v.OrigUnit, v.OrigValue
 			}
-			switch fields[i+1] {
+			switch unit {
 			case "ns/op":
-				s[impl].nsPerOp = append(s[impl].nsPerOp, v)
+				s[impl].nsPerOp = append(s[impl].nsPerOp, val)
 			case "allocs/op":
-				s[impl].allocs = append(s[impl].allocs, v)
+				s[impl].allocs = append(s[impl].allocs, val)
 			case "steal%":
-				s[impl].steal = append(s[impl].steal, v)
+				s[impl].steal = append(s[impl].steal, val)
 				anySteal = true
 			}
 		}
+	}
+	if err := br.Err(); err != nil {
+		return err
 	}
 	head := "| benchmark |"
 	rule := "|---|"
@@ -144,23 +155,30 @@ func table(r io.Reader, w io.Writer, key string, impls []string) {
 		}
 		fmt.Fprintln(w, row)
 	}
+	return nil
 }
 
 // splitKey removes the key=<x> element from a benchmark name such as
-// BenchmarkSPSCBatch/batch=32/impl=ring-2 and returns x.
-func splitKey(full, key string) (name, impl string, ok bool) {
-	if i := strings.LastIndexByte(full, '-'); i > 0 {
-		if _, err := strconv.Atoi(full[i+1:]); err == nil {
-			full = full[:i]
+// SPSCBatch/batch=32/impl=ring-2 (and the GOMAXPROCS suffix) and returns
+// the rest and x.
+func splitKey(n benchfmt.Name, key string) (name, value string, ok bool) {
+	base, parts := n.Parts()
+	kept := []string{string(base)}
+	for _, p := range parts {
+		part := string(p)
+		if strings.HasPrefix(part, "-") {
+			continue // GOMAXPROCS
 		}
-	}
-	parts := strings.Split(strings.TrimPrefix(full, "Benchmark"), "/")
-	for i, p := range parts {
-		if v, found := strings.CutPrefix(p, key+"="); found {
-			return strings.Join(slices.Delete(parts, i, i+1), "/"), v, true
+		if v, found := strings.CutPrefix(part, "/"+key+"="); found && !ok {
+			value, ok = v, true
+			continue
 		}
+		kept = append(kept, part)
 	}
-	return "", "", false
+	if !ok {
+		return "", "", false
+	}
+	return strings.Join(kept, ""), value, true
 }
 
 func median(xs []float64) float64 {

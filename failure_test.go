@@ -3,10 +3,12 @@ package spillway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,4 +340,184 @@ func TestTopicSpillSkipsCorruptBatch(t *testing.T) {
 		t.Fatalf("stats %+v, want Delivered %d, Dropped %d, Depth 0", st, n-lost, lost)
 	}
 	waitFor(t, "the spill to go", func() bool { return tp.Stats().DiskBytes == 0 && len(spillDirs(t, dir)) == 0 })
+}
+
+// TestQueueSpillWriteError fails the spill's writes with EIO through the
+// queue's file system (mmap.FaultFS): every message is either delivered or
+// counted in Stats.Dropped, the failure reaches OnError (ErrSpillFailed
+// wrapping EIO), and the shard goes on.
+func TestQueueSpillWriteError(t *testing.T) {
+	fs := mmap.NewFaultFS(nil)
+	errs := make(chan error, 16)
+	q := openQueue(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 4, Compression: S2, fs: fs,
+		OnError: func(err error) { errs <- err }})
+	fs.Inject(mmap.Fault{Op: mmap.OpWrite, Path: ".seg", Err: syscall.EIO})
+	ctx := context.Background()
+	const n = 2000
+	for i := range n {
+		if err := q.Send(ctx, msg(0, i, 0)); err != nil && !errors.Is(err, ErrSpillFailed) && !errors.Is(err, mmap.ErrReadOnly) {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	if err := q.Flush(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Flush of a spill whose writes fail: %v, want EIO", err)
+	}
+	seen := map[int]bool{}
+	var reported error
+	waitFor(t, "every message delivered or dropped", func() bool {
+		for {
+			d, err := q.TryReceive()
+			if err != nil {
+				break
+			}
+			_, seq, _ := unmsg(t, d)
+			if seen[seq] {
+				t.Fatalf("message %d delivered twice", seq)
+			}
+			seen[seq] = true
+		}
+		select {
+		case err := <-errs:
+			reported = err
+		default:
+		}
+		st := q.Stats()
+		return st.Delivered+st.Dropped == st.Sent && st.Depth == 0 && reported != nil
+	})
+	if !errors.Is(reported, ErrSpillFailed) || !errors.Is(reported, syscall.EIO) {
+		t.Fatalf("OnError got %v, want ErrSpillFailed wrapping EIO", reported)
+	}
+	st := q.Stats()
+	if st.Dropped == 0 || int(st.Delivered) != len(seen) || st.Sent != n {
+		t.Fatalf("stats %+v, %d seen: want drops counted and every other message delivered", st, len(seen))
+	}
+	// The device works again: the shard spills and reads back anew.
+	fs.Reset()
+	for i := range 100 {
+		if err := q.Send(ctx, msg(1, i, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, seq, _ := unmsg(t, d); p != 1 || seq != i {
+			t.Fatalf("after the failure got %d/%d, want 1/%d", p, seq, i)
+		}
+	}
+}
+
+// TestQueueSpillNoSpace fails the reservation of the spill's segments with
+// ENOSPC: the spill's writer holds what does not fit until its buffers are
+// full, then TrySend says ErrDiskFull; once the device has room again,
+// everything accepted is delivered, in order, nothing dropped.
+func TestQueueSpillNoSpace(t *testing.T) {
+	fs := mmap.NewFaultFS(nil)
+	q := openQueue(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 4, fs: fs})
+	fs.Inject(mmap.Fault{Op: mmap.OpAllocate, Err: syscall.ENOSPC})
+	accepted := 0
+	for ; accepted < 1_000_000; accepted++ {
+		err := q.TrySend(msg(0, accepted, 0))
+		if errors.Is(err, ErrDiskFull) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("TrySend %d: %v", accepted, err)
+		}
+	}
+	if accepted == 1_000_000 {
+		t.Fatal("TrySend never said ErrDiskFull")
+	}
+	fs.Reset()
+	ctx := context.Background()
+	for i := range accepted {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, seq, _ := unmsg(t, d); seq != i {
+			t.Fatalf("got %d, want %d", seq, i)
+		}
+	}
+	if st := q.Stats(); st.Dropped != 0 || st.Depth != 0 {
+		t.Fatalf("stats %+v: nothing should be dropped or left", st)
+	}
+}
+
+// TestTopicSpillWriteError fails the writes of a Topic's spill with EIO
+// (mmap.FaultFS): the subscription that lagged gets every message or
+// counts it in its Stats.Dropped, OnError is told (ErrSpillFailed wrapping
+// EIO), and a subscription that kept up loses nothing.
+func TestTopicSpillWriteError(t *testing.T) {
+	fs := mmap.NewFaultFS(nil)
+	errs := make(chan error, 16)
+	tp := openTopic(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: S2, fs: fs,
+		OnError: func(err error) { errs <- err }})
+	fs.Inject(mmap.Fault{Op: mmap.OpWrite, Path: ".seg", Err: syscall.EIO})
+	ctx := context.Background()
+	stuck := subscribe(t, tp, "stuck") // not read while publishing: it moves to the spill
+	fast := subscribe(t, tp, "fast")
+	const n = 3000
+	fastDone := make(chan error, 1)
+	go func() {
+		for i := range n {
+			d, err := fast.Receive(ctx)
+			if err != nil {
+				fastDone <- err
+				return
+			}
+			if got := int(d.Value[0])<<8 | int(d.Value[1]); got != i {
+				fastDone <- fmt.Errorf("fast subscription got %d, want %d", got, i)
+				return
+			}
+		}
+		fastDone <- nil
+	}()
+	for i := range n {
+		if err := tp.Publish(ctx, Message{Value: []byte{byte(i >> 8), byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-fastDone; err != nil {
+		t.Fatal(err)
+	}
+	var reported error
+	got, last := 0, -1
+	defer func() {
+		if t.Failed() {
+			t.Logf("stuck %+v fast %+v topic %+v got %d reported %v", stuck.Stats(), fast.Stats(), tp.Stats(), got, reported)
+		}
+	}()
+	waitFor(t, "the stuck subscription to get or drop everything", func() bool {
+		for {
+			d, err := stuck.TryReceive()
+			if err != nil {
+				break
+			}
+			v := int(d.Value[0])<<8 | int(d.Value[1])
+			if v <= last {
+				t.Fatalf("stuck subscription got %d after %d", v, last)
+			}
+			last = v
+			got++
+		}
+		select {
+		case err := <-errs:
+			reported = err
+		default:
+		}
+		st := stuck.Stats()
+		return st.Delivered+st.Dropped == n && reported != nil
+	})
+	if !errors.Is(reported, ErrSpillFailed) || !errors.Is(reported, syscall.EIO) {
+		t.Fatalf("OnError got %v, want ErrSpillFailed wrapping EIO", reported)
+	}
+	if st := stuck.Stats(); st.Dropped == 0 || int(st.Delivered) != got {
+		t.Fatalf("stuck subscription %+v, %d received: want drops counted", st, got)
+	}
+	if st := fast.Stats(); st.Delivered != n || st.Dropped != 0 {
+		t.Fatalf("fast subscription %+v: want everything, nothing dropped", st)
+	}
 }

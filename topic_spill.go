@@ -326,7 +326,11 @@ func (ss *subShard) readDisk() bool {
 	return true
 }
 
-// flush makes the log hold everything written to the episode so far.
+// flush makes the log hold everything written to the episode so far. If
+// the spill failed for good (a write error: the log is read-only), ss
+// gives it up and rejoins the ring (rejoin with the cause: what it skips is
+// counted, the failure reported), rather than wait for a log that will
+// never hold more. It reports whether ss can make progress.
 // REQUIRES: ss.cons.
 func (ss *subShard) flush() bool {
 	s := ss.ts
@@ -335,6 +339,9 @@ func (ss *subShard) flush() bool {
 	}
 	err := ss.ep.flush(s)
 	s.pub.Unlock()
+	if err != nil && !errors.Is(err, mmap.ErrDiskFull) && !errors.Is(err, ErrDiskFull) {
+		return ss.rejoin(fmt.Errorf("writing the spill: %w", err))
+	}
 	return err == nil
 }
 
@@ -378,10 +385,11 @@ func (ss *subShard) skipTo(pos uint64) {
 
 // rejoin moves ss back to the ring at its position, if the ring still
 // holds it, and otherwise flushes the writer so the log has more to read.
-// With cause (the spill failed: a write error, corrupt data) it rejoins the
-// ring at the oldest message the ring holds, counting what it skips as
-// dropped, and leaves the failure in ss.failure for the receiver to
-// report. It reports whether ss can make progress. REQUIRES: ss.cons.
+// With cause (the spill failed: a write error, corrupt data), or when that
+// flush fails for good, it rejoins the ring at the oldest message the ring
+// holds, counting what it skips as dropped, and leaves the failure in
+// ss.failure for the receiver to report. It reports whether ss can make
+// progress. REQUIRES: ss.cons.
 func (ss *subShard) rejoin(cause error) bool {
 	s := ss.ts
 	if !s.pub.TryLock() {
@@ -389,7 +397,18 @@ func (ss *subShard) rejoin(cause error) bool {
 	}
 	var done *episode
 	ok := false
-	if r, in := s.ring.AddReaderAt(ss.pos); in {
+	r, in := s.ring.AddReaderAt(ss.pos)
+	if !in && cause == nil {
+		if err := ss.ep.flush(s); err == nil {
+			ok = true // the log now holds what the writer had
+		} else if !errors.Is(err, mmap.ErrDiskFull) && !errors.Is(err, ErrDiskFull) {
+			// The spill failed for good (a write error): the log will
+			// never hold more. Rejoin at the oldest message, as for a
+			// cause.
+			cause = fmt.Errorf("writing the spill: %w", err)
+		}
+	}
+	if in {
 		ss.r, ok = r, true
 		s.rejoins.Add(1)
 	} else if cause != nil {
@@ -402,8 +421,6 @@ func (ss *subShard) rejoin(cause error) bool {
 			err := fmt.Errorf("%w: subscription shard %d lost %d messages: %w", ErrSpillFailed, s.idx, lost, cause)
 			ss.failure = errors.Join(ss.failure, err)
 		}
-	} else if err := ss.ep.flush(s); err == nil {
-		ok = true // the log now holds what the writer had
 	}
 	if ss.r != nil {
 		done = ss.leaveSpill()

@@ -1,9 +1,81 @@
 package spillway
 
 import (
-	"fmt"
+	"sync/atomic"
 	"time"
+
+	"github.com/spillway-io/spillway/internal/xsync"
 )
+
+// ackBook is the ManualAck state of one shard of a group (and the counters
+// of what leaves the shard other than by a first delivery): the leases on
+// the timing wheel, the ready list of messages due for redelivery, and the
+// free leases.
+//
+// leaseMu guards wheel, ready, free, inFlight and acked (which Ack changes
+// under it anyway); the other counters are atomic. A shard's consumer
+// lock, when held, is taken before leaseMu. leaseMu is an xsync.TryMutex,
+// released with a plain store: its holders are quick (a lease out, an
+// Ack), except the reaper firing a tick's leases, which calls Slow so that
+// the others park behind it.
+type ackBook struct {
+	g        *group
+	idx      int // the shard's index
+	leaseMu  xsync.TryMutex
+	wheel    wheel
+	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
+	readyLen atomic.Int64
+	free     *lease // recycled leases; guarded by leaseMu
+	inFlight int64  // leased deliveries; guarded by leaseMu
+	acked    uint64 // guarded by leaseMu
+	delayed  atomic.Int64
+
+	redelivered  atomic.Uint64
+	deadLettered atomic.Uint64
+	dropped      atomic.Uint64
+
+	// Persistent only: j records settles and attempts (journal.go);
+	// byOffset lists the unsettled leases in offset order, moved those
+	// whose bytes the journal keeps (housekeeping); guarded by leaseMu.
+	// All stay nil and empty otherwise.
+	j        *journal
+	byOffset offsetList
+	moved    offsetList
+}
+
+func (b *ackBook) init(g *group, idx int) {
+	b.g, b.idx = g, idx
+	if g.opts.Ack == ManualAck {
+		b.wheel = newWheel(0)
+	}
+}
+
+// drop counts, as dropped, what the book still holds for (re)delivery.
+func (b *ackBook) drop() {
+	b.leaseMu.Lock()
+	var n uint64
+	for l := b.ready.pop(); l != nil; l = b.ready.pop() {
+		n++
+	}
+	b.readyLen.Store(0)
+	n += uint64(b.delayed.Swap(0))
+	b.leaseMu.Unlock()
+	b.dropped.Add(n)
+}
+
+// addStats adds the book's part of the shard's statistics.
+func (b *ackBook) addStats(st *Stats) {
+	redelivered := b.redelivered.Load()
+	st.Delivered += redelivered
+	st.Redelivered += redelivered
+	b.leaseMu.Lock()
+	st.Acked += b.acked
+	st.InFlight += b.inFlight
+	b.leaseMu.Unlock()
+	st.DeadLettered += b.deadLettered.Load()
+	st.Dropped += b.dropped.Load()
+	st.Depth += b.readyLen.Load() + b.delayed.Load()
+}
 
 // leaseOut gives each delivery of ds a lease due AckTimeout from now.
 // REQUIRES: the shard's consumer lock (the deliveries are fresh, first
@@ -89,31 +161,6 @@ func (s *ackBook) persist(err error) {
 	}
 }
 
-// settle checks that d still holds its lease and runs fn on it under the
-// shard's leaseMu. fn returns the lease if its message must be
-// dead-lettered, which is done after the lock is released.
-func (d *Delivery) settle(fn func(s *ackBook, l *lease) (dying *lease)) error {
-	l := d.lease
-	if l == nil {
-		return ErrNoLease
-	}
-	s := l.s
-	if s.g.closed.Load() {
-		return ErrClosed
-	}
-	s.leaseMu.Lock()
-	if l.gen != d.gen || l.state != leaseHeld {
-		s.leaseMu.Unlock()
-		return ErrLeaseExpired
-	}
-	dying := fn(s, l)
-	s.leaseMu.Unlock()
-	if dying != nil {
-		s.deadLetter(dying)
-	}
-	return s.g.durable()
-}
-
 // release ends l's life as a message holder and recycles it.
 // REQUIRES: s.leaseMu.
 func (s *ackBook) release(l *lease) {
@@ -122,73 +169,6 @@ func (s *ackBook) release(l *lease) {
 	l.msg = Message{}
 	l.next, l.prev = s.free, nil
 	s.free = l
-}
-
-// Ack settles the delivery: the message is done. It fails with
-// ErrLeaseExpired if the lease ran out (the message is being redelivered)
-// or the delivery was settled already, ErrNoLease under AutoAck. On a
-// Persistent queue the ack is in the shard's journal when Ack returns, and
-// under SyncAlways synced: a crash never brings the message back.
-func (d *Delivery) Ack() error {
-	// settle's work, written out: Ack is the per-message path of ManualAck.
-	l := d.lease
-	if l == nil {
-		return ErrNoLease
-	}
-	s := l.s
-	if s.g.closed.Load() {
-		return ErrClosed
-	}
-	s.leaseMu.Lock()
-	if l.gen != d.gen || l.state != leaseHeld {
-		s.leaseMu.Unlock()
-		return ErrLeaseExpired
-	}
-	s.wheel.remove(l)
-	if s.j != nil {
-		s.settleLocked(l)
-	}
-	s.release(l)
-	s.inFlight--
-	s.acked++
-	s.leaseMu.Unlock()
-	if s.j != nil {
-		return s.g.durable()
-	}
-	return nil
-}
-
-// Nack gives the message back: it is redelivered, with Attempt+1, after
-// delay (at the lease clock's resolution), or dead-lettered if this was its
-// last attempt.
-func (d *Delivery) Nack(delay time.Duration) error {
-	return d.settle(func(s *ackBook, l *lease) *lease {
-		s.wheel.remove(l)
-		s.inFlight--
-		return s.retryLocked(l, delay)
-	})
-}
-
-// Extend keeps the lease for another by, counted from now.
-func (d *Delivery) Extend(by time.Duration) error {
-	if by < 0 {
-		return fmt.Errorf("%w: negative extension %v", ErrInvalidOptions, by)
-	}
-	return d.settle(func(s *ackBook, l *lease) *lease {
-		s.wheel.remove(l)
-		l.due = s.g.clock.now.Load() + s.g.clock.ticks(by)
-		s.wheel.add(l)
-		return nil
-	})
-}
-
-// Term dead-letters the message now, whatever its attempts.
-func (d *Delivery) Term() error {
-	return d.settle(func(s *ackBook, l *lease) *lease {
-		s.wheel.remove(l)
-		s.inFlight--
-		return s.dying(l)
-	})
 }
 
 // dying takes l out of every list, for the dead-letter queue: no delivery
@@ -241,34 +221,6 @@ func (s *ackBook) deadLetter(l *lease) {
 	s.leaseMu.Unlock()
 }
 
-// reap advances the lease wheels of the books that each returns, once per
-// tick of the clock: expired leases come back for redelivery (or go to the
-// dead-letter queue), and delayed messages become ready. It runs until stop
-// is closed.
-func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan struct{}, each func(func(*ackBook))) {
-	defer stopTicker()
-	var dead []*lease
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tickC:
-			// The clock, not the tick, says what time it is: a tick that
-			// waited in the channel may be stale.
-			t := int64(c.clock.Now().Sub(c.epoch) / c.tick)
-			c.now.Store(t)
-			each(func(s *ackBook) {
-				dead = s.expire(t, dead[:0])
-				for _, l := range dead {
-					s.deadLetter(l)
-				}
-				clear(dead)
-			})
-			c.reaped.Store(t)
-		}
-	}
-}
-
 // expire fires the leases due by tick t and returns the dying ones, for the
 // dead-letter queue.
 func (s *ackBook) expire(t int64, dead []*lease) []*lease {
@@ -291,4 +243,13 @@ func (s *ackBook) expire(t int64, dead []*lease) []*lease {
 		}
 	})
 	return dead
+}
+
+// notBefore returns the time before which l is not redelivered (a nack's
+// delay), in unix ns, or 0. REQUIRES: s.leaseMu.
+func (s *ackBook) notBefore(l *lease) int64 {
+	if l.state == leaseDelayed {
+		return s.g.clock.wall(l.due)
+	}
+	return 0
 }

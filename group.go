@@ -3,10 +3,8 @@ package spillway
 import (
 	"context"
 	"sync/atomic"
-	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
-	"github.com/spillway-io/spillway/internal/xsync"
 )
 
 // group is what a set of competing receivers shares: a Queue, or one
@@ -113,100 +111,4 @@ func (g *group) report(err error) {
 	if f := g.opts.OnError; f != nil {
 		f(err)
 	}
-}
-
-// leaseClock times leases and delays in ticks of tick, counted from epoch.
-// One reaper goroutine stores now once per tick, then reaped once it has
-// fired what was due by then; everyone else loads them.
-type leaseClock struct {
-	clock  Clock
-	tick   time.Duration
-	epoch  time.Time
-	now    atomic.Int64
-	reaped atomic.Int64 // the last tick whose expirations are done (tests wait on it)
-}
-
-func newLeaseClock(c Clock, ackTimeout time.Duration) *leaseClock {
-	return &leaseClock{clock: c, tick: min(max(ackTimeout/256, time.Millisecond), time.Second), epoch: c.Now()}
-}
-
-// wall returns the time of tick t, in unix ns.
-func (c *leaseClock) wall(t int64) int64 { return c.epoch.Add(time.Duration(t) * c.tick).UnixNano() }
-
-// ticks converts a duration into whole ticks, rounding up.
-func (c *leaseClock) ticks(d time.Duration) int64 {
-	if d <= 0 {
-		return 0
-	}
-	return int64((d + c.tick - 1) / c.tick)
-}
-
-// ackBook is the ManualAck state of one shard of a group (and the counters
-// of what leaves the shard other than by a first delivery): the leases on
-// the timing wheel, the ready list of messages due for redelivery, and the
-// free leases.
-//
-// leaseMu guards wheel, ready, free, inFlight and acked (which Ack changes
-// under it anyway); the other counters are atomic. A shard's consumer
-// lock, when held, is taken before leaseMu. leaseMu is an xsync.TryMutex,
-// released with a plain store: its holders are quick (a lease out, an
-// Ack), except the reaper firing a tick's leases, which calls Slow so that
-// the others park behind it.
-type ackBook struct {
-	g        *group
-	idx      int // the shard's index
-	leaseMu  xsync.TryMutex
-	wheel    wheel
-	ready    leaseList // leases waiting for redelivery; guarded by leaseMu
-	readyLen atomic.Int64
-	free     *lease // recycled leases; guarded by leaseMu
-	inFlight int64  // leased deliveries; guarded by leaseMu
-	acked    uint64 // guarded by leaseMu
-	delayed  atomic.Int64
-
-	redelivered  atomic.Uint64
-	deadLettered atomic.Uint64
-	dropped      atomic.Uint64
-
-	// Persistent only: j records settles and attempts (journal.go);
-	// byOffset lists the unsettled leases in offset order, moved those
-	// whose bytes the journal keeps (housekeeping); guarded by leaseMu.
-	// All stay nil and empty otherwise.
-	j        *journal
-	byOffset offsetList
-	moved    offsetList
-}
-
-func (b *ackBook) init(g *group, idx int) {
-	b.g, b.idx = g, idx
-	if g.opts.Ack == ManualAck {
-		b.wheel = newWheel(0)
-	}
-}
-
-// drop counts, as dropped, what the book still holds for (re)delivery.
-func (b *ackBook) drop() {
-	b.leaseMu.Lock()
-	var n uint64
-	for l := b.ready.pop(); l != nil; l = b.ready.pop() {
-		n++
-	}
-	b.readyLen.Store(0)
-	n += uint64(b.delayed.Swap(0))
-	b.leaseMu.Unlock()
-	b.dropped.Add(n)
-}
-
-// addStats adds the book's part of the shard's statistics.
-func (b *ackBook) addStats(st *Stats) {
-	redelivered := b.redelivered.Load()
-	st.Delivered += redelivered
-	st.Redelivered += redelivered
-	b.leaseMu.Lock()
-	st.Acked += b.acked
-	st.InFlight += b.inFlight
-	b.leaseMu.Unlock()
-	st.DeadLettered += b.deadLettered.Load()
-	st.Dropped += b.dropped.Load()
-	st.Depth += b.readyLen.Load() + b.delayed.Load()
 }

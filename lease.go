@@ -1,5 +1,10 @@
 package spillway
 
+import (
+	"sync/atomic"
+	"time"
+)
+
 // lease tracks a message that has left the ring under ManualAck: leased to
 // a receiver, waiting out a Nack delay, or ready for redelivery. Leases are
 // recycled through a per-shard free list; gen grows at every change of
@@ -165,4 +170,58 @@ func (q *offsetList) remove(l *lease) {
 	}
 	l.oprev, l.onext, l.olist = nil, nil, nil
 	q.n--
+}
+
+// leaseClock times leases and delays in ticks of tick, counted from epoch.
+// One reaper goroutine stores now once per tick, then reaped once it has
+// fired what was due by then; everyone else loads them.
+type leaseClock struct {
+	clock  Clock
+	tick   time.Duration
+	epoch  time.Time
+	now    atomic.Int64
+	reaped atomic.Int64 // the last tick whose expirations are done (tests wait on it)
+}
+
+func newLeaseClock(c Clock, ackTimeout time.Duration) *leaseClock {
+	return &leaseClock{clock: c, tick: min(max(ackTimeout/256, time.Millisecond), time.Second), epoch: c.Now()}
+}
+
+// wall returns the time of tick t, in unix ns.
+func (c *leaseClock) wall(t int64) int64 { return c.epoch.Add(time.Duration(t) * c.tick).UnixNano() }
+
+// ticks converts a duration into whole ticks, rounding up.
+func (c *leaseClock) ticks(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + c.tick - 1) / c.tick)
+}
+
+// reap advances the lease wheels of the books that each returns, once per
+// tick of the clock: expired leases come back for redelivery (or go to the
+// dead-letter queue), and delayed messages become ready. It runs until stop
+// is closed.
+func (c *leaseClock) reap(tickC <-chan time.Time, stopTicker func(), stop <-chan struct{}, each func(func(*ackBook))) {
+	defer stopTicker()
+	var dead []*lease
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tickC:
+			// The clock, not the tick, says what time it is: a tick that
+			// waited in the channel may be stale.
+			t := int64(c.clock.Now().Sub(c.epoch) / c.tick)
+			c.now.Store(t)
+			each(func(s *ackBook) {
+				dead = s.expire(t, dead[:0])
+				for _, l := range dead {
+					s.deadLetter(l)
+				}
+				clear(dead)
+			})
+			c.reaped.Store(t)
+		}
+	}
 }

@@ -61,20 +61,3 @@ func (m *Message) size() int {
 	}
 	return n
 }
-
-// Delivery is a message handed to a receiver, with where it came from and,
-// under ManualAck, the lease that must be settled with Ack, Nack or Term
-// (or kept with Extend) before it expires.
-//
-// A Delivery is a small value; copies of it act on the same lease. Its
-// methods are safe for concurrent use, and once one of Ack, Nack or Term has
-// succeeded, the others return ErrLeaseExpired.
-type Delivery struct {
-	Message
-	Shard   int    // the shard the message went through
-	Offset  uint64 // its position in the shard's FIFO order; kept on redelivery
-	Attempt int    // 1 for the first delivery, 2 for the first redelivery, ...
-
-	lease *lease // nil under AutoAck
-	gen   uint64 // the lease's generation when it was handed out
-}

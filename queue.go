@@ -3,8 +3,6 @@ package spillway
 import (
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/cpu"
 )
 
 // Queue is a sharded point-to-point queue: producers Send, competing
@@ -158,25 +156,6 @@ func (q *Queue) Close() error {
 	return err
 }
 
-// Stats are a queue's counters and gauges. Counters only grow. Under
-// concurrent use Stats is a snapshot assembled from per-shard parts; when the
-// queue is quiet it is exact.
-type Stats struct {
-	Sent         uint64 // messages accepted by Send, SendBatch and TrySend
-	Delivered    uint64 // deliveries handed to receivers, redeliveries included
-	Acked        uint64 // ManualAck deliveries acked
-	Redelivered  uint64 // deliveries of messages that had been delivered before
-	DeadLettered uint64 // messages that ran out of attempts or were terminated
-	Dropped      uint64 // messages lost to DropOldest, a full dead-letter queue, a failed spill, or Close
-	Spilled      uint64 // messages written to a spill log
-
-	Depth     int64  // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
-	InFlight  int64  // ManualAck deliveries not yet settled
-	DiskBytes int64  // bytes the spill files (Persistent: the logs) reserve on disk
-	DataBytes int64  // bytes of batches the spill files (the logs) hold (at most DiskBytes)
-	Syncs     uint64 // Persistent: fdatasync calls made (on logs, journals, cursors)
-}
-
 // Stats returns the queue's statistics. It takes each shard's receiver
 // lock for a moment (what receivers hold is counted there rather than with
 // an atomic operation on every receive), so it costs receivers a little;
@@ -193,6 +172,3 @@ func (q *Queue) Stats() Stats {
 	st.Syncs += q.fsyncs.Load()
 	return st
 }
-
-// pad separates hot fields written by different goroutines.
-type pad = cpu.CacheLinePad

@@ -379,15 +379,6 @@ func (s *qshard) moveStragglers() {
 	}
 }
 
-// notBefore returns the time before which l is not redelivered (a nack's
-// delay), in unix ns, or 0. REQUIRES: s.leaseMu.
-func (s *ackBook) notBefore(l *lease) int64 {
-	if l.state == leaseDelayed {
-		return s.g.clock.wall(l.due)
-	}
-	return 0
-}
-
 // messageBatch encodes m as a batch of one record at offset off.
 func messageBatch(off uint64, m *Message) ([]byte, error) {
 	rec := [1]codec.Record{{Key: m.Key, Value: m.Value}}

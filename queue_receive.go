@@ -2,7 +2,6 @@ package spillway
 
 import (
 	"context"
-	"unsafe"
 )
 
 // Receive returns the next message, waiting until there is one or ctx ends.
@@ -267,16 +266,6 @@ func (s *qshard) takeCarry(dst []Delivery) int {
 	return m
 }
 
-// owned returns b capped at its length (appending to it must not write over
-// the next record), or nil if it is empty (on disk an empty slice and nil
-// are the same).
-func owned(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b[:len(b):len(b)]
-}
-
 // takeInPlace delivers into dst what the ring has published, reading and
 // zeroing each slot in place, and releases the slots with one store. It
 // returns how many. REQUIRES: s.cons, nothing in local.
@@ -291,22 +280,4 @@ func (s *qshard) takeInPlace(dst []Delivery) int {
 	}
 	s.ring.Release(k)
 	return k
-}
-
-// deliver fills d with e's message, first attempt, field by field: a
-// whole-struct assignment of a Delivery goes through typedmemmove, several
-// times slower.
-func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
-	d.Key, d.Value, d.Headers = nil, nil, nil
-	if e.key != nil {
-		d.Key = unsafe.Slice(e.key, e.keyLen)
-	}
-	if e.value != nil {
-		d.Value = unsafe.Slice(e.value, e.valLen)
-	}
-	if e.headers != nil {
-		d.Headers = unsafe.Slice(e.headers, e.hdrLen)
-	}
-	d.Shard, d.Offset, d.Attempt = shard, offset, 1
-	d.lease, d.gen = nil, 0
 }

@@ -3,42 +3,11 @@ package spillway
 import (
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/ring"
 )
-
-// entry is a message waiting in a shard's ring: the sender's slices, not a
-// copy, kept as pointer and length (their capacity is not kept) so that a
-// ring slot, with the ring's own 16 bytes, fills exactly one 64-byte cache
-// line. Each slot a sender writes then costs it one line from the receiver,
-// not two.
-type entry struct {
-	key     *byte
-	keyLen  int
-	value   *byte
-	valLen  int
-	headers *Header
-	hdrLen  int
-}
-
-func newEntry(key, value []byte, headers []Header) entry {
-	return entry{
-		unsafe.SliceData(key), len(key),
-		unsafe.SliceData(value), len(value),
-		unsafe.SliceData(headers), len(headers),
-	}
-}
-
-// set fills e field by field (cheaper than assigning a whole entry, which
-// goes through typedmemmove).
-func (e *entry) set(key, value []byte, headers []Header) {
-	e.key, e.keyLen = unsafe.SliceData(key), len(key)
-	e.value, e.valLen = unsafe.SliceData(value), len(value)
-	e.headers, e.hdrLen = unsafe.SliceData(headers), len(headers)
-}
 
 // qshard is one shard of a Queue.
 //

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
@@ -147,37 +146,6 @@ func (sp *spill) write(es []entry) (int, error) {
 	return n, err
 }
 
-// growRecords returns recs[:n], reallocated if its capacity is short.
-func growRecords(recs []codec.Record, n int) []codec.Record {
-	if cap(recs) < n {
-		return make([]codec.Record, n)
-	}
-	return recs[:n]
-}
-
-// codecRecord fills rec with e for the codec, without copying bytes, and
-// appends e's headers to hdrs, which it returns. It sets Key, Value and
-// Headers one by one (a Record is 112 bytes, which returning or assigning
-// whole costs more than the rest of the conversion); the other fields of
-// rec must be zero.
-func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Header {
-	rec.Key, rec.Value, rec.Headers = nil, nil, nil
-	if e.key != nil {
-		rec.Key = unsafe.Slice(e.key, e.keyLen)
-	}
-	if e.value != nil {
-		rec.Value = unsafe.Slice(e.value, e.valLen)
-	}
-	if e.headers != nil {
-		start := len(hdrs)
-		for _, h := range unsafe.Slice(e.headers, e.hdrLen) {
-			hdrs = append(hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
-		}
-		rec.Headers = hdrs[start:len(hdrs):len(hdrs)]
-	}
-	return hdrs
-}
-
 // refill loads the next batch of the spill into carry, for receivers to
 // take from there. When the spill is drained it turns the shard back to the
 // memory path and removes the spill. It reports whether carry got
@@ -285,67 +253,6 @@ func (s *qshard) abandonSpill(sp *spill, cause error) {
 	s.senders.WakeAll()
 	err := fmt.Errorf("%w: shard %d lost %d messages: %w", ErrSpillFailed, s.idx, lost, cause)
 	s.failure = errors.Join(s.failure, err, cerr)
-}
-
-// convertHeaders returns the headers of recs, in order, as Headers that
-// share their bytes, in one fresh slice; nil if recs have none.
-func convertHeaders(recs []codec.Record) []Header {
-	nh := 0
-	for i := range recs {
-		nh += len(recs[i].Headers)
-	}
-	if nh == 0 {
-		return nil
-	}
-	hs := make([]Header, 0, nh)
-	for i := range recs {
-		for _, h := range recs[i].Headers {
-			hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(h.Key), len(h.Key)), Value: owned(h.Value)})
-		}
-	}
-	return hs
-}
-
-// appendEntries copies recs into one fresh arena and appends them as
-// entries: the messages then own their bytes, whatever the reader does with
-// its buffers next.
-func appendEntries(dst []entry, recs []codec.Record) []entry {
-	size, nh := 0, 0
-	for i := range recs {
-		r := &recs[i]
-		size += len(r.Key) + len(r.Value)
-		for _, h := range r.Headers {
-			size += len(h.Key) + len(h.Value)
-		}
-		nh += len(r.Headers)
-	}
-	arena := make([]byte, 0, size)
-	var hs []Header
-	if nh > 0 {
-		hs = make([]Header, 0, nh)
-	}
-	take := func(b []byte) []byte {
-		if len(b) == 0 {
-			return nil
-		}
-		arena = append(arena, b...)
-		return arena[len(arena)-len(b) : len(arena) : len(arena)]
-	}
-	for i := range recs {
-		r := &recs[i]
-		key, value := take(r.Key), take(r.Value)
-		var headers []Header
-		if len(r.Headers) > 0 {
-			start := len(hs)
-			for _, h := range r.Headers {
-				k := take(h.Key)
-				hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(k), len(k)), Value: take(h.Value)})
-			}
-			headers = hs[start:len(hs):len(hs)]
-		}
-		dst = append(dst, newEntry(key, value, headers))
-	}
-	return dst
 }
 
 // Flush hands every message spilled so far to its shard's log: compressed

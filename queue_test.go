@@ -105,7 +105,7 @@ func TestSpillStress(t *testing.T) {
 			total := producers * perProducer
 			var mu sync.Mutex
 			cond := sync.NewCond(&mu)
-			allowed := 0 // consumers wait while got == allowed < total
+			allowed := 0   // consumers wait while got == allowed < total
 			receiving := 0 // consumers between the gate and the end of their receive
 			seen := make([][]bool, producers)
 			for p := range seen {

@@ -2,6 +2,8 @@ package spillway
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -67,14 +69,6 @@ type Topic struct {
 	statsHook func()
 }
 
-// subscription is one named subscription: a group of competing receivers,
-// with one subShard per topic shard.
-type subscription struct {
-	group
-	name   string
-	shards []*subShard
-}
-
 // OpenTopic opens a topic with the Queue's options and their meanings.
 // DeadLetter, if set, receives the dead letters of every subscription.
 func OpenTopic(opts Options) (*Topic, error) {
@@ -115,4 +109,147 @@ func OpenTopic(opts Options) (*Topic, error) {
 		}()
 	}
 	return t, nil
+}
+
+// Subscribe creates the named subscription, which then gets every message
+// published after Subscribe returns, or, if it exists, attaches another
+// competing receiver to it.
+func (t *Topic) Subscribe(name string) (*Subscription, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return nil, ErrClosed
+	}
+	if sub, ok := (*t.subs.Load())[name]; ok {
+		return &Subscription{sub: sub, t: t}, nil
+	}
+	sub := &subscription{name: name, shards: make([]*subShard, len(t.shards))}
+	sub.group.opts, sub.group.clock = &t.opts, t.clock
+	for i, s := range t.shards {
+		ss := &subShard{ts: s}
+		ss.ackBook.init(&sub.group, i)
+		s.pub.Lock()
+		ss.r = s.ring.AddReader()
+		s.subs = append(s.subs, ss)
+		s.pub.Unlock()
+		sub.shards[i] = ss
+	}
+	next := maps.Clone(*t.subs.Load())
+	next[name] = sub
+	t.setSubs(next)
+	return &Subscription{sub: sub, t: t}, nil
+}
+
+// Unsubscribe deletes the named subscription: its backlog is released (and
+// counted as dropped in its Stats), its spill files are removed once no
+// other subscription reads them, its receivers wake with ErrClosed, and a
+// publisher waiting for it goes on.
+func (t *Topic) Unsubscribe(name string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	sub, ok := (*t.subs.Load())[name]
+	if !ok {
+		return fmt.Errorf("%w: no subscription %q", ErrInvalidOptions, name)
+	}
+	next := maps.Clone(*t.subs.Load())
+	delete(next, name)
+	t.setSubs(next)
+	sub.closed.Store(true)
+	sub.receivers.WakeAll()
+	for _, ss := range sub.shards {
+		s := ss.ts
+		s.pub.Lock()
+		s.pub.Slow() // waiting for cons, which a receiver may hold while it reads the spill
+		ss.cons.Lock()
+		done := ss.detach()
+		s.subs = deleteFirst(s.subs, ss)
+		ss.cons.Unlock()
+		s.pub.Unlock()
+		if done != nil {
+			done.close()
+		}
+		s.room.WakeAll()
+	}
+	t.retrySpills() // what only this subscription held is gone: room for the others' held batches
+	return nil
+}
+
+// setSubs publishes a new set of subscriptions. REQUIRES: t.mu.
+func (t *Topic) setSubs(subs map[string]*subscription) {
+	groups := slices.Collect(maps.Values(subs))
+	t.subs.Store(&subs)
+	t.groups.Store(&groups)
+}
+
+// Stats returns the topic's statistics: Sent counts published messages and
+// Spilled those written to spill logs (once, however many subscriptions
+// read them); DiskBytes and DataBytes describe the spill files; the other
+// counters and gauges add up those of every subscription. It takes each
+// shard's publisher lock and each subscription's receiver locks for a
+// moment: call it for monitoring, not per message.
+func (t *Topic) Stats() Stats {
+	var st Stats
+	for _, s := range t.shards {
+		st.Sent += s.ring.Tail()
+		s.pub.Lock()
+		st.Spilled += s.spilled
+		if s.ep != nil {
+			ls := s.ep.log.Stats()
+			st.DiskBytes += ls.DiskBytes
+			st.DataBytes += ls.DataBytes
+		}
+		s.pub.Unlock()
+	}
+	for _, sub := range *t.subs.Load() {
+		sub.addStats(&st)
+	}
+	return st
+}
+
+// Close closes the topic. Blocked publishers and receivers wake with
+// ErrClosed, and so does every later call; what subscriptions had not
+// received is dropped (and counted), and the spill files are removed.
+// Close is idempotent: later calls return ErrClosed. It joins every
+// goroutine the topic started.
+func (t *Topic) Close() error {
+	t.mu.Lock()
+	if t.closed.Swap(true) {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	subs := *t.subs.Load()
+	t.mu.Unlock()
+	close(t.stop)
+	t.wg.Wait()
+	for _, sub := range subs {
+		sub.closed.Store(true)
+		sub.receivers.WakeAll()
+	}
+	for _, s := range t.shards {
+		s.pub.Lock()
+		s.pub.Slow() // waiting for each cons
+		s.closed = true
+		var eps []*episode
+		for _, ss := range s.subs {
+			ss.cons.Lock()
+			if ep := ss.detach(); ep != nil {
+				eps = append(eps, ep)
+			}
+			ss.cons.Unlock()
+		}
+		s.ring.Close()
+		s.pub.Unlock()
+		for _, ep := range eps {
+			ep.close()
+		}
+		s.room.WakeAll()
+	}
+	var err error
+	if t.dir.lock != nil {
+		err = t.dir.closeDir(&t.opts)
+	}
+	return err
 }

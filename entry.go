@@ -1,0 +1,157 @@
+package spillway
+
+import (
+	"unsafe"
+
+	"github.com/spillway-io/spillway/codec"
+)
+
+// entry is a message waiting in a shard's ring: the sender's slices, not a
+// copy, kept as pointer and length (their capacity is not kept) so that a
+// ring slot, with the ring's own 16 bytes, fills exactly one 64-byte cache
+// line. Each slot a sender writes then costs it one line from the receiver,
+// not two.
+type entry struct {
+	key     *byte
+	keyLen  int
+	value   *byte
+	valLen  int
+	headers *Header
+	hdrLen  int
+}
+
+func newEntry(key, value []byte, headers []Header) entry {
+	return entry{
+		unsafe.SliceData(key), len(key),
+		unsafe.SliceData(value), len(value),
+		unsafe.SliceData(headers), len(headers),
+	}
+}
+
+// set fills e field by field (cheaper than assigning a whole entry, which
+// goes through typedmemmove).
+func (e *entry) set(key, value []byte, headers []Header) {
+	e.key, e.keyLen = unsafe.SliceData(key), len(key)
+	e.value, e.valLen = unsafe.SliceData(value), len(value)
+	e.headers, e.hdrLen = unsafe.SliceData(headers), len(headers)
+}
+
+// owned returns b capped at its length (appending to it must not write over
+// the next record), or nil if it is empty (on disk an empty slice and nil
+// are the same).
+func owned(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b[:len(b):len(b)]
+}
+
+// deliver fills d with e's message, first attempt, field by field: a
+// whole-struct assignment of a Delivery goes through typedmemmove, several
+// times slower.
+func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
+	d.Key, d.Value, d.Headers = nil, nil, nil
+	if e.key != nil {
+		d.Key = unsafe.Slice(e.key, e.keyLen)
+	}
+	if e.value != nil {
+		d.Value = unsafe.Slice(e.value, e.valLen)
+	}
+	if e.headers != nil {
+		d.Headers = unsafe.Slice(e.headers, e.hdrLen)
+	}
+	d.Shard, d.Offset, d.Attempt = shard, offset, 1
+	d.lease, d.gen = nil, 0
+}
+
+// growRecords returns recs[:n], reallocated if its capacity is short.
+func growRecords(recs []codec.Record, n int) []codec.Record {
+	if cap(recs) < n {
+		return make([]codec.Record, n)
+	}
+	return recs[:n]
+}
+
+// codecRecord fills rec with e for the codec, without copying bytes, and
+// appends e's headers to hdrs, which it returns. It sets Key, Value and
+// Headers one by one (a Record is 112 bytes, which returning or assigning
+// whole costs more than the rest of the conversion); the other fields of
+// rec must be zero.
+func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Header {
+	rec.Key, rec.Value, rec.Headers = nil, nil, nil
+	if e.key != nil {
+		rec.Key = unsafe.Slice(e.key, e.keyLen)
+	}
+	if e.value != nil {
+		rec.Value = unsafe.Slice(e.value, e.valLen)
+	}
+	if e.headers != nil {
+		start := len(hdrs)
+		for _, h := range unsafe.Slice(e.headers, e.hdrLen) {
+			hdrs = append(hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
+		}
+		rec.Headers = hdrs[start:len(hdrs):len(hdrs)]
+	}
+	return hdrs
+}
+
+// convertHeaders returns the headers of recs, in order, as Headers that
+// share their bytes, in one fresh slice; nil if recs have none.
+func convertHeaders(recs []codec.Record) []Header {
+	nh := 0
+	for i := range recs {
+		nh += len(recs[i].Headers)
+	}
+	if nh == 0 {
+		return nil
+	}
+	hs := make([]Header, 0, nh)
+	for i := range recs {
+		for _, h := range recs[i].Headers {
+			hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(h.Key), len(h.Key)), Value: owned(h.Value)})
+		}
+	}
+	return hs
+}
+
+// appendEntries copies recs into one fresh arena and appends them as
+// entries: the messages then own their bytes, whatever the reader does with
+// its buffers next.
+func appendEntries(dst []entry, recs []codec.Record) []entry {
+	size, nh := 0, 0
+	for i := range recs {
+		r := &recs[i]
+		size += len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value)
+		}
+		nh += len(r.Headers)
+	}
+	arena := make([]byte, 0, size)
+	var hs []Header
+	if nh > 0 {
+		hs = make([]Header, 0, nh)
+	}
+	take := func(b []byte) []byte {
+		if len(b) == 0 {
+			return nil
+		}
+		arena = append(arena, b...)
+		return arena[len(arena)-len(b) : len(arena) : len(arena)]
+	}
+	for i := range recs {
+		r := &recs[i]
+		key, value := take(r.Key), take(r.Value)
+		var headers []Header
+		if len(r.Headers) > 0 {
+			start := len(hs)
+			for _, h := range r.Headers {
+				k := take(h.Key)
+				hs = append(hs, Header{Key: unsafe.String(unsafe.SliceData(k), len(k)), Value: take(h.Value)})
+			}
+			headers = hs[start:len(hs):len(hs)]
+		}
+		dst = append(dst, newEntry(key, value, headers))
+	}
+	return dst
+}

@@ -13,8 +13,8 @@ import (
 // free leases.
 //
 // leaseMu guards wheel, ready, free, inFlight and acked (which Ack changes
-// under it anyway); the other counters are atomic. A shard's consumer
-// lock, when held, is taken before leaseMu. leaseMu is an xsync.TryMutex,
+// under it anyway); the other counters are atomic. A shard's recvMu, when
+// held, is taken before leaseMu. leaseMu is an xsync.TryMutex,
 // released with a plain store: its holders are quick (a lease out, an
 // Ack), except the reaper firing a tick's leases, which calls Slow so that
 // the others park behind it.
@@ -78,7 +78,7 @@ func (b *ackBook) addStats(st *Stats) {
 }
 
 // leaseOut gives each delivery of ds a lease due AckTimeout from now.
-// REQUIRES: the shard's consumer lock (the deliveries are fresh, first
+// REQUIRES: the shard's recvMu (the deliveries are fresh, first
 // attempts, in offset order).
 func (s *ackBook) leaseOut(ds []Delivery) {
 	g := s.g
@@ -106,7 +106,7 @@ func (s *ackBook) leaseOut(ds []Delivery) {
 
 // takeReady fills dst with messages waiting for redelivery, each with a new
 // lease (or, on a Persistent queue reopened in AutoAck after a ManualAck
-// run, settled as it is handed out). REQUIRES: the shard's consumer lock.
+// run, settled as it is handed out). REQUIRES: the shard's recvMu.
 func (s *ackBook) takeReady(dst []Delivery) int {
 	g := s.g
 	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)

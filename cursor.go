@@ -43,14 +43,14 @@ func cursorCheck(off uint64) uint64 {
 
 // cursorFile is a shard's cursor file, open.
 //
-// store is called by the shard's receiver (under cons) only; Sync by
+// store is called by the shard's receiver (under recvMu) only; Sync by
 // anyone (the file system orders it with the stores). dirty says a store
 // came since the last sync.
 type cursorFile struct {
 	path  string
 	f     mmap.File
 	m     []byte // writable mapping of the whole file
-	slot  int    // the slot the next store goes to; guarded by cons
+	slot  int    // the slot the next store goes to; guarded by recvMu
 	dirty atomic.Bool
 }
 
@@ -110,7 +110,7 @@ func (c *cursorFile) load(i int) (uint64, bool) {
 	return off, binary.LittleEndian.Uint64(c.m[at+8:]) == cursorCheck(off)
 }
 
-// store records off. REQUIRES: the shard's cons.
+// store records off. REQUIRES: the shard's recvMu.
 func (c *cursorFile) store(off uint64) {
 	at := cursorSlots + 16*c.slot
 	binary.LittleEndian.PutUint64(c.m[at:], off)

@@ -7,11 +7,11 @@ import "fmt"
 func (q *Queue) dump() string {
 	out := ""
 	for _, s := range q.shards {
-		sp := s.sp.Load()
+		sp := s.spill.Load()
 		carry := "held by a receiver"
-		if s.cons.TryLock() {
-			carry = fmt.Sprint(len(s.carry) - s.ci)
-			s.cons.Unlock()
+		if s.recvMu.TryLock() {
+			carry = fmt.Sprint(len(s.carry) - s.carryNext)
+			s.recvMu.Unlock()
 		}
 		out += fmt.Sprintf("shard %d: ringLen=%d spilling=%v carry=%s sp=%v", s.idx, s.ring.Len(), s.spilling.Load(), carry, sp != nil)
 		if sp != nil {

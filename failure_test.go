@@ -83,7 +83,7 @@ func flushTopicSpill(t *testing.T, tp *Topic, dir string) string {
 	t.Helper()
 	s := tp.shards[0]
 	s.pub.Lock()
-	err := s.ep.flush(s)
+	err := s.spill.appendAll(s)
 	s.pub.Unlock()
 	if err != nil {
 		t.Fatal(err)

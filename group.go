@@ -42,7 +42,7 @@ const takeRun = 16
 // from shard idx that asked for more than k (drained: it took all the shard
 // had) or not, found after skipping only empty shards (skippedEmpty) or
 // not. run counts the messages taken from the shard in a row, under its
-// consumer lock. Only takes that leave messages behind count toward
+// recvMu. Only takes that leave messages behind count toward
 // takeRun: a shard that gets drained lets the others have their turn anyway,
 // and moving on from it would only send the next take to a shard that may
 // be empty (a publisher or sender filling one shard at a time).
@@ -62,18 +62,43 @@ func (g *group) tookFrom(idx, k int, run *uint32, drained, skippedEmpty bool) {
 	}
 }
 
-// await parks a receiver of g until take takes something (it returns how
-// many, and how many it found: those and what the shard still holds) or
-// done reports the receiver finished (then ErrClosed), or ctx ends.
-// inFlight is nil, or reports messages whose senders publish them with a
+// look says who takes from a group's shards: a receiver that returns when
+// it finds nothing, or one that waits for messages between its looks and
+// so also counts, when it fills dst, what the ring still holds (see
+// Queue.takeSome).
+type look uint8
+
+const (
+	lookOnce    look = iota // TryReceive, and a Receive's first look
+	lookWaiting             // a Receive's looks in awaitPublished or awaitLight
+)
+
+// awaitPublished parks a receiver of g until take takes something (it
+// returns how many, and how many it found: those and what the shard still
+// holds) or done reports the receiver finished (then ErrClosed), or ctx
+// ends. inFlight reports messages whose senders publish them with a
 // release store and which take may not have seen yet
-// (park.AwaitPublished); light says that senders publish with a light
-// store (a Topic's rings, ring.Broadcast: park.AwaitLight) instead.
-func (g *group) await(ctx context.Context, take func() (n, seen int), done func() bool, inFlight func() bool, light bool) (int, error) {
+// (park.AwaitPublished): a Queue's rings, ring.MPSC.
+func (g *group) awaitPublished(ctx context.Context, take func() (n, seen int), done func() bool, inFlight func() bool) (int, error) {
 	var n int
-	cond := func() int {
+	err := park.AwaitPublished(ctx, &g.receivers, g.opts.RingSize, lookUntil(take, done, &n), inFlight)
+	return awaited(n, err)
+}
+
+// awaitLight is awaitPublished for messages their publisher stores with a
+// light store (park.AwaitLight): a Topic's rings, ring.Broadcast.
+func (g *group) awaitLight(ctx context.Context, take func() (n, seen int), done func() bool) (int, error) {
+	var n int
+	err := park.AwaitLight(ctx, &g.receivers, g.opts.RingSize, lookUntil(take, done, &n))
+	return awaited(n, err)
+}
+
+// lookUntil is the condition a parked receiver checks: what take found
+// once it took something (and sets *n), -1 once done, else 0.
+func lookUntil(take func() (n, seen int), done func() bool, n *int) func() int {
+	return func() int {
 		var seen int
-		if n, seen = take(); n > 0 {
+		if *n, seen = take(); *n > 0 {
 			return seen
 		}
 		if done() {
@@ -81,12 +106,10 @@ func (g *group) await(ctx context.Context, take func() (n, seen int), done func(
 		}
 		return 0
 	}
-	var err error
-	if light {
-		err = park.AwaitLight(ctx, &g.receivers, g.opts.RingSize, cond)
-	} else {
-		err = park.AwaitPublished(ctx, &g.receivers, g.opts.RingSize, cond, inFlight)
-	}
+}
+
+// awaited is what an await returns once park returned err with n taken.
+func awaited(n int, err error) (int, error) {
 	switch {
 	case n > 0:
 		return n, nil

@@ -15,7 +15,7 @@ import (
 //
 // How a message travels: Send picks the shard (by key, or at random) and
 // pushes the message into the shard's ring, an MPSC ring shared by all
-// senders. A receiver takes a shard's consumer lock with TryLock (so
+// senders. A receiver takes a shard's recvMu with TryLock (so
 // receivers never wait for each other; they move on to the next shard),
 // pops a batch, and releases it. Receivers start at the group's first shard,
 // a hint that moves on after takeRun messages taken from a shard, or to

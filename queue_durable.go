@@ -36,7 +36,7 @@ import (
 //     saw published before it saw resumeAt unset (durableRingRoom): a
 //     sender sets resumeAt only while the ring is empty, and before it
 //     pushes, so entries seen with resumeAt unset all came before the spill.
-//   - The receiver holding the shard's cons reads the log (reader), and
+//   - The receiver holding the shard's recvMu reads the log (reader), and
 //     stores the cursor after each take; delivered publishes it.
 //   - Under SyncAlways the shard always spills and never resumes, and
 //     receivers read no further than synced, the offset below which the
@@ -65,7 +65,7 @@ type durable struct {
 	synced    atomic.Uint64 // SyncAlways: the log is durable below it
 	delivered atomic.Uint64 // the cursor: the first offset never handed out
 
-	// Guarded by the shard's cons.
+	// Guarded by the shard's recvMu.
 	reader  *mmap.Reader // reading the log while the shard spills; nil otherwise
 	skipped uint64       // reader.Skipped() already counted as dropped
 	drops   atomic.Uint64
@@ -244,7 +244,7 @@ func (q *Queue) appendAll(ctx context.Context, s *qshard, ms []Message, wait boo
 }
 
 // noteDelivered stores the cursor after a take: the offset of the first
-// message never handed out. REQUIRES: s.cons.
+// message never handed out. REQUIRES: s.recvMu.
 func (s *qshard) noteDelivered() {
 	var next uint64
 	if s.lo < s.hi {
@@ -274,7 +274,7 @@ func (q *Queue) readLimit(d *durable) uint64 {
 
 // durableRingRoom bounds what a receiver may take from the ring of a
 // spilling shard: what the ring held before the spill, or nothing if the
-// ring's run resumes after the log (see durable). REQUIRES: s.cons, s
+// ring's run resumes after the log (see durable). REQUIRES: s.recvMu, s
 // spilling.
 func (s *qshard) durableRingRoom(room int) int {
 	k := s.ring.Peek(room) // first: entries seen here were published ...
@@ -288,7 +288,7 @@ func (s *qshard) durableRingRoom(room int) int {
 // while the shard spills. At the point where the ring's run resumes, it
 // switches to the ring; at the end of the log, it ends the spill (senders
 // use the ring again), unless under SyncAlways. It reports whether carry
-// got anything. REQUIRES: s.cons, carry empty.
+// got anything. REQUIRES: s.recvMu, carry empty.
 func (s *qshard) refillDurable() bool {
 	d, q := s.d, s.q
 	if d.reader == nil {
@@ -318,8 +318,8 @@ func (s *qshard) refillDurable() bool {
 	if len(recs) == 0 {
 		return false
 	}
-	s.carry, s.ci = recs, 0
-	s.carryHdrs, s.chi = convertHeaders(recs), 0
+	s.carry, s.carryNext = recs, 0
+	s.carryHdrs, s.carryHdrNext = convertHeaders(recs), 0
 	s.direct = first - s.ring.Head() // carry[0] is at offset first
 	return true
 }
@@ -327,7 +327,7 @@ func (s *qshard) refillDurable() bool {
 // switchToRing moves a spilling shard whose reader has read all it may
 // back to the ring: at resumeAt, to the ring's run (and, if the ring filled
 // up meanwhile, to the spill after it); at the log's end, out of spilling.
-// REQUIRES: s.cons, carry empty.
+// REQUIRES: s.recvMu, carry empty.
 func (s *qshard) switchToRing() {
 	d := s.d
 	at := d.reader.Offset()
@@ -366,7 +366,7 @@ func (s *qshard) switchToRing() {
 }
 
 // logPending reports whether the log holds messages past what receivers
-// have read, up to where they may read. REQUIRES: s.cons.
+// have read, up to where they may read. REQUIRES: s.recvMu.
 func (s *qshard) logPending() bool {
 	d := s.d
 	at := d.spillFrom.Load()
@@ -380,8 +380,8 @@ func (s *qshard) logPending() bool {
 // the cursor moves past it, so that it is not delivered after a reopen
 // either.
 func (s *qshard) dropOldestDurable() {
-	s.cons.Lock()
-	defer s.cons.Unlock()
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	ringOK := !s.spilling.Load() || s.durableRingRoom(1) > 0
 	switch {
 	case s.lo < s.hi:
@@ -391,9 +391,9 @@ func (s *qshard) dropOldestDurable() {
 		if _, ok := s.ring.TryPop(); !ok {
 			return
 		}
-	case s.ci < len(s.carry) || s.spilling.Load() && s.refillDurable():
-		s.carry[s.ci] = codec.Record{}
-		s.ci++
+	case s.carryNext < len(s.carry) || s.spilling.Load() && s.refillDurable():
+		s.carry[s.carryNext] = codec.Record{}
+		s.carryNext++
 		s.direct++
 	default:
 		return
@@ -410,10 +410,10 @@ func (q *Queue) syncAlways() bool { return q.always }
 // addStatsDurable adds a Persistent shard's part of the statistics.
 func (s *qshard) addStatsDurable(st *Stats) {
 	d := s.d
-	s.cons.Lock()
+	s.recvMu.Lock()
 	delivered, drops := d.delivered.Load(), d.drops.Load()
-	wake := s.q.receivers.Pending() && (s.lo < s.hi || s.ring.Len() > 0 || s.readyLen.Load() > 0 || s.spilling.Load() && (s.ci < len(s.carry) || s.logPending()))
-	s.cons.Unlock()
+	wake := s.q.receivers.Pending() && (s.lo < s.hi || s.ring.Len() > 0 || s.readyLen.Load() > 0 || s.spilling.Load() && (s.carryNext < len(s.carry) || s.logPending()))
+	s.recvMu.Unlock()
 	if wake {
 		s.q.receivers.Wake(1)
 	}

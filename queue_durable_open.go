@@ -378,13 +378,13 @@ func recordMessage(r *codec.Record) Message {
 // goroutines are done.
 func (s *qshard) closeDurable() error {
 	d := s.d
-	s.cons.Lock()
-	defer s.cons.Unlock()
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	d.appendMu.Lock() // no append is under way
 	defer d.appendMu.Unlock()
 	clear(s.local[:])
 	s.lo, s.hi = 0, 0
-	s.carry, s.ci, s.carryHdrs, s.chi = nil, 0, nil, 0
+	s.carry, s.carryNext, s.carryHdrs, s.carryHdrNext = nil, 0, nil, 0
 	if d.reader != nil {
 		d.reader.Close()
 		d.reader = nil

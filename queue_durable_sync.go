@@ -35,10 +35,10 @@ type syncer struct {
 	// long its syncs took (gather).
 	lastWaiters int
 	lastTook    time.Duration
-	// keyless is the shard keyless messages go to under SyncAlways, moved
-	// on once a round: a round's keyless messages then need the sync of
+	// keylessShard is the shard keylessShard messages go to under SyncAlways, moved
+	// on once a round: a round's keylessShard messages then need the sync of
 	// one shard's log, not of every shard's.
-	keyless atomic.Uint32
+	keylessShard atomic.Uint32
 }
 
 // syncRound is one round of syncs: done is closed when it is over, with
@@ -134,7 +134,7 @@ func (y *syncer) round(final bool) {
 		y.next = &syncRound{done: make(chan struct{})}
 	}
 	y.mu.Unlock()
-	y.keyless.Add(1)
+	y.keylessShard.Add(1)
 	need := r.need
 	if final {
 		need = needAll

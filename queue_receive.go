@@ -66,7 +66,7 @@ func (q *Queue) TryReceiveBatch(dst []Delivery) (int, error) {
 }
 
 func (q *Queue) receiveSlow(ctx context.Context, dst []Delivery) (int, error) {
-	return q.group.await(ctx, func() (int, int) { return q.takeSome(dst, true) }, q.closed.Load, q.inFlight, false)
+	return q.group.awaitPublished(ctx, func() (int, int) { return q.takeSome(dst, lookWaiting) }, q.closed.Load, q.inFlight)
 }
 
 // inFlight reports whether a shard's ring holds messages no receiver has
@@ -86,34 +86,34 @@ func (q *Queue) inFlight() bool {
 }
 
 // tryReceive takes up to len(dst) messages from the first shard, from the
-// group's first shard (takeAt) on, that has any and whose consumer lock is
+// group's first shard (takeAt) on, that has any and whose recvMu is
 // free.
 func (q *Queue) tryReceive(dst []Delivery) int {
-	n, _ := q.takeSome(dst, false)
+	n, _ := q.takeSome(dst, lookOnce)
 	return n
 }
 
 // takeSome is tryReceive that also reports how many messages it found,
 // which tells a waiting receiver whether messages stream in or come one at
 // a time: those it took and those the shard's local buffer still holds,
-// and, when count is set and dst is full, those left in the ring. A batch
+// and, for a waiting receiver (lookWaiting) whose dst is full, those left in the ring. A batch
 // receiver takes at most len(dst) a look; without the ring's rest, one
 // that looked too late, after a sender had filled the ring and stopped,
 // would count a mere batch and look later still (park.AwaitN: a look that
 // finds half the capacity or more looks sooner next time).
-func (q *Queue) takeSome(dst []Delivery, count bool) (n, seen int) {
+func (q *Queue) takeSome(dst []Delivery, how look) (n, seen int) {
 	shards := len(q.shards)
 	start := int(q.takeAt.Load())
 	skipped := false // a shard was skipped because another receiver held it
 	for i := range shards {
 		idx := (start + i) & (shards - 1)
 		s := q.shards[idx]
-		if !s.cons.TryLock() {
+		if !s.recvMu.TryLock() {
 			skipped = true
 			continue
 		}
 		if q.closed.Load() {
-			s.cons.Unlock()
+			s.recvMu.Unlock()
 			return 0, 0
 		}
 		k := s.take(dst)
@@ -125,12 +125,12 @@ func (q *Queue) takeSome(dst []Delivery, count bool) (n, seen int) {
 		// producer side, whose cache line a look takes from the senders.)
 		more := k == len(dst) && q.receivers.Pending() && !s.emptyLocked()
 		seen := k + s.hi - s.lo
-		if count && k == len(dst) {
+		if how == lookWaiting && k == len(dst) {
 			seen += s.ring.Len() // the senders' side: only when waiting
 		}
 		fail := s.failure
 		s.failure = nil
-		s.cons.Unlock()
+		s.recvMu.Unlock()
 		if fail != nil {
 			q.group.report(fail)
 		}
@@ -146,10 +146,10 @@ func (q *Queue) takeSome(dst []Delivery, count bool) (n, seen int) {
 }
 
 // emptyLocked reports whether s has nothing to deliver right now.
-// REQUIRES: s.cons.
+// REQUIRES: s.recvMu.
 func (s *qshard) emptyLocked() bool {
 	if s.d != nil {
-		return s.lo == s.hi && s.ring.Len() == 0 && s.readyLen.Load() == 0 && (!s.spilling.Load() || s.ci == len(s.carry) && !s.logPending())
+		return s.lo == s.hi && s.ring.Len() == 0 && s.readyLen.Load() == 0 && (!s.spilling.Load() || s.carryNext == len(s.carry) && !s.logPending())
 	}
 	return s.lo == s.hi && s.ring.Len() == 0 && s.readyLen.Load() == 0 && !s.spilling.Load()
 }
@@ -168,7 +168,7 @@ func (s *qshard) emptyLocked() bool {
 // clear) once per batch.
 //
 // A message's offset is the number of messages delivered (or dropped)
-// before it: its ring position plus direct. REQUIRES: s.cons.
+// before it: its ring position plus direct. REQUIRES: s.recvMu.
 func (s *qshard) take(dst []Delivery) int {
 	n := 0
 	if s.readyLen.Load() > 0 {
@@ -210,7 +210,7 @@ func (s *qshard) take(dst []Delivery) int {
 		if k > 0 {
 			continue
 		}
-		carried := s.ci < len(s.carry)
+		carried := s.carryNext < len(s.carry)
 		if !carried && !s.spilling.Load() {
 			break // nothing on the spill's side (and no look at the senders' tail)
 		}
@@ -231,7 +231,7 @@ func (s *qshard) take(dst []Delivery) int {
 		}
 		break
 	}
-	if n > 0 && s.spilling.Load() && s.lo == s.hi && s.ci == len(s.carry) && (s.d == nil && s.ring.Len() == 0 || s.d != nil && s.durableRingRoom(1) == 0) {
+	if n > 0 && s.spilling.Load() && s.lo == s.hi && s.carryNext == len(s.carry) && (s.d == nil && s.ring.Len() == 0 || s.d != nil && s.durableRingRoom(1) == 0) {
 		// Everything read back is delivered: load the next batch now, or,
 		// if the spill is drained, go back to memory and remove its files
 		// right away.
@@ -247,28 +247,28 @@ func (s *qshard) take(dst []Delivery) int {
 }
 
 // takeCarry delivers into dst what carry holds, up to len(dst), and
-// returns how many. REQUIRES: s.cons, nothing in local nor in ring.
+// returns how many. REQUIRES: s.recvMu, nothing in local nor in ring.
 func (s *qshard) takeCarry(dst []Delivery) int {
-	m := min(len(dst), len(s.carry)-s.ci)
+	m := min(len(dst), len(s.carry)-s.carryNext)
 	base := s.ring.Head() + s.direct // every ring position before Head was delivered or dropped
 	for j := range m {
-		r, d := &s.carry[s.ci+j], &dst[j]
+		r, d := &s.carry[s.carryNext+j], &dst[j]
 		d.Key, d.Value, d.Headers = owned(r.Key), owned(r.Value), nil
 		if nh := len(r.Headers); nh > 0 {
-			d.Headers = s.carryHdrs[s.chi : s.chi+nh : s.chi+nh]
-			s.chi += nh
+			d.Headers = s.carryHdrs[s.carryHdrNext : s.carryHdrNext+nh : s.carryHdrNext+nh]
+			s.carryHdrNext += nh
 		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
 		d.lease, d.gen = nil, 0
 	}
-	s.ci += m
+	s.carryNext += m
 	s.direct += uint64(m)
 	return m
 }
 
 // takeInPlace delivers into dst what the ring has published, reading and
 // zeroing each slot in place, and releases the slots with one store. It
-// returns how many. REQUIRES: s.cons, nothing in local.
+// returns how many. REQUIRES: s.recvMu, nothing in local.
 func (s *qshard) takeInPlace(dst []Delivery) int {
 	head := s.ring.Head()
 	k := s.ring.Peek(len(dst))

@@ -59,7 +59,7 @@ func (q *Queue) TrySend(m Message) error {
 func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 	keyless := shard.Random(len(q.shards))
 	if q.always {
-		keyless = int(q.sy.keyless.Load()) & (len(q.shards) - 1)
+		keyless = int(q.sy.keylessShard.Load()) & (len(q.shards) - 1)
 	}
 	for i := 0; i < len(ms); {
 		// A run of messages for one shard.
@@ -289,8 +289,8 @@ func (q *Queue) mayWait(err error) bool {
 // dropOldest drops the oldest message of s to make room in its ring
 // (DropOldest): one message, and one slot of the ring freed.
 func (s *qshard) dropOldest() {
-	s.cons.Lock()
-	defer s.cons.Unlock()
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	if s.lo == s.hi {
 		if _, ok := s.ring.TryPop(); ok {
 			s.ringDropped.Add(1)
@@ -314,7 +314,7 @@ func (s *qshard) dropOldest() {
 // sync round gathers keyless messages in (syncer.keyless), else any.
 func (q *Queue) durableShard(key []byte) *qshard {
 	if len(key) == 0 && q.always {
-		return q.shards[int(q.sy.keyless.Load())&(len(q.shards)-1)]
+		return q.shards[int(q.sy.keylessShard.Load())&(len(q.shards)-1)]
 	}
 	return q.shards[shard.Of(key, len(q.shards))]
 }

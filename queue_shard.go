@@ -17,10 +17,10 @@ import (
 //     spillMu, and every spilled message is written under spillMu, so a
 //     sender that finds the shard spilling, or turns it spilling, appends
 //     behind every message already spilled.
-//   - One receiver at a time pops from ring: whoever holds cons. Receivers
-//     take cons with TryLock and move on to the next shard when it is held.
+//   - One receiver at a time pops from ring: whoever holds recvMu. Receivers
+//     take recvMu with TryLock and move on to the next shard when it is held.
 //     The refill from disk (carry, the reading side of spill) happens under
-//     cons too, and only when ring is empty, so messages read back follow
+//     recvMu too, and only when ring is empty, so messages read back follow
 //     every message that was in the ring. They are delivered straight from
 //     carry, never pushed through ring, and only while ring is empty, not
 //     even a slot claimed (a claim not yet published holds back its
@@ -28,11 +28,11 @@ import (
 //     shard spilled since; TestSpillWaitsForAClaimInFlight): a
 //     sender that saw the shard not spilling may still push into ring
 //     after it turned spilling, and what that sender spills next may
-//     already be in carry. Spilling ends (under cons, in refill) only when
+//     already be in carry. Spilling ends (under recvMu, in refill) only when
 //     carry is empty, so nothing pushed afterwards can overtake carry.
 //   - The embedded ackBook holds the ManualAck state, under its leaseMu.
 //
-// Lock order: cons, then spillMu or leaseMu; never the other way.
+// Lock order: recvMu, then spillMu or leaseMu; never the other way.
 type qshard struct {
 	ackBook  // ManualAck state and counters
 	q        *Queue
@@ -41,37 +41,37 @@ type qshard struct {
 	spilling atomic.Bool
 	senders  park.Waiters // senders waiting for room in this shard
 
-	_     pad
-	cons  sync.Mutex
-	taken uint32 // messages taken since the group's first shard moved here; guarded by cons
-	// carry[ci:] was read back from disk and waits for receivers: the
+	_      pad
+	recvMu sync.Mutex
+	taken  uint32 // messages taken since the group's first shard moved here; guarded by recvMu
+	// carry[carryNext:] was read back from disk and waits for receivers: the
 	// records of the spill reader's current batch, valid until its next
 	// Next (which refill calls only once carry is used up), pointing into
-	// memory the queue owns (the reader was told to Detach). carryHdrs[chi:]
+	// memory the queue owns (the reader was told to Detach). carryHdrs[carryHdrNext:]
 	// holds their headers, converted, in order. direct counts the messages
 	// delivered from carry: a message's offset is its ring position plus
-	// the direct deliveries before it. Guarded by cons.
-	carry     []codec.Record
-	ci        int
-	carryHdrs []Header
-	chi       int
-	direct    uint64
+	// the direct deliveries before it. Guarded by recvMu.
+	carry        []codec.Record
+	carryNext    int
+	carryHdrs    []Header
+	carryHdrNext int
+	direct       uint64
 	// local holds messages popped from ring and not yet delivered:
-	// local[lo:hi], the first at ring position localHead. Guarded by cons.
-	// Stats reads these under cons rather than receivers keeping atomic
+	// local[lo:hi], the first at ring position localHead. Guarded by recvMu.
+	// Stats reads these under recvMu rather than receivers keeping atomic
 	// counts of them: an atomic add is a locked instruction (about 10 ns
 	// on the Intel VM) on every one-at-a-time receive.
 	local     [32]entry
 	lo, hi    int
 	localHead uint64
-	// failure is a spill failure met under cons, for the receiver to
-	// report (Options.OnError) once it released cons. Guarded by cons.
+	// failure is a spill failure met under recvMu, for the receiver to
+	// report (Options.OnError) once it released recvMu. Guarded by recvMu.
 	failure error
 
 	_       pad
 	spillMu sync.Mutex
-	sp      atomic.Pointer[spill] // nil unless spilling; changed under spillMu (and cons, to clear)
-	spills  atomic.Uint64         // spill episodes so far
+	spill   atomic.Pointer[spill] // nil unless spilling; changed under spillMu (and recvMu, to clear)
+	spills  atomic.Uint64         // spills so far
 
 	_ pad
 
@@ -90,19 +90,19 @@ func newShard(q *Queue, idx int) *qshard {
 
 func (s *qshard) addStats(st *Stats) {
 	// What receivers hold (the local buffer, carry) and have delivered
-	// changes under cons: take it for one consistent look. A receiver that
+	// changes under recvMu: take it for one consistent look. A receiver that
 	// found the shard locked meanwhile may have gone to wait: if the shard
-	// has messages, wake one, as a receiver releasing cons does.
-	s.cons.Lock()
+	// has messages, wake one, as a receiver releasing recvMu does.
+	s.recvMu.Lock()
 	head := s.ring.Head() // load the consumer's position before the producers'
 	local := int64(s.hi - s.lo)
-	carry := int64(len(s.carry) - s.ci)
+	carry := int64(len(s.carry) - s.carryNext)
 	direct := s.direct
 	if s.q.statsHook != nil {
 		s.q.statsHook()
 	}
 	wake := s.q.receivers.Pending() && !s.emptyLocked()
-	s.cons.Unlock()
+	s.recvMu.Unlock()
 	if wake {
 		s.q.receivers.Wake(1)
 	}
@@ -114,7 +114,7 @@ func (s *qshard) addStats(st *Stats) {
 	st.Spilled += spilled
 	st.Depth += int64(pushed-head) + local + carry
 	s.ackBook.addStats(st)
-	if sp := s.sp.Load(); sp != nil {
+	if sp := s.spill.Load(); sp != nil {
 		st.Depth += sp.pending.Load()
 		ls := sp.log.Stats()
 		st.DiskBytes += ls.DiskBytes
@@ -125,8 +125,8 @@ func (s *qshard) addStats(st *Stats) {
 // close drops what the shard still holds, counting it, and removes its
 // spill. REQUIRES: the queue and the shard's ring are closed.
 func (s *qshard) close() error {
-	s.cons.Lock()
-	defer s.cons.Unlock()
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	popped := uint64(s.hi - s.lo)
 	clear(s.local[:])
 	s.lo, s.hi = 0, 0
@@ -138,14 +138,14 @@ func (s *qshard) close() error {
 		popped++
 	}
 	s.ringDropped.Add(popped) // pops to drop: Delivered stays what receivers got
-	other += uint64(len(s.carry) - s.ci)
-	s.carry, s.ci, s.carryHdrs, s.chi = nil, 0, nil, 0
+	other += uint64(len(s.carry) - s.carryNext)
+	s.carry, s.carryNext, s.carryHdrs, s.carryHdrNext = nil, 0, nil, 0
 	s.spillMu.Lock()
 	var err error
-	if sp := s.sp.Load(); sp != nil {
+	if sp := s.spill.Load(); sp != nil {
 		other += uint64(sp.pending.Load())
 		err = sp.close()
-		s.sp.Store(nil)
+		s.spill.Store(nil)
 		s.spilling.Store(false)
 	}
 	s.spillMu.Unlock()

@@ -21,7 +21,7 @@ const spillDirPrefix = "spill-"
 // message the ring could not take to the moment the last spilled message is
 // read back; then its files are removed.
 //
-// written is guarded by the shard's spillMu, read by its cons; pending
+// written is guarded by the shard's spillMu, read under its recvMu; pending
 // (written - read) is kept atomically for Stats.
 type spill struct {
 	dir     string
@@ -34,14 +34,14 @@ type spill struct {
 	pending atomic.Int64
 	// skipping: the last read met a batch that could not be decoded, and
 	// the reader moved past it; a second failure in a row gives the spill
-	// up. Guarded by cons.
+	// up. Guarded by recvMu.
 	skipping bool
 	recs     []codec.Record // scratch for write, kept zero; guarded by spillMu
 	hdrs     []codec.Header // scratch for write; guarded by spillMu
 }
 
 func (q *Queue) openSpill(s *qshard) (*spill, error) {
-	// Each episode has a directory of its own: the previous one may still be
+	// Each spill has a directory of its own: the previous one may still be
 	// closing (its files being removed) when the shard spills again.
 	dir := filepath.Join(q.opts.Dir, fmt.Sprintf("%s%04d-%d", spillDirPrefix, s.idx, s.spills.Load()))
 	log, _, err := mmap.Open(dir, mmap.Options{
@@ -101,7 +101,7 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 		return 0, ErrClosed
 	}
 	done := 0
-	sp := s.sp.Load()
+	sp := s.spill.Load()
 	if sp == nil {
 		// Nobody else spills this shard (spillMu), so the ring may have
 		// room again: then nothing needs the disk.
@@ -112,7 +112,7 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 		if sp, err = q.openSpill(s); err != nil {
 			return done, fmt.Errorf("spillway: opening the spill of shard %d: %w", s.idx, err)
 		}
-		s.sp.Store(sp)
+		s.spill.Store(sp)
 		s.spilling.Store(true)
 		s.spills.Add(1)
 	}
@@ -149,7 +149,7 @@ func (sp *spill) write(es []entry) (int, error) {
 // refill loads the next batch of the spill into carry, for receivers to
 // take from there. When the spill is drained it turns the shard back to the
 // memory path and removes the spill. It reports whether carry got
-// anything. REQUIRES: s.cons, carry empty.
+// anything. REQUIRES: s.recvMu, carry empty.
 //
 // A batch that cannot be decoded (its bytes on disk are not what was
 // written) is skipped: the reader moves past it, its records are counted
@@ -162,7 +162,7 @@ func (s *qshard) refill() bool {
 		return s.refillDurable()
 	}
 	for {
-		sp := s.sp.Load()
+		sp := s.spill.Load()
 		if sp == nil {
 			return false
 		}
@@ -175,11 +175,11 @@ func (s *qshard) refill() bool {
 			// drained, or the writer still holds records to flush.
 			s.spillMu.Lock()
 			if sp.read == sp.written {
-				s.sp.Store(nil)
+				s.spill.Store(nil)
 				s.spilling.Store(false)
 				s.spillMu.Unlock()
 				sp.close()
-				s.carry, s.ci, s.carryHdrs, s.chi = nil, 0, nil, 0
+				s.carry, s.carryNext, s.carryHdrs, s.carryHdrNext = nil, 0, nil, 0
 				s.senders.WakeAll() // the shard takes messages into memory again
 				return false
 			}
@@ -221,8 +221,8 @@ func (s *qshard) refill() bool {
 		sp.pending.Add(-int64(len(recs)))
 		s.senders.WakeAll() // reading frees disk space, which senders waiting on a full disk need
 		sp.r.Detach()       // receivers keep the records' bytes: decoded once, never copied
-		s.carry, s.ci = recs, 0
-		s.carryHdrs, s.chi = convertHeaders(recs), 0
+		s.carry, s.carryNext = recs, 0
+		s.carryHdrs, s.carryHdrNext = convertHeaders(recs), 0
 		if len(s.carry) > 0 {
 			return true
 		}
@@ -230,7 +230,7 @@ func (s *qshard) refill() bool {
 }
 
 // dropSkipped counts the records from sp.read up to offset to, which were
-// in batches the reader skipped, as dropped. REQUIRES: s.cons.
+// in batches the reader skipped, as dropped. REQUIRES: s.recvMu.
 func (s *qshard) dropSkipped(sp *spill, to uint64) {
 	lost := to - sp.read
 	sp.read = to
@@ -241,10 +241,10 @@ func (s *qshard) dropSkipped(sp *spill, to uint64) {
 // abandonSpill gives up a spill that failed (a write or sync error, or
 // corrupt data): what it still held is lost and counted as dropped, the
 // shard goes back to memory, and the failure waits in s.failure for the
-// receiver to report once it let go of cons. REQUIRES: s.cons.
+// receiver to report once it let go of recvMu. REQUIRES: s.recvMu.
 func (s *qshard) abandonSpill(sp *spill, cause error) {
 	s.spillMu.Lock()
-	s.sp.Store(nil)
+	s.spill.Store(nil)
 	s.spilling.Store(false)
 	lost := sp.written - sp.read
 	s.spillMu.Unlock()
@@ -268,7 +268,7 @@ func (q *Queue) Flush() error {
 	var first error
 	for _, s := range q.shards {
 		s.spillMu.Lock()
-		if sp := s.sp.Load(); sp != nil {
+		if sp := s.spill.Load(); sp != nil {
 			if err := sp.w.Flush(); err != nil && first == nil {
 				first = err
 			}

@@ -44,7 +44,7 @@ func unmsg(t testing.TB, d Delivery) (producer, seq, key int) {
 // The run has three phases. In the first two the consumers wait while the
 // producers send a third of their messages each, so every shard spills, and
 // then drain it all, so every shard goes back to its ring: each shard has
-// at least two spill episodes whatever the scheduler does. In the third,
+// at least two spills whatever the scheduler does. In the third,
 // producers and consumers run together and consumers fall behind at random,
 // which covers spills that start and end while both sides are busy; how
 // often that happens depends on the scheduler, and the test asserts nothing
@@ -209,7 +209,7 @@ func TestSpillStress(t *testing.T) {
 				}
 				for _, s := range q.shards {
 					if s.spills.Load() != uint64(k+1) || !s.spilling.Load() {
-						t.Fatalf("phase %d: shard %d is in spill episode %d (spilling %v) with its consumers waiting", k, s.idx, s.spills.Load(), s.spilling.Load())
+						t.Fatalf("phase %d: shard %d is in spill %d (spilling %v) with its consumers waiting", k, s.idx, s.spills.Load(), s.spilling.Load())
 					}
 				}
 				mu.Lock()
@@ -249,11 +249,11 @@ func TestSpillStress(t *testing.T) {
 				return
 			}
 			st := q.Stats()
-			var episodes uint64
+			var spills uint64
 			for _, s := range q.shards {
-				episodes += s.spills.Load()
+				spills += s.spills.Load()
 			}
-			t.Logf("%+v, %d spill episodes", st, episodes)
+			t.Logf("%+v, %d spills", st, spills)
 			if st.Sent != uint64(total) || st.Delivered != uint64(total) || st.Depth != 0 || st.Dropped != 0 {
 				t.Fatalf("stats do not add up: %+v", st)
 			}

@@ -17,7 +17,7 @@ import (
 //
 //	LOCK                 held (flock) by the one open Queue or Topic; never removed
 //	MANIFEST             what the directory holds (manifest.go)
-//	spill-0003-7/        Ephemeral: a Queue shard's spill, one directory per episode
+//	spill-0003-7/        Ephemeral: a Queue shard's spill, one directory per spill
 //	spill-t0003-7/       Ephemeral: a Topic shard's spill
 //	shard-0003/          Persistent: a shard's log (package mmap) and state (journal.go)
 //
@@ -146,12 +146,12 @@ func isSpillName(name string) bool {
 		return false
 	}
 	rest = strings.TrimPrefix(rest, "t")
-	idx, episode, ok := strings.Cut(rest, "-")
+	idx, seq, ok := strings.Cut(rest, "-")
 	if !ok || len(idx) != 4 {
 		return false
 	}
 	_, err1 := strconv.ParseUint(idx, 10, 16)
-	_, err2 := strconv.ParseUint(episode, 10, 64)
+	_, err2 := strconv.ParseUint(seq, 10, 64)
 	return err1 == nil && err2 == nil
 }
 

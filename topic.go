@@ -162,11 +162,11 @@ func (t *Topic) Unsubscribe(name string) error {
 	for _, ss := range sub.shards {
 		s := ss.ts
 		s.pub.Lock()
-		s.pub.Slow() // waiting for cons, which a receiver may hold while it reads the spill
-		ss.cons.Lock()
+		s.pub.Slow() // waiting for recvMu, which a receiver may hold while it reads the spill
+		ss.recvMu.Lock()
 		done := ss.detach()
 		s.subs = deleteFirst(s.subs, ss)
-		ss.cons.Unlock()
+		ss.recvMu.Unlock()
 		s.pub.Unlock()
 		if done != nil {
 			done.close()
@@ -196,8 +196,8 @@ func (t *Topic) Stats() Stats {
 		st.Sent += s.ring.Tail()
 		s.pub.Lock()
 		st.Spilled += s.spilled
-		if s.ep != nil {
-			ls := s.ep.log.Stats()
+		if s.spill != nil {
+			ls := s.spill.log.Stats()
 			st.DiskBytes += ls.DiskBytes
 			st.DataBytes += ls.DataBytes
 		}
@@ -230,20 +230,20 @@ func (t *Topic) Close() error {
 	}
 	for _, s := range t.shards {
 		s.pub.Lock()
-		s.pub.Slow() // waiting for each cons
+		s.pub.Slow() // waiting for each recvMu
 		s.closed = true
-		var eps []*episode
+		var spills []*tspill
 		for _, ss := range s.subs {
-			ss.cons.Lock()
-			if ep := ss.detach(); ep != nil {
-				eps = append(eps, ep)
+			ss.recvMu.Lock()
+			if sp := ss.detach(); sp != nil {
+				spills = append(spills, sp)
 			}
-			ss.cons.Unlock()
+			ss.recvMu.Unlock()
 		}
 		s.ring.Close()
 		s.pub.Unlock()
-		for _, ep := range eps {
-			ep.close()
+		for _, sp := range spills {
+			sp.close()
 		}
 		s.room.WakeAll()
 	}

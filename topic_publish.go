@@ -104,8 +104,8 @@ func (t *Topic) lockShard(key []byte, n int) *tshard {
 // tookKeyless counts n keyless messages into s and, at the end of a run,
 // moves the Topic's sticky shard on to the next one. REQUIRES: s.pub.
 func (t *Topic) tookKeyless(s *tshard, n int) *tshard {
-	if s.keyless += uint64(n); s.keyless >= stickyRun {
-		s.keyless = 0
+	if s.keylessRun += uint64(n); s.keylessRun >= stickyRun {
+		s.keylessRun = 0
 		t.sticky.Store(uint32(s.idx + 1))
 	}
 	return s
@@ -123,7 +123,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 			s.pub.Unlock()
 			return done, ErrClosed
 		}
-		if s.ep == nil {
+		if s.spill == nil {
 			// No spill: push what fits, and deal with a full ring if
 			// nothing does.
 			if pushed := s.ring.PushBatch(es[done:]); pushed > 0 {
@@ -139,10 +139,10 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 			}
 			continue
 		}
-		if s.ep != nil {
+		if s.spill != nil {
 			// Written to the log before the ring: the log must hold every
 			// position a subscription reading it will ask for.
-			n, err := s.ep.write(s, es[done:done+k])
+			n, err := s.spill.write(s, es[done:done+k])
 			if n < k {
 				k = n
 			}
@@ -163,8 +163,8 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 		}
 		pushed := s.ring.PushBatch(es[done : done+k])
 		done += pushed
-		if s.ep != nil {
-			s.ep.pinTo(s, s.ring.Tail(), false)
+		if s.spill != nil {
+			s.spill.pinTo(s, s.ring.Tail(), s.lazyPinStep())
 		}
 	}
 	s.pub.Unlock()
@@ -204,9 +204,9 @@ func (s *tshard) makeRoom(ctx context.Context) error {
 		return s.waitUnlocked(ctx, func() bool { return s.ring.Len() < s.ring.Cap() })
 	case DropOldest:
 		for _, ss := range s.gating(1) {
-			ss.cons.Lock()
+			ss.recvMu.Lock()
 			ss.dropOldest()
-			ss.cons.Unlock()
+			ss.recvMu.Unlock()
 		}
 		return nil
 	}

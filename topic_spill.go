@@ -9,14 +9,14 @@ import (
 	"github.com/spillway-io/spillway/mmap"
 )
 
-// episode is a topic shard's spill: a log holding, from ring position base
+// tspill is a topic shard's spill: a log holding, from ring position base
 // on, every message published to the shard since the first subscription
 // fell a ring behind, read by the subShards that did. It lives until the
 // last of them rejoins the ring; then its files are removed.
 //
 // All fields are guarded by the shard's pub, except log and w's read side:
 // each reading subShard has its own mmap.Reader.
-type episode struct {
+type tspill struct {
 	dir     string
 	fs      mmap.FS
 	log     *mmap.Log
@@ -38,9 +38,9 @@ type episode struct {
 	free   chan *refBatch
 }
 
-// startEpisode opens a spill whose log begins with what the ring holds
+// startSpill opens a spill whose log begins with what the ring holds
 // from the slowest subShard's cursor on. REQUIRES: s.pub.
-func (s *tshard) startEpisode() (*episode, error) {
+func (s *tshard) startSpill() (*tspill, error) {
 	t := s.t
 	base := s.ring.Tail()
 	for _, ss := range s.subs {
@@ -49,8 +49,8 @@ func (s *tshard) startEpisode() (*episode, error) {
 		}
 	}
 	base = max(base, s.ring.Oldest())
-	dir := filepath.Join(t.opts.Dir, fmt.Sprintf("%st%04d-%d", spillDirPrefix, s.idx, s.episodes))
-	s.episodes++
+	dir := filepath.Join(t.opts.Dir, fmt.Sprintf("%st%04d-%d", spillDirPrefix, s.idx, s.spills))
+	s.spills++
 	log, _, err := mmap.Open(dir, mmap.Options{SegmentSize: t.dir.segSize, Encoder: t.dir.enc, Quota: t.dir.quota, Cache: t.cache, FS: t.opts.fs})
 	if err != nil {
 		return nil, fmt.Errorf("spillway: opening the spill of topic shard %d: %w", s.idx, err)
@@ -64,9 +64,9 @@ func (s *tshard) startEpisode() (*episode, error) {
 	// While subscriptions read the spill, the ring keeps its last Cap()
 	// messages, so that they can rejoin it as soon as they are that close.
 	s.ring.KeepPassed(true)
-	ep := &episode{dir: dir, log: log, base: base, end: base, pin: pin,
+	sp := &tspill{dir: dir, log: log, base: base, end: base, pin: pin,
 		target: int(min(256<<10, t.dir.segSize/4)), free: make(chan *refBatch, 8), fs: t.opts.fs}
-	ep.w = log.NewWriter(mmap.WriterOptions{BatchBytes: ep.target})
+	sp.w = log.NewWriter(mmap.WriterOptions{BatchBytes: sp.target})
 	// Copy what the ring holds from base on: the subShards about to move
 	// to the spill have not read it yet.
 	var buf [64]tentry
@@ -75,11 +75,11 @@ func (s *tshard) startEpisode() (*episode, error) {
 		for ; n < len(buf) && p+uint64(n) < s.ring.Tail(); n++ {
 			buf[n], _ = s.ring.At(p + uint64(n))
 		}
-		k, err := ep.write(s, buf[:n])
+		k, err := sp.write(s, buf[:n])
 		clear(buf[:])
 		if k < n || err != nil {
 			s.ring.KeepPassed(false)
-			ep.close()
+			sp.close()
 			if err == nil {
 				err = ErrDiskFull
 			}
@@ -87,127 +87,133 @@ func (s *tshard) startEpisode() (*episode, error) {
 		}
 		p += uint64(n)
 	}
-	return ep, nil
+	return sp, nil
 }
 
-// write appends es to the log at the episode's end and returns how many it
+// write appends es to the log at the spill's end and returns how many it
 // took; fewer than len(es) only with an error (ErrDiskFull, wrapped, when
 // the quota or the disk is full). REQUIRES: s.pub.
 //
 // It only gathers references to the messages (refBatch); each batch is
 // handed to the writer when it reaches the target size, and a batch the
 // writer has no room for yet waits here, full, for the next write or flush.
-func (ep *episode) write(s *tshard, es []tentry) (int, error) {
+func (sp *tspill) write(s *tshard, es []tentry) (int, error) {
 	n := 0
 	var err error
 	for n < len(es) {
-		if ep.pend != nil && ep.pend.bytes >= ep.target {
+		if sp.pend != nil && sp.pend.bytes >= sp.target {
 			s.pub.Slow() // the writer may have no batch free yet: submit waits
-			if err = ep.submit(); err != nil {
+			if err = sp.submit(); err != nil {
 				break
 			}
 		}
-		if ep.pend == nil {
-			ep.pend = ep.newBatch()
+		if sp.pend == nil {
+			sp.pend = sp.newBatch()
 		}
-		ep.pend.add(&es[n])
+		sp.pend.add(&es[n])
 		n++
 	}
-	if err == nil && ep.pend != nil && ep.pend.bytes >= ep.target {
+	if err == nil && sp.pend != nil && sp.pend.bytes >= sp.target {
 		s.pub.Slow()
-		ep.submit() // now, to start compressing; failing, it waits in pend
+		sp.submit() // now, to start compressing; failing, it waits in pend
 	}
-	ep.noteFull(s)
-	ep.end += uint64(n)
+	sp.noteFull(s)
+	sp.end += uint64(n)
 	s.spilled += uint64(n)
 	return n, err
 }
 
 // newBatch returns an empty refBatch, reused if one is free.
-func (ep *episode) newBatch() *refBatch {
+func (sp *tspill) newBatch() *refBatch {
 	select {
-	case b := <-ep.free:
+	case b := <-sp.free:
 		return b
 	default:
-		return &refBatch{free: ep.free}
+		return &refBatch{free: sp.free}
 	}
 }
 
 // submit hands the pending batch, if any, to the writer. REQUIRES: s.pub.
-func (ep *episode) submit() error {
-	if ep.pend == nil || len(ep.pend.es) == 0 {
+func (sp *tspill) submit() error {
+	if sp.pend == nil || len(sp.pend.es) == 0 {
 		return nil
 	}
-	if err := ep.w.WriteDeferred(ep.pend, len(ep.pend.es)); err != nil {
+	if err := sp.w.WriteDeferred(sp.pend, len(sp.pend.es)); err != nil {
 		if errors.Is(err, mmap.ErrDiskFull) {
 			err = fmt.Errorf("%w: %w", ErrDiskFull, err)
 		}
 		return err
 	}
-	ep.pend = nil
+	sp.pend = nil
 	return nil
 }
 
 // pinTo moves the retention pin up to the lowest position a subShard in
-// the ring could still be moved to the spill at, when that has moved on by
-// a ring or more (or at all, with eager). REQUIRES: s.pub.
-func (ep *episode) pinTo(s *tshard, tail uint64, eager bool) {
+// the ring could still be moved to the spill at, if that is at least step
+// past the pin. Publishers move it lazily (lazyPinStep); a writer short of
+// room moves it by any step. REQUIRES: s.pub.
+func (sp *tspill) pinTo(s *tshard, tail, step uint64) {
 	c := uint64(s.ring.Cap())
-	if tail < ep.base+c {
+	if tail < sp.base+c {
 		return
 	}
-	want := min(tail-c-ep.base, ep.log.NextOffset())
-	if want <= ep.pin.Offset() || !eager && want < ep.pin.Offset()+max(c, 4096) {
+	want := min(tail-c-sp.base, sp.log.NextOffset())
+	if want < sp.pin.Offset()+max(step, 1) {
 		return
 	}
-	if pin, err := ep.log.NewReader(want); err == nil {
-		ep.pin.Close()
-		ep.pin = pin
+	if pin, err := sp.log.NewReader(want); err == nil {
+		sp.pin.Close()
+		sp.pin = pin
 	}
 }
 
-// flush makes the log hold everything written to the episode so far, as
+// lazyPinStep is how far publishers let the pin lag before they move it: a
+// ring's worth, and no less than 4096 positions, so that a publish rarely
+// opens a reader.
+func (s *tshard) lazyPinStep() uint64 { return max(uint64(s.ring.Cap()), 4096) }
+
+// appendAll makes the log hold everything written to the spill so far, as
 // far as the quota allows. When the writer holds batches the quota had no
 // room for, the retention pin may be what holds the space, since
 // publishers move it lazily (see pinTo): it moves to where it must be now,
 // which may free segments, and the writer retries. Receivers of the other
-// subscriptions may have parked at the log's end after a flush of their own
+// subscriptions may have parked at the log's end after a appendAll of their own
 // found no room: whatever this one appends, it wakes them. REQUIRES: s.pub.
-func (ep *episode) flush(s *tshard) error {
+func (sp *tspill) appendAll(s *tshard) error {
 	s.pub.Slow() // it waits for the writer
-	end := ep.log.NextOffset()
-	err := ep.flushOnce()
-	if errors.Is(err, mmap.ErrDiskFull) { // ep.submit's ErrDiskFull wraps it too
-		ep.pinTo(s, s.ring.Tail(), true)
-		err = ep.flushOnce()
+	end := sp.log.NextOffset()
+	err := sp.appendOnce()
+	if errors.Is(err, mmap.ErrDiskFull) { // sp.submit's ErrDiskFull wraps it too
+		sp.pinTo(s, s.ring.Tail(), 1)
+		err = sp.appendOnce()
 	}
-	ep.noteFull(s)
-	if ep.log.NextOffset() > end {
+	sp.noteFull(s)
+	if sp.log.NextOffset() > end {
 		s.t.wakeReceivers(1)
 	}
 	return err
 }
 
-// flushOnce submits the pending batch and flushes the writer. A pending
+// appendOnce submits the pending batch and flushes the writer. A pending
 // batch the writer had no room for is submitted again after the flush
 // retried the batches that held its buffers.
-func (ep *episode) flushOnce() error {
-	err := ep.submit()
+func (sp *tspill) appendOnce() error {
+	err := sp.submit()
 	if err != nil && !errors.Is(err, ErrDiskFull) {
 		return err
 	}
-	if err = ep.w.Flush(); err != nil || ep.pend == nil {
+	if err = sp.w.Flush(); err != nil || sp.pend == nil {
 		return err
 	}
-	if err = ep.submit(); err != nil {
+	if err = sp.submit(); err != nil {
 		return err
 	}
-	return ep.w.Flush()
+	return sp.w.Flush()
 }
 
 // noteFull keeps s.spillFull up to date with the writer. REQUIRES: s.pub.
-func (ep *episode) noteFull(s *tshard) {
-	if full := ep.w.Stalled(); full != s.spillFull.Load() {
+func (sp *tspill) noteFull(s *tshard) {
+	if full := sp.w.Stalled(); full != s.spillFull.Load() {
 		s.spillFull.Store(full)
 	}
 }
@@ -221,53 +227,53 @@ func (ep *episode) noteFull(s *tshard) {
 func (t *Topic) retrySpills() {
 	for _, s := range t.shards {
 		if s.spillFull.Load() && s.pub.TryLock() {
-			if s.ep != nil {
-				s.ep.flush(s)
+			if s.spill != nil {
+				s.spill.appendAll(s)
 			}
 			s.pub.Unlock()
 		}
 	}
 }
 
-// close stops the episode's writer and removes its files.
-func (ep *episode) close() {
-	ep.pend = nil
-	ep.w.Close() // what it still held is for nobody now
-	ep.pin.Close()
-	ep.log.Close()
-	removeSpillDir(ep.fs, ep.dir)
+// close stops the spill's writer and removes its files.
+func (sp *tspill) close() {
+	sp.pend = nil
+	sp.w.Close() // what it still held is for nobody now
+	sp.pin.Close()
+	sp.log.Close()
+	removeSpillDir(sp.fs, sp.dir)
 }
 
 // evict moves ss from the ring to the spill, starting one if needed.
 // REQUIRES: s.pub.
 func (s *tshard) evict(ss *subShard) error {
-	ss.cons.Lock()
-	defer ss.cons.Unlock()
+	ss.recvMu.Lock()
+	defer ss.recvMu.Unlock()
 	if ss.r == nil {
 		return nil
 	}
-	if s.ep == nil {
-		ep, err := s.startEpisode()
+	if s.spill == nil {
+		sp, err := s.startSpill()
 		if err != nil {
 			return err
 		}
-		s.ep = ep
+		s.spill = sp
 	}
-	c := ss.r.Cursor() // stable: ss's receivers are held off by cons
-	if c < s.ep.base {
-		return fmt.Errorf("spillway: internal error: cursor %d below the spill's base %d", c, s.ep.base)
+	c := ss.r.Cursor() // stable: ss's receivers are held off by recvMu
+	if c < s.spill.base {
+		return fmt.Errorf("spillway: internal error: cursor %d below the spill's base %d", c, s.spill.base)
 	}
 	// The log may not have c yet (the writer batches): until ss reads,
 	// a registered reader at or below c holds its segments.
-	hold, err := s.ep.log.NewReader(min(c-s.ep.base, s.ep.log.NextOffset()))
+	hold, err := s.spill.log.NewReader(min(c-s.spill.base, s.spill.log.NextOffset()))
 	if err != nil {
 		return err
 	}
-	ss.hold = hold
+	ss.pin = hold
 	ss.r.Close()
 	ss.r = nil
-	ss.ep, ss.pos = s.ep, c
-	s.ep.readers++
+	ss.spill, ss.pos = s.spill, c
+	s.spill.readers++
 	s.evictions.Add(1)
 	return nil
 }
@@ -275,24 +281,24 @@ func (s *tshard) evict(ss *subShard) error {
 // readDisk moves the next batch of ss's spill into carry, or, at the end of
 // what the log holds, rejoins the ring if it still holds ss's next message.
 // It reports whether ss has something new to deliver, or is back in the
-// ring. REQUIRES: ss.cons; ss reads the spill.
+// ring. REQUIRES: ss.recvMu; ss reads the spill.
 func (ss *subShard) readDisk() bool {
-	s, ep := ss.ts, ss.ep
+	s, sp := ss.ts, ss.spill
 	if s.ring.Tail()-ss.pos <= uint64(s.ring.Cap()/2) && ss.rejoin(nil) && ss.r != nil {
 		return true // close enough to the publisher: back to the ring
 	}
 	if ss.disk == nil {
-		off := ss.pos - ep.base
-		if off > ep.log.NextOffset() && !ss.flush() {
+		off := ss.pos - sp.base
+		if off > sp.log.NextOffset() && !ss.appendSpill() {
 			return false
 		}
-		d, err := ep.log.NewReader(off)
+		d, err := sp.log.NewReader(off)
 		if err != nil {
 			return ss.rejoin(err)
 		}
 		ss.disk = d
-		ss.hold.Close()
-		ss.hold = nil
+		ss.pin.Close()
+		ss.pin = nil
 	}
 	first, recs, err := ss.disk.Next()
 	if errors.Is(err, mmap.ErrClosed) {
@@ -316,9 +322,9 @@ func (ss *subShard) readDisk() bool {
 		return ss.rejoin(err)
 	}
 	ss.skipping = false
-	ss.skipTo(ep.base + first)
+	ss.skipTo(sp.base + first)
 	ss.carry = appendEntries(ss.carry[:0], recs)
-	ss.ci, ss.carryAt = 0, ep.base+first
+	ss.carryNext, ss.carryAt = 0, sp.base+first
 	ss.pos = ss.carryAt + uint64(len(recs))
 	s.diskReads.Add(1)
 	s.room.WakeAll()  // publishers waiting for disk space
@@ -326,18 +332,18 @@ func (ss *subShard) readDisk() bool {
 	return true
 }
 
-// flush makes the log hold everything written to the episode so far. If
+// appendSpill makes the log hold everything written to the spill so far. If
 // the spill failed for good (a write error: the log is read-only), ss
 // gives it up and rejoins the ring (rejoin with the cause: what it skips is
 // counted, the failure reported), rather than wait for a log that will
 // never hold more. It reports whether ss can make progress.
-// REQUIRES: ss.cons.
-func (ss *subShard) flush() bool {
+// REQUIRES: ss.recvMu.
+func (ss *subShard) appendSpill() bool {
 	s := ss.ts
 	if !s.pub.TryLock() {
 		return false // a publisher is busy; it wakes receivers when done
 	}
-	err := ss.ep.flush(s)
+	err := ss.spill.appendAll(s)
 	s.pub.Unlock()
 	if err != nil && !errors.Is(err, mmap.ErrDiskFull) && !errors.Is(err, ErrDiskFull) {
 		return ss.rejoin(fmt.Errorf("writing the spill: %w", err))
@@ -353,15 +359,15 @@ var errSkipped = errors.New("the batch could not be decoded")
 // published to the spill (a flush), either there is more to read, or the
 // skipped batch was the last: then ss rejoins the ring where it is, if the
 // ring still holds that message, or at the oldest message the ring holds,
-// counting what it passes over as dropped. REQUIRES: ss.cons; ss reads the
+// counting what it passes over as dropped. REQUIRES: ss.recvMu; ss reads the
 // spill.
 func (ss *subShard) rejoinAfterSkip() bool {
-	s, ep := ss.ts, ss.ep
+	s, sp := ss.ts, ss.spill
 	if !s.pub.TryLock() {
 		return false // a publisher is busy; it wakes receivers when done
 	}
-	err := ep.flush(s)
-	end := ep.log.NextOffset()
+	err := sp.appendAll(s)
+	end := sp.log.NextOffset()
 	s.pub.Unlock()
 	if err != nil {
 		return ss.rejoin(err)
@@ -375,7 +381,7 @@ func (ss *subShard) rejoinAfterSkip() bool {
 
 // skipTo moves ss's spill position to pos, if it is behind, counting the
 // messages it passes over as dropped: they were in batches the spill
-// reader could not decode. REQUIRES: ss.cons; ss reads the spill.
+// reader could not decode. REQUIRES: ss.recvMu; ss reads the spill.
 func (ss *subShard) skipTo(pos uint64) {
 	if pos > ss.pos {
 		ss.dropped.Add(pos - ss.pos)
@@ -389,17 +395,17 @@ func (ss *subShard) skipTo(pos uint64) {
 // flush fails for good, it rejoins the ring at the oldest message the ring
 // holds, counting what it skips as dropped, and leaves the failure in
 // ss.failure for the receiver to report. It reports whether ss can make
-// progress. REQUIRES: ss.cons.
+// progress. REQUIRES: ss.recvMu.
 func (ss *subShard) rejoin(cause error) bool {
 	s := ss.ts
 	if !s.pub.TryLock() {
 		return false
 	}
-	var done *episode
+	var done *tspill
 	ok := false
 	r, in := s.ring.AddReaderAt(ss.pos)
 	if !in && cause == nil {
-		if err := ss.ep.flush(s); err == nil {
+		if err := ss.spill.appendAll(s); err == nil {
 			ok = true // the log now holds what the writer had
 		} else if !errors.Is(err, mmap.ErrDiskFull) && !errors.Is(err, ErrDiskFull) {
 			// The spill failed for good (a write error): the log will
@@ -434,29 +440,29 @@ func (ss *subShard) rejoin(cause error) bool {
 	return ok
 }
 
-// leaveSpill detaches ss from its episode and returns the episode if ss was
+// leaveSpill detaches ss from its spill and returns the spill if ss was
 // its last reader (for the caller to close once it released pub).
-// REQUIRES: ss.cons and s.pub.
-func (ss *subShard) leaveSpill() *episode {
-	ep := ss.ep
+// REQUIRES: ss.recvMu and s.pub.
+func (ss *subShard) leaveSpill() *tspill {
+	sp := ss.spill
 	if ss.disk != nil {
 		ss.disk.Close()
 		ss.disk = nil
 	}
-	if ss.hold != nil {
-		ss.hold.Close()
-		ss.hold = nil
+	if ss.pin != nil {
+		ss.pin.Close()
+		ss.pin = nil
 	}
-	ss.ep = nil
-	ep.readers--
-	if ep.readers > 0 {
+	ss.spill = nil
+	sp.readers--
+	if sp.readers > 0 {
 		return nil
 	}
-	ss.ts.ep = nil
+	ss.ts.spill = nil
 	ss.ts.spillFull.Store(false)
 	ss.ts.ring.KeepPassed(false)
 	// A publisher waiting for disk space watches diskReads: the spill's end
 	// frees all of it. (The caller wakes room once it released pub.)
 	ss.ts.diskReads.Add(1)
-	return ep
+	return sp
 }

@@ -14,10 +14,10 @@ import (
 // immutable once published, and their entries keep them alive until
 // AppendTo has encoded them.
 //
-// Ownership: the episode's publisher side (under the shard's pub) fills
+// Ownership: the spill's publisher side (under the shard's pub) fills
 // the pending refBatch; once handed to the writer it belongs to the writer
 // goroutine that calls AppendTo, which clears it and returns it to the
-// episode's free list (a channel: the only thing both sides touch).
+// spill's free list (a channel: the only thing both sides touch).
 type refBatch struct {
 	es    []tentry
 	bytes int // about the encoded size of es

@@ -81,7 +81,7 @@ func (r *Subscription) ReceiveBatch(ctx context.Context, dst []Delivery) (int, e
 		n = r.sub.tryReceive(dst)
 	}
 	if n == 0 {
-		n, err = r.sub.await(ctx, func() (int, int) { return r.sub.takeSome(dst, true) }, r.done, nil, true)
+		n, err = r.sub.awaitLight(ctx, func() (int, int) { return r.sub.takeSome(dst, lookWaiting) }, r.done)
 	}
 	if caughtUp := n > 0 && n < len(dst); caughtUp != r.caughtUp.Load() {
 		r.caughtUp.Store(caughtUp)
@@ -125,22 +125,22 @@ func (r *Subscription) TryReceiveBatch(dst []Delivery) (int, error) {
 }
 
 func (sub *subscription) tryReceive(dst []Delivery) int {
-	n, _ := sub.takeSome(dst, false)
+	n, _ := sub.takeSome(dst, lookOnce)
 	return n
 }
 
 // takeSome is tryReceive that also reports how many messages it found: those
 // it took and those the subShard still holds popped or read back, and,
-// when count is set and dst is full, those left in the ring for it (see
+// for a waiting receiver (lookWaiting) whose dst is full, those left in the ring for it (see
 // Queue.takeSome: why a waiting batch receiver must count them).
-func (sub *subscription) takeSome(dst []Delivery, count bool) (n, seen int) {
+func (sub *subscription) takeSome(dst []Delivery, how look) (n, seen int) {
 	shards := len(sub.shards)
 	start := int(sub.takeAt.Load())
 	skipped := false // a shard was skipped because another receiver held it
 	for i := range shards {
 		idx := (start + i) & (shards - 1)
 		ss := sub.shards[idx]
-		if !ss.cons.TryLock() {
+		if !ss.recvMu.TryLock() {
 			skipped = true
 			continue
 		}
@@ -149,13 +149,13 @@ func (sub *subscription) takeSome(dst []Delivery, count bool) (n, seen int) {
 			sub.tookFrom(idx, k, &ss.taken, k < len(dst), i > 0 && !skipped)
 		}
 		more := k == len(dst) && sub.receivers.Pending()
-		held := ss.hi - ss.lo + len(ss.carry) - ss.ci
-		if count && k == len(dst) && ss.r != nil {
+		held := ss.hi - ss.lo + len(ss.carry) - ss.carryNext
+		if how == lookWaiting && k == len(dst) && ss.r != nil {
 			held += ss.r.Len() // the publisher's side: only when waiting
 		}
 		fail := ss.failure
 		ss.failure = nil
-		ss.cons.Unlock()
+		ss.recvMu.Unlock()
 		if fail != nil {
 			sub.group.report(fmt.Errorf("subscription %q: %w", sub.name, fail))
 		}
@@ -183,18 +183,18 @@ func (r *Subscription) Stats() Stats {
 
 func (sub *subscription) addStats(st *Stats) {
 	for _, ss := range sub.shards {
-		ss.cons.Lock()
-		next, gone := ss.nextPosition(), ss.gone // before the tail: Depth never goes negative
+		ss.recvMu.Lock()
+		next, gone := ss.nextPosition(), ss.detached // before the tail: Depth never goes negative
 		delivered := ss.delivered
-		held := ss.hi - ss.lo + len(ss.carry) - ss.ci
+		held := ss.hi - ss.lo + len(ss.carry) - ss.carryNext
 		if ss.ts.t.statsHook != nil {
 			ss.ts.t.statsHook()
 		}
-		ss.cons.Unlock()
+		ss.recvMu.Unlock()
 		tail := ss.ts.ring.Tail()
 		if !gone && (held > 0 || next < tail) && sub.receivers.Pending() {
 			// A receiver may have found ss locked, skipped it and gone to
-			// wait: wake one, as a receiver releasing cons does.
+			// wait: wake one, as a receiver releasing recvMu does.
 			sub.receivers.Wake(1)
 		}
 		st.Delivered += delivered

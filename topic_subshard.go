@@ -11,44 +11,44 @@ import (
 // subscription is in the shard's messages.
 //
 // Who may do what:
-//   - Receivers of the subscription take cons (TryLock) and then read: the
-//     ring through r while r is set, the spill through ep and disk while it
+//   - Receivers of the subscription take recvMu (TryLock) and then read: the
+//     ring through r while r is set, the spill through the fields spill and disk while it
 //     is not. Messages are delivered from local (popped from the ring),
 //     then carry (read from the spill).
-//   - r, ep and pos change only under both cons and the shard's pub: the
-//     publisher moves ss to the spill (holding pub, it takes cons), and a
-//     receiver moves it back (holding cons, it TryLocks pub).
+//   - r, spill and pos change only under both recvMu and the shard's pub: the
+//     publisher moves ss to the spill (holding pub, it takes recvMu), and a
+//     receiver moves it back (holding recvMu, it TryLocks pub).
 //   - next, the position of the next message to deliver, is stored by the
-//     receiver holding cons, for Stats.
+//     receiver holding recvMu, for Stats.
 type subShard struct {
 	ackBook // ManualAck state and counters
 	ts      *tshard
 
-	_     pad
-	cons  sync.Mutex
-	taken uint32               // messages taken since the group's first shard moved here; guarded by cons
-	r     *ring.Reader[tentry] // while reading the ring
-	ep    *episode             // while reading the spill
-	disk  *mmap.Reader         // ep's log, from pos; opened lazily
-	hold  *mmap.Reader         // until disk is open: holds back the log's retention
-	pos   uint64               // while reading the spill: ring position of the next message to read from it
-	carry []entry              // read from the spill: carry[ci:], the first at position carryAt
-	ci    int
+	_         pad
+	recvMu    sync.Mutex
+	taken     uint32               // messages taken since the group's first shard moved here; guarded by recvMu
+	r         *ring.Reader[tentry] // while reading the ring
+	spill     *tspill              // while reading the spill
+	disk      *mmap.Reader         // sp's log, from pos; opened lazily
+	pin       *mmap.Reader         // until disk is open: holds back the log's retention
+	pos       uint64               // while reading the spill: ring position of the next message to read from it
+	carry     []entry              // read from the spill: carry[carryNext:], the first at position carryAt
+	carryNext int
 	// carryAt is the ring position of carry[0].
 	carryAt   uint64
 	local     [32]tentry // popped from the ring: local[lo:hi], the first at position localHead
 	lo, hi    int
 	localHead uint64
-	gone      bool // unsubscribed or closed; guarded by cons
-	// failure is a spill failure met under cons, for the receiver to
-	// report (Options.OnError) once it released cons. Guarded by cons.
+	detached  bool // unsubscribed or closed; guarded by recvMu
+	// failure is a spill failure met under recvMu, for the receiver to
+	// report (Options.OnError) once it released recvMu. Guarded by recvMu.
 	failure error
 	// skipping: the last spill read met a batch that could not be decoded,
-	// and the reader moved past it. Guarded by cons.
+	// and the reader moved past it. Guarded by recvMu.
 	skipping bool
 
-	// delivered counts first deliveries. Guarded by cons: Stats reads it,
-	// and the position of the next message to deliver, under cons, rather
+	// delivered counts first deliveries. Guarded by recvMu: Stats reads it,
+	// and the position of the next message to deliver, under recvMu, rather
 	// than receivers storing them with atomics (two locked instructions per
 	// receive).
 	delivered uint64
@@ -65,36 +65,36 @@ func deleteFirst(ss []*subShard, x *subShard) []*subShard {
 }
 
 // detach takes ss out of its shard for good: what it had not delivered is
-// counted as dropped. It returns an episode to close if ss was its last
-// reader. REQUIRES: s.pub and ss.cons.
-func (ss *subShard) detach() *episode {
-	if ss.gone {
+// counted as dropped. It returns a spill to close if ss was its last
+// reader. REQUIRES: s.pub and ss.recvMu.
+func (ss *subShard) detach() *tspill {
+	if ss.detached {
 		return nil
 	}
-	ss.gone = true
+	ss.detached = true
 	ss.dropped.Add(ss.ts.ring.Tail() - ss.nextPosition())
 	ss.ackBook.drop()
 	clear(ss.local[:])
 	ss.lo, ss.hi = 0, 0
-	ss.carry, ss.ci = nil, 0
-	var done *episode
+	ss.carry, ss.carryNext = nil, 0
+	var done *tspill
 	if ss.r != nil {
 		ss.r.Close()
 		ss.r = nil
-	} else if ss.ep != nil {
+	} else if ss.spill != nil {
 		done = ss.leaveSpill()
 	}
 	return done
 }
 
 // nextPosition is the position of the next message ss will deliver.
-// REQUIRES: ss.cons.
+// REQUIRES: ss.recvMu.
 func (ss *subShard) nextPosition() uint64 {
 	switch {
 	case ss.lo < ss.hi:
 		return ss.localHead + uint64(ss.lo)
-	case ss.ci < len(ss.carry):
-		return ss.carryAt + uint64(ss.ci)
+	case ss.carryNext < len(ss.carry):
+		return ss.carryAt + uint64(ss.carryNext)
 	case ss.r != nil:
 		return ss.r.Cursor()
 	}
@@ -103,9 +103,9 @@ func (ss *subShard) nextPosition() uint64 {
 
 // take fills dst: redeliveries first, then what was popped from the ring,
 // then what was read from the spill, then more from the ring or the spill.
-// REQUIRES: ss.cons.
+// REQUIRES: ss.recvMu.
 func (ss *subShard) take(dst []Delivery) int {
-	if ss.gone {
+	if ss.detached {
 		return 0
 	}
 	n := 0
@@ -123,13 +123,13 @@ func (ss *subShard) take(dst []Delivery) int {
 			}
 			ss.lo += m
 			n += m
-		case ss.ci < len(ss.carry):
-			m := min(len(dst)-n, len(ss.carry)-ss.ci)
+		case ss.carryNext < len(ss.carry):
+			m := min(len(dst)-n, len(ss.carry)-ss.carryNext)
 			for j := range m {
-				ss.carry[ss.ci+j].deliver(&dst[n+j], ss.idx, ss.carryAt+uint64(ss.ci+j))
-				ss.carry[ss.ci+j] = entry{}
+				ss.carry[ss.carryNext+j].deliver(&dst[n+j], ss.idx, ss.carryAt+uint64(ss.carryNext+j))
+				ss.carry[ss.carryNext+j] = entry{}
 			}
-			ss.ci += m
+			ss.carryNext += m
 			n += m
 		case ss.r != nil:
 			head := ss.r.Cursor()
@@ -145,7 +145,7 @@ func (ss *subShard) take(dst []Delivery) int {
 		}
 	}
 out:
-	if ss.r == nil && ss.ep != nil && ss.ci == len(ss.carry) && ss.ts.ring.Tail()-ss.pos <= uint64(ss.ts.ring.Cap()/2) {
+	if ss.r == nil && ss.spill != nil && ss.carryNext == len(ss.carry) && ss.ts.ring.Tail()-ss.pos <= uint64(ss.ts.ring.Cap()/2) {
 		// Caught up with the spill and close to the publisher: rejoin the
 		// ring now, so that the spill's files go as soon as its last
 		// reader is done, not at that reader's next call.
@@ -163,7 +163,7 @@ out:
 // dropOldest drops the oldest message ss has yet to deliver, freeing one
 // ring slot for the publisher (DropOldest). Messages popped into local are
 // older than any in the ring: the first of them goes, and the reader's
-// next message moves in behind the others. REQUIRES: ss.cons.
+// next message moves in behind the others. REQUIRES: ss.recvMu.
 func (ss *subShard) dropOldest() {
 	if ss.r == nil {
 		return

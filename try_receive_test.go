@@ -74,9 +74,9 @@ func TestTryReceiveSkipsAHeldShard(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := q.shards[0]
-	s.cons.Lock() // as a receiver taking from the shard does
+	s.recvMu.Lock() // as a receiver taking from the shard does
 	_, err := q.TryReceive()
-	s.cons.Unlock()
+	s.recvMu.Unlock()
 	if !errors.Is(err, ErrEmpty) {
 		t.Fatalf("TryReceive with the only shard held: %v, want ErrEmpty", err)
 	}
@@ -170,15 +170,15 @@ func TestWaitingReceiverCountsTheRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := make([]Delivery, 64)
-	if n, seen := q.takeSome(dst, true); n != 64 || seen != 256 {
+	if n, seen := q.takeSome(dst, lookWaiting); n != 64 || seen != 256 {
 		t.Fatalf("waiting batch receiver on a full ring: took %d, saw %d; want 64 and 256", n, seen)
 	}
-	if n, seen := q.takeSome(dst, false); n != 64 || seen != 64 {
+	if n, seen := q.takeSome(dst, lookOnce); n != 64 || seen != 64 {
 		t.Fatalf("fast-path batch receiver: took %d, saw %d; want 64 and 64", n, seen)
 	}
 	// One at a time: one delivered, 31 in the shard's local buffer, 96
 	// still in the ring.
-	if n, seen := q.takeSome(dst[:1], true); n != 1 || seen != 128 {
+	if n, seen := q.takeSome(dst[:1], lookWaiting); n != 1 || seen != 128 {
 		t.Fatalf("waiting one-at-a-time receiver: took %d, saw %d; want 1 and 128", n, seen)
 	}
 	if string(dst[0].Value) != "128" {
@@ -196,10 +196,10 @@ func TestWaitingSubscriberCountsTheRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := make([]Delivery, 64)
-	if n, seen := sub.sub.takeSome(dst, true); n != 64 || seen != 256 {
+	if n, seen := sub.sub.takeSome(dst, lookWaiting); n != 64 || seen != 256 {
 		t.Fatalf("waiting batch receiver on a full ring: took %d, saw %d; want 64 and 256", n, seen)
 	}
-	if n, seen := sub.sub.takeSome(dst, false); n != 64 || seen != 64 {
+	if n, seen := sub.sub.takeSome(dst, lookOnce); n != 64 || seen != 64 {
 		t.Fatalf("fast-path batch receiver: took %d, saw %d; want 64 and 64", n, seen)
 	}
 	if string(dst[0].Value) != "64" {

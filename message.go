@@ -25,13 +25,17 @@ type Message struct {
 }
 
 // Bounds on a message besides Options.MaxMessageBytes, from the 32-byte
-// form a message takes in a Topic's ring (see tentry), which packs the
-// lengths into one word: longer keys or more headers fail with ErrTooLarge.
-// A Queue applies the same bounds, so that both accept the same messages.
+// form a message takes in a Topic's ring, which packs the lengths into one
+// word: longer keys or more headers fail with ErrTooLarge. A Queue applies
+// the same bounds, so that both accept the same messages.
 const (
-	MaxKeyBytes = 1<<(32-hdrBits) - 1 // 1 MiB - 1: at least the default MaxMessageBytes
-	MaxHeaders  = 1<<hdrBits - 1      // 4095
+	MaxKeyBytes = 1<<20 - 1 // 1 MiB - 1: at least the default MaxMessageBytes
+	MaxHeaders  = 1<<12 - 1 // 4095
 )
+
+// The bounds are what tentry's packed lengths hold.
+var _ = [1]struct{}{}[MaxKeyBytes-(1<<(32-hdrBits)-1)]
+var _ = [1]struct{}{}[MaxHeaders-(1<<hdrBits-1)]
 
 // maxMessageBytes bounds Options.MaxMessageBytes: a value's length is kept
 // in 32 bits.

@@ -47,8 +47,8 @@ func (o Overflow) String() string {
 type Compression int
 
 const (
-	Zstd Compression = iota // zstd "fastest": the default; spill files hold about 30% of the message bytes
-	S2                      // S2: about 2x faster than zstd, about 40% of the message bytes
+	Zstd Compression = iota // zstd "fastest": the default, the smallest spill files
+	S2                      // S2: faster than zstd, somewhat larger files
 	None                    // no compression
 )
 

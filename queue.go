@@ -14,14 +14,14 @@ import (
 // receivers.
 //
 // How a message travels: Send picks the shard (by key, or at random) and
-// pushes the message into the shard's ring, an MPSC ring shared by all
-// senders. A receiver takes a shard's recvMu with TryLock (so
-// receivers never wait for each other; they move on to the next shard),
-// pops a batch, and releases it. Receivers start at the group's first shard,
-// a hint that moves on after takeRun messages taken from a shard, or to
-// where the messages are when it finds its shard empty: a round robin that
-// costs one load per receive. The message's offset is its position in
-// the shard's FIFO order.
+// pushes the message into the shard's ring, shared by all senders. A
+// receiver takes a batch from one shard at a time, and never waits for
+// another receiver: one that finds a shard taken moves on to the next.
+// Receivers start at the same shard, which moves on after 16 messages
+// taken from it, or to where the messages are when it is found empty: a
+// round robin, so a shard with messages waits at most until each other
+// shard has given 16. The message's offset is its position in the
+// shard's FIFO order.
 //
 // When a shard's ring is full and the policy is SpillToDisk, the shard turns
 // spilling: from then on every message for it goes to its spill log, behind
@@ -36,7 +36,7 @@ type Queue struct {
 	shards []*qshard
 	dir    spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 
-	// Persistent only (durable*.go): the syncer, the first storage failure
+	// Persistent only (queue_durable*.go): the syncer, the first storage failure
 	// (sticky), what the open recovered, and fdatasync calls made.
 	persistent bool
 	always     bool // Sync is SyncAlways

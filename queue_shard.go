@@ -59,8 +59,8 @@ type qshard struct {
 	// local holds messages popped from ring and not yet delivered:
 	// local[lo:hi], the first at ring position localHead. Guarded by recvMu.
 	// Stats reads these under recvMu rather than receivers keeping atomic
-	// counts of them: an atomic add is a locked instruction (about 10 ns
-	// on the Intel VM) on every one-at-a-time receive.
+	// counts of them: an atomic add is a locked instruction on every
+	// one-at-a-time receive.
 	local     [32]entry
 	lo, hi    int
 	localHead uint64

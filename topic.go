@@ -22,10 +22,10 @@ import (
 // go to one shard 64 at a time, then to the next, or to a free one while
 // another publisher holds it) and pushes the message, once, into the
 // shard's broadcast ring; each subscription has its own cursor over it
-// (zero copies per subscription). A subscription whose cursor falls a whole ring behind would
-// make the publisher wait. With Dir set it does so only briefly: a
+// (zero copies per subscription). A subscription whose cursor falls a
+// whole ring behind would make the publisher wait. With Dir set it does so only briefly: a
 // subscription that does not make room for a quarter of the ring within
-// lagGrace (10 ms) is slow, and the publisher moves it to the shard's spill
+// 10 ms is slow, and the publisher moves it to the shard's spill
 // log, which from then on receives every message published to the shard
 // (written once, however many subscriptions lag); the ring stops waiting for
 // it. The subscription reads the log until it is within half a ring of the
@@ -37,10 +37,9 @@ import (
 // memory until readers free segments; each read, and each subscription
 // leaving a spill, retries those batches for every shard. (A subscription
 // that keeps up but is slower than the publisher paces it, at no less than
-// a quarter ring per lagGrace, rather than spilling: moving it to the disk
+// a quarter ring per 10 ms, rather than spilling: moving it to the disk
 // would only slow it further.) Without Dir, Overflow decides: Block waits
-// for the slowest,
-// DropOldest skips the slowest subscription past its oldest messages
+// for the slowest, DropOldest skips the slowest subscription past its oldest messages
 // (counted in its Stats.Dropped), Reject fails with ErrFull.
 type Topic struct {
 	opts   Options

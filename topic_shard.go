@@ -42,8 +42,8 @@ type tshard struct {
 	spills int         // spills so far; guarded by pub
 	closed bool        // guarded by pub
 	// spilled counts messages written to spill logs; guarded by pub (a
-	// plain field: an atomic add per message, a locked instruction, waited
-	// for the spill copy's stores to drain, 7% of a slow-subscriber run).
+	// plain field: an atomic add per message, a locked instruction, would
+	// wait for the spill copy's stores to drain).
 	spilled uint64
 	// spillFull: spill's writer holds batches the disk or quota had no room
 	// for. Stored under pub when that changes; loaded by spill readers,

@@ -23,18 +23,18 @@ import (
 // Concurrency: every method is safe for concurrent use. Appends are
 // serialized by mu; readers do not take mu except when they cross into
 // another segment.
-//
-// Invariants:
-//   - segs (copy-on-write, published atomically) lists the live segments
-//     in offset order; the last one is the active segment, the only one
-//     appended to. Every other one is sealed.
-//   - next is the offset the next appended record gets; it equals the
-//     active segment's next.
-//   - The log holds one reference on each listed segment. Removing a
-//     segment from the list retires it and drops that reference.
-//   - failed, once set, never clears: no append is attempted after a write
-//     or sync failed, so no failed sync can later be reported as success.
 type Log struct {
+	// Invariants:
+	//   - segs (copy-on-write, published atomically) lists the live segments
+	//     in offset order; the last one is the active segment, the only one
+	//     appended to. Every other one is sealed.
+	//   - next is the offset the next appended record gets; it equals the
+	//     active segment's next.
+	//   - The log holds one reference on each listed segment. Removing a
+	//     segment from the list retires it and drops that reference.
+	//   - failed, once set, never clears: no append is attempted after a write
+	//     or sync failed, so no failed sync can later be reported as success.
+
 	dir   string
 	opts  Options
 	fs    FS

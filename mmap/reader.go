@@ -12,11 +12,11 @@ import (
 // Reader reads a log forward from an offset. It is registered with the log:
 // segments are retired only once every registered reader has passed them.
 // A Reader is used by one goroutine at a time.
-//
-// Invariants: the reader holds a reference on seg, so seg stays mapped; pos
-// is the file position of the next batch to read in seg; off is the next
-// offset to return, published atomically for the log's retention.
 type Reader struct {
+	// Invariants: the reader holds a reference on seg, so seg stays mapped; pos
+	// is the file position of the next batch to read in seg; off is the next
+	// offset to return, published atomically for the log's retention.
+
 	l       *Log
 	seg     *segment
 	filePos int64

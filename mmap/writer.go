@@ -20,16 +20,16 @@ import (
 //
 // Who may call what: Write, WriteDeferred, Flush and Close from one
 // goroutine at a time.
-//
-// Invariants: jobs move free → filling (the caller's cur) → submitted,
-// where each submitted job is sent once to workers (any order) and once to
-// the committer (in submission order). A job with a src (WriteDeferred)
-// has its raw filled by its worker, before compressing. The committer
-// appends a job after its worker signals done, then returns it to free.
-// The pool of jobs is fixed, which bounds memory and makes Write wait when
-// compression falls behind. The first error stops appends and is returned
-// from then on.
 type Writer struct {
+	// Invariants: jobs move free → filling (the caller's cur) → submitted,
+	// where each submitted job is sent once to workers (any order) and once to
+	// the committer (in submission order). A job with a src (WriteDeferred)
+	// has its raw filled by its worker, before compressing. The committer
+	// appends a job after its worker signals done, then returns it to free.
+	// The pool of jobs is fixed, which bounds memory and makes Write wait when
+	// compression falls behind. The first error stops appends and is returned
+	// from then on.
+
 	l       *Log
 	enc     *codec.Encoder
 	target  int

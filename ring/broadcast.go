@@ -20,38 +20,38 @@ import (
 // Who may call what: TryPush, PushBatch, Push and PushBatchWait from one
 // writer goroutine at a time; AddReader, Close, Len and Cap from any
 // goroutine; each Reader's methods from one goroutine at a time per reader.
-//
-// Invariants:
-//   - The writer publishes positions [old tail, new tail) with one light
-//     store of tail per call (release.StoreLight: on amd64 Linux a plain
-//     store, in release order), after writing their slots. A reader that
-//     waits registers, and before it waits for good passes release.Heavy
-//     and looks again (park.AwaitLight), so the writer's look at the
-//     waiter count, which may overtake that store, costs no reader more
-//     than AwaitLight's first wait (1 ms) and loses none.
-//   - A reader reads the slots of positions [c, c+n) only while its cursor
-//     is c and c+n <= tail, and releases them with one atomic store of
-//     cursor = c+n (n = 1 for a single item without read-ahead).
-//   - gateCache (writer-only) is at most the minimum cursor of the attached
-//     readers, or at most tail when there are none. The writer writes
-//     position p only when p < gateCache+cap, so it never overwrites a slot
-//     some attached reader has still to read.
-//   - The set of readers changes, and gateCache is recomputed, only under mu.
-//     AddReader sets the new cursor to tail under mu; any gate computed
-//     earlier was at most the tail of that moment, so the new reader's first
-//     slot cannot have been handed to the writer. Detached readers stop
-//     counting at the next recomputation.
-//   - Slots below gateCache are passed by every reader. The writer zeroes
-//     them when it recomputes the gate (at the latest every half ring of
-//     pushes, or when it finds the ring full), so the ring retains at most
-//     half a ring plus the unread items for the GC.
-//   - Closing follows lightClose: every push announces itself before it
-//     looks at the ring's state, and Close waits out a push its barrier
-//     caught in progress. Once the state is closed tail never changes.
-//   - Goroutines other than the writer that load tail under mu (AddReader)
-//     see every position the writer's gate was computed from: refreshGate
-//     computes it under mu, whose unlock follows the stores of tail before.
 type Broadcast[T any] struct {
+	// Invariants:
+	//   - The writer publishes positions [old tail, new tail) with one light
+	//     store of tail per call (release.StoreLight: on amd64 Linux a plain
+	//     store, in release order), after writing their slots. A reader that
+	//     waits registers, and before it waits for good passes release.Heavy
+	//     and looks again (park.AwaitLight), so the writer's look at the
+	//     waiter count, which may overtake that store, costs no reader more
+	//     than AwaitLight's first wait (1 ms) and loses none.
+	//   - A reader reads the slots of positions [c, c+n) only while its cursor
+	//     is c and c+n <= tail, and releases them with one atomic store of
+	//     cursor = c+n (n = 1 for a single item without read-ahead).
+	//   - gateCache (writer-only) is at most the minimum cursor of the attached
+	//     readers, or at most tail when there are none. The writer writes
+	//     position p only when p < gateCache+cap, so it never overwrites a slot
+	//     some attached reader has still to read.
+	//   - The set of readers changes, and gateCache is recomputed, only under mu.
+	//     AddReader sets the new cursor to tail under mu; any gate computed
+	//     earlier was at most the tail of that moment, so the new reader's first
+	//     slot cannot have been handed to the writer. Detached readers stop
+	//     counting at the next recomputation.
+	//   - Slots below gateCache are passed by every reader. The writer zeroes
+	//     them when it recomputes the gate (at the latest every half ring of
+	//     pushes, or when it finds the ring full), so the ring retains at most
+	//     half a ring plus the unread items for the GC.
+	//   - Closing follows lightClose: every push announces itself before it
+	//     looks at the ring's state, and Close waits out a push its barrier
+	//     caught in progress. Once the state is closed tail never changes.
+	//   - Goroutines other than the writer that load tail under mu (AddReader)
+	//     see every position the writer's gate was computed from: refreshGate
+	//     computes it under mu, whose unlock follows the stores of tail before.
+
 	_         pad
 	tail      atomic.Uint64 // next position to write; light stores by the writer
 	_         pad
@@ -75,11 +75,11 @@ type Broadcast[T any] struct {
 // be called from one goroutine at a time: the reader's own.
 //
 // A single-item pop (Pop, TryPop) that finds several items takes up to
-// readAhead of them at once: it copies them into the reader's own ahead
+// 8 of them at once: it copies them into the reader's own ahead
 // buffer and releases their slots with one store of cursor, then hands
 // them out one per call. Between its stores of cursor a reader costs the
-// writer nothing, and three readers popping one at a time went from 41.8-
-// 51.3 to 34.8-40.2 ns per item (README, Rings). Items read ahead
+// writer nothing, which is what makes readers popping one at a time cheap
+// for the writer. Items read ahead
 // are this reader's alone: the writer may reuse their slots, PopBatch,
 // Skip and Len count them first, and Close drops them with the reader.
 type Reader[T any] struct {

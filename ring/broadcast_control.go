@@ -72,7 +72,7 @@ func (b *Broadcast[T]) AddReaderAt(p uint64) (*Reader[T], bool) {
 func (b *Broadcast[T]) KeepPassed(keep bool) { b.keep = keep }
 
 // Cursor returns the position of the next item the reader takes from the
-// ring; items a single-item pop read ahead (at most readAhead, see Reader)
+// ring; items a single-item pop read ahead (at most 8, see Reader)
 // count as taken. Any goroutine may call it; from others than the reader's
 // it is a snapshot.
 func (r *Reader[T]) Cursor() uint64 { return r.cursor.Load() }

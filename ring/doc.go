@@ -59,7 +59,7 @@
 // drained. SPSC's producer and Broadcast's writer announce each push with a
 // plain store before they look at the ring's state; Close marks the ring
 // closing, passes the barrier, waits out a push it caught in progress, and
-// only then lets pops report ErrClosed (lightClose).
+// only then lets pops report ErrClosed.
 //
 // Popped slots are zeroed so that the ring keeps no references for the
 // garbage collector (for [Broadcast], once every reader has passed them; see

@@ -26,9 +26,8 @@ const maxCapacity = 1 << 40
 // lines. Go does not align heap objects to cache lines, so every hot group is
 // fenced by a pad on both sides. It is one line (64 bytes on amd64), so
 // two groups may still share an aligned 128-byte pair, which some cores'
-// adjacent-line prefetchers fetch together; pads of two lines measured no
-// different on the development VM (SPSC, batches, MPSC and Broadcast,
-// three interleaved runs).
+// adjacent-line prefetchers fetch together; pads of two lines were no
+// faster (MEASUREMENTS.md).
 type pad = cpu.CacheLinePad
 
 // roundCapacity rounds n up to a power of two, at least 1.

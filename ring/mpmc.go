@@ -13,37 +13,37 @@ import (
 // goroutines: Vyukov's array queue with a turn counter in every slot.
 //
 // Who may call what: every method, from any goroutine.
-//
-// Invariants:
-//   - The slot of position p is slots[p&mask]; lap(p) = p >> shift. Its turn
-//     is 2*lap(p) while it is free for the producer of p, and 2*lap(p)+1
-//     while it holds the item of p. The consumer of p sets it to
-//     2*lap(p)+2 = 2*lap(p+cap), handing it to the producer of p+cap. Turns
-//     only grow, and every value names one position, so no state is ambiguous
-//     even with a capacity of 1.
-//   - Producers claim positions with a CAS of tail; consumers with a CAS of
-//     head. A batch checks the turns of its k slots first and then claims
-//     them all with one CAS. The CAS is what makes the slots the caller's:
-//     tail (head) only grows, so when the CAS from t succeeds no other
-//     producer (consumer) has claimed any position >= t, and the turns it
-//     checked cannot have moved.
-//   - After the CAS the owner reads or writes the value and publishes it with
-//     one release store (package release) of the slot's turn. Every handoff
-//     is per slot: this ring has no index the other side could cache, and
-//     producers never read head nor consumers tail on the fast path.
-//   - Waking: the CAS is sequentially consistent, the turn store is not, and
-//     a waker's look at the waiter count may be performed before its turn
-//     store is visible. So a waiter that registered and still finds nothing
-//     parks only when no claim of the other side is in flight
-//     (pushesInFlight, popsInFlight; park.AwaitPublished): one made before
-//     it registered shows in tail or head, and one made after it looks at
-//     the count after its CAS and sees the waiter.
-//   - Once closedBit is set in tail no position can be claimed by producers.
-//
-// Why the fast path is correct: a slot is touched only by the one goroutine
-// whose CAS claimed its position and whose turn check found it in the
-// matching state; the turn store releases it to exactly one next owner.
 type MPMC[T any] struct {
+	// Invariants:
+	//   - The slot of position p is slots[p&mask]; lap(p) = p >> shift. Its turn
+	//     is 2*lap(p) while it is free for the producer of p, and 2*lap(p)+1
+	//     while it holds the item of p. The consumer of p sets it to
+	//     2*lap(p)+2 = 2*lap(p+cap), handing it to the producer of p+cap. Turns
+	//     only grow, and every value names one position, so no state is ambiguous
+	//     even with a capacity of 1.
+	//   - Producers claim positions with a CAS of tail; consumers with a CAS of
+	//     head. A batch checks the turns of its k slots first and then claims
+	//     them all with one CAS. The CAS is what makes the slots the caller's:
+	//     tail (head) only grows, so when the CAS from t succeeds no other
+	//     producer (consumer) has claimed any position >= t, and the turns it
+	//     checked cannot have moved.
+	//   - After the CAS the owner reads or writes the value and publishes it with
+	//     one release store (package release) of the slot's turn. Every handoff
+	//     is per slot: this ring has no index the other side could cache, and
+	//     producers never read head nor consumers tail on the fast path.
+	//   - Waking: the CAS is sequentially consistent, the turn store is not, and
+	//     a waker's look at the waiter count may be performed before its turn
+	//     store is visible. So a waiter that registered and still finds nothing
+	//     parks only when no claim of the other side is in flight
+	//     (pushesInFlight, popsInFlight; park.AwaitPublished): one made before
+	//     it registered shows in tail or head, and one made after it looks at
+	//     the count after its CAS and sees the waiter.
+	//   - Once closedBit is set in tail no position can be claimed by producers.
+	//
+	// Why the fast path is correct: a slot is touched only by the one goroutine
+	// whose CAS claimed its position and whose turn check found it in the
+	// matching state; the turn store releases it to exactly one next owner.
+
 	_        pad
 	head     atomic.Uint64 // next position to claim for popping; CAS by consumers
 	_        pad

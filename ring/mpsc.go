@@ -14,40 +14,40 @@ import (
 // Who may call what: TryPush, PushBatch, Push and PushBatchWait from any
 // goroutine; TryPop, PopBatch, Pop and PopBatchWait from one consumer
 // goroutine at a time; Close, Len and Cap from any goroutine.
-//
-// Invariants:
-//   - Producers claim positions [t, t+k) with one CAS of tail from t to t+k,
-//     after checking against headCache (and, if that says full, head) that
-//     the k slots are free. A claimed range is a run: its producer writes the
-//     k values, writes run=k into the first slot, and then publishes the run
-//     with one release store (package release) of seq=t+1 in the first
-//     slot. Runs partition the positions in claim order.
-//   - The consumer alone reads slots and head. At position h it knows the run
-//     ending at readyUntil is published; when h reaches readyUntil, h is the
-//     start of the next run, which is published iff its first slot holds
-//     seq == h+1 (earlier laps left only values <= h+1-cap there, and slots
-//     inside a run keep stale values that the consumer never consults).
-//   - The consumer zeroes the slots it pops and returns them with one atomic
-//     store of head per call; producers load head only when headCache says
-//     full. headCache <= head always, so a stale headCache only reports full
-//     early.
-//   - Once closedBit is set in tail no new run can be claimed; runs claimed
-//     before are still published and drained.
-//   - Waking the consumer: a producer's claim (the CAS) is sequentially
-//     consistent, its publication only a release store, and its look at
-//     notEmpty's count may be performed before that store is visible. So
-//     the consumer, once registered as a waiter and still finding nothing
-//     published at head, parks only if no claim is in flight either
-//     (inFlight, park.AwaitPublished): a claim before its registration it
-//     then sees in tail, and a claim after it is followed by a look at the
-//     count that sees the waiter.
-//
-// Why the fast path is correct: a producer writes only slots inside the run
-// its CAS won, which the consumer released (head) before the CAS; the
-// consumer reads only slots of runs whose publishing store it has observed.
-// A producer that stalls between its CAS and its publishing store delays the
-// consumer at that run (items behind it wait), but never corrupts it.
 type MPSC[T any] struct {
+	// Invariants:
+	//   - Producers claim positions [t, t+k) with one CAS of tail from t to t+k,
+	//     after checking against headCache (and, if that says full, head) that
+	//     the k slots are free. A claimed range is a run: its producer writes the
+	//     k values, writes run=k into the first slot, and then publishes the run
+	//     with one release store (package release) of seq=t+1 in the first
+	//     slot. Runs partition the positions in claim order.
+	//   - The consumer alone reads slots and head. At position h it knows the run
+	//     ending at readyUntil is published; when h reaches readyUntil, h is the
+	//     start of the next run, which is published iff its first slot holds
+	//     seq == h+1 (earlier laps left only values <= h+1-cap there, and slots
+	//     inside a run keep stale values that the consumer never consults).
+	//   - The consumer zeroes the slots it pops and returns them with one atomic
+	//     store of head per call; producers load head only when headCache says
+	//     full. headCache <= head always, so a stale headCache only reports full
+	//     early.
+	//   - Once closedBit is set in tail no new run can be claimed; runs claimed
+	//     before are still published and drained.
+	//   - Waking the consumer: a producer's claim (the CAS) is sequentially
+	//     consistent, its publication only a release store, and its look at
+	//     notEmpty's count may be performed before that store is visible. So
+	//     the consumer, once registered as a waiter and still finding nothing
+	//     published at head, parks only if no claim is in flight either
+	//     (inFlight, park.AwaitPublished): a claim before its registration it
+	//     then sees in tail, and a claim after it is followed by a look at the
+	//     count that sees the waiter.
+	//
+	// Why the fast path is correct: a producer writes only slots inside the run
+	// its CAS won, which the consumer released (head) before the CAS; the
+	// consumer reads only slots of runs whose publishing store it has observed.
+	// A producer that stalls between its CAS and its publishing store delays the
+	// consumer at that run (items behind it wait), but never corrupts it.
+
 	_          pad
 	head       atomic.Uint64 // next position to pop; stored by the consumer
 	readyUntil uint64        // consumer-only: end of the published run being consumed

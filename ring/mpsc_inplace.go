@@ -33,7 +33,7 @@ func (r *MPSC[T]) At(p uint64) *T { return &r.slots[p&r.mask].val }
 
 // Publish hands the k positions from first on, which one Claim returned
 // and the caller has filled, to the consumer. (TryPush and PushBatch do the
-// same inline: as a call it costs their one-at-a-time path 10 ns.)
+// same inline: a call would be a large part of their one-at-a-time path.)
 func (r *MPSC[T]) Publish(first uint64, k int) {
 	s := &r.slots[first&r.mask]
 	s.run = uint64(k)

@@ -15,43 +15,43 @@ import (
 // producer goroutine at a time; TryPop, PopBatch, Pop and PopBatchWait from
 // one consumer goroutine at a time; Close, Len and Cap from any goroutine.
 // Two concurrent producers (or consumers) are a data race.
-//
-// Invariants:
-//   - head and tail are positions; head <= tail <= head+cap.
-//   - Slots at positions [head, tail) hold items and belong to the consumer;
-//     the others are empty (zero) and belong to the producer.
-//   - Only the producer stores tail and only the consumer stores head, each
-//     with a light store (release.StoreLight: on amd64 Linux a plain MOV, no
-//     locked instruction), one per call, batches included. A store becomes
-//     visible after every earlier store of its goroutine (release order),
-//     so a slot written before the store that publishes it is visible to
-//     whoever loads the new index.
-//   - tailCache (consumer-only) <= tail and headCache (producer-only) <= head:
-//     each side re-reads the other's index only when its cached view says
-//     empty (consumer) or full (producer). In steady state only slot data
-//     crosses cores.
-//   - Closing follows lightClose: every push announces itself (begin)
-//     before it looks at the ring's state, and Close waits out a push its
-//     barrier caught in progress. Once the state is closed tail never
-//     changes, and a consumer that loads closed and then tail has seen
-//     every item.
-//   - Waking: a side's look at the other's waiter count may be performed
-//     before its light store of its index is visible. A waiter therefore
-//     registers (a sequentially consistent add) and, before it waits for
-//     good, calls release.Heavy and looks once more (park.AwaitLight,
-//     which first waits at most 1 ms for a wake-up): a store issued before
-//     the barrier is visible to that look, and a waker that stores after
-//     it loads the count after it and sees the waiter.
-//
-// Why the fast path is correct: the producer alone writes slots outside
-// [head, tail) and the consumer alone reads slots inside it; a stale cache
-// only under-estimates what the other side has released, which makes an
-// operation report full or empty early, never touch a slot it does not own.
-// Neither side executes a locked instruction: where no asymmetric barrier
-// exists (release.Asymmetric false: other systems, the race detector) the
-// light stores are sequentially consistent instead, and the same argument
-// holds without the barrier.
 type SPSC[T any] struct {
+	// Invariants:
+	//   - head and tail are positions; head <= tail <= head+cap.
+	//   - Slots at positions [head, tail) hold items and belong to the consumer;
+	//     the others are empty (zero) and belong to the producer.
+	//   - Only the producer stores tail and only the consumer stores head, each
+	//     with a light store (release.StoreLight: on amd64 Linux a plain MOV, no
+	//     locked instruction), one per call, batches included. A store becomes
+	//     visible after every earlier store of its goroutine (release order),
+	//     so a slot written before the store that publishes it is visible to
+	//     whoever loads the new index.
+	//   - tailCache (consumer-only) <= tail and headCache (producer-only) <= head:
+	//     each side re-reads the other's index only when its cached view says
+	//     empty (consumer) or full (producer). In steady state only slot data
+	//     crosses cores.
+	//   - Closing follows lightClose: every push announces itself (begin)
+	//     before it looks at the ring's state, and Close waits out a push its
+	//     barrier caught in progress. Once the state is closed tail never
+	//     changes, and a consumer that loads closed and then tail has seen
+	//     every item.
+	//   - Waking: a side's look at the other's waiter count may be performed
+	//     before its light store of its index is visible. A waiter therefore
+	//     registers (a sequentially consistent add) and, before it waits for
+	//     good, calls release.Heavy and looks once more (park.AwaitLight,
+	//     which first waits at most 1 ms for a wake-up): a store issued before
+	//     the barrier is visible to that look, and a waker that stores after
+	//     it loads the count after it and sees the waiter.
+	//
+	// Why the fast path is correct: the producer alone writes slots outside
+	// [head, tail) and the consumer alone reads slots inside it; a stale cache
+	// only under-estimates what the other side has released, which makes an
+	// operation report full or empty early, never touch a slot it does not own.
+	// Neither side executes a locked instruction: where no asymmetric barrier
+	// exists (release.Asymmetric false: other systems, the race detector) the
+	// light stores are sequentially consistent instead, and the same argument
+	// holds without the barrier.
+
 	_         pad
 	head      atomic.Uint64 // next position to pop; light stores by the consumer
 	tailCache uint64        // consumer's view of tail

@@ -1,9 +1,8 @@
 // Package benchenv tells benchmarks about the machine they ran on: the share
 // of CPU time the hypervisor took for other guests while they ran (steal
-// time, from Linux's /proc/stat). On a shared VM it moves every figure that
-// crosses cores by more than the code does: in run CF (MEASUREMENTS.md),
-// with 31% stolen, an SPSC ring took 16.8 ns per item, against 7.96 in run
-// CD with 1%. Benchmarks report it as a metric of their own (steal%), so
+// time, from Linux's /proc/stat). On a shared VM it can move every figure
+// that crosses cores by more than the code does (MEASUREMENTS.md has runs
+// that show it). Benchmarks report it as a metric of their own (steal%), so
 // that a run's figures can be read against it.
 //
 // For tests and benchmarks only.

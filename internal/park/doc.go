@@ -18,8 +18,7 @@
 //
 // How often to look is a trade. Each look reads a cache line the peer
 // writes, and the peer's next atomic write then stalls for a cross-core
-// round trip (0.05 µs on a desktop, up to 0.5 µs on the 2-vCPU VMs Spillway
-// is measured on): against a streaming peer, looking rarely lets it move
+// round trip: against a streaming peer, looking rarely lets it move
 // hundreds of items per look, and looking often taxes it on every item.
 // Against a peer that sends one item and waits for the answer, looking
 // often is what makes the answer fast. So the interval adapts, per
@@ -34,9 +33,9 @@
 // a time, and up to 16 µs after waits that each found a batch, which is
 // the delay a streaming peer's items may wait in the ring (lone items
 // after a stream wait at most 16, 8, 4, ... µs: each wait that finds one
-// item halves the interval). On the 2-vCPU VM, a ping-pong of one item through
-// two SPSC rings takes about 1 µs (a channel: 0.3-0.4 µs, since the runtime
-// hands the woken receiver the sender's P). A goroutine that stays idle
+// item halves the interval). A ping-pong of one item through two SPSC
+// rings is slower than through channels, whose runtime hands the woken
+// receiver the sender's P (README, Rings). A goroutine that stays idle
 // spins 4 to 16 µs and yields for about 20 µs per wait, then costs
 // nothing: no timer, no polling.
 //

@@ -8,14 +8,13 @@ import (
 const (
 	// passiveSpins is how many rounds Await yields its P (runtime.Gosched)
 	// before it parks. A yield lets the peer goroutine run on this P, which
-	// matters when goroutines outnumber Ps; one costs 0.1–0.3 µs.
+	// matters when goroutines outnumber Ps.
 	passiveSpins = 64
 	// minLook is the shortest time between two looks of a spinning waiter,
 	// and maxLevel bounds its doubling: looks come every minLook<<level,
 	// from 0.25 µs to 16 µs. Every look at the peer's index pulls its cache
 	// line away from the peer, stalling the peer's next atomic write for a
-	// cross-core round trip (0.05 µs on a desktop, 0.25-0.5 µs on the 2-vCPU
-	// VMs Spillway is measured on): looking rarely lets a streaming peer move
+	// cross-core round trip: looking rarely lets a streaming peer move
 	// hundreds of items per look, looking often answers a lone item soon.
 	minLook  = 250 * time.Nanosecond
 	maxLevel = 6
@@ -39,7 +38,7 @@ var (
 )
 
 // calibrate measures PAUSE (best of three runs of 1000) and returns how many
-// make up minLook. It costs about 60 µs once per process.
+// make up minLook, once per process.
 func calibrate() uint32 {
 	const probe = 1000
 	best := time.Duration(1 << 62)

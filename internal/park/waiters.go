@@ -197,8 +197,8 @@ func AwaitPublished(ctx context.Context, q *Waiters, capacity int, cond func() i
 // looks once more before it waits for good: a light store issued before
 // the barrier is visible to that look, and a waker that stores after the
 // barrier loads the count after it, and sees the waiter. The barrier is a
-// system call of 1-20 µs (20 when the other CPUs run this process's
-// threads), so it is paid only by waits that outlast settle; a store
+// system call that interrupts the other CPUs running this process's
+// threads, so it is paid only by waits that outlast settle; a store
 // overtaken as above is visible long before, so the most a lost wake-up
 // can cost is settle. If the barrier fails, the waiter yields and looks
 // again instead of waiting for good.

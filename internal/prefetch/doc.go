@@ -7,8 +7,7 @@
 // a message's bytes were written by the publisher long before, often on
 // another core, and come from memory rather than cache; touching the
 // message a few places ahead overlaps those misses with encoding the
-// current one (the slow-subscriber case, compression none: 6 of 6
-// interleaved runs faster, by 5-30%). The Queue's spill, where the
-// producer copies messages while compression sets the pace, gained nothing
-// from it (QueueSpill with S2, 6 interleaved runs).
+// current one (faster in the slow-subscriber case, compression none:
+// MEASUREMENTS.md). The Queue's spill, where the producer copies messages
+// while compression sets the pace, gained nothing from it.
 package prefetch

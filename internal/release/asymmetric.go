@@ -48,9 +48,8 @@ func StoreLight(p *atomic.Uint64, v uint64) {
 // call began, so a StoreLight issued before that point is visible to the
 // caller, and a load that follows a StoreLight issued after it sees every
 // store the caller made before calling Heavy. It costs a system call that
-// interrupts the CPUs running this process's threads (0.7 µs on the
-// development VM with the other vCPU idle, 20 µs with it busy), so it
-// belongs only on paths that are about to block anyway. It reports false
+// interrupts the CPUs running this process's threads, so it belongs only
+// on paths that are about to block anyway. It reports false
 // if the barrier failed, in which case the caller must not rely on it: it
 // is then free to retry, or to wait without parking.
 func Heavy() bool {

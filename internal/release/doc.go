@@ -17,9 +17,9 @@
 // chain's order), and every sync/atomic operation is a link of the same
 // chain, so nothing is moved across Store either way. The build
 // constraints require gc; other compilers get sync/atomic's Store. Store
-// was an assembly function (opaque to the compiler) until a call, about
-// 1.5 ns with its ABI wrapper, measured 27% of an SPSC push and pop one at
-// a time (README, Rings).
+// was an assembly function (opaque to the compiler) until a call, whose
+// cost with its ABI wrapper was a large part of an SPSC push and pop one
+// at a time (MEASUREMENTS.md).
 //
 // What a release store does not give: a later load may be performed before
 // the store is visible to other cores (store-load reordering). A waker that

@@ -27,4 +27,17 @@
 // waiter that registered and then looked at the condition; callers must
 // close that window some other way (see ring.MPSC: the waiter looks at the
 // producers' sequentially consistent claim, not at the released word).
+//
+// # Guarding the bet
+//
+// The build tag spillway_atomic makes Store and StoreLight sync/atomic's
+// Store everywhere, and Heavy a no-op, as the race detector does: make test
+// runs the suite both ways, so a failure that shows only with plain stores
+// points at the bet. The litmus tests check both halves of it on the
+// toolchain at hand: TestCompiledStoreOrder reads the machine code the
+// compiler emitted for a publication (the publishing MOV after the data's),
+// TestMessagePassing and TestAsymmetricStoreBuffer run the CPU's side. They
+// passed on go1.26.8 linux/amd64 (go.mod: go 1.26). A change of Go version
+// in go.mod must pass them again before it lands: go test -count=20
+// ./internal/release, then make test (README, Contributing).
 package release

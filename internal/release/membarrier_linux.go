@@ -1,4 +1,4 @@
-//go:build linux && amd64 && gc && !race
+//go:build linux && amd64 && gc && !race && !spillway_atomic
 
 package release
 

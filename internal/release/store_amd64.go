@@ -1,4 +1,4 @@
-//go:build amd64 && gc && !race
+//go:build amd64 && gc && !race && !spillway_atomic
 
 package release
 

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"github.com/spillway-io/spillway/internal/xsync"
 )
 
@@ -69,6 +71,9 @@ func (b *ackBook) addStats(st *Stats) {
 	st.Delivered += redelivered
 	st.Redelivered += redelivered
 	b.leaseMu.Lock()
+	if invariants.Enabled && (b.inFlight < 0 || b.readyLen.Load() < 0 || b.delayed.Load() < 0) {
+		invariants.Failf("shard %d: %d leases in flight, %d ready, %d delayed", b.idx, b.inFlight, b.readyLen.Load(), b.delayed.Load())
+	}
 	st.Acked += b.acked
 	st.InFlight += b.inFlight
 	b.leaseMu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/spillway-io/spillway/mmap"
@@ -71,11 +73,11 @@ func openCursor(fsys mmap.FS, dir string) (*cursorFile, uint64, error) {
 		c.m, err = f.MapWritable(cursorSize)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	if string(c.m[:4]) != cursorMagic || c.m[4] != cursorVersion || xxhash.Sum64(c.m[:56]) != binary.LittleEndian.Uint64(c.m[56:]) {
-		c.close()
+		_ = c.close()
 		return nil, 0, fmt.Errorf("%w: %s is not a cursor file of this version (damaged header)", ErrStorage, path)
 	}
 	var off uint64
@@ -112,6 +114,11 @@ func (c *cursorFile) load(i int) (uint64, bool) {
 
 // store records off. REQUIRES: the shard's recvMu.
 func (c *cursorFile) store(off uint64) {
+	if invariants.Enabled {
+		if prev := binary.LittleEndian.Uint64(c.m[cursorSlots+16*(c.slot^1):]); off < prev {
+			invariants.Failf("cursor moves back from %d to %d", prev, off)
+		}
+	}
 	at := cursorSlots + 16*c.slot
 	binary.LittleEndian.PutUint64(c.m[at:], off)
 	binary.LittleEndian.PutUint64(c.m[at+8:], cursorCheck(off))

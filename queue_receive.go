@@ -2,6 +2,8 @@ package spillway
 
 import (
 	"context"
+
+	"github.com/spillway-io/spillway/internal/invariants"
 )
 
 // Receive returns the next message, waiting until there is one or ctx ends.
@@ -237,6 +239,9 @@ func (s *qshard) take(dst []Delivery) int {
 		// right away.
 		s.refill()
 	}
+	if invariants.Enabled {
+		s.checkBuffers()
+	}
 	if s.g.opts.Ack == ManualAck && n > first {
 		s.leaseOut(dst[first:n])
 	}
@@ -280,4 +285,20 @@ func (s *qshard) takeInPlace(dst []Delivery) int {
 	}
 	s.ring.Release(k)
 	return k
+}
+
+// checkBuffers fails, in builds with the invariants tag, unless what the
+// receivers hold is in bounds: local[lo:hi] within local, carry[carryNext:]
+// within carry, and nothing carried without a spill (carry is read back
+// from one). REQUIRES: s.recvMu.
+func (s *qshard) checkBuffers() {
+	if !(0 <= s.lo && s.lo <= s.hi && s.hi <= len(s.local)) {
+		invariants.Failf("shard %d: local[%d:%d] of %d", s.idx, s.lo, s.hi, len(s.local))
+	}
+	if !(0 <= s.carryNext && s.carryNext <= len(s.carry)) || s.carryHdrNext > len(s.carryHdrs) {
+		invariants.Failf("shard %d: carry at %d of %d, headers at %d of %d", s.idx, s.carryNext, len(s.carry), s.carryHdrNext, len(s.carryHdrs))
+	}
+	if s.carryNext < len(s.carry) && !s.spilling.Load() {
+		invariants.Failf("shard %d: %d messages carried from a spill while not spilling", s.idx, len(s.carry)-s.carryNext)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync/atomic"
 
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 )
@@ -55,7 +57,7 @@ func (q *Queue) openSpill(s *qshard) (*spill, error) {
 	}
 	r, err := log.NewReader(0)
 	if err != nil {
-		log.Close()
+		_ = log.Close()
 		return nil, err
 	}
 	r.SetReadAhead(runtime.GOMAXPROCS(0))
@@ -72,7 +74,7 @@ func (sp *spill) close() error {
 	if errors.Is(err, mmap.ErrDiskFull) {
 		err = nil // what never fitted is counted as dropped by the caller
 	}
-	sp.r.Close()
+	_ = sp.r.Close()
 	if cerr := sp.log.Close(); err == nil {
 		err = cerr
 	}
@@ -175,10 +177,13 @@ func (s *qshard) refill() bool {
 			// drained, or the writer still holds records to flush.
 			s.spillMu.Lock()
 			if sp.read == sp.written {
+				if invariants.Enabled && s.carryNext < len(s.carry) {
+					invariants.Failf("shard %d: the spill ends with %d messages carried", s.idx, len(s.carry)-s.carryNext)
+				}
 				s.spill.Store(nil)
 				s.spilling.Store(false)
 				s.spillMu.Unlock()
-				sp.close()
+				_ = sp.close() // read to its end: nothing to lose; files it leaves, the next open removes
 				s.carry, s.carryNext, s.carryHdrs, s.carryHdrNext = nil, 0, nil, 0
 				s.senders.WakeAll() // the shard takes messages into memory again
 				return false

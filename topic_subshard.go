@@ -3,6 +3,8 @@ package spillway
 import (
 	"sync"
 
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"github.com/spillway-io/spillway/mmap"
 	"github.com/spillway-io/spillway/ring"
 )
@@ -150,6 +152,9 @@ out:
 		// ring now, so that the spill's files go as soon as its last
 		// reader is done, not at that reader's next call.
 		ss.rejoin(nil)
+	}
+	if invariants.Enabled && !ss.detached && (ss.r == nil) == (ss.spill == nil) {
+		invariants.Failf("subscription shard %d reads the ring (%v) and the spill (%v)", ss.idx, ss.r != nil, ss.spill != nil)
 	}
 	if n > first {
 		ss.delivered += uint64(n - first)

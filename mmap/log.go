@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 
-	"golang.org/x/sys/cpu"
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/cpu"
 
 	"github.com/spillway-io/spillway/codec"
 )
@@ -108,7 +111,7 @@ func Open(dir string, opts Options) (*Log, *Recovery, error) {
 	}
 	l.lock = lock
 	fail := func(err error) (*Log, *Recovery, error) {
-		l.closeFiles()
+		_ = l.closeFiles()
 		return nil, nil, err
 	}
 	if l.dec, err = codec.NewDecoder(opts.Limits); err != nil {
@@ -267,6 +270,9 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 		return 0, l.fail(fmt.Errorf("writing %s: %w", s.name, err))
 	}
 	next := first + uint64(h.Count)
+	if invariants.Enabled {
+		checkAppend(s, first, end, int64(len(batch)))
+	}
 	s.next.Store(next)
 	s.end.Store(end + int64(len(batch)))
 	s.lastAt.Store(l.now())
@@ -331,8 +337,12 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 	first := l.next.Load()
 	end := s.end.Load()
 	if s.wdata != nil {
-		if ferr := guard(func() { codec.AppendPlain(s.wdata[end:end:end+int64(size)], first, recs) }); ferr != nil {
+		var encErr error // none: the size was checked above, and the segment is unchanged if not
+		if ferr := guard(func() { _, encErr = codec.AppendPlain(s.wdata[end:end:end+int64(size)], first, recs) }); ferr != nil {
 			return 0, l.fail(fmt.Errorf("storing into %s at %d: %w", s.name, end, ferr))
+		}
+		if encErr != nil {
+			return 0, encErr
 		}
 		s.prefaultAfter(end, end+int64(size))
 	} else {
@@ -348,6 +358,9 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 		}
 	}
 	next := first + uint64(len(recs))
+	if invariants.Enabled {
+		checkAppend(s, first, end, int64(size))
+	}
 	s.next.Store(next)
 	s.end.Store(end + int64(size))
 	if n := len(recs); n > 0 && recs[n-1].Timestamp != 0 {
@@ -477,7 +490,7 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 	if durable && !prepared {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			s.retired.Store(true)
-			s.release()
+			_ = s.release()
 			if q := l.opts.Quota; q != nil {
 				q.release(l.opts.SegmentSize)
 			}
@@ -559,7 +572,7 @@ func (l *Log) retain() {
 		if q := l.opts.Quota; q != nil {
 			q.release(s.size)
 		}
-		s.release()
+		_ = s.release()
 	}
 }
 
@@ -609,7 +622,7 @@ func (l *Log) syncDirty() error {
 				l.syncs.Add(1)
 			}
 		}
-		s.release()
+		_ = s.release()
 	}
 	return first
 }
@@ -623,7 +636,7 @@ func (l *Log) syncLoop(every time.Duration) {
 		case <-l.stopSync:
 			return
 		case <-t.C:
-			l.syncDirty() // a failure is sticky and reported by the next append
+			_ = l.syncDirty() // a failure is sticky and reported by the next append
 		}
 	}
 }
@@ -666,10 +679,10 @@ func (l *Log) closeFiles() error {
 		l.setSegments(nil)
 	}
 	if l.owned && l.enc != nil {
-		l.enc.Close()
+		_ = l.enc.Close()
 	}
 	if l.dec != nil {
-		l.dec.Close()
+		_ = l.dec.Close()
 	}
 	if l.lock != nil {
 		if lerr := l.lock.Close(); err == nil {
@@ -677,4 +690,16 @@ func (l *Log) closeFiles() error {
 		}
 	}
 	return err
+}
+
+// checkAppend fails, in builds with the invariants tag, unless a batch of
+// size bytes from offset first, written at end of s, follows what s holds
+// and fits in it. REQUIRES: l.mu.
+func checkAppend(s *segment, first uint64, end, size int64) {
+	if s.next.Load() != first {
+		invariants.Failf("mmap: %s: a batch at offset %d after offset %d", s.name, first, s.next.Load())
+	}
+	if end < segHeaderSize || end+size > s.size {
+		invariants.Failf("mmap: %s: a batch of %d bytes at %d in a segment of %d", s.name, size, end, s.size)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/internal/release"
 )
@@ -142,7 +144,11 @@ func (b *Broadcast[T]) refreshGate(t uint64) {
 	b.mu.Lock()
 	g := t
 	for _, r := range *b.readers.Load() {
-		g = min(g, r.cursor.Load())
+		c := r.cursor.Load()
+		if invariants.Enabled {
+			checkSpan("Broadcast reader at the gate", c, t, len(b.buf))
+		}
+		g = min(g, c)
 	}
 	b.mu.Unlock()
 	b.gateCache, b.gateAt = g, t
@@ -331,6 +337,9 @@ func (r *Reader[T]) popBatch(dst []T) (int, bool) {
 	}
 	copyOut(dst[:m], r.b.buf, c&r.b.mask)
 	r.cursor.Store(c + m)
+	if invariants.Enabled {
+		checkSpan("Broadcast read", c+m, r.b.tail.Load(), len(r.b.buf))
+	}
 	r.b.notFull.Wake(1)
 	return ahead + int(m), false
 }

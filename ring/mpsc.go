@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/internal/release"
 )
@@ -169,6 +171,9 @@ func (r *MPSC[T]) TryPop() (T, bool) {
 // whether it is. REQUIRES: consumer.
 func (r *MPSC[T]) ready(h uint64) bool {
 	if h != r.readyUntil {
+		if invariants.Enabled {
+			checkSpan("MPSC published run", h, r.readyUntil, len(r.slots))
+		}
 		return true
 	}
 	s := &r.slots[h&r.mask]
@@ -176,6 +181,9 @@ func (r *MPSC[T]) ready(h uint64) bool {
 		return false
 	}
 	r.readyUntil = h + s.run
+	if invariants.Enabled && s.run == 0 {
+		invariants.Failf("ring: MPSC: a run of no slots published at %d", h)
+	}
 	return true
 }
 

@@ -1,6 +1,9 @@
 package ring
 
-import "github.com/spillway-io/spillway/internal/release"
+import (
+	"github.com/spillway-io/spillway/internal/invariants"
+	"github.com/spillway-io/spillway/internal/release"
+)
 
 // In-place access to an MPSC ring's slots, for callers that would otherwise
 // copy each item twice: into a buffer of their own and then into the ring
@@ -59,6 +62,9 @@ func (r *MPSC[T]) Peek(max int) int {
 func (r *MPSC[T]) Release(n int) {
 	if n <= 0 {
 		return
+	}
+	if invariants.Enabled {
+		checkSpan("MPSC release", r.head.Load()+uint64(n), r.readyUntil, len(r.slots))
 	}
 	r.head.Store(r.head.Load() + uint64(n))
 	r.notFull.Wake(n)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 
+	"github.com/spillway-io/spillway/internal/invariants"
+
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/internal/release"
 )
@@ -103,6 +105,9 @@ func (r *SPSC[T]) TryPush(v T) bool {
 	}
 	r.buf[t&r.mask] = v
 	release.StoreLight(&r.tail, t+1)
+	if invariants.Enabled {
+		checkSpan("SPSC push", r.head.Load(), t+1, len(r.buf))
+	}
 	r.notEmpty.Wake(1)
 	return true
 }
@@ -126,6 +131,9 @@ func (r *SPSC[T]) PushBatch(vs []T) int {
 	}
 	copyIn(r.buf, t&r.mask, vs[:n])
 	release.StoreLight(&r.tail, t+n)
+	if invariants.Enabled {
+		checkSpan("SPSC push", r.head.Load(), t+n, len(r.buf))
+	}
 	r.notEmpty.Wake(1)
 	return int(n)
 }
@@ -159,6 +167,9 @@ func (r *SPSC[T]) pop() (v T, ok, drained bool) {
 	var zero T
 	r.buf[i] = zero
 	release.StoreLight(&r.head, h+1)
+	if invariants.Enabled {
+		checkSpan("SPSC pop", h+1, r.tail.Load(), len(r.buf))
+	}
 	r.notFull.Wake(1)
 	return v, true, false
 }
@@ -185,6 +196,9 @@ func (r *SPSC[T]) popBatch(dst []T) (n int, drained bool) {
 	copyOut(dst[:m], r.buf, h&r.mask)
 	clearRange(r.buf, h&r.mask, m)
 	release.StoreLight(&r.head, h+m)
+	if invariants.Enabled {
+		checkSpan("SPSC pop", h+m, r.tail.Load(), len(r.buf))
+	}
 	r.notFull.Wake(1)
 	return int(m), false
 }

@@ -103,7 +103,7 @@ func runManualAckModel(t *testing.T, rng *rand.Rand, kind string, spill bool) ui
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dlq.Close()
+	defer closeOK(t, dlq)
 	opts := Options{Shards: 1, RingSize: 1 << rng.IntN(4), Ack: ManualAck, AckTimeout: time.Second,
 		MaxAttempts: maxAttempts, DeadLetter: dlq, Clock: clock, Compression: S2}
 	if spill {
@@ -161,8 +161,8 @@ func runManualAckModel(t *testing.T, rng *rand.Rand, kind string, spill bool) ui
 	receive := func(want int, dst []Delivery) {
 		ready := count(ackReady)
 		if ready == 0 && len(waiting) == 0 {
-			if k, _ := q.receive(canceled, dst[:want]); k != 0 {
-				fail("received %d with nothing due", k)
+			if k, err := q.receive(canceled, dst[:want]); k != 0 || !errors.Is(err, context.Canceled) {
+				fail("received %d with nothing due (%v)", k, err)
 			}
 			return
 		}

@@ -14,9 +14,13 @@ var canceled = func() context.Context {
 	return ctx
 }()
 
-// receiveNow takes what is available without waiting.
+// receiveNow takes what is available without waiting: a receive with a
+// canceled ctx takes what it finds, and fails with ctx's error otherwise.
 func receiveNow(q *Queue, dst []Delivery) int {
-	n, _ := q.ReceiveBatch(canceled, dst)
+	n, err := q.ReceiveBatch(canceled, dst)
+	if n == 0 && !errors.Is(err, context.Canceled) {
+		panic(fmt.Sprintf("ReceiveBatch with a canceled ctx: %d, %v", n, err))
+	}
 	return n
 }
 
@@ -59,7 +63,9 @@ func TestManualAckEventuallyAcked(t *testing.T) {
 			}
 			for _, d := range dst[:k] {
 				var i int
-				fmt.Sscan(string(d.Value), &i)
+				if _, err := fmt.Sscan(string(d.Value), &i); err != nil {
+					t.Fatalf("message %q: %v", d.Value, err)
+				}
 				if string(d.Key) != fmt.Sprintf("k%d", i%17) || len(d.Headers) != 1 || string(d.Headers[0].Value) != string(d.Value) {
 					t.Fatalf("message %d lost its key or headers on attempt %d", i, d.Attempt)
 				}
@@ -120,7 +126,9 @@ func TestManualAckEventuallyAcked(t *testing.T) {
 	for k := receiveNow(dlq, dst); k > 0; k = receiveNow(dlq, dst) {
 		for _, d := range dst[:k] {
 			var i int
-			fmt.Sscan(string(d.Value), &i)
+			if _, err := fmt.Sscan(string(d.Value), &i); err != nil {
+				t.Fatalf("message %q: %v", d.Value, err)
+			}
 			got[i] = true
 		}
 	}
@@ -142,17 +150,31 @@ func TestLeaseOperations(t *testing.T) {
 	dlq := openQueue(t, Options{})
 	q := openQueue(t, Options{Shards: 1, Ack: ManualAck, AckTimeout: time.Second, Clock: clock, DeadLetter: dlq})
 	for i := range 4 {
-		q.Send(ctx, Message{Value: []byte{byte(i)}})
+		if err := q.Send(ctx, Message{Value: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tick := func(d time.Duration) {
 		before := q.clock.reaped.Load()
 		clock.Advance(d)
 		waitFor(t, "the reaper", func() bool { return q.clock.reaped.Load() > before })
 	}
-	d0, _ := q.Receive(ctx)
-	d1, _ := q.Receive(ctx)
-	d2, _ := q.Receive(ctx)
-	d3, _ := q.Receive(ctx)
+	d0, err := q.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, err := q.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := q.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d3, err := q.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d1.Extend(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +216,13 @@ func TestLeaseOperations(t *testing.T) {
 	}
 
 	auto := openQueue(t, Options{})
-	auto.Send(ctx, Message{Value: []byte("x")})
-	d, _ := auto.Receive(ctx)
+	if err := auto.Send(ctx, Message{Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := auto.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Ack(); !errors.Is(err, ErrNoLease) {
 		t.Fatalf("Ack under AutoAck = %v", err)
 	}

@@ -84,7 +84,7 @@ func TestSendBatchPartial(t *testing.T) {
 	}
 	t.Run("closed", func(t *testing.T) {
 		q := openQueue(t, Options{})
-		q.Close()
+		closeOK(t, q)
 		if got := queuedOf(t, q.SendBatch(ctx, batchOf(3)), ErrClosed); got != 0 {
 			t.Fatalf("Queued = %d after Close", got)
 		}
@@ -221,7 +221,7 @@ func TestSendBatchBlocks(t *testing.T) {
 				cancel()
 				want = context.Canceled
 			} else {
-				q.Close()
+				closeOK(t, q)
 			}
 			if got := queuedOf(t, <-sent, want); got != 16 {
 				t.Fatalf("Queued = %d, want 16", got)

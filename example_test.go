@@ -17,24 +17,26 @@ func ExampleQueue() {
 	defer cleanup()
 	q, err := spillway.OpenQueue(spillway.Options{Dir: dir, Shards: 1, RingSize: 4})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer q.Close()
 	ctx := context.Background()
 	for i := range 10 { // more than the ring holds: 6 spill
 		if err := q.Send(ctx, spillway.Message{Key: []byte("user-1"), Value: fmt.Appendf(nil, "event %d", i)}); err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 	}
 	fmt.Println("spilled:", q.Stats().Spilled)
 	for range 10 {
 		d, err := q.Receive(ctx)
 		if err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 		fmt.Print(string(d.Value[6:]), " ")
 	}
 	fmt.Println()
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// spilled: 6
 	// 0 1 2 3 4 5 6 7 8 9
@@ -45,17 +47,28 @@ func ExampleDelivery_Ack() {
 	clock := spillway.NewManualClock(time.Unix(0, 0))
 	q, err := spillway.OpenQueue(spillway.Options{Ack: spillway.ManualAck, AckTimeout: time.Second, Clock: clock})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer q.Close()
 	ctx := context.Background()
-	q.Send(ctx, spillway.Message{Value: []byte("charge card")})
-	d, _ := q.Receive(ctx)
+	if err := q.Send(ctx, spillway.Message{Value: []byte("charge card")}); err != nil {
+		log.Fatal(err)
+	}
+	d, err := q.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(string(d.Value), "attempt", d.Attempt)
-	d.Nack(0) // failed: try again
-	d, _ = q.Receive(ctx)
+	if err := d.Nack(0); err != nil { // failed: try again
+		log.Fatal(err)
+	}
+	if d, err = q.Receive(ctx); err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(string(d.Value), "attempt", d.Attempt)
 	fmt.Println(d.Ack())
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// charge card attempt 1
 	// charge card attempt 2
@@ -66,19 +79,32 @@ func ExampleDelivery_Ack() {
 func ExampleTopic() {
 	t, err := spillway.OpenTopic(spillway.Options{Shards: 1})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer t.Close()
 	ctx := context.Background()
-	billing, _ := t.Subscribe("billing")
-	audit, _ := t.Subscribe("audit")
-	t.PublishBatch(ctx, []spillway.Message{{Value: []byte("order 1")}, {Value: []byte("order 2")}})
+	billing, err := t.Subscribe("billing")
+	if err != nil {
+		log.Fatal(err)
+	}
+	audit, err := t.Subscribe("audit")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := t.PublishBatch(ctx, []spillway.Message{{Value: []byte("order 1")}, {Value: []byte("order 2")}}); err != nil {
+		log.Fatal(err)
+	}
 	for _, s := range []*spillway.Subscription{billing, audit} {
 		dst := make([]spillway.Delivery, 8)
-		n, _ := s.ReceiveBatch(ctx, dst)
+		n, err := s.ReceiveBatch(ctx, dst)
+		if err != nil {
+			log.Fatal(err)
+		}
 		for _, d := range dst[:n] {
 			fmt.Println(s.Name(), string(d.Value))
 		}
+	}
+	if err := t.Close(); err != nil {
+		log.Fatal(err)
 	}
 	// Output:
 	// billing order 1
@@ -92,20 +118,34 @@ func ExampleTopic() {
 func ExampleDelivery_Term() {
 	dlq, err := spillway.OpenQueue(spillway.Options{})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer dlq.Close()
 	q, err := spillway.OpenQueue(spillway.Options{Ack: spillway.ManualAck, DeadLetter: dlq})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer q.Close()
 	ctx := context.Background()
-	q.Send(ctx, spillway.Message{Value: []byte("malformed order")})
-	d, _ := q.Receive(ctx)
-	d.Term() // no use retrying
-	dead, _ := dlq.Receive(ctx)
+	if err := q.Send(ctx, spillway.Message{Value: []byte("malformed order")}); err != nil {
+		log.Fatal(err)
+	}
+	d, err := q.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := d.Term(); err != nil { // no use retrying
+		log.Fatal(err)
+	}
+	dead, err := dlq.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(string(dead.Value), q.Stats().DeadLettered)
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := dlq.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// malformed order 1
 }
@@ -126,9 +166,11 @@ func ExampleOptions_onError() {
 		},
 	})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer q.Close()
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 }
 
 // Taking what is there without waiting: a loop that drains the queue and
@@ -136,12 +178,11 @@ func ExampleOptions_onError() {
 func ExampleQueue_TryReceive() {
 	q, err := spillway.OpenQueue(spillway.Options{Shards: 1})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer q.Close()
 	for _, v := range []string{"a", "b", "c"} {
 		if err := q.TrySend(spillway.Message{Value: []byte(v)}); err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 	}
 	for {
@@ -151,9 +192,12 @@ func ExampleQueue_TryReceive() {
 			break
 		}
 		if err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 		fmt.Println(string(d.Value))
+	}
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
 	}
 	// Output:
 	// a
@@ -168,9 +212,8 @@ func ExampleQueue_TryReceive() {
 func ExampleQueue_SendBatch() {
 	q, err := spillway.OpenQueue(spillway.Options{Shards: 1})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer q.Close()
 	ctx := context.Background()
 	batch := make([]spillway.Message, 0, 64)
 	for i := range 5 {
@@ -181,17 +224,20 @@ func ExampleQueue_SendBatch() {
 		if errors.As(err, &be) {
 			log.Printf("queued %d of %d: %v", be.Queued, len(batch), be.Err)
 		}
-		panic(err)
+		log.Fatal(err)
 	}
 	dst := make([]spillway.Delivery, 64)
 	n, err := q.ReceiveBatch(ctx, dst)
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	for _, d := range dst[:n] {
 		fmt.Print(string(d.Value), "@", d.Offset, " ")
 	}
 	fmt.Println()
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// m0@0 m1@1 m2@2 m3@3 m4@4
 }
@@ -201,29 +247,43 @@ func ExampleQueue_SendBatch() {
 func ExampleTopic_Subscribe() {
 	t, err := spillway.OpenTopic(spillway.Options{Shards: 1})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer t.Close()
-	w1, _ := t.Subscribe("workers")
-	w2, _ := t.Subscribe("workers") // a second receiver of the same subscription
-	audit, _ := t.Subscribe("audit")
+	var subs [3]*spillway.Subscription
+	for i, name := range []string{"workers", "workers", "audit"} { // two receivers of one subscription
+		if subs[i], err = t.Subscribe(name); err != nil {
+			log.Fatal(err)
+		}
+	}
 	ctx := context.Background()
 	for _, v := range []string{"a", "b", "c", "d"} {
-		t.Publish(ctx, spillway.Message{Value: []byte(v)})
+		if err := t.Publish(ctx, spillway.Message{Value: []byte(v)}); err != nil {
+			log.Fatal(err)
+		}
 	}
 	got := 0
-	for _, w := range []*spillway.Subscription{w1, w2} {
+	for _, w := range subs[:2] {
 		for {
-			if _, err := w.TryReceive(); err != nil {
+			_, err := w.TryReceive()
+			if errors.Is(err, spillway.ErrEmpty) {
 				break
+			}
+			if err != nil {
+				log.Fatal(err)
 			}
 			got++
 		}
 	}
 	fmt.Println("workers got", got, "between them")
 	dst := make([]spillway.Delivery, 8)
-	n, _ := audit.ReceiveBatch(ctx, dst)
+	n, err := subs[2].ReceiveBatch(ctx, dst)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("audit got", n)
+	if err := t.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// workers got 4 between them
 	// audit got 4

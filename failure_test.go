@@ -37,7 +37,7 @@ func flipFirstBatch(t *testing.T, dir string, at int64) codec.BatchHeader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer closeOK(t, f)
 	const segHeader = 64 // the segment file's own header
 	hdr := make([]byte, codec.HeaderSize)
 	if _, err := f.ReadAt(hdr, segHeader); err != nil {

@@ -34,7 +34,7 @@ func openQueue(t testing.TB, opts Options) *Queue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { q.Close() })
+	t.Cleanup(func() { closeOK(t, q) })
 	return q
 }
 

@@ -273,10 +273,10 @@ func (j *journal) writeGeneration(cp *checkpoint) error {
 	if err != nil {
 		if f != nil {
 			if m != nil {
-				f.Unmap(m)
+				_ = f.Unmap(m)
 			}
-			f.Close()
-			j.fsys.Remove(path)
+			_ = f.Close()
+			_ = j.fsys.Remove(path)
 		}
 		j.failed = fmt.Errorf("%w: writing %s: %w", ErrStorage, path, err)
 		return j.failed
@@ -285,15 +285,17 @@ func (j *journal) writeGeneration(cp *checkpoint) error {
 	j.gen, j.path, j.f, j.m, j.end = gen, path, f, m, journalHeader+len(recs)
 	j.dirty.Store(false)
 	if old != nil {
-		old.Unmap(oldM)
-		old.Close()
+		_ = old.Unmap(oldM)
+		_ = old.Close()
 	}
 	// Older generations (the one just left, and any an interrupted open
-	// left) are superseded once this one is durable.
+	// left) are superseded once this one is durable. Replay takes the
+	// newest whole one, and the next rotation removes what this one could
+	// not.
 	names, _ := j.fsys.ReadDir(j.dir)
 	for _, name := range names {
 		if g, ok := parseJournalName(name); ok && g < gen {
-			j.fsys.Remove(filepath.Join(j.dir, name))
+			_ = j.fsys.Remove(filepath.Join(j.dir, name))
 		}
 	}
 	return nil
@@ -302,7 +304,7 @@ func (j *journal) writeGeneration(cp *checkpoint) error {
 // createJournal creates a generation file holding recs, synced, and maps
 // it writable.
 func createJournal(fsys mmap.FS, path string, gen uint64, size int64, recs []byte) (mmap.File, []byte, error) {
-	fsys.Remove(path) // left by an interrupted attempt, never the journal
+	_ = fsys.Remove(path) // left by an interrupted attempt, never the journal
 	f, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, nil, err
@@ -515,7 +517,7 @@ func readFileAll(fsys mmap.FS, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: its Close loses nothing
 	size, err := f.Size()
 	if err != nil {
 		return nil, err

@@ -211,7 +211,9 @@ func TestDiskQuota(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got int
-		fmt.Sscan(string(d.Value[:16]), &got)
+		if _, err := fmt.Sscan(string(d.Value[:16]), &got); err != nil {
+			t.Fatalf("message %q: %v", d.Value[:16], err)
+		}
 		if got != want {
 			t.Fatalf("message %d, want %d", got, want)
 		}
@@ -257,7 +259,9 @@ func TestDiskQuotaDrainsWithoutSenders(t *testing.T) {
 					t.Fatalf("message %d of %d: %v; stats %+v", want, sent, err, q.Stats())
 				}
 				var got int
-				fmt.Sscan(string(d.Value[:16]), &got)
+				if _, err := fmt.Sscan(string(d.Value[:16]), &got); err != nil {
+					t.Fatalf("message %q: %v", d.Value[:16], err)
+				}
 				if got != want {
 					t.Fatalf("message %d, want %d", got, want)
 				}
@@ -305,8 +309,13 @@ func TestZeroCopy(t *testing.T) {
 	ctx := context.Background()
 	q := openQueue(t, Options{})
 	v := []byte("payload")
-	q.Send(ctx, Message{Key: []byte("k"), Value: v})
-	d, _ := q.Receive(ctx)
+	if err := q.Send(ctx, Message{Key: []byte("k"), Value: v}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := q.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if unsafe.SliceData(d.Value) != unsafe.SliceData(v) {
 		t.Fatal("the value was copied")
 	}

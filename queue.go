@@ -84,7 +84,7 @@ func OpenQueue(opts Options) (*Queue, error) {
 	q.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	if opts.Durability == Persistent {
 		q.persistent, q.always = true, opts.Sync == SyncAlways
-		q.group.fail = func(err error) { q.failStorage(err) }
+		q.group.fail = func(err error) { _ = q.failStorage(err) } // it returns err, wrapped, for callers that return it
 		q.group.commit = func() error {
 			if q.always {
 				return q.sy.wait(needJournal)
@@ -92,7 +92,7 @@ func OpenQueue(opts Options) (*Queue, error) {
 			return q.storageErr()
 		}
 		if err := q.openDurable(); err != nil {
-			q.dir.closeDir(&q.opts)
+			_ = q.dir.closeDir(&q.opts)
 			return nil, err
 		}
 	}

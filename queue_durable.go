@@ -360,7 +360,7 @@ func (s *qshard) switchToRing() {
 		return
 	}
 	d.appendMu.Unlock()
-	d.reader.Close()
+	_ = d.reader.Close()
 	d.reader = nil
 	s.senders.WakeAll()
 }

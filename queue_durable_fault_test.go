@@ -178,7 +178,7 @@ func TestPersistentSyncFailureIsSticky(t *testing.T) {
 	if n := reported.Load(); n != 1 {
 		t.Fatalf("OnError called %d times, want once", n)
 	}
-	q.Close() // syncs nothing more: the failure stands
+	closeOK(t, q) // syncs nothing more: the failure stands
 
 	opts.fs = mem
 	q = openPersistent(t, opts)

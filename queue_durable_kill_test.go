@@ -3,6 +3,7 @@ package spillway
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -35,10 +36,18 @@ func killOptions(dir string, sync SyncPolicy) Options {
 // never repeat across rounds.
 func runKillChild() {
 	f := strings.Fields(os.Getenv(killChildEnv))
+	if len(f) != 4 {
+		fmt.Println("error: bad", killChildEnv, f)
+		os.Exit(2)
+	}
 	dir := f[0]
-	policy, _ := strconv.Atoi(f[1])
-	seed, _ := strconv.ParseUint(f[2], 10, 64)
-	base, _ := strconv.Atoi(f[3])
+	policy, err1 := strconv.Atoi(f[1])
+	seed, err2 := strconv.ParseUint(f[2], 10, 64)
+	base, err3 := strconv.Atoi(f[3])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
 	q, err := OpenQueue(killOptions(dir, SyncPolicy(policy)))
 	if err != nil {
 		fmt.Println("error", err)
@@ -46,11 +55,17 @@ func runKillChild() {
 	}
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
+	// A report the parent cannot read ends the child: the parent then
+	// knows less than happened, never more.
 	report := func(format string, args ...any) {
 		mu.Lock()
-		fmt.Fprintf(out, format+"\n", args...)
-		out.Flush()
-		mu.Unlock()
+		defer mu.Unlock()
+		if _, err := fmt.Fprintf(out, format+"\n", args...); err != nil {
+			os.Exit(2)
+		}
+		if err := out.Flush(); err != nil {
+			os.Exit(2)
+		}
 	}
 	fail := func(err error) {
 		report("error %v", err)
@@ -81,7 +96,9 @@ func runKillChild() {
 					fail(err)
 				}
 				var k, i int
-				fmt.Sscanf(string(d.Value), "k%d-i%d-", &k, &i)
+				if _, err := fmt.Sscanf(string(d.Value), "k%d-i%d-", &k, &i); err != nil {
+					fail(fmt.Errorf("value %q: %w", d.Value, err))
+				}
 				report("R %d %d %d", k, i, d.Attempt)
 				if rng.IntN(10) < 8 {
 					report("a %d %d", k, i) // the Ack may land from here on
@@ -134,8 +151,14 @@ func TestPersistentKill9(t *testing.T) {
 			if len(f) < 3 || f[0] == "error" {
 				t.Fatalf("round %d: child: %s", round, line)
 			}
-			k, _ := strconv.Atoi(f[1])
-			i, _ := strconv.Atoi(f[2])
+			k, err := strconv.Atoi(f[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			i, err := strconv.Atoi(f[2])
+			if err != nil {
+				t.Fatal(err)
+			}
 			v := string(keyedMessage(k, i).Value)
 			switch f[0] {
 			case "S":
@@ -151,14 +174,21 @@ func TestPersistentKill9(t *testing.T) {
 		for n := 0; sc.Scan(); n++ {
 			record(sc.Text())
 			if n == killAfter {
-				cmd.Process.Signal(syscall.SIGKILL)
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
 				break
 			}
 		}
 		for sc.Scan() { // reported before the kill landed
 			record(sc.Text())
 		}
-		cmd.Wait()
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); !killed(err) {
+			t.Fatalf("round %d: the child ended with %v, want a SIGKILL", round, err)
+		}
 		if len(sent) == 0 {
 			t.Fatalf("round %d: the child sent nothing", round)
 		}
@@ -208,4 +238,15 @@ func TestPersistentKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// killed reports whether err is what Wait returns for a child that
+// SIGKILL ended.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }

@@ -99,12 +99,12 @@ func (q *Queue) closeDurableFiles() {
 	for _, s := range q.shards {
 		if d := s.d; d != nil {
 			if d.journal != nil {
-				d.journal.close()
+				_ = d.journal.close()
 			}
 			if d.cursor != nil {
-				d.cursor.close()
+				_ = d.cursor.close()
 			}
-			d.log.Close()
+			_ = d.log.Close()
 		}
 	}
 }
@@ -306,7 +306,7 @@ func (q *Queue) loadUnsettled(s *qshard, unsettled map[uint64]*journalEntry, nee
 	if err != nil {
 		return nil, 0, err
 	}
-	defer dec.Close()
+	defer func() { _ = dec.Close() }() // a Decoder's Close returns nil
 	for _, off := range offs {
 		if e := unsettled[off]; e.batch != nil {
 			var b codec.Batch
@@ -331,7 +331,7 @@ func (q *Queue) loadUnsettled(s *qshard, unsettled map[uint64]*journalEntry, nee
 				break
 			}
 			if err != nil && !errors.Is(err, mmap.ErrCorrupt) {
-				r.Close()
+				_ = r.Close()
 				return nil, 0, fmt.Errorf("%w: shard %d: %w", ErrStorage, s.idx, err)
 			}
 			for i := range recs {
@@ -340,7 +340,7 @@ func (q *Queue) loadUnsettled(s *qshard, unsettled map[uint64]*journalEntry, nee
 				}
 			}
 		}
-		r.Close()
+		_ = r.Close()
 	}
 	out := make([]recovered, 0, len(offs))
 	for _, off := range offs {
@@ -386,7 +386,7 @@ func (s *qshard) closeDurable() error {
 	s.lo, s.hi = 0, 0
 	s.carry, s.carryNext, s.carryHdrs, s.carryHdrNext = nil, 0, nil, 0
 	if d.reader != nil {
-		d.reader.Close()
+		_ = d.reader.Close()
 		d.reader = nil
 	}
 	var errs []error

@@ -52,7 +52,7 @@ func openModelQueue(t *testing.T, rng *rand.Rand, policy Overflow, shards int) (
 
 func runQueueModel(t *testing.T, rng *rand.Rand, policy Overflow) {
 	q, opts := openModelQueue(t, rng, policy, 1)
-	defer q.Close()
+	defer closeOK(t, q)
 	ringSize := opts.RingSize
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -204,7 +204,7 @@ func TestQueueModelShards(t *testing.T) {
 func runQueueModelShards(t *testing.T, rng *rand.Rand, policy Overflow) {
 	const shards, keys = 4, 11
 	q, opts := openModelQueue(t, rng, policy, shards)
-	defer q.Close()
+	defer closeOK(t, q)
 	ringSize := opts.RingSize
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -316,7 +316,7 @@ func TestSpillBatch(t *testing.T) {
 	if st := q.Stats(); st.Depth != 0 || st.DiskBytes != 0 || st.Delivered != n {
 		t.Fatalf("after draining: %+v", st)
 	}
-	q.Close()
+	closeOK(t, q)
 	if err := q.Flush(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Flush after Close: %v, want ErrClosed", err)
 	}

@@ -59,7 +59,7 @@ func openDir(o *Options, kind string, shardsGiven int) (spillDir, error) {
 		return d, err
 	}
 	fail := func(err error) (spillDir, error) {
-		lock.Close()
+		_ = lock.Close()
 		return spillDir{}, err
 	}
 	m, err := readManifest(fsys, o.Dir)
@@ -130,7 +130,7 @@ func (d *spillDir) closeDir(o *Options) error {
 		}
 	}
 	if d.enc != nil {
-		d.enc.Close()
+		_ = d.enc.Close()
 	}
 	if lerr := d.lock.Close(); err == nil {
 		err = lerr

@@ -55,7 +55,7 @@ func runTopicModel(t *testing.T, rng *rand.Rand, policy Overflow) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tp.Close()
+	defer closeOK(t, tp)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	subs := []*subModel{{s: subscribe(t, tp, "a")}, {s: subscribe(t, tp, "b")}}

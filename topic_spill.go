@@ -57,8 +57,8 @@ func (s *tshard) startSpill() (*tspill, error) {
 	}
 	pin, err := log.NewReader(0)
 	if err != nil {
-		log.Close()
-		removeSpillDir(t.opts.fs, dir)
+		_ = log.Close()
+		_ = removeSpillDir(t.opts.fs, dir)
 		return nil, err
 	}
 	// While subscriptions read the spill, the ring keeps its last Cap()
@@ -115,7 +115,7 @@ func (sp *tspill) write(s *tshard, es []tentry) (int, error) {
 	}
 	if err == nil && sp.pend != nil && sp.pend.bytes >= sp.target {
 		s.pub.Slow()
-		sp.submit() // now, to start compressing; failing, it waits in pend
+		_ = sp.submit() // now, to start compressing; failing, it waits in pend
 	}
 	sp.noteFull(s)
 	sp.end += uint64(n)
@@ -162,7 +162,7 @@ func (sp *tspill) pinTo(s *tshard, tail, step uint64) {
 		return
 	}
 	if pin, err := sp.log.NewReader(want); err == nil {
-		sp.pin.Close()
+		_ = sp.pin.Close()
 		sp.pin = pin
 	}
 }
@@ -228,20 +228,22 @@ func (t *Topic) retrySpills() {
 	for _, s := range t.shards {
 		if s.spillFull.Load() && s.pub.TryLock() {
 			if s.spill != nil {
-				s.spill.appendAll(s)
+				_ = s.spill.appendAll(s) // a failure stays with the writer, for the readers' next appendSpill
 			}
 			s.pub.Unlock()
 		}
 	}
 }
 
-// close stops the spill's writer and removes its files.
+// close stops the spill's writer and removes its files. Its last reader
+// has left: what a failure here could cost is disk space, and files it
+// leaves behind, the next open removes.
 func (sp *tspill) close() {
 	sp.pend = nil
-	sp.w.Close() // what it still held is for nobody now
-	sp.pin.Close()
-	sp.log.Close()
-	removeSpillDir(sp.fs, sp.dir)
+	_ = sp.w.Close() // what it still held is for nobody now
+	_ = sp.pin.Close()
+	_ = sp.log.Close()
+	_ = removeSpillDir(sp.fs, sp.dir)
 }
 
 // evict moves ss from the ring to the spill, starting one if needed.
@@ -297,7 +299,7 @@ func (ss *subShard) readDisk() bool {
 			return ss.rejoin(err)
 		}
 		ss.disk = d
-		ss.pin.Close()
+		_ = ss.pin.Close()
 		ss.pin = nil
 	}
 	first, recs, err := ss.disk.Next()
@@ -446,11 +448,11 @@ func (ss *subShard) rejoin(cause error) bool {
 func (ss *subShard) leaveSpill() *tspill {
 	sp := ss.spill
 	if ss.disk != nil {
-		ss.disk.Close()
+		_ = ss.disk.Close()
 		ss.disk = nil
 	}
 	if ss.pin != nil {
-		ss.pin.Close()
+		_ = ss.pin.Close()
 		ss.pin = nil
 	}
 	ss.spill = nil

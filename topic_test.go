@@ -21,7 +21,7 @@ func openTopic(t testing.TB, opts Options) *Topic {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tp.Close() })
+	t.Cleanup(func() { closeOK(t, tp) })
 	return tp
 }
 
@@ -240,7 +240,9 @@ func TestTopicSubscribeUnsubscribeWhilePublishing(t *testing.T) {
 			t.Fatal(err)
 		}
 		var v int
-		fmt.Sscan(string(d.Value), &v)
+		if _, err := fmt.Sscan(string(d.Value), &v); err != nil {
+			t.Fatalf("message %q: %v", d.Value, err)
+		}
 		return v
 	}
 	// "reader" is read all along, in order.
@@ -622,7 +624,9 @@ func readNumbered(ctx context.Context, s *Subscription, n int) error {
 			return fmt.Errorf("%s: message %d of %d: %w", s.Name(), want, n, err)
 		}
 		var got int
-		fmt.Sscan(string(d.Value[:8]), &got)
+		if _, err := fmt.Sscan(string(d.Value[:8]), &got); err != nil {
+			return fmt.Errorf("%s: message %q: %w", s.Name(), d.Value[:8], err)
+		}
 		if got != want {
 			return fmt.Errorf("%s: message %d, want %d", s.Name(), got, want)
 		}
@@ -803,7 +807,7 @@ func TestTopicQuotaDrainsManyShards(t *testing.T) {
 				t.Fatalf("round %d: a subscription still waits: %+v", round, tp.Stats())
 			}
 		}
-		tp.Close()
+		closeOK(t, tp)
 	}
 }
 
@@ -851,7 +855,10 @@ func TestTopicQuotaFlow(t *testing.T) {
 						return
 					}
 					var got int
-					fmt.Sscan(string(d.Value[:8]), &got)
+					if _, err := fmt.Sscan(string(d.Value[:8]), &got); err != nil {
+						errs <- fmt.Errorf("%s: message %q: %w", s.Name(), d.Value[:8], err)
+						return
+					}
 					if got != want {
 						errs <- fmt.Errorf("%s: got %d want %d", s.Name(), got, want)
 						return

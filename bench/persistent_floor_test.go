@@ -30,7 +30,7 @@ func persistentFloor(b *testing.B, msgs [][]byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
+	defer closeOK(b, f)
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
 		b.Fatal(err)
 	}
@@ -38,7 +38,11 @@ func persistentFloor(b *testing.B, msgs [][]byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer unix.Munmap(m)
+	defer func() {
+		if err := unix.Munmap(m); err != nil {
+			b.Error(err)
+		}
+	}()
 	const madvPopulateWrite = 23
 	if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(unsafe.Pointer(&m[0])), size, madvPopulateWrite); e != 0 {
 		b.Logf("MADV_POPULATE_WRITE: %v (the stores fault the pages in)", e)

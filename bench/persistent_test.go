@@ -46,7 +46,7 @@ func BenchmarkPersistent(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
+		defer closeOK(b, q)
 		var mu sync.Mutex
 		pair(b, func() {
 			for i := range b.N {
@@ -96,7 +96,7 @@ func BenchmarkPersistent(b *testing.B) {
 			}
 			q := diskqueue.New("bench", b.TempDir(), 64<<20, 0, 1<<20, 1<<62, timeout,
 				func(diskqueue.LogLevel, string, ...interface{}) {})
-			defer q.Close()
+			defer closeOK(b, q)
 			pair(b, func() {
 				for i := range b.N {
 					if err := q.Put(msgs[i%msgPool]); err != nil {
@@ -293,7 +293,7 @@ func BenchmarkSyncAlways(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer q.Close()
+			defer closeOK(b, q)
 			before := q.Stats()
 			pair(b, func() {
 				var wg sync.WaitGroup

@@ -33,7 +33,7 @@ func BenchmarkQueue(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
+		defer closeOK(b, q)
 		pair(b, func() {
 			for i := range b.N {
 				if err := q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
@@ -87,7 +87,7 @@ func queueBatches(b *testing.B, opts spillway.Options, msgs [][]byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer q.Close()
+	defer closeOK(b, q)
 	pair(b, func() {
 		batch := make([]spillway.Message, 64)
 		for i := 0; i < b.N; i += len(batch) {
@@ -140,7 +140,7 @@ func BenchmarkQueueOneGoroutine(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
+		defer closeOK(b, q)
 		batch := make([]spillway.Message, 64)
 		dst := make([]spillway.Delivery, 64)
 		b.SetBytes(128)
@@ -197,7 +197,7 @@ func BenchmarkQueueAck(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer q.Close()
+			defer closeOK(b, q)
 			pair(b, func() {
 				for i := range b.N {
 					if err := q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
@@ -234,7 +234,7 @@ func BenchmarkQueueSpill(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer q.Close()
+			defer closeOK(b, q)
 			batch := make([]spillway.Message, 64)
 			dst := make([]spillway.Delivery, 64)
 			b.SetBytes(128)
@@ -272,7 +272,7 @@ func BenchmarkQueueSpill(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
+		defer closeOK(b, q)
 		b.SetBytes(128)
 		b.ReportAllocs()
 		defer benchenv.Steal(b)()
@@ -294,7 +294,7 @@ func BenchmarkQueueSpill(b *testing.B) {
 	b.Run("impl=diskqueue", func(b *testing.B) {
 		q := diskqueue.New("bench", b.TempDir(), 100<<20, 0, 1<<20, 2500, 2*time.Second,
 			func(diskqueue.LogLevel, string, ...interface{}) {})
-		defer q.Close()
+		defer closeOK(b, q)
 		b.SetBytes(128)
 		b.ReportAllocs()
 		defer benchenv.Steal(b)()
@@ -346,7 +346,7 @@ func BenchmarkQueueCompeting(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
+		defer closeOK(b, q)
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var left atomic.Int64

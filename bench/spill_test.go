@@ -44,7 +44,7 @@ func BenchmarkSpill(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
+		defer closeOK(b, q)
 		b.SetBytes(128)
 		b.ReportAllocs()
 		defer benchenv.Steal(b)()
@@ -67,7 +67,7 @@ func BenchmarkSpill(b *testing.B) {
 		// NSQ's defaults: 100 MiB files, sync every 2500 messages or 2 s.
 		q := diskqueue.New("bench", b.TempDir(), 100<<20, 0, 1<<20, 2500, 2*time.Second,
 			func(diskqueue.LogLevel, string, ...interface{}) {})
-		defer q.Close()
+		defer closeOK(b, q)
 		b.SetBytes(128)
 		b.ReportAllocs()
 		defer benchenv.Steal(b)()
@@ -88,17 +88,17 @@ func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compressi
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer enc.Close()
+	defer closeOK(b, enc)
 	l, _, err := mmap.Open(b.TempDir(), mmap.Options{Encoder: enc})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
+	defer closeOK(b, l)
 	r, err := l.NewReader(0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.Close()
+	defer closeOK(b, r)
 	r.SetReadAhead(runtime.GOMAXPROCS(0))
 	w := l.NewWriter(mmap.WriterOptions{})
 	recs := make([]codec.Record, 256)

@@ -64,7 +64,7 @@ func BenchmarkTopicFanOut(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer tp.Close()
+			defer closeOK(b, tp)
 			recv := topicReceivers(b, tp, 3, func() int { return b.N })
 			fanOut(b, func() {
 				if mode == "one-by-one" {
@@ -122,7 +122,7 @@ func BenchmarkPublishCost(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer q.Close()
+		defer closeOK(b, q)
 		pair(b, func() {
 			for i := range b.N {
 				if err := q.Send(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
@@ -144,7 +144,7 @@ func BenchmarkPublishCost(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer tp.Close()
+		defer closeOK(b, tp)
 		s, err := tp.Subscribe("only")
 		if err != nil {
 			b.Fatal(err)
@@ -189,7 +189,7 @@ func BenchmarkTopicSlowSubscriber(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer tp.Close()
+				defer closeOK(b, tp)
 				recv := topicReceivers(b, tp, 2, func() int { return b.N })
 				stop := make(chan struct{})
 				var slowDone sync.WaitGroup

@@ -50,7 +50,7 @@ func rawOf(b *testing.B, batches [][]Record) (raws [][]byte, mean int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer enc.Close()
+	defer closeOK(b, enc)
 	for _, recs := range batches {
 		buf, err := enc.AppendBatch(nil, 0, recs)
 		if err != nil {
@@ -76,18 +76,22 @@ func BenchmarkEncode(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer enc.Close()
+			defer closeOK(b, enc)
 			stored, rawBytes := 0, 0
 			var buf []byte
 			for k, recs := range batches {
-				buf, _ = enc.AppendBatch(buf[:0], 0, recs)
+				if buf, err = enc.AppendBatch(buf[:0], 0, recs); err != nil {
+					b.Fatal(err)
+				}
 				stored, rawBytes = stored+len(buf), rawBytes+len(raws[k])
 			}
 			b.ReportAllocs()
 			b.SetBytes(mean)
 			b.ResetTimer()
 			for i := range b.N {
-				buf, _ = enc.AppendBatch(buf[:0], 0, batches[i%len(batches)])
+				if buf, err = enc.AppendBatch(buf[:0], 0, batches[i%len(batches)]); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportMetric(100*float64(stored)/float64(rawBytes), "stored%")
 		})
@@ -98,8 +102,11 @@ func BenchmarkEncode(b *testing.B) {
 			case None:
 				compress = func(raw []byte) { out = append(out[:0], raw...) }
 			case Zstd:
-				z, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false))
-				defer z.Close()
+				z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderCRC(false))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer closeOK(b, z)
 				compress = func(raw []byte) { out = z.EncodeAll(raw, out[:0]) }
 			case S2:
 				compress = func(raw []byte) {
@@ -136,15 +143,17 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		encoded := make([][]byte, len(batches))
 		for k, recs := range batches {
-			encoded[k], _ = enc.AppendBatch(nil, 0, recs)
+			if encoded[k], err = enc.AppendBatch(nil, 0, recs); err != nil {
+				b.Fatal(err)
+			}
 		}
-		enc.Close()
+		closeOK(b, enc)
 		b.Run("codec="+c.String()+"/impl=spillway", func(b *testing.B) {
 			dec, err := NewDecoder(Limits{})
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer dec.Close()
+			defer closeOK(b, dec)
 			var bt Batch
 			for _, batch := range encoded {
 				if _, err := dec.Decode(batch, &bt); err != nil {
@@ -167,15 +176,25 @@ func BenchmarkDecode(b *testing.B) {
 			case None:
 				decompress = func(stored []byte, _ int) { out = append(out[:0], stored...) }
 			case Zstd:
-				z, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
+				z, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
+				if err != nil {
+					b.Fatal(err)
+				}
 				defer z.Close()
-				decompress = func(stored []byte, _ int) { out, _ = z.DecodeAll(stored, out[:0]) }
+				decompress = func(stored []byte, _ int) {
+					if out, err = z.DecodeAll(stored, out[:0]); err != nil {
+						b.Fatal(err)
+					}
+				}
 			case S2:
 				decompress = func(stored []byte, rawLen int) {
 					if cap(out) < rawLen {
 						out = make([]byte, 0, rawLen)
 					}
-					out, _ = s2.Decode(out[:rawLen], stored)
+					var err error
+					if out, err = s2.Decode(out[:rawLen], stored); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 			for k, batch := range encoded {

@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"fmt"
+	"log"
 
 	"github.com/spillway-io/spillway/codec"
 )
@@ -12,14 +13,12 @@ import (
 func Example() {
 	enc, err := codec.NewEncoder(codec.WithCompression(codec.Zstd))
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer enc.Close()
 	dec, err := codec.NewDecoder(codec.DefaultLimits())
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer dec.Close()
 
 	recs := []codec.Record{
 		{Key: []byte("user-1"), Value: []byte(`{"event":"signup"}`)},
@@ -27,11 +26,11 @@ func Example() {
 	}
 	buf, err := enc.AppendBatch(nil, 100, recs) // the batch's first offset is 100
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	var b codec.Batch
 	if _, err := dec.Decode(buf, &b); err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	for i, r := range b.Records {
 		fmt.Println(b.Header.FirstOffset+uint64(i), string(r.Key), string(r.Value), len(r.Headers))
@@ -39,6 +38,12 @@ func Example() {
 	buf[len(buf)-1] ^= 1 // one flipped bit
 	_, err = dec.Decode(buf, &b)
 	fmt.Println(err != nil)
+	if err := dec.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// 100 user-1 {"event":"signup"} 0
 	// 101 user-1 {"event":"login"} 1

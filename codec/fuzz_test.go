@@ -26,12 +26,12 @@ func FuzzDecode(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	defer dec.Close()
+	defer closeOK(f, dec)
 	raw, err := NewEncoder(WithCompression(None), WithEncoderLimits(fuzzLimits))
 	if err != nil {
 		f.Fatal(err)
 	}
-	defer raw.Close()
+	defer closeOK(f, raw)
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s.data, s.resign)
 	}
@@ -84,14 +84,14 @@ func FuzzRoundTrip(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		defer e.Close()
+		defer closeOK(f, e)
 		encs[c] = e
 	}
 	dec, err := NewDecoder(fuzzLimits)
 	if err != nil {
 		f.Fatal(err)
 	}
-	defer dec.Close()
+	defer closeOK(f, dec)
 	var b Batch
 	f.Fuzz(func(t *testing.T, data []byte, ts int64, first uint64) {
 		recs := recordsFromBytes(data, ts)
@@ -171,7 +171,7 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 			tb.Fatal(err)
 		}
 		valid, err := e.AppendBatch(nil, goldenFirstOffset, goldenRecords())
-		e.Close()
+		closeOK(tb, e)
 		if err != nil {
 			tb.Fatal(err)
 		}

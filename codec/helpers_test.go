@@ -43,7 +43,7 @@ func newCodecs(t testing.TB, c Compression, limits Limits) (*Encoder, *Decoder) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { enc.Close(); dec.Close() })
+	t.Cleanup(func() { closeOK(t, enc); closeOK(t, dec) })
 	return enc, dec
 }
 

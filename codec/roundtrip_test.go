@@ -165,9 +165,12 @@ func TestEncodeLimits(t *testing.T) {
 // TestClosed: use after Close gets ErrClosed, and Close is idempotent.
 func TestClosed(t *testing.T) {
 	enc, dec := newCodecs(t, Zstd, Limits{})
-	buf, _ := enc.AppendBatch(nil, 0, []Record{{Value: []byte("x")}})
-	enc.Close()
-	dec.Close()
+	buf, err := enc.AppendBatch(nil, 0, []Record{{Value: []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOK(t, enc)
+	closeOK(t, dec)
 	if err := enc.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -196,11 +199,19 @@ func TestSteadyStateAllocs(t *testing.T) {
 		var buf []byte
 		var b Batch
 		for range 2 * runtime.GOMAXPROCS(0) {
-			buf, _ = enc.AppendBatch(buf[:0], 0, recs)
-			dec.Decode(buf, &b)
+			var err error
+			if buf, err = enc.AppendBatch(buf[:0], 0, recs); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dec.Decode(buf, &b); err != nil {
+				t.Fatal(err)
+			}
 		}
 		encAllocs := testing.AllocsPerRun(50, func() {
-			buf, _ = enc.AppendBatch(buf[:0], 0, recs)
+			var err error
+			if buf, err = enc.AppendBatch(buf[:0], 0, recs); err != nil {
+				t.Fatal(err)
+			}
 		})
 		decAllocs := testing.AllocsPerRun(50, func() {
 			if _, err := dec.Decode(buf, &b); err != nil {
@@ -295,8 +306,14 @@ func TestDetach(t *testing.T) {
 				if bufB, err = enc.AppendBatch(bufB[:0], 50, recsB); err != nil {
 					t.Fatal(err)
 				}
-				ha, _ := PeekHeader(bufA)
-				hb, _ := PeekHeader(bufB)
+				ha, err := PeekHeader(bufA)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hb, err := PeekHeader(bufB)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if hb.RawLen <= ha.RawLen {
 					break
 				}
@@ -341,12 +358,12 @@ func TestEncoderOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fast.Close()
+	defer closeOK(t, fast)
 	better, err := NewEncoder(WithCompression(Zstd), WithZstdLevel(zstd.SpeedBetterCompression), WithEncoderConcurrency(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer better.Close()
+	defer closeOK(t, better)
 	if better.Compression() != Zstd {
 		t.Fatalf("Compression = %v", better.Compression())
 	}
@@ -355,7 +372,7 @@ func TestEncoderOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dec.Close()
+	defer closeOK(t, dec)
 	if dec.Limits() != limits {
 		t.Fatalf("Limits = %+v, want %+v", dec.Limits(), limits)
 	}

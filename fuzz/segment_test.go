@@ -34,7 +34,7 @@ func buildMaster() {
 		master.err = err
 		return
 	}
-	defer os.RemoveAll(dir)
+	defer func() { master.err = errors.Join(master.err, os.RemoveAll(dir)) }()
 	l, _, err := mmap.Open(dir, mmap.Options{SegmentSize: 1 << 20})
 	if err != nil {
 		master.err = err
@@ -57,7 +57,7 @@ func buildMaster() {
 			})
 		}
 		batch, err := enc.AppendBatch(nil, uint64(off), recs)
-		enc.Close()
+		err = errors.Join(err, enc.Close())
 		if err != nil {
 			master.err = err
 			return
@@ -73,7 +73,11 @@ func buildMaster() {
 		return
 	}
 	master.total = off
-	entries, _ := os.ReadDir(dir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		master.err = err
+		return
+	}
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".seg") {
 			master.name = e.Name()
@@ -121,12 +125,12 @@ func FuzzSegmentRecovery(f *testing.F) {
 		if err != nil {
 			return // refusing a directory is allowed; panicking is not
 		}
-		defer l.Close()
+		defer closeOK(t, l)
 		r, err := l.NewPeekReader(l.FirstOffset())
 		if err != nil {
 			t.Fatalf("reader at the first offset %d: %v", l.FirstOffset(), err)
 		}
-		defer r.Close()
+		defer closeOK(t, r)
 		read := 0
 		for range master.total + 1 {
 			first, recs, err := r.Next()

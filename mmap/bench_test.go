@@ -34,13 +34,19 @@ var syncPolicies = []struct {
 // SetBytes counts the record bytes; batches/s is ops per second.
 func BenchmarkAppendBatch(b *testing.B) {
 	recs := benchMessages(512)
-	enc, _ := codec.NewEncoder()
-	defer enc.Close()
-	batch, _ := enc.AppendBatch(nil, 0, recs)
+	enc, err := codec.NewEncoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeOK(b, enc)
+	batch, err := enc.AppendBatch(nil, 0, recs)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, p := range syncPolicies {
 		b.Run("sync="+p.name, func(b *testing.B) {
 			l, _ := open(b, b.TempDir(), Options{Sync: p.policy, SegmentSize: 64 << 20})
-			defer l.Close()
+			defer closeOK(b, l)
 			b.SetBytes(int64(len(recs) * 128))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -64,10 +70,13 @@ func BenchmarkReadBack(b *testing.B) {
 	recs := benchMessages(perBatch * distinct)
 	for _, c := range []codec.Compression{codec.Zstd, codec.S2, codec.None} {
 		b.Run("codec="+c.String(), func(b *testing.B) {
-			enc, _ := codec.NewEncoder(codec.WithCompression(c))
-			defer enc.Close()
+			enc, err := codec.NewEncoder(codec.WithCompression(c))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeOK(b, enc)
 			l, _ := open(b, b.TempDir(), Options{Encoder: enc, SegmentSize: 64 << 20})
-			defer l.Close()
+			defer closeOK(b, l)
 			const batches = 256
 			for k := range batches {
 				first := k % distinct * perBatch
@@ -82,15 +91,18 @@ func BenchmarkReadBack(b *testing.B) {
 			for i := range b.N {
 				if i%batches == 0 {
 					if r != nil {
-						r.Close()
+						closeOK(b, r)
 					}
-					r, _ = l.NewPeekReader(0)
+					var err error
+					if r, err = l.NewPeekReader(0); err != nil {
+						b.Fatal(err)
+					}
 				}
 				if _, _, err := r.Next(); err != nil {
 					b.Fatal(err)
 				}
 			}
-			r.Close()
+			closeOK(b, r)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
 		})
 	}
@@ -105,12 +117,18 @@ func BenchmarkSpill(b *testing.B) {
 	msgs := benchMessages(1 << 14)
 	for _, c := range []codec.Compression{codec.Zstd, codec.S2} {
 		b.Run("codec="+c.String(), func(b *testing.B) {
-			enc, _ := codec.NewEncoder(codec.WithCompression(c))
-			defer enc.Close()
+			enc, err := codec.NewEncoder(codec.WithCompression(c))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeOK(b, enc)
 			l, _ := open(b, b.TempDir(), Options{Encoder: enc, SegmentSize: 64 << 20})
-			defer l.Close()
-			r, _ := l.NewReader(0)
-			defer r.Close()
+			defer closeOK(b, l)
+			r, err := l.NewReader(0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeOK(b, r)
 			r.SetReadAhead(runtime.GOMAXPROCS(0))
 			w := l.NewWriter(WriterOptions{})
 			b.SetBytes(128)
@@ -134,7 +152,7 @@ func BenchmarkSpill(b *testing.B) {
 				read += len(recs)
 			}
 			b.StopTimer()
-			w.Close()
+			closeOK(b, w)
 			b.ReportMetric(100*float64(stored)/float64(128*b.N), "stored%")
 		})
 	}
@@ -144,8 +162,11 @@ func BenchmarkSpill(b *testing.B) {
 // batch verified. Reported as seconds per GiB of log.
 func BenchmarkRecovery(b *testing.B) {
 	dir := b.TempDir()
-	enc, _ := codec.NewEncoder(codec.WithCompression(codec.None))
-	defer enc.Close()
+	enc, err := codec.NewEncoder(codec.WithCompression(codec.None))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeOK(b, enc)
 	l, _ := open(b, dir, Options{Encoder: enc, SegmentSize: 64 << 20})
 	recs := benchMessages(2048)
 	var size int64
@@ -155,7 +176,7 @@ func BenchmarkRecovery(b *testing.B) {
 		}
 		size += 2048*128 + 2048*3 + codec.HeaderSize
 	}
-	l.Close()
+	closeOK(b, l)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for range b.N {
@@ -163,7 +184,7 @@ func BenchmarkRecovery(b *testing.B) {
 		if err != nil || len(rec.Dropped) != 0 {
 			b.Fatal(err, rec)
 		}
-		l.Close()
+		closeOK(b, l)
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)/(float64(size)/(1<<30)), "s/GiB")
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 
 	"github.com/spillway-io/spillway/codec"
@@ -16,45 +17,53 @@ import (
 func Example() {
 	dir, err := os.MkdirTemp("", "mmap-example")
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
 
 	l, _, err := mmap.Open(dir, mmap.Options{Sync: mmap.SyncAlways})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	for i := range 3 {
 		off, err := l.Append([]codec.Record{{Value: fmt.Appendf(nil, "batch %d, record 0", i)}, {Value: fmt.Appendf(nil, "batch %d, record 1", i)}})
 		if err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 		fmt.Println("appended at", off)
 	}
-	l.Close()
+	if err := l.Close(); err != nil {
+		log.Fatal(err)
+	}
 
 	l, rec, err := mmap.Open(dir, mmap.Options{})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer l.Close()
 	fmt.Println("recovered", rec.Batches, "batches, dropped", len(rec.Dropped))
 	r, err := l.NewReader(2) // from the second batch's first record
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer r.Close()
 	for {
 		first, recs, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 		for i, rc := range recs {
 			fmt.Println(first+uint64(i), string(rc.Value))
 		}
+	}
+	if err := r.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Fatal(err)
 	}
 	// Output:
 	// appended at 0
@@ -72,31 +81,27 @@ func Example() {
 func ExampleLog_NewWriter() {
 	dir, err := os.MkdirTemp("", "mmap-example")
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
 	l, _, err := mmap.Open(dir, mmap.Options{})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer l.Close()
 	w := l.NewWriter(mmap.WriterOptions{BatchBytes: 64 << 10})
-	defer w.Close()
 	recs := make([]codec.Record, 1000)
 	for i := range recs {
 		recs[i] = codec.Record{Value: fmt.Appendf(nil, "event %d", i)}
 	}
 	if _, err := w.Write(recs); err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	if err := w.Flush(); err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	r, err := l.NewReader(0)
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer r.Close()
 	n := 0
 	for {
 		_, got, err := r.Next()
@@ -106,6 +111,18 @@ func ExampleLog_NewWriter() {
 		n += len(got)
 	}
 	fmt.Println(n, "records read back")
+	if err := r.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// 1000 records read back
 }
@@ -128,39 +145,47 @@ func (e *events) AppendTo(rb *codec.RawBatch) {
 func ExampleWriter_WriteDeferred() {
 	dir, err := os.MkdirTemp("", "mmap-example")
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
 	l, _, err := mmap.Open(dir, mmap.Options{})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer l.Close()
 	w := l.NewWriter(mmap.WriterOptions{})
-	defer w.Close()
 	for b := range 3 {
 		batch := &events{}
 		for i := range 100 {
 			batch.values = append(batch.values, fmt.Appendf(nil, "event %d", 100*b+i))
 		}
 		if err := w.WriteDeferred(batch, len(batch.values)); err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 	}
 	if err := w.Flush(); err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
 	r, err := l.NewReader(0)
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer r.Close()
 	for {
 		first, recs, err := r.Next()
 		if err != nil {
 			break // io.EOF: everything flushed has been read
 		}
 		fmt.Println("batch at", first, "of", len(recs), "records, the last", string(recs[len(recs)-1].Value))
+	}
+	if err := r.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Fatal(err)
 	}
 	// Output:
 	// batch at 0 of 100 records, the last event 99
@@ -175,28 +200,25 @@ func ExampleWriter_WriteDeferred() {
 func ExampleReader_TryNext() {
 	dir, err := os.MkdirTemp("", "mmap-example")
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
 	l, _, err := mmap.Open(dir, mmap.Options{})
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer l.Close()
 	for b := range 10 {
 		recs := make([]codec.Record, 100)
 		for i := range recs {
 			recs[i] = codec.Record{Value: fmt.Appendf(nil, "event %d", b*100+i)}
 		}
 		if _, err := l.Append(recs); err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 	}
 	r, err := l.NewReader(0)
 	if err != nil {
-		panic(err)
+		log.Fatal(err)
 	}
-	defer r.Close()
 	ready := make(chan struct{}, 1)
 	r.SetReadAhead(2)
 	r.OnDecoded(func() {
@@ -216,7 +238,7 @@ func ExampleReader_TryNext() {
 			break
 		}
 		if err != nil {
-			panic(err)
+			log.Fatal(err)
 		}
 		r.Detach() // recs' bytes are ours now: the next batch decodes elsewhere
 		for _, rc := range recs {
@@ -224,6 +246,15 @@ func ExampleReader_TryNext() {
 		}
 	}
 	fmt.Println(len(kept), "records kept;", string(kept[0]), "...", string(kept[len(kept)-1]))
+	if err := r.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// 1000 records kept; event 0 ... event 999
 }

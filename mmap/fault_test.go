@@ -13,7 +13,7 @@ import (
 func TestSyncErrorIsSticky(t *testing.T) {
 	fs := NewFaultFS(nil)
 	l, _ := open(t, t.TempDir(), Options{FS: fs, Sync: SyncAlways})
-	defer l.Close()
+	defer closeOK(t, l)
 	if _, err := l.Append(batchOf(0, 3, 10)); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestSyncErrorIsSticky(t *testing.T) {
 func TestIntervalSyncErrorIsSticky(t *testing.T) {
 	fs := NewFaultFS(nil)
 	l, _ := open(t, t.TempDir(), Options{FS: fs, Sync: SyncInterval(1 << 40)}) // the test syncs by hand
-	defer l.Close()
+	defer closeOK(t, l)
 	if _, err := l.Append(batchOf(0, 3, 10)); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestNoSpaceForSegment(t *testing.T) {
 	fs := NewFaultFS(nil)
 	dir := t.TempDir()
 	l, _ := open(t, dir, Options{FS: fs})
-	defer l.Close()
+	defer closeOK(t, l)
 	fs.Inject(Fault{Op: OpAllocate, Err: syscall.ENOSPC, Times: 1})
 	if _, err := l.Append(batchOf(0, 1, 10)); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("Append on a full device = %v, want ErrDiskFull", err)
@@ -93,9 +93,9 @@ func TestShortWrite(t *testing.T) {
 	if _, err := l.Append(batchOf(5, 5, 50)); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("Append with a short write = %v", err)
 	}
-	l.Close()
+	closeOK(t, l)
 	l, rec := open(t, dir, Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	if len(rec.Dropped) != 1 || !rec.Dropped[0].Tail || rec.Dropped[0].Bytes != 60 || rec.Dropped[0].First != 5 || rec.Dropped[0].End != 10 || rec.LostRecords() != 5 {
 		t.Fatalf("recovery after a short write: %+v (%d records lost)", rec.Dropped, rec.LostRecords())
 	}
@@ -108,12 +108,12 @@ func TestShortWrite(t *testing.T) {
 // has consumed old segments, retention frees room and appends go on.
 func TestQuota(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{MaxBytes: 3 * smallSegment, Encoder: noneEncoder(t)})
-	defer l.Close()
+	defer closeOK(t, l)
 	r, err := l.NewReader(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer closeOK(t, r)
 	var full error
 	n := 0
 	for ; n < 10000 && full == nil; n++ {
@@ -141,7 +141,7 @@ func TestSharedQuota(t *testing.T) {
 	q := NewQuota(3 * smallSegment)
 	a, _ := open(t, t.TempDir(), Options{Quota: q, Encoder: noneEncoder(t)})
 	b, _ := open(t, t.TempDir(), Options{Quota: q, Encoder: noneEncoder(t)})
-	defer b.Close()
+	defer closeOK(t, b)
 	fill := func(l *Log) error {
 		for i := 0; ; i++ {
 			if _, err := l.Append(batchOf(i, 1, 2000)); err != nil {
@@ -158,7 +158,7 @@ func TestSharedQuota(t *testing.T) {
 	if used := q.Used(); used > 3*smallSegment {
 		t.Fatalf("quota used %d of %d", used, 3*smallSegment)
 	}
-	a.Close()
+	closeOK(t, a)
 	if q.Used() != b.Stats().DiskBytes {
 		t.Fatalf("after closing a: quota used %d, b holds %d", q.Used(), b.Stats().DiskBytes)
 	}
@@ -226,7 +226,7 @@ func TestQuotaRollRetires(t *testing.T) {
 			appended++
 			check(fmt.Sprintf("round %d, after the roll", round))
 		}
-		r.Close()
-		l.Close()
+		closeOK(t, r)
+		closeOK(t, l)
 	}
 }

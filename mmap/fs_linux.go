@@ -46,7 +46,7 @@ func prefault(b []byte) {
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	start := p &^ (pageSize - 1)
-	unix.Syscall(unix.SYS_MADVISE, start, p+uintptr(len(b))-start, madvPopulateWrite)
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, p+uintptr(len(b))-start, madvPopulateWrite) // an old kernel refuses it: the stores fault the pages in
 }
 
 const pageSize = 4096

@@ -87,7 +87,7 @@ func readAll(t testing.TB, l *Log, from uint64) (offsets []uint64, values []stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer closeOK(t, r)
 	for {
 		first, recs, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -103,9 +103,13 @@ func readAll(t testing.TB, l *Log, from uint64) (offsets []uint64, values []stri
 	}
 }
 
+// valueIndex is the index batchOf wrote into a record's value, or -1 if v
+// is not such a value.
 func valueIndex(v string) int {
 	var i int
-	fmt.Sscanf(v, "v-%d-", &i)
+	if _, err := fmt.Sscanf(v, "v-%d-", &i); err != nil {
+		return -1
+	}
 	return i
 }
 
@@ -114,6 +118,6 @@ func noneEncoder(t testing.TB) *codec.Encoder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { enc.Close() })
+	t.Cleanup(func() { closeOK(t, enc) })
 	return enc
 }

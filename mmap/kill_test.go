@@ -2,6 +2,7 @@ package mmap
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,12 +30,17 @@ func runChild() {
 		n := 1 + i%17
 		first, err := l.Append(batchOf(next, n, i%300))
 		if err != nil {
-			fmt.Fprintln(out, "error", err)
-			out.Flush()
+			fmt.Println("error", err)
 			os.Exit(1)
 		}
-		fmt.Fprintf(out, "ack %d %d\n", first, n)
-		out.Flush()
+		// A report the parent cannot read ends the child: the parent
+		// then finds fewer acks, never one that was not made.
+		if _, err := fmt.Fprintf(out, "ack %d %d\n", first, n); err != nil {
+			os.Exit(1)
+		}
+		if err := out.Flush(); err != nil {
+			os.Exit(1)
+		}
 		next += n
 	}
 }
@@ -63,28 +69,31 @@ func TestKill9(t *testing.T) {
 		killAfter := 20 + rng.IntN(300)
 		sc := bufio.NewScanner(stdout)
 		for n := 0; sc.Scan(); n++ {
-			f := strings.Fields(sc.Text())
-			if f[0] != "ack" {
+			first, count, ok := parseAck(sc.Text())
+			if !ok {
 				t.Fatalf("child: %s", sc.Text())
 			}
-			first, _ := strconv.ParseUint(f[1], 10, 64)
-			count, _ := strconv.ParseUint(f[2], 10, 64)
 			if first != acked {
 				t.Fatalf("round %d: child acknowledged offset %d, want %d", round, first, acked)
 			}
 			acked += count
 			if n == killAfter {
-				cmd.Process.Signal(syscall.SIGKILL)
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
 				break
 			}
 		}
-		cmd.Wait()
 		for sc.Scan() { // acknowledged before the kill landed
-			f := strings.Fields(sc.Text())
-			if len(f) == 3 && f[0] == "ack" {
-				count, _ := strconv.ParseUint(f[2], 10, 64)
+			if _, count, ok := parseAck(sc.Text()); ok {
 				acked += count
 			}
+		}
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); !killed(err) {
+			t.Fatalf("round %d: the child ended with %v, want a SIGKILL", round, err)
 		}
 
 		l, rec := open(t, dir, Options{SegmentSize: smallSegment, Sync: SyncAlways})
@@ -103,6 +112,28 @@ func TestKill9(t *testing.T) {
 			}
 		}
 		acked = uint64(len(vals)) // records past the last ack may have landed too
-		l.Close()
+		closeOK(t, l)
 	}
+}
+
+// parseAck reads the child's "ack first count" line.
+func parseAck(line string) (first, count uint64, ok bool) {
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "ack" {
+		return 0, 0, false
+	}
+	first, err1 := strconv.ParseUint(f[1], 10, 64)
+	count, err2 := strconv.ParseUint(f[2], 10, 64)
+	return first, count, err1 == nil && err2 == nil
+}
+
+// killed reports whether err is what Wait returns for a child that
+// SIGKILL ended.
+func killed(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }

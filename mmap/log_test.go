@@ -51,7 +51,7 @@ func TestAppendReadAcrossSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, rec := open(t, dir, Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	// Sealed segments are taken at their seal's word; only the active one
 	// is scanned.
 	if len(rec.Dropped) != 0 || len(rec.Removed) != 0 || rec.Segments < 3 || rec.Trusted != rec.Segments-1 || rec.Batches == 0 || rec.Batches >= 300 {
@@ -67,7 +67,7 @@ func TestAppendReadAcrossSegments(t *testing.T) {
 // middle of batches and at the end.
 func TestReaderFromAnyOffset(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	for i := 0; i < 500; i += 7 {
 		if _, err := l.Append(batchOf(i, 7, 300)); err != nil {
 			t.Fatal(err)
@@ -92,10 +92,16 @@ func TestReaderFromAnyOffset(t *testing.T) {
 func TestRetentionByConsumption(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := open(t, dir, Options{})
-	defer l.Close()
-	fast, _ := l.NewReader(0)
-	slow, _ := l.NewReader(0)
-	defer fast.Close()
+	defer closeOK(t, l)
+	fast, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, fast)
 	for i := range 200 {
 		if _, err := l.Append(batchOf(i*10, 10, 200)); err != nil {
 			t.Fatal(err)
@@ -120,7 +126,7 @@ func TestRetentionByConsumption(t *testing.T) {
 	if files := segFiles(t, dir); len(files) != 1 {
 		t.Fatalf("files left: %v", files)
 	}
-	slow.Close()
+	closeOK(t, slow)
 	if l.FirstOffset() == 0 {
 		t.Fatal("first offset did not move")
 	}
@@ -146,7 +152,7 @@ func segFiles(t *testing.T, dir string) []string {
 func TestLockAndPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	l, _ := open(t, dir, Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	if _, _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open = %v, want ErrLocked", err)
 	}
@@ -183,7 +189,7 @@ func TestReaderDetach(t *testing.T) {
 					opts.Encoder = noneEncoder(t)
 				}
 				l, _ := open(t, t.TempDir(), opts)
-				defer l.Close()
+				defer closeOK(t, l)
 				const batches, per = 40, 5
 				want := make([]codec.Record, batches*per)
 				raw := 0
@@ -204,7 +210,7 @@ func TestReaderDetach(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer r.Close()
+				defer closeOK(t, r)
 				r.SetReadAhead(ahead)
 				var kept [][]byte // the records' own bytes, not copies
 				for len(kept) < batches*per {
@@ -232,14 +238,14 @@ func TestReaderDetach(t *testing.T) {
 // record in order: each ErrNotReady is followed by a call of OnDecoded.
 func TestTryNext(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	const batches, per = 60, 7
 	appendBatches(t, l, batches, per, 300)
 	r, err := l.NewReader(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer closeOK(t, r)
 	decoded := make(chan struct{}, 1)
 	var calls atomic.Int64
 	r.SetReadAhead(3)
@@ -295,7 +301,7 @@ func TestReaderPassesCorruptBatch(t *testing.T) {
 			t.Run(fmt.Sprintf("header=%v/ahead=%d", header, ahead), func(t *testing.T) {
 				dir := t.TempDir()
 				l, _ := open(t, dir, Options{})
-				defer l.Close()
+				defer closeOK(t, l)
 				const per = 10
 				appendBatches(t, l, 3, per, 20)
 				// Flip a byte of the second batch, through the file.
@@ -327,13 +333,13 @@ func TestReaderPassesCorruptBatch(t *testing.T) {
 				if _, err := f.WriteAt(b, at); err != nil {
 					t.Fatal(err)
 				}
-				f.Close()
+				closeOK(t, f)
 
 				r, err := l.NewReader(0)
 				if err != nil {
 					t.Fatal(err)
 				}
-				defer r.Close()
+				defer closeOK(t, r)
 				r.SetReadAhead(ahead)
 				if first, recs, err := r.Next(); err != nil || first != 0 || len(recs) != per {
 					t.Fatalf("first batch: %d, %d records, %v", first, len(recs), err)

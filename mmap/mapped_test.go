@@ -21,7 +21,7 @@ func readRecords(t testing.TB, l *Log, from uint64, maxBytes int) (offsets []uin
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { closeOK(t, r) })
 	var recs []codec.Record
 	for {
 		var first uint64
@@ -88,7 +88,7 @@ func TestMappedAppendRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, rec := open(t, dir, Options{Mapped: true})
-	defer l.Close()
+	defer closeOK(t, l)
 	if len(rec.Dropped) != 0 || rec.Trusted != rec.Segments-1 {
 		t.Fatalf("clean reopen reported %+v", rec)
 	}
@@ -107,15 +107,15 @@ func TestReadRecordsKeepsMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer enc.Close()
+			defer closeOK(t, enc)
 			l, _ := open(t, t.TempDir(), Options{Encoder: enc})
-			defer l.Close()
+			defer closeOK(t, l)
 			appendBatches(t, l, 50, 20, 100)
 			r, err := l.NewPeekReader(0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer r.Close()
+			defer closeOK(t, r)
 			var kept []codec.Record
 			var recs []codec.Record
 			for {
@@ -144,7 +144,7 @@ func TestReadRecordsKeepsMemory(t *testing.T) {
 // however the run would otherwise go on.
 func TestReadRecordsLimit(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{Mapped: true})
-	defer l.Close()
+	defer closeOK(t, l)
 	for i := 0; i < 100; i += 10 {
 		if _, err := l.AppendRecords(batchOf(i, 10, 10)); err != nil {
 			t.Fatal(err)
@@ -154,7 +154,7 @@ func TestReadRecordsLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer closeOK(t, r)
 	first, recs, err := r.ReadRecords(nil, 25, 1<<20)
 	if err != nil || first != 3 || len(recs) != 17 {
 		t.Fatalf("ReadRecords to 25 from 3 = %d, %d records, %v; want 3, 17 (the batch at 20 reaches 30)", first, len(recs), err)
@@ -187,7 +187,7 @@ func TestSkipTo(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, rec := open(t, dir, Options{Mapped: true, Sync: SyncManual})
-	defer l.Close()
+	defer closeOK(t, l)
 	if l.NextOffset() != 100 || len(rec.Dropped) != 0 {
 		t.Fatalf("after a reopen next is %d (recovery %+v); want 100", l.NextOffset(), rec)
 	}
@@ -228,7 +228,7 @@ func TestTornSeal(t *testing.T) {
 	dir, segs := writeMapped(t, 600)
 	flipByte(t, filepath.Join(dir, segs[0]), 36) // inside the seal's end field
 	l, rec := open(t, dir, Options{Mapped: true})
-	defer l.Close()
+	defer closeOK(t, l)
 	if len(rec.Dropped) != 0 || rec.Trusted != rec.Segments-2 || rec.Batches == 0 {
 		t.Fatalf("recovery %+v: want the torn seal's segment scanned, nothing dropped", rec)
 	}
@@ -278,7 +278,7 @@ func TestReadRecordsPassesCorruption(t *testing.T) {
 	flipByte(t, filepath.Join(dir, segs[0]), inSeg[0][2]+codec.HeaderSize+5)
 	flipByte(t, filepath.Join(dir, segs[1]), inSeg[1][1]+16)
 	l, rec := open(t, dir, Options{Mapped: true})
-	defer l.Close()
+	defer closeOK(t, l)
 	if rec.Trusted != rec.Segments-1 {
 		t.Fatalf("recovery %+v: want the sealed segments trusted", rec)
 	}
@@ -286,7 +286,7 @@ func TestReadRecordsPassesCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer closeOK(t, r)
 	var recs []codec.Record
 	read, corrupt := 0, 0
 	for {
@@ -319,7 +319,7 @@ func TestReadRecordsPassesCorruption(t *testing.T) {
 func TestMappedDiskFull(t *testing.T) {
 	fs := NewFaultFS(nil)
 	l, _ := open(t, t.TempDir(), Options{Mapped: true, FS: fs})
-	defer l.Close()
+	defer closeOK(t, l)
 	fs.Inject(Fault{Op: OpAllocate, Err: syscall.ENOSPC, Times: 1})
 	if _, err := l.AppendRecords(batchOf(0, 1, 0)); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("AppendRecords with no room for a segment: %v; want ErrDiskFull", err)
@@ -333,7 +333,7 @@ func TestMappedDiskFull(t *testing.T) {
 // never the active one.
 func TestTrim(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{Mapped: true})
-	defer l.Close()
+	defer closeOK(t, l)
 	for i := 0; i < 600; i += 3 {
 		if _, err := l.AppendRecords(batchOf(i, 3, 200)); err != nil {
 			t.Fatal(err)
@@ -353,7 +353,7 @@ func TestTrim(t *testing.T) {
 
 func TestAppendRecordsAllocs(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{Mapped: true})
-	defer l.Close()
+	defer closeOK(t, l)
 	recs := batchOf(0, 1, 128)
 	allocs := testing.AllocsPerRun(1000, func() {
 		if _, err := l.AppendRecords(recs); err != nil {
@@ -404,7 +404,7 @@ func flipByte(t testing.TB, path string, at int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer closeOK(t, f)
 	b := make([]byte, 1)
 	if _, err := f.ReadAt(b, at); err != nil {
 		t.Fatal(err)

@@ -48,11 +48,11 @@ func TestMemFSCrash(t *testing.T) {
 		t.Fatalf("after a power loss b, never in a synced directory, is there: %v", err)
 	}
 	kept := m.CrashClone(CrashOptions{KeepUnsynced: 1})
-	if got, _ := kept.ReadFile("/d/a"); string(got) != "SYNCED, then more" {
-		t.Fatalf("after a kill a holds %q", got)
+	if got, err := kept.ReadFile("/d/a"); string(got) != "SYNCED, then more" {
+		t.Fatalf("after a kill a holds %q (%v)", got, err)
 	}
-	if got, _ := kept.ReadFile("/d/b"); string(got) != "never synced" {
-		t.Fatalf("after a kill b holds %q", got)
+	if got, err := kept.ReadFile("/d/b"); string(got) != "never synced" {
+		t.Fatalf("after a kill b holds %q (%v)", got, err)
 	}
 
 	// A removal is durable only once the directory is synced.

@@ -97,26 +97,26 @@ func (l *Log) prepare() (*segment, error) {
 		return nil, ErrDiskFull
 	}
 	path := filepath.Join(l.dir, preparedName)
-	l.fs.Remove(path)
+	_ = l.fs.Remove(path)
 	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		if err = f.Grow(l.opts.SegmentSize); err != nil {
-			f.Close()
+			_ = f.Close()
 		}
 	}
 	var s *segment
 	if err == nil {
 		if s, err = mapSegment(l.fs, f, path, segHeader{size: l.opts.SegmentSize}); err != nil {
-			f.Close()
+			_ = f.Close()
 		}
 	}
 	if err == nil {
 		if err = s.mapWritable(); err != nil {
-			s.release()
+			_ = s.release()
 		}
 	}
 	if err != nil {
-		l.fs.Remove(path)
+		_ = l.fs.Remove(path)
 		if q := l.opts.Quota; q != nil {
 			q.release(l.opts.SegmentSize)
 		}
@@ -135,8 +135,8 @@ func (l *Log) prepare() (*segment, error) {
 
 // discard removes a prepared segment that was not used.
 func (l *Log) discard(s *segment) {
-	s.release()
-	l.fs.Remove(s.path)
+	_ = s.release()
+	_ = l.fs.Remove(s.path)
 	if q := l.opts.Quota; q != nil {
 		q.release(s.size)
 	}
@@ -183,9 +183,9 @@ func (l *Log) sealQueued() {
 	l.mu.Unlock()
 	for _, s := range q {
 		if err := l.syncAndSeal(s); err != nil && !errors.Is(err, ErrClosed) {
-			l.fail(err)
+			_ = l.fail(err)
 		}
-		s.release()
+		_ = s.release()
 	}
 }
 
@@ -223,7 +223,7 @@ func (l *Log) stopPreparer() {
 	l.sealQueue, l.prepared = nil, nil
 	l.mu.Unlock()
 	for _, s := range q {
-		s.release()
+		_ = s.release()
 	}
 	if p != nil {
 		l.discard(p)

@@ -145,7 +145,7 @@ func (p *readAhead) decode(l *Log) {
 }
 
 func (p *readAhead) release(s *slot) {
-	s.seg.release()
+	_ = s.seg.release()
 	s.seg = nil
 	p.free = append(p.free, s)
 }

@@ -318,7 +318,7 @@ func (r *Reader) advance() error {
 	}
 	next.acquire()
 	if r.seg != nil {
-		r.seg.release()
+		_ = r.seg.release()
 	}
 	r.seg, r.filePos = next, segHeaderSize
 	if !r.peek {

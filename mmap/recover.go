@@ -63,7 +63,7 @@ func (l *Log) recover() (*Recovery, error) {
 	var bases []uint64
 	for _, name := range names {
 		if strings.HasSuffix(name, ".tmp") {
-			l.fs.Remove(filepath.Join(l.dir, name)) // an interrupted split; redone below if needed
+			_ = l.fs.Remove(filepath.Join(l.dir, name)) // an interrupted split; redone below if needed
 			continue
 		}
 		if base, ok := parseSegName(name); ok {
@@ -75,7 +75,7 @@ func (l *Log) recover() (*Recovery, error) {
 	defer func() {
 		if err != nil {
 			for _, s := range live {
-				s.release()
+				_ = s.release()
 			}
 		}
 	}()
@@ -131,14 +131,14 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 	}
 	size, err := f.Size()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, 0, err
 	}
 	hdr := make([]byte, segHeaderSize)
 	n, _ := f.ReadAt(hdr, 0)
 	if n < segHeaderSize && allZero(hdr[:n]) || allZero(hdr) {
 		// Cut off while being created: no batch was ever acknowledged in it.
-		f.Close()
+		_ = f.Close()
 		if err := l.fs.Remove(path); err != nil {
 			return nil, 0, err
 		}
@@ -159,7 +159,7 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 	}
 	if herr != nil {
 		// The whole file is suspect: move it aside.
-		f.Close()
+		_ = f.Close()
 		side := name + ".corrupt"
 		if err := l.fs.Rename(path, filepath.Join(l.dir, side)); err != nil {
 			return nil, 0, err
@@ -173,7 +173,7 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 	}
 	s, err := mapSegment(l.fs, f, path, h)
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, 0, err
 	}
 	if h.sealed() && h.end >= segHeaderSize && h.end <= min(size, h.size) && h.next >= h.base {
@@ -192,7 +192,7 @@ func (l *Log) recoverSegment(rec *Recovery, base, expected, nextBase uint64, has
 	// batches end at the first zero header.)
 	split, err := l.scanSegment(rec, s, min(size, h.size), nextBase, hasNext)
 	if err != nil {
-		s.release()
+		_ = s.release()
 		return nil, 0, err
 	}
 	return s, split, nil
@@ -392,11 +392,11 @@ func (l *Log) writeFile(name string, data []byte) error {
 		return err
 	}
 	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {
@@ -411,7 +411,7 @@ func (l *Log) writeSegment(base uint64, batches []byte) error {
 	size := max(l.opts.SegmentSize, int64(segHeaderSize+len(batches)))
 	final := filepath.Join(l.dir, segName(base))
 	tmp := final + ".tmp"
-	l.fs.Remove(tmp)
+	_ = l.fs.Remove(tmp)
 	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -438,7 +438,7 @@ func (l *Log) writeSegment(base uint64, batches []byte) error {
 		err = l.fs.SyncDir(l.dir)
 	}
 	if err != nil {
-		l.fs.Remove(tmp)
+		_ = l.fs.Remove(tmp)
 	}
 	return err
 }

@@ -34,7 +34,7 @@ func writeLog(t *testing.T, dir string, counts []int) []int64 {
 	if len(segs) != 1 {
 		t.Fatalf("test log spans %d segments", len(segs))
 	}
-	l.Close()
+	closeOK(t, l)
 	return pos
 }
 
@@ -62,8 +62,12 @@ func TestTornTailEveryByte(t *testing.T) {
 	last, end := pos[len(pos)-2], pos[len(pos)-1]
 	for cut := last; cut < end; cut++ {
 		dir := filepath.Join(base, "cut")
-		os.RemoveAll(dir)
-		os.MkdirAll(dir, 0o700)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
 		data := append([]byte(nil), orig...)
 		clear(data[cut:end])
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(onlySegment(t, master))), data, 0o600); err != nil {
@@ -84,7 +88,7 @@ func TestTornTailEveryByte(t *testing.T) {
 		if first, err := l.Append(batchOf(7, 1, 40)); err != nil || first != 7 {
 			t.Fatalf("cut at %d: Append = %d, %v", cut, first, err)
 		}
-		l.Close()
+		closeOK(t, l)
 		l, rec = open(t, dir, Options{})
 		if len(rec.Dropped) != 0 {
 			t.Fatalf("cut at %d: second reopen dropped %+v", cut, rec.Dropped)
@@ -92,7 +96,7 @@ func TestTornTailEveryByte(t *testing.T) {
 		if _, vals := readAll(t, l, 0); len(vals) != 8 {
 			t.Fatalf("cut at %d: %d records after append and reopen, want 8", cut, len(vals))
 		}
-		l.Close()
+		closeOK(t, l)
 	}
 }
 
@@ -106,11 +110,16 @@ func TestCorruptMiddleBatch(t *testing.T) {
 		counts := []int{2, 3, 4, 5, 6}
 		pos := writeLog(t, dir, counts)
 		seg := onlySegment(t, dir)
-		data, _ := os.ReadFile(seg)
+		data, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
 		victim := 1 + rng.IntN(3) // batch 1, 2 or 3
 		at := pos[victim] + rng.Int64N(pos[victim+1]-pos[victim])
 		data[at] ^= 1 << rng.IntN(8)
-		os.WriteFile(seg, data, 0o600)
+		if err := os.WriteFile(seg, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 
 		l, rec := open(t, dir, Options{})
 		firstLost := 0
@@ -133,7 +142,10 @@ func TestCorruptMiddleBatch(t *testing.T) {
 		if err != nil || int64(len(side)) != got.Bytes {
 			t.Fatalf("round %d: sidecar: %d bytes, %v", round, len(side), err)
 		}
-		r, _ := l.NewPeekReader(0)
+		r, err := l.NewPeekReader(0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var vals []int
 		for {
 			_, recs, err := r.Next()
@@ -147,7 +159,7 @@ func TestCorruptMiddleBatch(t *testing.T) {
 		if r.Skipped() != uint64(counts[victim]) {
 			t.Fatalf("round %d: reader skipped %d, want %d", round, r.Skipped(), counts[victim])
 		}
-		r.Close()
+		closeOK(t, r)
 		if len(vals) != 20-counts[victim] {
 			t.Fatalf("round %d: %d records survived, want %d", round, len(vals), 20-counts[victim])
 		}
@@ -159,7 +171,7 @@ func TestCorruptMiddleBatch(t *testing.T) {
 		if first, err := l.Append(batchOf(20, 1, 40)); err != nil || first != 20 {
 			t.Fatalf("round %d: Append after repair = %d, %v", round, first, err)
 		}
-		l.Close()
+		closeOK(t, l)
 		l, rec = open(t, dir, Options{})
 		if len(rec.Dropped) != 0 {
 			t.Fatalf("round %d: reopening a repaired log dropped %+v", round, rec.Dropped)
@@ -167,7 +179,7 @@ func TestCorruptMiddleBatch(t *testing.T) {
 		if _, vals := readAll(t, l, 0); len(vals) != 21-counts[victim] {
 			t.Fatalf("round %d: %d records after reopening twice", round, len(vals))
 		}
-		l.Close()
+		closeOK(t, l)
 	}
 }
 
@@ -177,7 +189,10 @@ func TestRotationAtExactBoundary(t *testing.T) {
 	dir := t.TempDir()
 	enc := noneEncoder(t)
 	l, _ := open(t, dir, Options{Encoder: enc})
-	one, _ := enc.AppendBatch(nil, 0, batchOf(0, 1, 100))
+	one, err := enc.AppendBatch(nil, 0, batchOf(0, 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
 	room := func() int { return int(smallSegment - l.segments()[0].end.Load()) }
 	// Fill with batches of about the same size, then one sized to the remainder.
 	n := 0
@@ -193,10 +208,15 @@ func TestRotationAtExactBoundary(t *testing.T) {
 	{
 		room := room()
 		pad := 100 + room - len(one) // a record whose batch takes exactly what is left
-		last, _ := enc.AppendBatch(nil, 0, batchOf(n, 1, pad))
+		last, err := enc.AppendBatch(nil, 0, batchOf(n, 1, pad))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if len(last) != room {
 			// The value length's varint may have grown by a byte.
-			last, _ = enc.AppendBatch(nil, 0, batchOf(n, 1, pad-(len(last)-room)))
+			if last, err = enc.AppendBatch(nil, 0, batchOf(n, 1, pad-(len(last)-room))); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if len(last) != room {
 			t.Fatalf("cannot size a batch to %d bytes (got %d)", room, len(last))
@@ -216,9 +236,9 @@ func TestRotationAtExactBoundary(t *testing.T) {
 	if len(l.segments()) != 2 {
 		t.Fatalf("no roll after a full segment")
 	}
-	l.Close()
+	closeOK(t, l)
 	l, rec := open(t, dir, Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	if len(rec.Dropped) != 0 {
 		t.Fatalf("dropped %+v", rec.Dropped)
 	}
@@ -233,11 +253,20 @@ func TestRotationAtExactBoundary(t *testing.T) {
 func TestOddFiles(t *testing.T) {
 	dir := t.TempDir()
 	writeLog(t, dir, []int{2, 2})
-	os.WriteFile(filepath.Join(dir, segName(100)), nil, 0o600)                // zero length
-	os.WriteFile(filepath.Join(dir, segName(200)), make([]byte, 4096), 0o600) // zeros only
 	bad := make([]byte, 4096)
 	copy(bad, "garbage")
-	os.WriteFile(filepath.Join(dir, segName(300)), bad, 0o600) // corrupt header
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{segName(100), nil},                // zero length
+		{segName(200), make([]byte, 4096)}, // zeros only
+		{segName(300), bad},                // corrupt header
+	} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	l, rec := open(t, dir, Options{})
 	if len(rec.Removed) != 2 {
 		t.Fatalf("removed %v", rec.Removed)
@@ -251,7 +280,7 @@ func TestOddFiles(t *testing.T) {
 	if _, vals := readAll(t, l, 0); len(vals) != 4 {
 		t.Fatalf("%d records", len(vals))
 	}
-	l.Close()
+	closeOK(t, l)
 	// An empty log directory, and a log whose only segment is empty.
 	empty := t.TempDir()
 	l, _ = open(t, empty, Options{})
@@ -260,11 +289,11 @@ func TestOddFiles(t *testing.T) {
 	} else if _, _, err := r.Next(); !errors.Is(err, ErrClosed) && err.Error() != "EOF" {
 		t.Fatalf("Next on an empty log = %v", err)
 	} else {
-		r.Close()
+		closeOK(t, r)
 	}
-	l.Close()
+	closeOK(t, l)
 	l, rec = open(t, empty, Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	if rec.Segments != 0 || l.NextOffset() != 0 {
 		t.Fatalf("reopened empty log: %+v, next %d", rec, l.NextOffset())
 	}

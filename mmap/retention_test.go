@@ -16,9 +16,12 @@ func TestRetentionByAge(t *testing.T) {
 	now.Store(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).UnixNano())
 	clock := func() time.Time { return time.Unix(0, now.Load()) }
 	l, _ := open(t, t.TempDir(), Options{MaxAge: time.Hour, Now: clock, Encoder: noneEncoder(t)})
-	defer l.Close()
-	slow, _ := l.NewReader(0)
-	defer slow.Close()
+	defer closeOK(t, l)
+	slow, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, slow)
 	n := 0
 	for l.Stats().Segments < 3 {
 		if _, err := l.Append(batchOf(n, 1, 2000)); err != nil {
@@ -64,7 +67,7 @@ func TestRetentionByAge(t *testing.T) {
 func TestSharedCache(t *testing.T) {
 	cache := NewBatchCache(64<<20, 1<<20)
 	l, _ := open(t, t.TempDir(), Options{Cache: cache})
-	defer l.Close()
+	defer closeOK(t, l)
 	for i := range 50 {
 		if _, err := l.Append(batchOf(i*20, 20, 200)); err != nil {
 			t.Fatal(err)

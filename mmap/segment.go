@@ -184,8 +184,8 @@ func createSegment(fs FS, dir string, h segHeader, sync, mapped bool) (*segment,
 		return nil, err
 	}
 	fail := func(err error) (*segment, error) {
-		f.Close()
-		fs.Remove(path)
+		_ = f.Close()
+		_ = fs.Remove(path)
 		return nil, err
 	}
 	grown := false
@@ -222,8 +222,8 @@ func createSegment(fs FS, dir string, h segHeader, sync, mapped bool) (*segment,
 	}
 	if grown {
 		if err := s.mapWritable(); err != nil {
-			s.release()
-			fs.Remove(path)
+			_ = s.release()
+			_ = fs.Remove(path)
 			return nil, err
 		}
 		s.prefaultFrom(segHeaderSize)

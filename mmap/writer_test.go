@@ -16,7 +16,7 @@ import (
 // reads them back in order with their contents.
 func TestWriter(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
-	defer l.Close()
+	defer closeOK(t, l)
 	w := l.NewWriter(WriterOptions{BatchBytes: 4096, Workers: 3})
 	const n = 5000
 	for i := 0; i < n; i += 10 {
@@ -34,8 +34,11 @@ func TestWriter(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := l.NewPeekReader(0)
-	defer r.Close()
+	r, err := l.NewPeekReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, r)
 	got := 0
 	for got < n {
 		first, recs, err := r.Next()
@@ -69,10 +72,12 @@ func TestWriter(t *testing.T) {
 func TestWriterError(t *testing.T) {
 	fs := NewFaultFS(nil)
 	l, _ := open(t, t.TempDir(), Options{FS: fs, Sync: SyncAlways})
-	defer l.Close()
+	defer closeOK(t, l)
 	w := l.NewWriter(WriterOptions{BatchBytes: 1024})
 	fs.Inject(Fault{Op: OpSync, Path: segSuffix, Err: syscall.EIO})
-	w.Write(batchOf(0, 100, 100)) // the failure shows at Flush
+	if _, err := w.Write(batchOf(0, 100, 100)); err != nil { // the failure shows at Flush
+		t.Fatal(err)
+	}
 	if err := w.Flush(); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("Flush = %v, want ErrReadOnly", err)
 	}
@@ -90,7 +95,7 @@ func TestWriterError(t *testing.T) {
 func TestReadAhead(t *testing.T) {
 	rng := newRand(t)
 	l, _ := open(t, t.TempDir(), Options{})
-	defer l.Close()
+	defer closeOK(t, l)
 	n := 0
 	appendSome := func(k int) {
 		for range k {
@@ -130,7 +135,7 @@ func TestReadAhead(t *testing.T) {
 			}
 			appendSome(5)
 		}
-		r.Close()
+		closeOK(t, r)
 	}
 }
 
@@ -142,9 +147,12 @@ func TestWriterDiskFull(t *testing.T) {
 	for _, deferred := range []bool{false, true} {
 		t.Run(fmt.Sprintf("deferred=%v", deferred), func(t *testing.T) {
 			l, _ := open(t, t.TempDir(), Options{MaxBytes: 3 * smallSegment, Encoder: noneEncoder(t)})
-			defer l.Close()
-			r, _ := l.NewReader(0)
-			defer r.Close()
+			defer closeOK(t, l)
+			r, err := l.NewReader(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeOK(t, r)
 			w := l.NewWriter(WriterOptions{BatchBytes: 8 << 10, Workers: 2})
 			written := 0
 			var refused *deferredRecords
@@ -234,7 +242,7 @@ func (d *deferredRecords) AppendTo(rb *codec.RawBatch) {
 // once.
 func TestWriterDeferred(t *testing.T) {
 	l, _ := open(t, t.TempDir(), Options{SegmentSize: 1 << 20})
-	defer l.Close()
+	defer closeOK(t, l)
 	w := l.NewWriter(WriterOptions{BatchBytes: 2048, Workers: 2})
 	const n = 6000
 	var ds []*deferredRecords
@@ -262,8 +270,11 @@ func TestWriterDeferred(t *testing.T) {
 			t.Fatalf("deferred run %d: AppendTo called %d times", i, c)
 		}
 	}
-	r, _ := l.NewPeekReader(0)
-	defer r.Close()
+	r, err := l.NewPeekReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, r)
 	for got := 0; got < n; {
 		first, recs, err := r.Next()
 		if err != nil {

@@ -32,11 +32,15 @@ func BenchmarkSPSC(b *testing.B) {
 		r := NewSPSC[uint64](benchCap)
 		runPair(b, func() {
 			for i := range b.N {
-				r.Push(benchCtx, uint64(i))
+				if failed(b, r.Push(benchCtx, uint64(i))) {
+					return
+				}
 			}
 		}, func() {
 			for range b.N {
-				r.Pop(benchCtx)
+				if _, err := r.Pop(benchCtx); failed(b, err) {
+					return
+				}
 			}
 		})
 	})
@@ -54,12 +58,17 @@ func BenchmarkSPSCBatch(b *testing.B) {
 					for j := range n {
 						buf[j] = uint64(i + j)
 					}
-					r.PushBatchWait(benchCtx, buf[:n])
+					if _, err := r.PushBatchWait(benchCtx, buf[:n]); failed(b, err) {
+						return
+					}
 				}
 			}, func() {
 				dst := make([]uint64, size)
 				for got := 0; got < b.N; {
-					n, _ := r.PopBatchWait(benchCtx, dst)
+					n, err := r.PopBatchWait(benchCtx, dst)
+					if failed(b, err) {
+						return
+					}
 					got += n
 				}
 			})
@@ -87,11 +96,15 @@ func BenchmarkMPSC(b *testing.B) {
 		r := NewMPSC[uint64](benchCap)
 		runMany(b, producers, 1, func(p, n int) {
 			for i := range n {
-				r.Push(benchCtx, uint64(i))
+				if failed(b, r.Push(benchCtx, uint64(i))) {
+					return
+				}
 			}
 		}, func(c, n int) {
 			for range n {
-				r.Pop(benchCtx)
+				if _, err := r.Pop(benchCtx); failed(b, err) {
+					return
+				}
 			}
 		})
 	})
@@ -124,12 +137,17 @@ func BenchmarkMPSCBatch(b *testing.B) {
 				for j := range n { // inline: a closure here costs more than the ring
 					buf[j] = entry{value: &values[(i+j)&(len(values)-1)], valLen: 128}
 				}
-				r.PushBatchWait(benchCtx, buf[:n])
+				if _, err := r.PushBatchWait(benchCtx, buf[:n]); failed(b, err) {
+					return
+				}
 			}
 		}, func() {
 			dst := make([]entry, 64)
 			for got := 0; got < b.N; {
-				n, _ := r.PopBatchWait(benchCtx, dst)
+				n, err := r.PopBatchWait(benchCtx, dst)
+				if failed(b, err) {
+					return
+				}
 				got += n
 			}
 		})
@@ -154,11 +172,15 @@ func BenchmarkMPMC(b *testing.B) {
 		r := NewMPMC[uint64](benchCap)
 		runMany(b, producers, consumers, func(p, n int) {
 			for i := range n {
-				r.Push(benchCtx, uint64(i))
+				if failed(b, r.Push(benchCtx, uint64(i))) {
+					return
+				}
 			}
 		}, func(c, n int) {
 			for range n {
-				r.Pop(benchCtx)
+				if _, err := r.Pop(benchCtx); failed(b, err) {
+					return
+				}
 			}
 		})
 	})
@@ -190,11 +212,15 @@ func BenchmarkBroadcast(b *testing.B) {
 		}
 		runMany(b, 1, readers, func(_, n int) {
 			for i := range n {
-				r.Push(benchCtx, uint64(i))
+				if failed(b, r.Push(benchCtx, uint64(i))) {
+					return
+				}
 			}
 		}, func(c, n int) {
 			for range b.N {
-				rs[c].Pop(benchCtx)
+				if _, err := rs[c].Pop(benchCtx); failed(b, err) {
+					return
+				}
 			}
 		})
 	})
@@ -219,12 +245,17 @@ func BenchmarkBroadcastBatch(b *testing.B) {
 				for j := range k {
 					buf[j] = uint64(i + j)
 				}
-				r.PushBatchWait(benchCtx, buf[:k])
+				if _, err := r.PushBatchWait(benchCtx, buf[:k]); failed(b, err) {
+					return
+				}
 			}
 		}, func(c, _ int) {
 			dst := make([]uint64, 64)
 			for got := 0; got < b.N; {
-				n, _ := rs[c].PopBatchWait(benchCtx, dst)
+				n, err := rs[c].PopBatchWait(benchCtx, dst)
+				if failed(b, err) {
+					return
+				}
 				got += n
 			}
 		})
@@ -257,13 +288,22 @@ func BenchmarkPingPong(b *testing.B) {
 		there, back := NewSPSC[uint64](1), NewSPSC[uint64](1)
 		runPair(b, func() {
 			for i := range b.N {
-				there.Push(benchCtx, uint64(i))
-				back.Pop(benchCtx)
+				if failed(b, there.Push(benchCtx, uint64(i))) {
+					return
+				}
+				if _, err := back.Pop(benchCtx); failed(b, err) {
+					return
+				}
 			}
 		}, func() {
 			for range b.N {
-				v, _ := there.Pop(benchCtx)
-				back.Push(benchCtx, v)
+				v, err := there.Pop(benchCtx)
+				if failed(b, err) {
+					return
+				}
+				if failed(b, back.Push(benchCtx, v)) {
+					return
+				}
 			}
 		})
 	})
@@ -303,8 +343,12 @@ func benchTry(b *testing.B, q queue[uint64]) {
 	b.ReportAllocs()
 	b.SetBytes(8)
 	for i := range b.N {
-		q.TryPush(uint64(i))
-		q.TryPop()
+		if !q.TryPush(uint64(i)) {
+			b.Fatal("TryPush on an empty ring failed")
+		}
+		if _, ok := q.TryPop(); !ok {
+			b.Fatal("TryPop found nothing after a push")
+		}
 	}
 }
 
@@ -443,4 +487,14 @@ func BenchmarkCacheLineHop(b *testing.B) {
 		line.v.Store(i + 1)
 	}
 	<-done
+}
+
+// failed reports err, if any, as the benchmark's failure, from any of its
+// goroutines; the caller then stops its loop.
+func failed(b *testing.B, err error) bool {
+	if err != nil {
+		b.Error(err)
+		return true
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 
 	"github.com/spillway-io/spillway/ring"
 )
@@ -12,7 +13,9 @@ func ExampleSPSC() {
 	r := ring.NewSPSC[string](8)
 	go func() {
 		for _, word := range []string{"one", "two", "three"} {
-			r.Push(context.Background(), word)
+			if err := r.Push(context.Background(), word); err != nil {
+				log.Fatal(err)
+			}
 		}
 		r.Close() // the consumer drains what is left, then sees ErrClosed
 	}()
@@ -20,6 +23,9 @@ func ExampleSPSC() {
 		word, err := r.Pop(context.Background())
 		if errors.Is(err, ring.ErrClosed) {
 			break
+		}
+		if err != nil {
+			log.Fatal(err)
 		}
 		fmt.Println(word)
 	}

@@ -31,7 +31,9 @@ func TestWakeOrder(t *testing.T) {
 	order := make(chan int, 3)
 	for i := range flags {
 		go func() {
-			Await(context.Background(), &q, flags[i].Load)
+			if err := Await(context.Background(), &q, flags[i].Load); err != nil {
+				t.Error(err)
+			}
 			order <- i
 		}()
 		waitFor(t, "waiter to park", func() bool { return q.Len() == i+1 })
@@ -179,7 +181,10 @@ func TestAwaitAllocs(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := int64(1); i <= 2*rounds; i += 2 {
-			Await(context.Background(), &q, func() bool { return turn.Load() == i })
+			if err := Await(context.Background(), &q, func() bool { return turn.Load() == i }); err != nil {
+				t.Error(err)
+				return
+			}
 			turn.Store(i + 1)
 			q.Wake(1)
 		}
@@ -188,7 +193,9 @@ func TestAwaitAllocs(t *testing.T) {
 		for i := from; i < to; i += 2 {
 			turn.Store(i + 1)
 			q.Wake(1)
-			Await(context.Background(), &q, func() bool { return turn.Load() == i+2 })
+			if err := Await(context.Background(), &q, func() bool { return turn.Load() == i+2 }); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	pingPong(0, 20) // warm up: the two waiters get created
@@ -360,8 +367,7 @@ func TestAwaitLightSettlesWithoutAWakeUp(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second): // settle is 1 ms: a deadline, not a wait
 		q.Wake(1)
-		<-done
-		t.Fatal("the waiter parked for good without seeing the store")
+		t.Fatalf("the waiter parked for good without seeing the store (then woken: %v)", <-done)
 	}
 	if n := looks.Load(); n != 2 {
 		t.Fatalf("%d looks, want 2 (after registering, after the barrier)", n)
@@ -446,7 +452,9 @@ func TestSettledCountsWaitersPastSettle(t *testing.T) {
 	}
 
 	go func() { done <- AwaitN(ctx, &q, 16, cond) }() // ctx is canceled: no wait at all
-	<-done
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("AwaitN with a canceled ctx = %v", err)
+	}
 	go func() { done <- AwaitN(context.Background(), &q, 16, cond) }()
 	waitFor(t, "an AwaitN waiter to register", func() bool { return q.Len() == 1 })
 	if n := q.Settled(); n != 0 {

@@ -66,7 +66,7 @@ func (m *TryMutex) Lock() {
 	for i := 0; !m.TryLock(); i++ {
 		switch {
 		case m.state.Load() == heldSlow:
-			park.Await(context.Background(), &m.waiters, m.notSlow)
+			_ = park.Await(context.Background(), &m.waiters, m.notSlow) // fails only with its ctx
 		case i >= lockSpins:
 			runtime.Gosched()
 		}

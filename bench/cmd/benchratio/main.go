@@ -116,8 +116,7 @@ func table(r io.Reader, w io.Writer, key string, impls []string) error {
 		head += " steal% |"
 		rule += "---:|"
 	}
-	fmt.Fprintln(w, head)
-	fmt.Fprintln(w, rule)
+	lines := []string{head, rule}
 	for _, name := range order {
 		s := results[name]
 		base := s[impls[0]]
@@ -153,9 +152,10 @@ func table(r io.Reader, w io.Writer, key string, impls []string) error {
 				row += " – |"
 			}
 		}
-		fmt.Fprintln(w, row)
+		lines = append(lines, row)
 	}
-	return nil
+	_, err := fmt.Fprintln(w, strings.Join(lines, "\n"))
+	return err
 }
 
 // splitKey removes the key=<x> element from a benchmark name such as

@@ -2,6 +2,7 @@ package spillway
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -443,6 +444,71 @@ func TestQueueSpillNoSpace(t *testing.T) {
 	}
 	if st := q.Stats(); st.Dropped != 0 || st.Depth != 0 {
 		t.Fatalf("stats %+v: nothing should be dropped or left", st)
+	}
+}
+
+// TestTopicSpillNoSpace fails the reservation of a Topic's spill segments
+// with ENOSPC while a subscription lags: the publisher waits (Publish does
+// not fail and nothing is dropped) until the device has room again, and
+// then the lagging subscription gets every message, in order.
+func TestTopicSpillNoSpace(t *testing.T) {
+	fs := mmap.NewFaultFS(nil)
+	errs := make(chan error, 16)
+	tp := openTopic(t, Options{Dir: t.TempDir(), Shards: 1, RingSize: 16, Compression: None, fs: fs,
+		OnError: func(err error) { errs <- err }})
+	fs.Inject(mmap.Fault{Op: mmap.OpAllocate, Err: syscall.ENOSPC})
+	ctx := context.Background()
+	slow := subscribe(t, tp, "slow") // not read until the disk has room
+	const n = 100_000
+	value := func(i int) []byte {
+		v := make([]byte, 200)
+		binary.LittleEndian.PutUint64(v, uint64(i))
+		return v
+	}
+	published := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if err := tp.Publish(ctx, Message{Value: value(i)}); err != nil {
+				published <- fmt.Errorf("Publish %d: %w", i, err)
+				return
+			}
+		}
+		published <- nil
+	}()
+	s := tp.shards[0]
+	// A writer holding what the disk had no room for, and the publisher
+	// parked: it waits for the disk (the slow subscription, in the spill,
+	// gates no ring slot).
+	waitFor(t, "the publisher to wait for the disk", func() bool { return s.spillFull.Load() && s.room.Len() == 1 })
+	select {
+	case err := <-published:
+		t.Fatalf("the publisher finished with no room on the device: %v", err)
+	default:
+	}
+	if st := slow.Stats(); st.Dropped != 0 {
+		t.Fatalf("dropped with the disk full: %+v", st)
+	}
+	t.Logf("publisher waiting for the disk: topic %+v", tp.Stats())
+	fs.Reset()
+	for i := range n {
+		d, err := slow.Receive(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v (stats %+v)", i, err, slow.Stats())
+		}
+		if got := int(binary.LittleEndian.Uint64(d.Value)); got != i {
+			t.Fatalf("slow subscription got %d, want %d", got, i)
+		}
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	if st := slow.Stats(); st.Delivered != n || st.Dropped != 0 || st.Depth != 0 {
+		t.Fatalf("slow subscription %+v: want everything delivered, nothing dropped", st)
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("OnError with nothing lost: %v", err)
+	default:
 	}
 }
 

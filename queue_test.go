@@ -181,9 +181,9 @@ func TestSpillStress(t *testing.T) {
 					}
 				}()
 			}
-			// waitFor runs wait on its own goroutine and fails the test if it
+			// waitDone runs wait on its own goroutine and fails the test if it
 			// does not return in time.
-			waitFor := func(what string, wait func()) {
+			waitDone := func(what string, wait func()) {
 				t.Helper()
 				doneC := make(chan struct{})
 				go func() { defer close(doneC); wait() }()
@@ -203,7 +203,7 @@ func TestSpillStress(t *testing.T) {
 			}
 			for k := range phases - 1 {
 				close(start[k])
-				waitFor("sending", sent[k].Wait)
+				waitDone("sending", sent[k].Wait)
 				if t.Failed() {
 					return
 				}
@@ -216,7 +216,7 @@ func TestSpillStress(t *testing.T) {
 				allowed = producers * phaseEnd[k]
 				cond.Broadcast()
 				mu.Unlock()
-				waitFor("draining", func() {
+				waitDone("draining", func() {
 					mu.Lock()
 					for (got < allowed || receiving > 0) && !t.Failed() {
 						cond.Wait()
@@ -229,7 +229,7 @@ func TestSpillStress(t *testing.T) {
 				// The consumers wait again, none inside a receive; a receiver
 				// that finds a spill read to its end turns the shard back to
 				// its ring.
-				waitFor("ending the spills", func() {
+				waitDone("ending the spills", func() {
 					for spilling() {
 						if _, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
 							t.Errorf("TryReceive after the drain: %v, want ErrEmpty", err)
@@ -244,7 +244,7 @@ func TestSpillStress(t *testing.T) {
 			cond.Broadcast()
 			mu.Unlock()
 			close(start[phases-1])
-			waitFor("in the last phase", func() { sent[phases-1].Wait(); cwg.Wait() })
+			waitDone("in the last phase", func() { sent[phases-1].Wait(); cwg.Wait() })
 			if t.Failed() {
 				return
 			}

@@ -192,8 +192,8 @@ func (t *Topic) setSubs(subs map[string]*subscription) {
 func (t *Topic) Stats() Stats {
 	var st Stats
 	for _, s := range t.shards {
+		s.pub.Lock() // the tail and spilled together: a shard's part is consistent
 		st.Sent += s.ring.Tail()
-		s.pub.Lock()
 		st.Spilled += s.spilled
 		if s.spill != nil {
 			ls := s.spill.log.Stats()

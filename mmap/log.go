@@ -105,7 +105,7 @@ func Open(dir string, opts Options) (*Log, *Recovery, error) {
 	if err := l.fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	lock, err := l.fs.Lock(filepath.Join(dir, "LOCK"))
+	lock, err := l.fs.Lock(filepath.Join(dir, lockName))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -703,3 +703,7 @@ func checkAppend(s *segment, first uint64, end, size int64) {
 		invariants.Failf("mmap: %s: a batch of %d bytes at %d in a segment of %d", s.name, size, end, s.size)
 	}
 }
+
+// lockName is the file a log's directory is locked with (flock), held by
+// the one open Log.
+const lockName = "LOCK"

@@ -305,17 +305,7 @@ func (l *Log) repair(rec *Recovery, s *segment, pos, limit int64, next uint64, r
 	)
 	if err := guard(func() {
 		dataEnd = pos + lastNonZero(s.data[pos:limit])
-		for i := pos + 1; i+codec.HeaderSize <= dataEnd; i++ {
-			j := bytes.Index(s.data[i:dataEnd], []byte("SPWB"))
-			if j < 0 {
-				break
-			}
-			i += int64(j)
-			if h, _, err := l.dec.Verify(s.data[i:limit]); err == nil && h.FirstOffset >= next {
-				resync, resyncH = i, h
-				break
-			}
-		}
+		resync, resyncH = findBatch(l.dec, s.data, pos, dataEnd, limit, next)
 		end := dataEnd
 		if resync >= 0 {
 			end = resync

@@ -76,17 +76,12 @@ func openCursor(fsys mmap.FS, dir string) (*cursorFile, uint64, error) {
 		_ = f.Close()
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	if string(c.m[:4]) != cursorMagic || c.m[4] != cursorVersion || xxhash.Sum64(c.m[:56]) != binary.LittleEndian.Uint64(c.m[56:]) {
-		_ = c.close()
-		return nil, 0, fmt.Errorf("%w: %s is not a cursor file of this version (damaged header)", ErrStorage, path)
+	off, slot, err := cursorValue(c.m)
+	if err != nil {
+		_ = c.close() // the error says what is wrong
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	var off uint64
-	for i := range 2 {
-		o, ok := c.load(i)
-		if ok && o >= off {
-			off, c.slot = o, 1-i
-		}
-	}
+	c.slot = slot
 	return c, off, nil
 }
 
@@ -104,12 +99,6 @@ func (c *cursorFile) create(fsys mmap.FS, dir string) error {
 		return err
 	}
 	return fsys.SyncDir(dir)
-}
-
-func (c *cursorFile) load(i int) (uint64, bool) {
-	at := cursorSlots + 16*i
-	off := binary.LittleEndian.Uint64(c.m[at:])
-	return off, binary.LittleEndian.Uint64(c.m[at+8:]) == cursorCheck(off)
 }
 
 // store records off. REQUIRES: the shard's recvMu.

@@ -1,0 +1,240 @@
+package spillway
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/spillway-io/spillway/mmap"
+)
+
+// InspectDir reads what a Queue's or Topic's directory holds without
+// opening it: it never takes the directory's lock and never writes, so it
+// works on a directory another process has open (whose active segments may
+// then show a tail being written as a torn one). With opts.Verify it checks
+// every batch's checksum, sealed segments included (see mmap.Scan).
+//
+// It fails only when the directory cannot be read; what is wrong inside
+// (a damaged manifest, cursor or journal, problems in a log) is in the
+// report.
+func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
+	fsys := opts.fs
+	if fsys == nil {
+		fsys = mmap.OSFS{}
+	}
+	names, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	rep := &DirReport{Dir: dir}
+	switch m, err := readManifest(fsys, dir); {
+	case errors.Is(err, errNoManifest):
+	case err != nil:
+		rep.ManifestErr = err
+	default:
+		rep.Manifest = true
+		rep.Format, rep.Kind, rep.Shards = m.Format, m.Kind, m.Shards
+		rep.Durability, err = parseDurability(m.Durability)
+		rep.ManifestErr = errors.Join(rep.ManifestErr, err)
+		rep.Compression, err = parseCompression(m.Compression)
+		rep.ManifestErr = errors.Join(rep.ManifestErr, err)
+		if m.Sync != "" {
+			rep.Sync, err = parseSyncPolicy(m.Sync)
+			rep.ManifestErr = errors.Join(rep.ManifestErr, err)
+		}
+	}
+	for _, name := range names {
+		var lr LogDirReport
+		switch {
+		case name == lockName, name == manifestName:
+			continue
+		case isSpillName(name):
+			lr = LogDirReport{Name: name, Shard: spillShard(name), Spill: true}
+		case isShardDirName(name):
+			lr = LogDirReport{Name: name, Shard: spillShard(name)}
+		default:
+			rep.Others = append(rep.Others, name)
+			continue
+		}
+		path := filepath.Join(dir, name)
+		if lr.Log, err = mmap.Scan(path, mmap.ScanOptions{FS: fsys, Verify: opts.Verify}, nil); err != nil {
+			return rep, fmt.Errorf("scanning %s: %w", path, err)
+		}
+		if !lr.Spill {
+			lr.readState(fsys, path)
+		}
+		rep.Logs = append(rep.Logs, lr)
+	}
+	slices.SortFunc(rep.Logs, func(a, b LogDirReport) int { return strings.Compare(a.Name, b.Name) })
+	return rep, nil
+}
+
+// InspectOptions says what InspectDir checks.
+type InspectOptions struct {
+	Verify bool // read every batch and check its checksum
+	fs     mmap.FS
+}
+
+// DirReport is what InspectDir found in a Queue's or Topic's directory.
+type DirReport struct {
+	Dir string
+	// What the MANIFEST says, when Manifest is set. An Ephemeral directory
+	// has one from its first open on; ManifestErr says why one could not
+	// be read (damaged, or from a newer version).
+	Manifest    bool
+	Format      int
+	Kind        string // "queue" or "topic"
+	Durability  Durability
+	Sync        SyncPolicy // Persistent only
+	Compression Compression
+	Shards      int
+	ManifestErr error
+
+	Logs   []LogDirReport // in name order
+	Others []string       // entries Spillway does not know (left alone by every open)
+}
+
+// Clean reports whether nothing InspectDir read was damaged.
+func (r *DirReport) Clean() bool {
+	if r.ManifestErr != nil {
+		return false
+	}
+	for _, l := range r.Logs {
+		if l.StateErr != nil || !l.Log.Clean() {
+			return false
+		}
+	}
+	return true
+}
+
+// LogDirReport is one log in a directory: a Persistent shard's, or an
+// Ephemeral spill (whose messages no restart keeps: the next open removes
+// it).
+type LogDirReport struct {
+	Name  string // shard-0003, spill-0003-7 (a Queue's), spill-t0003-7 (a Topic's)
+	Shard int
+	Spill bool
+	Log   *mmap.LogReport
+	// A Persistent shard's state: the cursor (the first offset never
+	// handed to a receiver) and the state journal's newest whole
+	// generation, with how many messages it names delivered and not
+	// settled (ManualAck: redelivered at the next open).
+	Cursor     uint64
+	Generation uint64
+	Unsettled  int
+	StateErr   error // a damaged or unreadable cursor or journal
+}
+
+// readState reads a Persistent shard's cursor and journal, read only.
+func (lr *LogDirReport) readState(fsys mmap.FS, dir string) {
+	cursor, err := readCursor(fsys, dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		lr.StateErr = err
+	}
+	lr.Cursor = cursor
+	js, err := readJournal(fsys, dir)
+	if err != nil {
+		lr.StateErr = errors.Join(lr.StateErr, err)
+		return
+	}
+	if js.damaged > 0 {
+		lr.StateErr = errors.Join(lr.StateErr, fmt.Errorf("%w: %d generation(s) of the state journal in %s are damaged", ErrStorage, js.damaged, dir))
+	}
+	if !js.found {
+		return
+	}
+	lr.Generation, lr.Unsettled = js.gen, len(js.unsettled)
+	if js.manual {
+		for off := js.delivered; off < max(cursor, js.next); off++ {
+			if !js.settled[off] && js.unsettled[off] == nil {
+				lr.Unsettled++
+			}
+		}
+	}
+}
+
+// readCursor reads dir's cursor file without mapping or changing it.
+func readCursor(fsys mmap.FS, dir string) (uint64, error) {
+	path := filepath.Join(dir, cursorName)
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = f.Close() }() // read only: its Close loses nothing
+	b := make([]byte, cursorSlots+32)
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	off, _, err := cursorValue(b)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return off, nil
+}
+
+// cursorValue reads a cursor file's first bytes (at least cursorSlots+32):
+// the offset the valid slot with the larger offset holds (0 if both are
+// torn) and the slot the next store goes to.
+func cursorValue(b []byte) (off uint64, slot int, err error) {
+	if string(b[:4]) != cursorMagic || b[4] != cursorVersion || xxhash.Sum64(b[:56]) != binary.LittleEndian.Uint64(b[56:]) {
+		return 0, 0, fmt.Errorf("%w: not a cursor file of this version (damaged header)", ErrStorage)
+	}
+	for i := range 2 {
+		at := cursorSlots + 16*i
+		o := binary.LittleEndian.Uint64(b[at:])
+		if binary.LittleEndian.Uint64(b[at+8:]) == cursorCheck(o) && o >= off {
+			off, slot = o, 1-i
+		}
+	}
+	return off, slot, nil
+}
+
+// isShardDirName reports whether name is a Persistent shard's directory.
+func isShardDirName(name string) bool {
+	digits, ok := strings.CutPrefix(name, "shard-")
+	if !ok || len(digits) != 4 {
+		return false
+	}
+	_, err := strconv.ParseUint(digits, 10, 16)
+	return err == nil
+}
+
+// spillShard is the shard number in a spill's or a shard's directory name.
+func spillShard(name string) int {
+	rest := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(name, spillDirPrefix), "shard-"), "t")
+	n, _ := strconv.Atoi(rest[:min(4, len(rest))]) // the name was checked: four digits
+	return n
+}
+
+func parseDurability(s string) (Durability, error) {
+	return parseName("durability", s, Ephemeral, Persistent)
+}
+
+func parseSyncPolicy(s string) (SyncPolicy, error) {
+	return parseName("sync policy", s, SyncNever, SyncInterval, SyncAlways)
+}
+
+func parseCompression(s string) (Compression, error) {
+	return parseName("compression", s, Zstd, S2, None)
+}
+
+// parseName returns the one of values whose String is s.
+func parseName[T interface {
+	~int
+	String() string
+}](what, s string, values ...T) (T, error) {
+	for _, v := range values {
+		if v.String() == s {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: the manifest names an unknown %s %q", ErrStorage, what, s)
+}

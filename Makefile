@@ -36,9 +36,18 @@ STRESS_SCALE ?= 25
 BENCHRATIO = cd bench && $(GO) run ./cmd/benchratio
 STRESS_COUNT ?= 3
 
-.PHONY: test fmt-check vet cross lint unit fuzz-short bench bench-ring stress fuzz tools clean
+.PHONY: test demo spillway fmt-check vet cross lint unit fuzz-short bench bench-ring stress fuzz tools clean
 
 test: fmt-check vet cross lint unit fuzz-short
+
+# The README's first command: the command line's default bench (under a
+# minute on two cores), Spillway beside a buffered channel.
+demo:
+	cd cmd/spillway && $(GO) run . bench
+
+# The command line, built into ./bin.
+spillway:
+	cd cmd/spillway && $(GO) build -o $(BIN)/spillway .
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -47,6 +56,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	cd cmd/spillway && $(GO) vet ./...
 
 # The library builds beyond Linux (mmap/fs_other.go): keep it so.
 cross:
@@ -61,6 +71,9 @@ lint: $(STATICCHECK) $(ERRCHECK)
 	$(STATICCHECK) ./...
 	$(ERRCHECK) ./...
 	cd bench && $(ERRCHECK) -blank ./...
+	cd cmd/spillway && $(STATICCHECK) ./... && $(ERRCHECK) ./...
+	@out=$$(cd cmd/spillway && $(ERRCHECK) -blank ./... | grep '_test\.go:'); \
+	if [ -n "$$out" ]; then echo "tests discard errors:"; echo "$$out"; exit 1; fi
 	@out=$$($(ERRCHECK) -blank ./... | grep '_test\.go:'); \
 	if [ -n "$$out" ]; then echo "tests discard errors:"; echo "$$out"; exit 1; fi
 
@@ -81,6 +94,8 @@ unit:
 	# fix of a receiver that overtook an unpublished claim.
 	$(GO) test -count=5 -cpu 8 -run 'Stress|NoLostWakeup' . ./ring
 	cd bench && $(GO) test -count=1 ./cmd/...
+	# The command line, on directories the library wrote.
+	cd cmd/spillway && $(GO) test -race -count=1 ./...
 
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \

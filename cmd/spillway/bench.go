@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	spillway "github.com/spillway-io/spillway"
 )
@@ -57,6 +58,7 @@ type runConfig struct {
 	value    []byte // every message's value: Send takes it, nobody writes it
 	progress atomic.Int64
 	count    int // messages to send; 0: for duration
+	most     int // with a duration: send no more than this (0: no bound)
 }
 
 // result is what one run measured.
@@ -84,7 +86,7 @@ func runBench(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.dir, "dir", "", "directory for the spill and persistent workloads (default: a new temporary one, removed after)")
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&c.plot, "plot", "", "also write a PNG chart of the throughput to this file")
-	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar (there is none when stderr is not a terminal)")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -187,10 +189,11 @@ func measure(rc *runConfig, name, impl string, stderr io.Writer, fn func(*runCon
 	return r, nil
 }
 
-// showProgress draws a bar on stderr while a run goes: messages out of
-// -count, or time out of -duration. It returns what stops it.
+// showProgress draws a bar on stderr while a run goes, if stderr is a
+// terminal: messages out of -count, or time out of -duration. It returns
+// what stops it.
 func showProgress(rc *runConfig, desc string, stderr io.Writer) func() {
-	if rc.quiet {
+	if f, ok := stderr.(*os.File); rc.quiet || !ok || !term.IsTerminal(int(f.Fd())) {
 		return func() {}
 	}
 	total := int64(rc.count)
@@ -252,6 +255,9 @@ func (s *sender) next() int {
 	}
 	if s.sent&255 < int64(s.rc.batch) && time.Now().After(s.deadline) {
 		return 0
+	}
+	if s.rc.most > 0 {
+		return min(s.rc.batch, s.rc.most-int(s.sent))
 	}
 	return s.rc.batch
 }
@@ -375,6 +381,10 @@ func benchQueueWith(rc *runConfig, opts spillway.Options) (result, error) {
 	return result{Messages: n, Spilled: st.Spilled}, errors.Join(err, q.Close())
 }
 
+// maxBacklog bounds the spill workload's backlog in a run by duration:
+// 2 Mi messages, 256 MiB of values at the default size.
+const maxBacklog = 2 << 20
+
 // benchSpill sends everything first, then receives it: what does not fit
 // in the rings goes through the disk and back.
 func benchSpill(rc *runConfig) (result, error) {
@@ -387,6 +397,10 @@ func benchSpill(rc *runConfig) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	// A backlog sent for the whole duration could fill the disk and, on
+	// the channel's side, memory: a run by duration sends at most
+	// maxBacklog messages.
+	rc.most = maxBacklog
 	n, err := queueSend(rc, q)
 	if err == nil {
 		var total atomic.Int64

@@ -29,7 +29,7 @@
 // rejoins the ring when it catches up, so a slow subscriber holds back
 // neither the publisher nor the others.
 //
-//	t, err := spillway.OpenTopic(spillway.Options{Dir: "/var/spool/app"})
+//	t, err := spillway.OpenTopic(spillway.Options{Dir: "/var/spool/app-events"}) // a directory of its own
 //	...
 //	audit, err := t.Subscribe("audit")
 //	...

@@ -130,6 +130,7 @@ type LogDirReport struct {
 	Cursor     uint64
 	Generation uint64
 	Unsettled  int
+	ManualAck  bool  // the journal was written by a ManualAck queue
 	StateErr   error // a damaged or unreadable cursor or journal
 }
 
@@ -151,7 +152,7 @@ func (lr *LogDirReport) readState(fsys mmap.FS, dir string) {
 	if !js.found {
 		return
 	}
-	lr.Generation, lr.Unsettled = js.gen, len(js.unsettled)
+	lr.Generation, lr.Unsettled, lr.ManualAck = js.gen, len(js.unsettled), js.manual
 	if js.manual {
 		for off := js.delivered; off < max(cursor, js.next); off++ {
 			if !js.settled[off] && js.unsettled[off] == nil {

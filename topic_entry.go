@@ -14,7 +14,7 @@ import "unsafe"
 //
 // (The Queue keeps its 48-byte entry: its MPSC ring adds 16 bytes of its
 // own to each slot, and 32-byte entries were slower there, one at a time
-// and in batches: MEASUREMENTS.md.)
+// and in batches: docs/MEASUREMENTS.md.)
 type tentry struct {
 	key     *byte
 	value   *byte

@@ -60,7 +60,7 @@ func copyOut[T any](dst []T, buf []T, i uint64) {
 // time. For a T holding pointers, copy is two calls of the runtime's
 // typedslicecopy (one for each side of the wrap), whose fixed cost shows
 // when a Topic publishes one message at a time: the loop made fan-out to
-// three subscriptions faster (MEASUREMENTS.md).
+// three subscriptions faster (docs/MEASUREMENTS.md).
 const smallCopy = 8
 
 // clearRange zeroes n slots of buf starting at slot i, wrapping, so that the

@@ -27,7 +27,7 @@ const maxCapacity = 1 << 40
 // fenced by a pad on both sides. It is one line (64 bytes on amd64), so
 // two groups may still share an aligned 128-byte pair, which some cores'
 // adjacent-line prefetchers fetch together; pads of two lines were no
-// faster (MEASUREMENTS.md).
+// faster (docs/MEASUREMENTS.md).
 type pad = cpu.CacheLinePad
 
 // roundCapacity rounds n up to a power of two, at least 1.

@@ -1,7 +1,7 @@
 // Package benchenv tells benchmarks about the machine they ran on: the share
 // of CPU time the hypervisor took for other guests while they ran (steal
 // time, from Linux's /proc/stat). On a shared VM it can move every figure
-// that crosses cores by more than the code does (MEASUREMENTS.md has runs
+// that crosses cores by more than the code does (docs/MEASUREMENTS.md has runs
 // that show it). Benchmarks report it as a metric of their own (steal%), so
 // that a run's figures can be read against it.
 //

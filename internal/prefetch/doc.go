@@ -8,6 +8,6 @@
 // another core, and come from memory rather than cache; touching the
 // message a few places ahead overlaps those misses with encoding the
 // current one (faster in the slow-subscriber case, compression none:
-// MEASUREMENTS.md). The Queue's spill, where the producer copies messages
+// docs/MEASUREMENTS.md). The Queue's spill, where the producer copies messages
 // while compression sets the pace, gained nothing from it.
 package prefetch

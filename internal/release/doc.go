@@ -19,7 +19,7 @@
 // constraints require gc; other compilers get sync/atomic's Store. Store
 // was an assembly function (opaque to the compiler) until a call, whose
 // cost with its ABI wrapper was a large part of an SPSC push and pop one
-// at a time (MEASUREMENTS.md).
+// at a time (docs/MEASUREMENTS.md).
 //
 // What a release store does not give: a later load may be performed before
 // the store is visible to other cores (store-load reordering). A waker that

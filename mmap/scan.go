@@ -133,14 +133,17 @@ func (r *LogReport) Problems() []Problem {
 
 // SegmentReport is what Scan found in one segment file.
 type SegmentReport struct {
-	Name     string
-	Base     uint64    // offset of the segment's first record
-	Version  int       // of the segment header; 0 if the header is unreadable
-	Sealed   bool      // the log moved on from it; its seal says where its batches end
-	Gap      bool      // its base follows the previous segment's end on purpose
-	Created  time.Time // as its header says
-	Size     int64     // the file's length
-	Reserved int64     // bytes reserved for it, as its header says
+	Name    string
+	Base    uint64    // offset of the segment's first record
+	Version int       // of the segment header; 0 if the header is unreadable
+	Sealed  bool      // the log moved on from it; its seal says where its batches end
+	Gap     bool      // its base follows the previous segment's end on purpose
+	Created time.Time // as its header says
+	// LastAppend is the time of the last append, as a sealed segment's
+	// seal says; zero for one not sealed.
+	LastAppend time.Time
+	Size       int64 // the file's length
+	Reserved   int64 // bytes reserved for it, as its header says
 
 	Batches   int
 	Records   uint64
@@ -149,8 +152,9 @@ type SegmentReport struct {
 	RawBytes  int64                     // bytes of their records before compression
 	Codecs    map[codec.Compression]int // batches per compression
 	// FirstTime and LastTime are the timestamps of the first and last
-	// record found (unix ns; 0 when there are none or they carry none).
-	// LastTime needs the last batch decoded: it is set with Verify.
+	// record found (unix ns; 0 when there are none or they carry none):
+	// the first batch's header says the first, the last batch decoded the
+	// last.
 	FirstTime, LastTime int64
 
 	Problems []Problem
@@ -221,6 +225,9 @@ func (sc *scanner) segment(base uint64) (SegmentReport, error) {
 		h = segHeader{base: h.base, created: h.created, size: h.size}
 	}
 	sr.Sealed, sr.Gap = h.sealed(), h.flags&segGap != 0
+	if sr.Sealed && h.lastAt != 0 {
+		sr.LastAppend = time.Unix(0, h.lastAt)
+	}
 	limit := min(sr.Size, h.size)
 	if limit <= segHeaderSize {
 		return sr, nil
@@ -303,7 +310,7 @@ func (sc *scanner) walk(sr *SegmentReport, data []byte, limit int64, h segHeader
 		next = bh.FirstOffset + uint64(bh.Count)
 	}
 	sr.Next = next
-	if check && last != nil {
+	if last != nil {
 		if _, err := sc.dec.Decode(last, &sc.b); err == nil && len(sc.b.Records) > 0 {
 			sr.LastTime = sc.b.Records[len(sc.b.Records)-1].Timestamp
 		}

@@ -40,14 +40,18 @@ type logView struct {
 	Records     uint64    `json:"records"`
 	FirstOffset uint64    `json:"first_offset"`
 	NextOffset  uint64    `json:"next_offset"`
-	DataBytes   int64     `json:"data_bytes"`            // bytes of the batches
-	RawBytes    int64     `json:"raw_bytes"`             // their records before compression
-	DiskBytes   int64     `json:"disk_bytes"`            // the segment files' lengths
-	Oldest      string    `json:"oldest,omitempty"`      // first record's timestamp
-	Newest      string    `json:"newest,omitempty"`      // last record's timestamp (verify reads it)
-	Quarantined []string  `json:"quarantined,omitempty"` // bytes a recovery moved aside
-	Others      []string  `json:"others,omitempty"`
-	Problems    []string  `json:"problems,omitempty"`
+	DataBytes   int64     `json:"data_bytes"`       // bytes of the batches
+	RawBytes    int64     `json:"raw_bytes"`        // their records before compression
+	DiskBytes   int64     `json:"disk_bytes"`       // the segment files' lengths
+	Oldest      string    `json:"oldest,omitempty"` // first record's timestamp (see TimesFrom)
+	Newest      string    `json:"newest,omitempty"` // last record's timestamp (see TimesFrom)
+	// TimesFrom says where Oldest and Newest come from: "records" (their
+	// timestamps), or "segments" when records carry none (a Queue's do
+	// not): the first segment's creation and the last append to the last.
+	TimesFrom   string   `json:"times_from,omitempty"`
+	Quarantined []string `json:"quarantined,omitempty"` // bytes a recovery moved aside
+	Others      []string `json:"others,omitempty"`
+	Problems    []string `json:"problems,omitempty"`
 	// A Persistent shard's state.
 	Cursor     *uint64 `json:"cursor,omitempty"` // the first offset never handed to a receiver
 	Generation uint64  `json:"journal_generation,omitempty"`
@@ -58,6 +62,7 @@ type logView struct {
 // segView is one segment file.
 type segView struct {
 	Name      string         `json:"name"`
+	Version   int            `json:"version"` // of the segment header
 	Base      uint64         `json:"base"`
 	Next      uint64         `json:"next"`
 	Sealed    bool           `json:"sealed"`
@@ -156,8 +161,9 @@ func isBareLog(dir string) (bool, error) {
 func logOf(name, path string, shard int, spill bool, rep *mmap.LogReport) logView {
 	lv := logView{Name: name, Path: path, Shard: shard, Spill: spill, Quarantined: rep.Sidecars, Others: rep.Others}
 	var first, last int64
+	var created, appended time.Time // of the segments, when records carry no time
 	for i, s := range rep.Segments {
-		sv := segView{Name: s.Name, Base: s.Base, Next: s.Next, Sealed: s.Sealed, Batches: s.Batches, Records: s.Records,
+		sv := segView{Name: s.Name, Version: s.Version, Base: s.Base, Next: s.Next, Sealed: s.Sealed, Batches: s.Batches, Records: s.Records,
 			DataBytes: s.DataBytes, RawBytes: s.RawBytes, Size: s.Size, Reserved: s.Reserved, Codecs: map[string]int{}}
 		for c, n := range s.Codecs {
 			sv.Codecs[c.String()] = n
@@ -182,11 +188,30 @@ func logOf(name, path string, shard int, spill bool, rep *mmap.LogReport) logVie
 		if s.LastTime != 0 {
 			last = s.LastTime
 		}
+		if s.Batches > 0 {
+			if created.IsZero() {
+				created = s.Created
+			}
+			appended = s.LastAppend
+			if !s.Sealed {
+				if st, err := os.Stat(filepath.Join(path, s.Name)); err == nil {
+					appended = st.ModTime() // the active segment: its file's last write
+				}
+			}
+		}
 	}
 	for _, g := range rep.Gaps {
 		lv.Problems = append(lv.Problems, g.String())
 	}
-	lv.Oldest, lv.Newest = timestamp(first), timestamp(last)
+	switch {
+	case first != 0 || last != 0:
+		lv.Oldest, lv.Newest, lv.TimesFrom = timestamp(first), timestamp(last), "records"
+	case !created.IsZero():
+		lv.Oldest, lv.TimesFrom = timestamp(created.UnixNano()), "segments"
+		if !appended.IsZero() {
+			lv.Newest = timestamp(appended.UnixNano())
+		}
+	}
 	return lv
 }
 

@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -75,11 +78,11 @@ func writeView(w io.Writer, v *dirView, segments bool) error {
 	if segments {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		p := printer{w: tw}
-		p.printf("\nlog\tsegment\tsealed\tbatches\trecords\toffsets\tdata\treserved\tcodecs\t\n")
+		p.printf("\nlog\tsegment\tversion\tsealed\tbatches\trecords\toffsets\tdata\treserved\tcodecs\t\n")
 		for _, l := range v.Logs {
 			for _, s := range l.Segments {
-				p.printf("%s\t%s\t%v\t%d\t%d\t[%d, %d)\t%s\t%s\t%v\t\n", l.Name, s.Name, s.Sealed, s.Batches, s.Records,
-					s.Base, s.Next, bytesOf(s.DataBytes), bytesOf(s.Reserved), s.Codecs)
+				p.printf("%s\t%s\t%d\t%v\t%d\t%d\t[%d, %d)\t%s\t%s\t%v\t\n", l.Name, s.Name, s.Version, s.Sealed, s.Batches, s.Records,
+					s.Base, s.Next, bytesOf(s.DataBytes), bytesOf(s.Reserved), codecs(s.Codecs))
 			}
 		}
 		if err := errors.Join(p.err, tw.Flush()); err != nil {
@@ -145,4 +148,16 @@ func bytesOf(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// codecs writes batches per compression, as "zstd 12, none 3".
+func codecs(m map[string]int) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %d", name, m[name]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }

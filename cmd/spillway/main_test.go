@@ -177,6 +177,12 @@ func TestInspectVerifyDump(t *testing.T) {
 		t.Fatalf("inspect: %d records, cursors %d, %d unsettled; %+v", records, cursors, unsettled, v)
 	}
 
+	for _, l := range v.Logs {
+		if l.Oldest == "" || l.Newest == "" || l.Segments[0].Version != 2 {
+			t.Fatalf("inspect: log %s: oldest %q, newest %q, segment %+v", l.Name, l.Oldest, l.Newest, l.Segments[0])
+		}
+	}
+
 	code, out, errOut = spillwayCmd(t, "verify", dir)
 	if code != exitOK || !strings.Contains(out, "clean") {
 		t.Fatalf("verify: exit %d:\n%s%s", code, out, errOut)
@@ -229,6 +235,28 @@ func TestInspectVerifyDump(t *testing.T) {
 	}
 	if dirHash(t, dir) != before {
 		t.Fatal("inspect, verify or dump changed the directory")
+	}
+
+	// While a queue holds the directory open: inspect and dump read it
+	// all the same, and change nothing.
+	q, err := spillway.OpenQueue(spillway.Options{Dir: dir, Durability: spillway.Persistent, Ack: spillway.ManualAck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := q.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	before = dirHash(t, dir)
+	if code, out, errOut := spillwayCmd(t, "inspect", dir); code != exitOK || !strings.Contains(out, "shard-0001") {
+		t.Fatalf("inspect of an open directory: exit %d:\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := spillwayCmd(t, "dump", dir); code != exitOK || len(parseDump(t, out)) != n {
+		t.Fatalf("dump of an open directory: exit %d", code)
+	}
+	if dirHash(t, dir) != before {
+		t.Fatal("inspect or dump changed a directory in use")
 	}
 }
 

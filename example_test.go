@@ -288,3 +288,38 @@ func ExampleTopic_Subscribe() {
 	// workers got 4 between them
 	// audit got 4
 }
+
+// What a directory holds, read without opening it: a Persistent queue's
+// shards, their messages and how far receivers got. (The spillway command's
+// inspect, verify and dump are built on it.)
+func ExampleInspectDir() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	q, err := spillway.OpenQueue(spillway.Options{Dir: dir, Durability: spillway.Persistent, Shards: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, v := range []string{"a", "b", "c"} {
+		if err := q.Send(ctx, spillway.Message{Value: []byte(v)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if _, err := q.Receive(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
+	rep, err := spillway.InspectDir(dir, spillway.InspectOptions{Verify: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rep.Kind, rep.Durability, "clean:", rep.Clean())
+	for _, l := range rep.Logs {
+		fmt.Println(l.Name, "records:", l.Log.Segments[0].Records, "cursor:", l.Cursor)
+	}
+	// Output:
+	// queue persistent clean: true
+	// shard-0000 records: 3 cursor: 1
+}

@@ -85,7 +85,7 @@ func (b *ackBook) addStats(st *Stats) {
 // leaseOut gives each delivery of ds a lease due AckTimeout from now.
 // REQUIRES: the shard's recvMu (the deliveries are fresh, first
 // attempts, in offset order).
-func (s *ackBook) leaseOut(ds []Delivery) {
+func (s *ackBook) leaseOut(ds []Delivery, now int64) {
 	g := s.g
 	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)
 	s.leaseMu.Lock()
@@ -99,6 +99,10 @@ func (s *ackBook) leaseOut(ds []Delivery) {
 		}
 		l.msg, l.offset, l.attempt = d.Message, d.Offset, d.Attempt
 		l.state, l.due = leaseHeld, due
+		l.leasedAt = 0
+		if d.at != 0 {
+			l.leasedAt = now // a timed message: its Ack is timed too
+		}
 		s.wheel.add(l)
 		if s.j != nil {
 			s.byOffset.push(l)
@@ -125,6 +129,7 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 		}
 		l.gen++
 		l.attempt++
+		l.leasedAt = 0 // redeliveries are not timed
 		if s.j != nil {
 			// Before the receiver has it: a crash from here on counts
 			// this attempt.

@@ -20,6 +20,7 @@ type Delivery struct {
 
 	lease *lease // nil under AutoAck
 	gen   uint64 // the lease's generation when it was handed out
+	at    int64  // a timed message's send time (unix ns), else 0; 0 on redeliveries
 }
 
 // settle checks that d still holds its lease and runs fn on it under the
@@ -71,10 +72,14 @@ func (d *Delivery) Ack() error {
 	if s.j != nil {
 		s.settleLocked(l)
 	}
+	leasedAt := l.leasedAt
 	s.release(l)
 	s.inFlight--
 	s.acked++
 	s.leaseMu.Unlock()
+	if leasedAt != 0 {
+		s.g.lat.acks.Record(time.Duration(s.g.lat.now() - leasedAt))
+	}
 	if s.j != nil {
 		return s.g.durable()
 	}

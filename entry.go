@@ -10,30 +10,34 @@ import (
 // copy, kept as pointer and length (their capacity is not kept) so that a
 // ring slot, with the ring's own 16 bytes, fills exactly one 64-byte cache
 // line. Each slot a sender writes then costs it one line from the receiver,
-// not two.
+// not two. at is the send time (unix ns) of a message picked for timing
+// (Options.LatencySampling), 0 for the others; it goes to disk with the
+// message, as the record's Timestamp.
 type entry struct {
 	key     *byte
-	keyLen  int
+	keyLen  uint32 // at most MaxKeyBytes
+	hdrLen  uint32 // at most MaxHeaders
 	value   *byte
 	valLen  int
 	headers *Header
-	hdrLen  int
+	at      int64
 }
 
 func newEntry(key, value []byte, headers []Header) entry {
 	return entry{
-		unsafe.SliceData(key), len(key),
-		unsafe.SliceData(value), len(value),
-		unsafe.SliceData(headers), len(headers),
+		key: unsafe.SliceData(key), keyLen: uint32(len(key)), hdrLen: uint32(len(headers)),
+		value: unsafe.SliceData(value), valLen: len(value),
+		headers: unsafe.SliceData(headers),
 	}
 }
 
 // set fills e field by field (cheaper than assigning a whole entry, which
-// goes through typedmemmove).
+// goes through typedmemmove), untimed.
 func (e *entry) set(key, value []byte, headers []Header) {
-	e.key, e.keyLen = unsafe.SliceData(key), len(key)
+	e.key, e.keyLen = unsafe.SliceData(key), uint32(len(key))
 	e.value, e.valLen = unsafe.SliceData(value), len(value)
-	e.headers, e.hdrLen = unsafe.SliceData(headers), len(headers)
+	e.headers, e.hdrLen = unsafe.SliceData(headers), uint32(len(headers))
+	e.at = 0
 }
 
 // owned returns b capped at its length (appending to it must not write over
@@ -61,7 +65,7 @@ func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
 		d.Headers = unsafe.Slice(e.headers, e.hdrLen)
 	}
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
-	d.lease, d.gen = nil, 0
+	d.lease, d.gen, d.at = nil, 0, e.at
 }
 
 // growRecords returns recs[:n], reallocated if its capacity is short.
@@ -85,6 +89,7 @@ func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Heade
 	if e.value != nil {
 		rec.Value = unsafe.Slice(e.value, e.valLen)
 	}
+	rec.Timestamp = e.at
 	if e.headers != nil {
 		start := len(hdrs)
 		for _, h := range unsafe.Slice(e.headers, e.hdrLen) {
@@ -151,7 +156,9 @@ func appendEntries(dst []entry, recs []codec.Record) []entry {
 			}
 			headers = hs[start:len(hs):len(hs)]
 		}
-		dst = append(dst, newEntry(key, value, headers))
+		e := newEntry(key, value, headers)
+		e.at = r.Timestamp
+		dst = append(dst, e)
 	}
 	return dst
 }

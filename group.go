@@ -10,7 +10,7 @@ import (
 // group is what a set of competing receivers shares: a Queue, or one
 // subscription of a Topic. Its shards' ackBooks point back to it.
 //
-// opts and clock are set before the group is used and never change; closed
+// opts, clock and lat are set before the group is used and never change; closed
 // is set once, by Close (or Unsubscribe); receivers are parked on it.
 type group struct {
 	opts  *Options
@@ -25,11 +25,20 @@ type group struct {
 	receivers park.Waiters // receivers parked on an empty group
 	closed    atomic.Bool
 	_         pad
+	lat timing // set before the group is used
 	// takeAt is the shard receivers look at first (see tookFrom): read by
 	// every take, written once per takeRun messages taken from a shard, or
 	// when the shard it names was found empty; on a line of its own.
 	takeAt atomic.Uint32
 	_      pad
+}
+
+// initTiming sets g.lat up from g.opts.
+func (g *group) initTiming() {
+	if n := g.opts.LatencySampling; n > 0 {
+		g.lat.every = uint32(n)
+	}
+	g.lat.clock = g.opts.Clock
 }
 
 // takeRun is how many messages receivers take from one shard before the

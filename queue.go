@@ -71,6 +71,7 @@ func OpenQueue(opts Options) (*Queue, error) {
 	}
 	q := &Queue{opts: opts, stop: make(chan struct{})}
 	q.group.opts = &q.opts
+	q.group.initTiming()
 	if opts.Dir != "" {
 		if q.dir, err = openDir(&q.opts, "queue", shardsGiven); err != nil {
 			return nil, err
@@ -162,13 +163,19 @@ func (q *Queue) Close() error {
 // call it for monitoring, not per message.
 func (q *Queue) Stats() Stats {
 	var st Stats
+	var oldest int64
 	for _, s := range q.shards {
+		var at int64
 		if s.d != nil {
-			s.addStatsDurable(&st)
+			at = s.addStatsDurable(&st)
 		} else {
-			s.addStats(&st)
+			at = s.addStats(&st)
+		}
+		if at != 0 && (oldest == 0 || at < oldest) {
+			oldest = at
 		}
 	}
 	st.Syncs += q.fsyncs.Load()
+	q.finishTiming(&st, oldest)
 	return st
 }

@@ -79,14 +79,15 @@ type durable struct {
 // batch; a longer run is appended in several.
 const batchCap = 1 << 20
 
-// records converts ms into d.recs for the log. (They carry no timestamp:
-// a clock read costs more than the rest of an append.) REQUIRES: appendMu.
-func (d *durable) records(ms []Message) []codec.Record {
+// records converts ms into d.recs for the log. Only the messages st times
+// carry a timestamp: a clock read costs more than the rest of an append.
+// REQUIRES: appendMu.
+func (d *durable) records(ms []Message, st stamps) []codec.Record {
 	recs := growRecords(d.recs, len(ms))
 	hdrs := d.hdrs[:0]
 	for i := range ms {
 		m, r := &ms[i], &recs[i]
-		r.Key, r.Value = m.Key, m.Value
+		r.Key, r.Value, r.Timestamp = m.Key, m.Value, st.take()
 		if len(m.Headers) > 0 {
 			start := len(hdrs)
 			for _, h := range m.Headers {
@@ -144,7 +145,8 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 			}
 		}
 	}
-	recs := d.records(ms[:n])
+	st := q.lat.stamps(n)
+	recs := d.records(ms[:n], st) // a copy of st: the ring's entries get the same times
 	first, err := d.log.AppendRecords(recs)
 	clear(recs)
 	clear(d.hdrs)
@@ -159,7 +161,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 	switch {
 	case q.syncAlways():
 	case !s.spilling.Load():
-		if pushed = s.pushInPlace(ms[:n]); pushed < n {
+		if pushed = s.pushInPlace(ms[:n], &st); pushed < n {
 			d.spillFrom.Store(first + uint64(pushed))
 			s.spilling.Store(true)
 		}
@@ -169,7 +171,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 		if d.resumeAt.Load() == 0 {
 			d.resumeAt.Store(first) // before the push: see durable
 		}
-		if pushed = s.pushInPlace(ms[:n]); pushed < n {
+		if pushed = s.pushInPlace(ms[:n], &st); pushed < n {
 			d.nextSpill.Store(first + uint64(pushed))
 		}
 	}
@@ -408,10 +410,11 @@ func (s *qshard) dropOldestDurable() {
 func (q *Queue) syncAlways() bool { return q.always }
 
 // addStatsDurable adds a Persistent shard's part of the statistics.
-func (s *qshard) addStatsDurable(st *Stats) {
+func (s *qshard) addStatsDurable(st *Stats) (oldest int64) {
 	d := s.d
 	s.recvMu.Lock()
 	delivered, drops := d.delivered.Load(), d.drops.Load()
+	oldest = s.oldestLocked()
 	wake := s.q.receivers.Pending() && (s.lo < s.hi || s.ring.Len() > 0 || s.readyLen.Load() > 0 || s.spilling.Load() && (s.carryNext < len(s.carry) || s.logPending()))
 	s.recvMu.Unlock()
 	if wake {
@@ -427,4 +430,5 @@ func (s *qshard) addStatsDurable(st *Stats) {
 	st.DiskBytes += ls.DiskBytes
 	st.DataBytes += ls.DataBytes
 	st.Syncs += ls.Syncs
+	return oldest
 }

@@ -242,8 +242,12 @@ func (s *qshard) take(dst []Delivery) int {
 	if invariants.Enabled {
 		s.checkBuffers()
 	}
+	var now int64 // the time of the deliveries, if one was timed
+	if n > first && s.g.lat.every != 0 {
+		now = s.g.lat.recordWaits(dst[first:n])
+	}
 	if s.g.opts.Ack == ManualAck && n > first {
-		s.leaseOut(dst[first:n])
+		s.leaseOut(dst[first:n], now)
 	}
 	if s.d != nil && n > 0 {
 		s.noteDelivered() // after the leases: a checkpoint sees them before the cursor passes them
@@ -264,7 +268,7 @@ func (s *qshard) takeCarry(dst []Delivery) int {
 			s.carryHdrNext += nh
 		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
-		d.lease, d.gen = nil, 0
+		d.lease, d.gen, d.at = nil, 0, r.Timestamp
 	}
 	s.carryNext += m
 	s.direct += uint64(m)

@@ -25,6 +25,7 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	e := newEntry(m.Key, m.Value, m.Headers)
+	e.at = q.lat.stampOne()
 	if !s.spilling.Load() && s.ring.TryPush(e) {
 		q.receivers.Wake(1)
 		return nil
@@ -46,7 +47,9 @@ func (q *Queue) TrySend(m Message) error {
 		return err
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
-	return q.trySend(s, newEntry(m.Key, m.Value, m.Headers))
+	e := newEntry(m.Key, m.Value, m.Headers)
+	e.at = q.lat.stampOne()
+	return q.trySend(s, e)
 }
 
 // SendBatch queues ms in order, as Send does each. Messages for the same
@@ -103,12 +106,13 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			continue
 		}
 		done := 0
+		st := q.lat.stamps(n)
 		if !s.spilling.Load() {
-			done = s.pushInPlace(ms[i : i+n])
+			done = s.pushInPlace(ms[i:i+n], &st)
 			q.receivers.Wake(done)
 		}
 		if done < n {
-			if k, err := q.sendRestOf(ctx, s, ms[i+done:i+n]); err != nil {
+			if k, err := q.sendRestOf(ctx, s, ms[i+done:i+n], &st); err != nil {
 				return &BatchError{Queued: i + done + k, Err: err}
 			}
 		}
@@ -118,8 +122,9 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 }
 
 // pushInPlace puts as many of ms as its ring has room for into s's ring,
-// writing each entry straight into its slot, and returns how many.
-func (s *qshard) pushInPlace(ms []Message) int {
+// writing each entry straight into its slot, with its send time from st,
+// and returns how many.
+func (s *qshard) pushInPlace(ms []Message, st *stamps) int {
 	done := 0
 	for done < len(ms) {
 		first, k := s.ring.Claim(len(ms) - done)
@@ -128,7 +133,9 @@ func (s *qshard) pushInPlace(ms []Message) int {
 		}
 		for j := range k {
 			m := &ms[done+j]
-			s.ring.At(first+uint64(j)).set(m.Key, m.Value, m.Headers)
+			e := s.ring.At(first + uint64(j))
+			e.set(m.Key, m.Value, m.Headers)
+			e.at = st.take()
 		}
 		s.ring.Publish(first, k)
 		done += k
@@ -136,8 +143,9 @@ func (s *qshard) pushInPlace(ms []Message) int {
 	return done
 }
 
-// sendRestOf is sendRest for messages, converted 64 at a time.
-func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message) (int, error) {
+// sendRestOf is sendRest for messages, converted 64 at a time, with their
+// send times from st.
+func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message, st *stamps) (int, error) {
 	var buf [64]entry
 	defer clear(buf[:])
 	queued := 0
@@ -146,6 +154,7 @@ func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message) (int, e
 		for j := range n {
 			m := &ms[queued+j]
 			buf[j].set(m.Key, m.Value, m.Headers)
+			buf[j].at = st.take()
 		}
 		k, err := q.sendRest(ctx, s, buf[:n])
 		queued += k

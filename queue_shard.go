@@ -88,7 +88,7 @@ func newShard(q *Queue, idx int) *qshard {
 	return s
 }
 
-func (s *qshard) addStats(st *Stats) {
+func (s *qshard) addStats(st *Stats) (oldest int64) {
 	// What receivers hold (the local buffer, carry) and have delivered
 	// changes under recvMu: take it for one consistent look. A receiver that
 	// found the shard locked meanwhile may have gone to wait: if the shard
@@ -98,6 +98,7 @@ func (s *qshard) addStats(st *Stats) {
 	local := int64(s.hi - s.lo)
 	carry := int64(len(s.carry) - s.carryNext)
 	direct := s.direct
+	oldest = s.oldestLocked()
 	if s.q.statsHook != nil {
 		s.q.statsHook()
 	}
@@ -120,6 +121,7 @@ func (s *qshard) addStats(st *Stats) {
 		st.DiskBytes += ls.DiskBytes
 		st.DataBytes += ls.DataBytes
 	}
+	return oldest
 }
 
 // close drops what the shard still holds, counting it, and removes its

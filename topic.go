@@ -124,6 +124,7 @@ func (t *Topic) Subscribe(name string) (*Subscription, error) {
 	}
 	sub := &subscription{name: name, shards: make([]*subShard, len(t.shards))}
 	sub.group.opts, sub.group.clock = &t.opts, t.clock
+	sub.group.initTiming()
 	for i, s := range t.shards {
 		ss := &subShard{ts: s}
 		ss.ackBook.init(&sub.group, i)

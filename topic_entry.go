@@ -40,9 +40,9 @@ func (t *tentry) headerSlice() []Header { return unsafe.Slice(t.headers, t.hdrLe
 // subscriptions' carried messages use.
 func (t *tentry) unpack() entry {
 	return entry{
-		key: t.key, keyLen: t.keyLen(),
+		key: t.key, keyLen: uint32(t.keyLen()),
 		value: t.value, valLen: t.valLen(),
-		headers: t.headers, hdrLen: t.hdrLen(),
+		headers: t.headers, hdrLen: uint32(t.hdrLen()),
 	}
 }
 
@@ -54,5 +54,5 @@ func (t *tentry) deliver(d *Delivery, shard int, offset uint64) {
 	d.Value = unsafe.Slice(t.value, t.valLen())
 	d.Headers = unsafe.Slice(t.headers, t.hdrLen())
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
-	d.lease, d.gen = nil, 0
+	d.lease, d.gen, d.at = nil, 0, 0
 }

@@ -159,7 +159,7 @@ out:
 	if n > first {
 		ss.delivered += uint64(n - first)
 		if ss.g.opts.Ack == ManualAck {
-			ss.leaseOut(dst[first:n])
+			ss.leaseOut(dst[first:n], 0)
 		}
 	}
 	return n

@@ -1,0 +1,154 @@
+package spillway
+
+import (
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/spillway-io/spillway/histogram"
+)
+
+// timing is a group's latency recording (Options.LatencySampling): one
+// message in every is timed, its send time stored with it (entry.at, on
+// disk the record's Timestamp), so that the receiver that delivers it
+// records how long it waited, and, under ManualAck, the Ack how long it
+// was leased. Fixed once the group is open; the histograms record from
+// any goroutine.
+type timing struct {
+	every uint32 // 1 in every messages is timed (a power of two); 0: none
+	clock Clock
+	waits histogram.Histogram // send to first delivery
+	acks  histogram.Histogram // ManualAck: delivery to Ack
+}
+
+// now reads the clock, in unix ns.
+func (t *timing) now() int64 { return t.clock.Now().UnixNano() }
+
+// stampOne returns the send time of a message sent alone if it is to be
+// timed, else 0.
+func (t *timing) stampOne() int64 {
+	if t.every == 0 || rand.Uint32()&(t.every-1) != 0 {
+		return 0
+	}
+	return t.now()
+}
+
+// stamps picks the timed messages of a run of n: every t.every-th from a
+// random first, all with one reading of the clock.
+func (t *timing) stamps(n int) stamps {
+	if t.every == 0 {
+		return stamps{next: math.MaxInt}
+	}
+	st := stamps{next: int(rand.Uint32() & (t.every - 1)), every: int(t.every)}
+	if st.next >= n {
+		st.next = math.MaxInt
+	} else {
+		st.at = t.now()
+	}
+	return st
+}
+
+// stamps hands out the send times of a run's messages in order (see
+// timing.stamps).
+type stamps struct {
+	i, next, every int
+	at             int64
+}
+
+// take returns the send time of the run's next message, or 0 if it is not
+// timed.
+func (st *stamps) take() int64 {
+	var at int64
+	if st.i == st.next {
+		at = st.at
+		st.next += st.every
+	}
+	st.i++
+	return at
+}
+
+// recordWaits records the wait of every timed delivery of ds and returns
+// the time it read, or 0 if none was timed.
+func (t *timing) recordWaits(ds []Delivery) int64 {
+	var now int64
+	for i := range ds {
+		if at := ds[i].at; at != 0 {
+			if now == 0 {
+				now = t.now()
+			}
+			t.waits.Record(time.Duration(now - at))
+		}
+	}
+	return now
+}
+
+// Latency summarizes a histogram of durations: how many were recorded and
+// their percentiles (each within 1/128 of a recorded value; see package
+// histogram).
+type Latency struct {
+	Count                    uint64
+	P50, P90, P99, P999, Max time.Duration
+}
+
+// latencyOf summarizes s.
+func latencyOf(s *histogram.Snapshot) Latency {
+	return Latency{
+		Count: s.Count(),
+		P50:   s.Quantile(0.5), P90: s.Quantile(0.9), P99: s.Quantile(0.99), P999: s.Quantile(0.999),
+		Max: s.Max(),
+	}
+}
+
+// oldestLimit bounds how many ring slots a Stats call reads looking for a
+// timed message.
+const oldestLimit = 1024
+
+// oldestLocked returns the send time of the oldest timed message s holds
+// in memory for first delivery, or 0. REQUIRES: s.recvMu (which makes the
+// caller the ring's consumer: it may read the published slots).
+func (s *qshard) oldestLocked() int64 {
+	if s.g.lat.every == 0 {
+		return 0
+	}
+	var oldest int64
+	older := func(at int64) {
+		if at != 0 && (oldest == 0 || at < oldest) {
+			oldest = at
+		}
+	}
+	for i := s.lo; i < s.hi; i++ {
+		if at := s.local[i].at; at != 0 {
+			older(at)
+			break
+		}
+	}
+	for i := s.carryNext; i < len(s.carry); i++ {
+		if at := s.carry[i].Timestamp; at != 0 {
+			older(at)
+			break
+		}
+	}
+	head := s.ring.Head()
+	k := s.ring.Peek(oldestLimit)
+	for j := range k {
+		if at := s.ring.At(head + uint64(j)).at; at != 0 {
+			older(at)
+			break
+		}
+	}
+	return oldest
+}
+
+// finishTiming fills st's latencies from g's histograms, and OldestAge
+// from oldest (a send time, unix ns; 0: none).
+func (g *group) finishTiming(st *Stats, oldest int64) {
+	if g.lat.every == 0 {
+		return
+	}
+	if oldest != 0 {
+		st.OldestAge = max(time.Duration(g.lat.now()-oldest), 0)
+	}
+	var snap histogram.Snapshot
+	st.QueueWait = latencyOf(g.lat.waits.Snapshot(&snap))
+	st.AckLatency = latencyOf(g.lat.acks.Snapshot(&snap))
+}

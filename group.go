@@ -25,7 +25,7 @@ type group struct {
 	receivers park.Waiters // receivers parked on an empty group
 	closed    atomic.Bool
 	_         pad
-	lat timing // set before the group is used
+	lat       timing // set before the group is used
 	// takeAt is the shard receivers look at first (see tookFrom): read by
 	// every take, written once per takeRun messages taken from a shard, or
 	// when the shard it names was found empty; on a line of its own.

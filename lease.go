@@ -18,12 +18,12 @@ type lease struct {
 	attempt int
 	gen     uint64
 	state   leaseState
-	due     int64  // tick at which a leased or delayed lease fires
+	due     int64 // tick at which a leased or delayed lease fires
 	// leasedAt is when a timed message's first delivery leased it (unix
 	// ns), for its Ack to record AckLatency; 0 otherwise.
 	leasedAt int64
-	prev    *lease // list links: a wheel slot, the ready list, or the free list
-	next    *lease
+	prev     *lease // list links: a wheel slot, the ready list, or the free list
+	next     *lease
 	// Persistent only: the links of the shard's offsetList that holds the
 	// lease from its message's first delivery until it is settled: the
 	// byOffset list, or the moved one once its bytes were copied to the

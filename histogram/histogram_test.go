@@ -80,7 +80,9 @@ func TestAccuracy(t *testing.T) {
 	const n = 100_000
 	dists := map[string]func() time.Duration{
 		// from 100 ns to 1 h, uniform in the logarithm
-		"log-uniform": func() time.Duration { return time.Duration(math.Exp(math.Log(100) + rng.Float64()*math.Log(3.6e12/100))) },
+		"log-uniform": func() time.Duration {
+			return time.Duration(math.Exp(math.Log(100) + rng.Float64()*math.Log(3.6e12/100)))
+		},
 		"uniform-µs":  func() time.Duration { return time.Duration(rng.Int64N(int64(time.Millisecond))) },
 		"exponential": func() time.Duration { return time.Duration(rng.ExpFloat64() * 5000) },
 		"small":       func() time.Duration { return time.Duration(rng.IntN(300)) },

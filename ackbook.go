@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -222,9 +223,11 @@ func (s *ackBook) retryLocked(l *lease, delay time.Duration) *lease {
 func (s *ackBook) deadLetter(l *lease) {
 	s.deadLettered.Add(1)
 	dlq := s.g.opts.DeadLetter
-	if dlq == nil || dlq.TrySend(l.msg) != nil {
+	dropped := dlq == nil || dlq.TrySend(l.msg) != nil
+	if dropped {
 		s.dropped.Add(1)
 	}
+	s.g.event(slog.LevelDebug, EventDeadLetter, slog.Int("shard", s.idx), slog.Uint64("offset", l.offset), slog.Int("attempts", l.attempt), slog.Bool("dropped", dropped))
 	s.leaseMu.Lock()
 	s.settleLocked(l)
 	s.release(l)
@@ -241,6 +244,7 @@ func (s *ackBook) expire(t int64, dead []*lease) []*lease {
 		switch l.state {
 		case leaseHeld:
 			s.inFlight--
+			s.g.event(slog.LevelDebug, EventLeaseExpired, slog.Int("shard", s.idx), slog.Uint64("offset", l.offset), slog.Int("attempt", l.attempt))
 			if l := s.retryLocked(l, 0); l != nil {
 				dead = append(dead, l)
 			}

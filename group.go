@@ -2,7 +2,9 @@ package spillway
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
 )
@@ -39,6 +41,10 @@ func (g *group) initTiming() {
 		g.lat.every = uint32(n)
 	}
 	g.lat.clock = g.opts.Clock
+	if _, ok := g.lat.clock.(SystemClock); ok {
+		g.lat.system, g.lat.start = true, time.Now()
+		g.lat.wall0 = g.lat.start.UnixNano()
+	}
 }
 
 // takeRun is how many messages receivers take from one shard before the
@@ -140,6 +146,7 @@ func (g *group) durable() error {
 // report hands err, a failure no call can return, to Options.OnError.
 // Callers hold no lock of the group's.
 func (g *group) report(err error) {
+	g.event(slog.LevelError, EventFailure, slog.Any("error", err))
 	if f := g.opts.OnError; f != nil {
 		f(err)
 	}

@@ -145,8 +145,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 			}
 		}
 	}
-	st := q.lat.stamps(n)
-	recs := d.records(ms[:n], st) // a copy of st: the ring's entries get the same times
+	recs := d.records(ms[:n], q.lat.stampsAt(d.log.NextOffset(), n))
 	first, err := d.log.AppendRecords(recs)
 	clear(recs)
 	clear(d.hdrs)
@@ -161,7 +160,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 	switch {
 	case q.syncAlways():
 	case !s.spilling.Load():
-		if pushed = s.pushInPlace(ms[:n], &st); pushed < n {
+		if pushed = s.pushInPlace(ms[:n]); pushed < n {
 			d.spillFrom.Store(first + uint64(pushed))
 			s.spilling.Store(true)
 		}
@@ -171,7 +170,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 		if d.resumeAt.Load() == 0 {
 			d.resumeAt.Store(first) // before the push: see durable
 		}
-		if pushed = s.pushInPlace(ms[:n], &st); pushed < n {
+		if pushed = s.pushInPlace(ms[:n]); pushed < n {
 			d.nextSpill.Store(first + uint64(pushed))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"time"
@@ -79,6 +80,7 @@ func (q *Queue) openDurable() error {
 		q.recovery.add(rec)
 	}
 	q.recovery.Took = time.Since(start)
+	q.logRecovery()
 	q.wg.Add(1)
 	go func() {
 		defer q.wg.Done()
@@ -402,4 +404,19 @@ func (s *qshard) closeDurable() error {
 	}
 	errs = append(errs, d.cursor.sync(), d.journal.close(), d.cursor.close(), d.log.Close())
 	return errors.Join(errs...)
+}
+
+// logRecovery logs what the open found (EventRecovered): at Warn if it
+// lost or quarantined anything.
+func (q *Queue) logRecovery() {
+	r := q.recovery
+	level := slog.LevelInfo
+	if r.Lost > 0 || r.Quarantined > 0 {
+		level = slog.LevelWarn
+	}
+	q.event(level, EventRecovered, slog.String("dir", q.opts.Dir),
+		slog.Uint64("messages", r.Messages), slog.Uint64("redelivered", r.Redelivered),
+		slog.Uint64("skipped", r.Skipped), slog.Uint64("lost", r.Lost),
+		slog.Int64("truncated_bytes", r.TruncatedBytes), slog.Int("quarantined", r.Quarantined),
+		slog.Int("segments", r.Segments), slog.Int("scanned", r.Scanned), slog.Duration("took", r.Took))
 }

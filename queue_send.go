@@ -25,7 +25,9 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
 	e := newEntry(m.Key, m.Value, m.Headers)
-	e.at = q.lat.stampOne()
+	if every := q.lat.every; every != 0 && s.ring.Pushed()&uint64(every-1) == 0 {
+		e.at = q.lat.now() // push's test, written out: this is the one-at-a-time path
+	}
 	if !s.spilling.Load() && s.ring.TryPush(e) {
 		q.receivers.Wake(1)
 		return nil
@@ -47,9 +49,7 @@ func (q *Queue) TrySend(m Message) error {
 		return err
 	}
 	s := q.shards[shard.Of(m.Key, len(q.shards))]
-	e := newEntry(m.Key, m.Value, m.Headers)
-	e.at = q.lat.stampOne()
-	return q.trySend(s, e)
+	return q.trySend(s, newEntry(m.Key, m.Value, m.Headers))
 }
 
 // SendBatch queues ms in order, as Send does each. Messages for the same
@@ -106,13 +106,12 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			continue
 		}
 		done := 0
-		st := q.lat.stamps(n)
 		if !s.spilling.Load() {
-			done = s.pushInPlace(ms[i:i+n], &st)
+			done = s.pushInPlace(ms[i : i+n])
 			q.receivers.Wake(done)
 		}
 		if done < n {
-			if k, err := q.sendRestOf(ctx, s, ms[i+done:i+n], &st); err != nil {
+			if k, err := q.sendRestOf(ctx, s, ms[i+done:i+n]); err != nil {
 				return &BatchError{Queued: i + done + k, Err: err}
 			}
 		}
@@ -122,15 +121,16 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 }
 
 // pushInPlace puts as many of ms as its ring has room for into s's ring,
-// writing each entry straight into its slot, with its send time from st,
-// and returns how many.
-func (s *qshard) pushInPlace(ms []Message, st *stamps) int {
+// writing each entry straight into its slot (the timed ones with their
+// send time), and returns how many.
+func (s *qshard) pushInPlace(ms []Message) int {
 	done := 0
 	for done < len(ms) {
 		first, k := s.ring.Claim(len(ms) - done)
 		if k == 0 {
 			break
 		}
+		st := s.g.lat.stampsAt(first, k)
 		for j := range k {
 			m := &ms[done+j]
 			e := s.ring.At(first + uint64(j))
@@ -143,9 +143,39 @@ func (s *qshard) pushInPlace(ms []Message, st *stamps) int {
 	return done
 }
 
-// sendRestOf is sendRest for messages, converted 64 at a time, with their
-// send times from st.
-func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message, st *stamps) (int, error) {
+// push puts e into s's ring if it has room, and reports whether it did.
+// e is timed if the ring's tail, read just before, is at a position the
+// timing picks (see timing.stampsAt): about 1 in every, as another sender
+// may claim between the read and push's own claim. The read costs nothing
+// the claim does not: it is the line the claim's CAS takes.
+func (s *qshard) push(e entry) bool {
+	if every := s.g.lat.every; every != 0 && s.ring.Pushed()&uint64(every-1) == 0 {
+		e.at = s.g.lat.now()
+	}
+	return s.ring.TryPush(e)
+}
+
+// pushBatch is push for as many of es as the ring has room for, with one
+// claim and one publication; it returns how many it pushed.
+func (s *qshard) pushBatch(es []entry) int {
+	first, k := s.ring.Claim(len(es))
+	if k == 0 {
+		return 0
+	}
+	st := s.g.lat.stampsAt(first, k)
+	for j := range k {
+		slot := s.ring.At(first + uint64(j))
+		*slot = es[j]
+		if at := st.take(); at != 0 {
+			slot.at = at
+		}
+	}
+	s.ring.Publish(first, k)
+	return k
+}
+
+// sendRestOf is sendRest for messages, converted 64 at a time.
+func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message) (int, error) {
 	var buf [64]entry
 	defer clear(buf[:])
 	queued := 0
@@ -154,7 +184,6 @@ func (q *Queue) sendRestOf(ctx context.Context, s *qshard, ms []Message, st *sta
 		for j := range n {
 			m := &ms[queued+j]
 			buf[j].set(m.Key, m.Value, m.Headers)
-			buf[j].at = st.take()
 		}
 		k, err := q.sendRest(ctx, s, buf[:n])
 		queued += k
@@ -202,7 +231,7 @@ func (q *Queue) sendRest(ctx context.Context, s *qshard, es []entry) (int, error
 func (q *Queue) sendBlocked(ctx context.Context, s *qshard, es []entry) (int, error) {
 	queued := 0
 	push := func() int {
-		k := s.ring.PushBatch(es[queued:])
+		k := s.pushBatch(es[queued:])
 		if k > 0 {
 			queued += k
 			q.receivers.Wake(k)
@@ -237,7 +266,7 @@ func (q *Queue) trySend(s *qshard, e entry) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
-	if !s.spilling.Load() && s.ring.TryPush(e) {
+	if !s.spilling.Load() && s.push(e) {
 		q.receivers.Wake(1)
 		return nil
 	}
@@ -250,7 +279,7 @@ func (q *Queue) trySend(s *qshard, e entry) error {
 		return nil
 	case DropOldest:
 		for {
-			if s.ring.TryPush(e) {
+			if s.push(e) {
 				q.receivers.Wake(1)
 				return nil
 			}

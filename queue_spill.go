@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -40,6 +41,9 @@ type spill struct {
 	skipping bool
 	recs     []codec.Record // scratch for write, kept zero; guarded by spillMu
 	hdrs     []codec.Header // scratch for write; guarded by spillMu
+	// quotaLogged: EventDiskFull was logged for this spill. Guarded by
+	// spillMu.
+	quotaLogged bool
 }
 
 func (q *Queue) openSpill(s *qshard) (*spill, error) {
@@ -107,7 +111,7 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 	if sp == nil {
 		// Nobody else spills this shard (spillMu), so the ring may have
 		// room again: then nothing needs the disk.
-		if done = s.ring.PushBatch(es); done == len(es) {
+		if done = s.pushBatch(es); done == len(es) {
 			return done, nil
 		}
 		var err error
@@ -117,14 +121,19 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 		s.spill.Store(sp)
 		s.spilling.Store(true)
 		s.spills.Add(1)
+		q.event(slog.LevelInfo, EventSpillStarted, slog.Int("shard", s.idx), slog.String("dir", q.opts.Dir))
 	}
-	n, err := sp.write(es[done:])
+	n, err := sp.write(es[done:], &s.g.lat)
 	sp.written += uint64(n)
 	sp.pending.Add(int64(n))
 	s.spilled.Add(uint64(n))
 	done += n
 	if err != nil {
 		if errors.Is(err, mmap.ErrDiskFull) {
+			if !sp.quotaLogged {
+				sp.quotaLogged = true
+				q.event(slog.LevelWarn, EventDiskFull, slog.Int("shard", s.idx), slog.Int64("max_disk_bytes", q.opts.MaxDiskBytes))
+			}
 			return done, fmt.Errorf("%w: %w", ErrDiskFull, err)
 		}
 		return done, err
@@ -133,13 +142,18 @@ func (q *Queue) spillMany(s *qshard, es []entry) (int, error) {
 }
 
 // write hands es to the Writer (which copies their bytes), converted for
-// the codec in sp.recs, and returns how many the Writer took. REQUIRES:
-// spillMu.
-func (sp *spill) write(es []entry) (int, error) {
+// the codec in sp.recs, and returns how many the Writer took. Those not
+// timed yet are timed by their position in the spill (see
+// timing.stampsAt). REQUIRES: spillMu.
+func (sp *spill) write(es []entry, lat *timing) (int, error) {
 	recs := growRecords(sp.recs, len(es))
 	hdrs := sp.hdrs[:0]
+	st := lat.stampsAt(sp.written, len(es))
 	for i := range es {
 		hdrs = codecRecord(&recs[i], &es[i], hdrs)
+		if at := st.take(); recs[i].Timestamp == 0 {
+			recs[i].Timestamp = at
+		}
 	}
 	n, err := sp.w.Write(recs)
 	clear(recs) // codecRecord wants zero records, and the scratch keeps no message alive
@@ -183,6 +197,7 @@ func (s *qshard) refill() bool {
 				s.spill.Store(nil)
 				s.spilling.Store(false)
 				s.spillMu.Unlock()
+				s.q.event(slog.LevelInfo, EventSpillEnded, slog.Int("shard", s.idx), slog.Uint64("spilled", sp.written))
 				_ = sp.close() // read to its end: nothing to lose; files it leaves, the next open removes
 				s.carry, s.carryNext, s.carryHdrs, s.carryHdrNext = nil, 0, nil, 0
 				s.senders.WakeAll() // the shard takes messages into memory again

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 
 	"github.com/spillway-io/spillway/mmap"
@@ -64,6 +65,7 @@ func (s *tshard) startSpill() (*tspill, error) {
 	// While subscriptions read the spill, the ring keeps its last Cap()
 	// messages, so that they can rejoin it as soon as they are that close.
 	s.ring.KeepPassed(true)
+	logEvent(t.opts.Logger, slog.LevelInfo, EventSpillStarted, slog.Int("shard", s.idx), slog.String("dir", t.opts.Dir))
 	sp := &tspill{dir: dir, log: log, base: base, end: base, pin: pin,
 		target: int(min(256<<10, t.dir.segSize/4)), free: make(chan *refBatch, 8), fs: t.opts.fs}
 	sp.w = log.NewWriter(mmap.WriterOptions{BatchBytes: sp.target})
@@ -462,6 +464,7 @@ func (ss *subShard) leaveSpill() *tspill {
 	}
 	ss.ts.spill = nil
 	ss.ts.spillFull.Store(false)
+	logEvent(ss.ts.t.opts.Logger, slog.LevelInfo, EventSpillEnded, slog.Int("shard", ss.ts.idx), slog.Uint64("spilled", sp.end-sp.base))
 	ss.ts.ring.KeepPassed(false)
 	// A publisher waiting for disk space watches diskReads: the spill's end
 	// frees all of it. (The caller wakes room once it released pub.)

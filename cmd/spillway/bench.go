@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	spillway "github.com/spillway-io/spillway"
+	"github.com/spillway-io/spillway/histogram"
 )
 
 // workload is one of bench's runs: Spillway's side and the channel's, on
@@ -73,6 +74,52 @@ type result struct {
 	AllocsPerMsg float64 `json:"allocs_per_msg"`
 	Spilled      uint64  `json:"spilled,omitempty"` // messages that went through the disk
 	VsChan       float64 `json:"vs_chan,omitempty"` // Spillway's msgs/s over the channel's
+	// Latency from send to receive of the timed messages (1 in
+	// timedEvery, both sides), at full load: 0 if none was timed.
+	Timed uint64  `json:"timed"`
+	P50Ns float64 `json:"p50_ns"`
+	P99Ns float64 `json:"p99_ns"`
+}
+
+// timedEvery: both sides time 1 in timedEvery messages, from send to
+// receive, with one clock read at each end (Spillway's default
+// LatencySampling; the channel carries the send time beside the message).
+const timedEvery = 64
+
+// setLatency fills r's latency from a snapshot.
+func (r *result) setLatency(s *histogram.Snapshot) {
+	r.Timed = s.Count()
+	if r.Timed > 0 {
+		r.P50Ns, r.P99Ns = float64(s.Quantile(0.5)), float64(s.Quantile(0.99))
+	}
+}
+
+// setWait fills r's latency from Spillway's Stats.
+func (r *result) setWait(l spillway.Latency) {
+	r.Timed = l.Count
+	r.P50Ns, r.P99Ns = float64(l.P50), float64(l.P99)
+}
+
+// timedMsg is what the channel side moves: the message, and its send time
+// (unix ns) if it is timed.
+type timedMsg struct {
+	spillway.Message
+	at int64
+}
+
+// stamp returns the send time of the i-th message, if it is timed.
+func stamp(i int) int64 {
+	if i%timedEvery != 0 {
+		return 0
+	}
+	return time.Now().UnixNano()
+}
+
+// record records m's wait into h, if m is timed.
+func (m *timedMsg) record(h *histogram.Histogram) {
+	if m.at != 0 {
+		h.Record(time.Duration(time.Now().UnixNano() - m.at))
+	}
 }
 
 func runBench(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
@@ -378,7 +425,9 @@ func benchQueueWith(rc *runConfig, opts spillway.Options) (result, error) {
 			return queueReceive(rc, q, total, sending)
 		})
 	st := q.Stats()
-	return result{Messages: n, Spilled: st.Spilled}, errors.Join(err, q.Close())
+	r := result{Messages: n, Spilled: st.Spilled}
+	r.setWait(st.QueueWait)
+	return r, errors.Join(err, q.Close())
 }
 
 // maxBacklog bounds the spill workload's backlog in a run by duration:
@@ -410,7 +459,9 @@ func benchSpill(rc *runConfig) (result, error) {
 		_, err = queueReceive(rc, q, &total, sent)
 	}
 	st := q.Stats()
-	return result{Messages: n, Spilled: st.Spilled}, errors.Join(err, q.Close())
+	r := result{Messages: n, Spilled: st.Spilled}
+	r.setWait(st.QueueWait)
+	return r, errors.Join(err, q.Close())
 }
 
 func benchTopic(rc *runConfig) (result, error) {
@@ -459,16 +510,19 @@ func benchTopic(rc *runConfig) (result, error) {
 		return got[0], errors.Join(errs[:]...)
 	})
 	st := t.Stats()
-	return result{Messages: n, Spilled: st.Spilled}, errors.Join(err, t.Close())
+	r := result{Messages: n, Spilled: st.Spilled}
+	r.setWait(st.QueueWait)
+	return r, errors.Join(err, t.Close())
 }
 
 // benchChanPair moves rc.count messages through a channel buffered as a
 // Queue's default ring.
 func benchChanPair(rc *runConfig) (result, error) {
-	ch := make(chan spillway.Message, 4096)
+	ch := make(chan timedMsg, 4096)
+	var h histogram.Histogram
 	n, err := pair(func() (int64, error) {
 		for i := range rc.count {
-			ch <- spillway.Message{Value: rc.value}
+			ch <- timedMsg{spillway.Message{Value: rc.value}, stamp(i)}
 			if i&255 == 0 {
 				rc.progress.Store(int64(i))
 			}
@@ -477,53 +531,62 @@ func benchChanPair(rc *runConfig) (result, error) {
 		return int64(rc.count), nil
 	}, func(*atomic.Int64, context.Context) (int64, error) {
 		var got int64
-		for range ch {
+		for m := range ch {
+			m.record(&h)
 			got++
 		}
 		return got, nil
 	})
-	return result{Messages: n}, err
+	r := result{Messages: n}
+	r.setLatency(h.Snapshot(new(histogram.Snapshot)))
+	return r, err
 }
 
 // benchChanBacklog fills a channel that holds all rc.count messages, then
 // drains it.
 func benchChanBacklog(rc *runConfig) (result, error) {
-	ch := make(chan spillway.Message, rc.count)
+	ch := make(chan timedMsg, rc.count)
+	var h histogram.Histogram
 	for i := range rc.count {
-		ch <- spillway.Message{Value: rc.value}
+		ch <- timedMsg{spillway.Message{Value: rc.value}, stamp(i)}
 		if i&255 == 0 {
 			rc.progress.Store(int64(i / 2))
 		}
 	}
 	close(ch)
 	var got int64
-	for range ch {
+	for m := range ch {
+		m.record(&h)
 		got++
 	}
-	return result{Messages: got}, nil
+	r := result{Messages: got}
+	r.setLatency(h.Snapshot(new(histogram.Snapshot)))
+	return r, nil
 }
 
 // benchChanFanOut sends rc.count messages to three channels, one receiver
 // each.
 func benchChanFanOut(rc *runConfig) (result, error) {
 	const subs = 3
-	var chs [subs]chan spillway.Message
+	var chs [subs]chan timedMsg
 	for i := range chs {
-		chs[i] = make(chan spillway.Message, 4096)
+		chs[i] = make(chan timedMsg, 4096)
 	}
 	var got [subs]int64
+	var h histogram.Histogram
 	var wg sync.WaitGroup
 	for i := range chs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range chs[i] {
+			for m := range chs[i] {
+				m.record(&h)
 				got[i]++
 			}
 		}()
 	}
 	for i := range rc.count {
-		m := spillway.Message{Value: rc.value}
+		m := timedMsg{spillway.Message{Value: rc.value}, stamp(i)}
 		for _, ch := range chs {
 			ch <- m
 		}
@@ -535,5 +598,7 @@ func benchChanFanOut(rc *runConfig) (result, error) {
 		close(ch)
 	}
 	wg.Wait()
-	return result{Messages: got[0]}, nil
+	r := result{Messages: got[0]}
+	r.setLatency(h.Snapshot(new(histogram.Snapshot)))
+	return r, nil
 }

@@ -84,20 +84,21 @@ func writeTable(w io.Writer, c *benchConfig, m machine, rs []result) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := printer{w: tw}
-	p.printf("workload\timpl\tmessages\tmsgs/s\tns/msg\tMB/s\tallocs/msg\tspilled\tvs chan\t\n")
+	p.printf("workload\timpl\tmessages\tmsgs/s\tns/msg\tMB/s\tallocs/msg\tp50\tp99\tspilled\tvs chan\t\n")
 	for _, r := range rs {
 		vs, spilled := "", ""
 		if r.Impl == "spillway" {
 			vs = fmt.Sprintf("%.2f×", r.VsChan)
 			spilled = fmt.Sprint(r.Spilled)
 		}
-		p.printf("%s\t%s\t%d\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t\n",
-			r.Workload, r.Impl, r.Messages, si(r.MsgsPerSec), r.NsPerMsg, r.MBPerSec, r.AllocsPerMsg, spilled, vs)
+		p.printf("%s\t%s\t%d\t%s\t%.1f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t\n",
+			r.Workload, r.Impl, r.Messages, si(r.MsgsPerSec), r.NsPerMsg, r.MBPerSec, r.AllocsPerMsg,
+			latency(r, r.P50Ns), latency(r, r.P99Ns), spilled, vs)
 	}
 	if err := errors.Join(p.err, tw.Flush()); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "\nvs chan: Spillway's messages per second over the channel's, on the same messages. The workloads:")
+	_, err := fmt.Fprintf(w, "\np50, p99: send to receive, 1 in %d messages timed, at full load (a backlog's wait in the spill workload).\nvs chan: Spillway's messages per second over the channel's, on the same messages. The workloads:\n", timedEvery)
 	if err != nil {
 		return err
 	}
@@ -112,6 +113,24 @@ func writeTable(w io.Writer, c *benchConfig, m machine, rs []result) error {
 		}
 	}
 	return nil
+}
+
+// latency writes ns as a duration of three significant digits, or "-" if r
+// timed nothing.
+func latency(r result, ns float64) string {
+	if r.Timed == 0 {
+		return "-"
+	}
+	d := time.Duration(ns)
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	case d >= time.Microsecond:
+		return d.Round(10 * time.Nanosecond).String()
+	}
+	return d.String()
 }
 
 // si writes x with a k, M or G suffix.

@@ -151,10 +151,11 @@ type SegmentReport struct {
 	DataBytes int64                     // bytes of the batches found, headers included
 	RawBytes  int64                     // bytes of their records before compression
 	Codecs    map[codec.Compression]int // batches per compression
-	// FirstTime and LastTime are the timestamps of the first and last
-	// record found (unix ns; 0 when there are none or they carry none):
-	// the first batch's header says the first, the last batch decoded the
-	// last.
+	// FirstTime and LastTime are timestamps (unix ns) of the first and last
+	// records found that carry one (a Queue times 1 in LatencySampling
+	// messages; 0 when none does): the first batch header with a time
+	// says the first; the last batch's last timed record, or else the last
+	// batch header with a time, the last.
 	FirstTime, LastTime int64
 
 	Problems []Problem
@@ -285,8 +286,11 @@ func (sc *scanner) walk(sr *SegmentReport, data []byte, limit int64, h segHeader
 			next = bh.FirstOffset
 			continue
 		}
-		if sr.Batches == 0 {
-			sr.FirstTime = bh.BaseTime
+		if bh.BaseTime != 0 {
+			if sr.FirstTime == 0 {
+				sr.FirstTime = bh.BaseTime
+			}
+			sr.LastTime = bh.BaseTime
 		}
 		sr.Batches++
 		sr.Records += uint64(bh.Count)
@@ -311,8 +315,13 @@ func (sc *scanner) walk(sr *SegmentReport, data []byte, limit int64, h segHeader
 	}
 	sr.Next = next
 	if last != nil {
-		if _, err := sc.dec.Decode(last, &sc.b); err == nil && len(sc.b.Records) > 0 {
-			sr.LastTime = sc.b.Records[len(sc.b.Records)-1].Timestamp
+		if _, err := sc.dec.Decode(last, &sc.b); err == nil {
+			for i := len(sc.b.Records) - 1; i >= 0; i-- {
+				if t := sc.b.Records[i].Timestamp; t != 0 {
+					sr.LastTime = t
+					break
+				}
+			}
 		}
 	}
 	if h.sealed() && len(sr.Problems) == 0 && (pos != h.end || next != h.next) {

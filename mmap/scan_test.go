@@ -91,8 +91,10 @@ func TestScanCleanLog(t *testing.T) {
 		t.Fatalf("decoded from 100: %d values, %v ... %v", len(values), values[:1], values[len(values)-1:])
 	}
 	last := rep.Segments[len(rep.Segments)-1]
-	if rep.Segments[0].FirstTime != 0 || last.LastTime != int64(batches*per-1) {
-		t.Fatalf("timestamps %d and %d, want 0 and %d", rep.Segments[0].FirstTime, last.LastTime, batches*per-1)
+	// Record i's timestamp is i: the first batch starts untimed (0), so the
+	// first batch header with a time is the second's.
+	if rep.Segments[0].FirstTime != int64(per) || last.LastTime != int64(batches*per-1) {
+		t.Fatalf("timestamps %d and %d, want %d and %d", rep.Segments[0].FirstTime, last.LastTime, per, batches*per-1)
 	}
 
 	// Headers only: the same counts, no checksums read.

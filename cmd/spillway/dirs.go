@@ -45,9 +45,10 @@ type logView struct {
 	DiskBytes   int64     `json:"disk_bytes"`       // the segment files' lengths
 	Oldest      string    `json:"oldest,omitempty"` // first record's timestamp (see TimesFrom)
 	Newest      string    `json:"newest,omitempty"` // last record's timestamp (see TimesFrom)
-	// TimesFrom says where Oldest and Newest come from: "records" (their
-	// timestamps), or "segments" when records carry none (a Queue's do
-	// not): the first segment's creation and the last append to the last.
+	// TimesFrom says where Oldest and Newest come from: "records" (the
+	// first and last timed records: a Queue times 1 in LatencySampling),
+	// or "segments" when records carry none: the first segment's creation
+	// and the last append to the last.
 	TimesFrom   string   `json:"times_from,omitempty"`
 	Quarantined []string `json:"quarantined,omitempty"` // bytes a recovery moved aside
 	Others      []string `json:"others,omitempty"`
@@ -182,7 +183,7 @@ func logOf(name, path string, shard int, spill bool, rep *mmap.LogReport) logVie
 			lv.FirstOffset = s.Base
 		}
 		lv.NextOffset = s.Next
-		if s.Batches > 0 && first == 0 {
+		if first == 0 {
 			first = s.FirstTime
 		}
 		if s.LastTime != 0 {
@@ -204,7 +205,7 @@ func logOf(name, path string, shard int, spill bool, rep *mmap.LogReport) logVie
 		lv.Problems = append(lv.Problems, g.String())
 	}
 	switch {
-	case first != 0 || last != 0:
+	case first != 0 && last != 0:
 		lv.Oldest, lv.Newest, lv.TimesFrom = timestamp(first), timestamp(last), "records"
 	case !created.IsZero():
 		lv.Oldest, lv.TimesFrom = timestamp(created.UnixNano()), "segments"

@@ -20,8 +20,8 @@ var (
 )
 
 // writePlot draws, to a PNG file, each workload's throughput (millions of
-// messages per second) above its p99 latency (µs, on a log scale), Spillway's
-// bar beside the channel's.
+// messages per second) above its p99 latency (µs), Spillway's bar beside
+// the channel's.
 func writePlot(path string, m machine, rs []result) error {
 	var names []string
 	var spRate, chRate, spP99, chP99 plotter.Values
@@ -30,10 +30,10 @@ func writePlot(path string, m machine, rs []result) error {
 		case "spillway":
 			names = append(names, r.Workload)
 			spRate = append(spRate, r.MsgsPerSec/1e6)
-			spP99 = append(spP99, max(r.P99Ns/1e3, 0.01))
+			spP99 = append(spP99, r.P99Ns/1e3)
 		case "chan":
 			chRate = append(chRate, r.MsgsPerSec/1e6)
-			chP99 = append(chP99, max(r.P99Ns/1e3, 0.01))
+			chP99 = append(chP99, r.P99Ns/1e3)
 		}
 	}
 	if len(spRate) == 0 || len(spRate) != len(chRate) {
@@ -43,12 +43,10 @@ func writePlot(path string, m machine, rs []result) error {
 	if err != nil {
 		return err
 	}
-	lat, err := bars(fmt.Sprintf("p99 latency, send to receive (1 in %d timed)", timedEvery), "µs (log scale)", names, spP99, chP99)
+	lat, err := bars(fmt.Sprintf("p99 latency, send to receive (1 in %d timed)", timedEvery), "µs", names, spP99, chP99)
 	if err != nil {
 		return err
 	}
-	lat.Y.Scale = plot.LogScale{}
-	lat.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	width, height := vg.Points(float64(120+110*len(names))), 7*vg.Inch
 	img := vgimg.New(width, height)
 	dc := draw.New(img)

@@ -160,7 +160,7 @@ func TestEventsFailureAndRecovery(t *testing.T) {
 	closeOK(t, p)
 	p = openQueue(t, Options{Dir: dir, Durability: Persistent, Logger: slog.New(&rec)})
 	recs := rec.find(EventRecovered)
-	if len(recs) != 1 || recs[0]["messages"].Uint64() != 1 || recs[0]["level"].String() != "INFO" {
+	if len(recs) != 1 || recs[0]["messages"].Uint64() != 1 || p.Recovery().Messages != 1 || recs[0]["level"].String() != "INFO" {
 		t.Fatalf("recovered: %v", recs)
 	}
 	want := []string{"dir", "messages", "redelivered", "skipped", "lost", "truncated_bytes", "quarantined", "segments", "scanned", "took", "level"}

@@ -84,6 +84,8 @@ func (b *ackBook) addStats(st *Stats) {
 }
 
 // leaseOut gives each delivery of ds a lease due AckTimeout from now.
+// Those at an offset that is a multiple of the sampling rate are timed
+// (their Ack records AckLatency), from now, or a clock read if now is 0.
 // REQUIRES: the shard's recvMu (the deliveries are fresh, first
 // attempts, in offset order).
 func (s *ackBook) leaseOut(ds []Delivery, now int64) {
@@ -101,8 +103,11 @@ func (s *ackBook) leaseOut(ds []Delivery, now int64) {
 		l.msg, l.offset, l.attempt = d.Message, d.Offset, d.Attempt
 		l.state, l.due = leaseHeld, due
 		l.leasedAt = 0
-		if d.at != 0 {
-			l.leasedAt = now // a timed message: its Ack is timed too
+		if every := uint64(g.lat.every); every != 0 && d.Offset&(every-1) == 0 {
+			if now == 0 {
+				now = g.lat.now()
+			}
+			l.leasedAt = now
 		}
 		s.wheel.add(l)
 		if s.j != nil {

@@ -20,7 +20,6 @@ type Delivery struct {
 
 	lease *lease // nil under AutoAck
 	gen   uint64 // the lease's generation when it was handed out
-	at    int64  // a timed message's send time (unix ns), else 0; 0 on redeliveries
 }
 
 // settle checks that d still holds its lease and runs fn on it under the

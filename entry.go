@@ -65,7 +65,7 @@ func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
 		d.Headers = unsafe.Slice(e.headers, e.hdrLen)
 	}
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
-	d.lease, d.gen, d.at = nil, 0, e.at
+	d.lease, d.gen = nil, 0
 }
 
 // growRecords returns recs[:n], reallocated if its capacity is short.

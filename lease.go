@@ -19,8 +19,9 @@ type lease struct {
 	gen     uint64
 	state   leaseState
 	due     int64 // tick at which a leased or delayed lease fires
-	// leasedAt is when a timed message's first delivery leased it (unix
-	// ns), for its Ack to record AckLatency; 0 otherwise.
+	// leasedAt is when a timed lease (see ackBook.leaseOut) was handed
+	// out on its first delivery (unix ns), for its Ack to record
+	// AckLatency; 0 otherwise.
 	leasedAt int64
 	prev     *lease // list links: a wheel slot, the ready list, or the free list
 	next     *lease

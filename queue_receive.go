@@ -177,13 +177,18 @@ func (s *qshard) take(dst []Delivery) int {
 		n = s.takeReady(dst)
 	}
 	first := n
+	var now int64 // the time of the deliveries, once a timed one was read
 	for n < len(dst) {
 		if s.lo < s.hi {
 			m := min(len(dst)-n, s.hi-s.lo)
 			base := s.localHead + s.direct
 			for j := range m {
-				s.local[s.lo+j].deliver(&dst[n+j], s.idx, base+uint64(s.lo+j))
-				s.local[s.lo+j] = entry{}
+				e := &s.local[s.lo+j]
+				if e.at != 0 {
+					s.g.lat.waited(&now, e.at)
+				}
+				e.deliver(&dst[n+j], s.idx, base+uint64(s.lo+j))
+				*e = entry{}
 			}
 			s.lo += m
 			n += m
@@ -202,7 +207,7 @@ func (s *qshard) take(dst []Delivery) int {
 		case len(dst)-n >= len(s.local):
 			// Room for a whole local buffer: deliver straight from the
 			// ring's slots.
-			k = s.takeInPlace(dst[n : n+room])
+			k = s.takeInPlace(dst[n:n+room], &now)
 			n += k
 		default:
 			head := s.ring.Head()
@@ -225,7 +230,7 @@ func (s *qshard) take(dst []Delivery) int {
 			break
 		}
 		if carried {
-			n += s.takeCarry(dst[n:])
+			n += s.takeCarry(dst[n:], &now)
 			continue
 		}
 		if s.refill() {
@@ -242,10 +247,6 @@ func (s *qshard) take(dst []Delivery) int {
 	if invariants.Enabled {
 		s.checkBuffers()
 	}
-	var now int64 // the time of the deliveries, if one was timed
-	if n > first && s.g.lat.every != 0 {
-		now = s.g.lat.recordWaits(dst[first:n])
-	}
 	if s.g.opts.Ack == ManualAck && n > first {
 		s.leaseOut(dst[first:n], now)
 	}
@@ -256,8 +257,9 @@ func (s *qshard) take(dst []Delivery) int {
 }
 
 // takeCarry delivers into dst what carry holds, up to len(dst), and
-// returns how many. REQUIRES: s.recvMu, nothing in local nor in ring.
-func (s *qshard) takeCarry(dst []Delivery) int {
+// returns how many, recording the waits of timed ones (timing.waited).
+// REQUIRES: s.recvMu, nothing in local nor in ring.
+func (s *qshard) takeCarry(dst []Delivery, now *int64) int {
 	m := min(len(dst), len(s.carry)-s.carryNext)
 	base := s.ring.Head() + s.direct // every ring position before Head was delivered or dropped
 	for j := range m {
@@ -268,7 +270,10 @@ func (s *qshard) takeCarry(dst []Delivery) int {
 			s.carryHdrNext += nh
 		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
-		d.lease, d.gen, d.at = nil, 0, r.Timestamp
+		d.lease, d.gen = nil, 0
+		if r.Timestamp != 0 {
+			s.g.lat.waited(now, r.Timestamp)
+		}
 	}
 	s.carryNext += m
 	s.direct += uint64(m)
@@ -277,13 +282,17 @@ func (s *qshard) takeCarry(dst []Delivery) int {
 
 // takeInPlace delivers into dst what the ring has published, reading and
 // zeroing each slot in place, and releases the slots with one store. It
-// returns how many. REQUIRES: s.recvMu, nothing in local.
-func (s *qshard) takeInPlace(dst []Delivery) int {
+// returns how many, recording the waits of timed ones (timing.waited).
+// REQUIRES: s.recvMu, nothing in local.
+func (s *qshard) takeInPlace(dst []Delivery, now *int64) int {
 	head := s.ring.Head()
 	k := s.ring.Peek(len(dst))
 	base := head + s.direct
 	for j := range k {
 		e := s.ring.At(head + uint64(j))
+		if e.at != 0 {
+			s.g.lat.waited(now, e.at)
+		}
 		e.deliver(&dst[j], s.idx, base+uint64(j))
 		*e = entry{}
 	}

@@ -130,12 +130,14 @@ func (s *qshard) pushInPlace(ms []Message) int {
 		if k == 0 {
 			break
 		}
-		st := s.g.lat.stampsAt(first, k)
 		for j := range k {
 			m := &ms[done+j]
-			e := s.ring.At(first + uint64(j))
-			e.set(m.Key, m.Value, m.Headers)
-			e.at = st.take()
+			s.ring.At(first+uint64(j)).set(m.Key, m.Value, m.Headers)
+		}
+		// The timed ones, after: no per-message test in the loop above.
+		st := s.g.lat.stampsAt(first, k)
+		for j := st.next; j < k; j += st.every {
+			s.ring.At(first + uint64(j)).at = st.at
 		}
 		s.ring.Publish(first, k)
 		done += k

@@ -54,5 +54,5 @@ func (t *tentry) deliver(d *Delivery, shard int, offset uint64) {
 	d.Value = unsafe.Slice(t.value, t.valLen())
 	d.Headers = unsafe.Slice(t.headers, t.hdrLen())
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
-	d.lease, d.gen, d.at = nil, 0, 0
+	d.lease, d.gen = nil, 0
 }

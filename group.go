@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"sync/atomic"
-	"time"
 
 	"github.com/spillway-io/spillway/internal/park"
 )
@@ -36,16 +35,7 @@ type group struct {
 }
 
 // initTiming sets g.lat up from g.opts.
-func (g *group) initTiming() {
-	if n := g.opts.LatencySampling; n > 0 {
-		g.lat.every = uint32(n)
-	}
-	g.lat.clock = g.opts.Clock
-	if _, ok := g.lat.clock.(SystemClock); ok {
-		g.lat.system, g.lat.start = true, time.Now()
-		g.lat.wall0 = g.lat.start.UnixNano()
-	}
-}
+func (g *group) initTiming() { g.lat.init(g.opts) }
 
 // takeRun is how many messages receivers take from one shard before the
 // group's first shard moves on to the next: a shard with messages waits at

@@ -161,18 +161,34 @@ func (q *Queue) Close() error {
 // lock for a moment (what receivers hold is counted there rather than with
 // an atomic operation on every receive), so it costs receivers a little;
 // call it for monitoring, not per message.
-func (q *Queue) Stats() Stats {
+func (q *Queue) Stats() Stats { return q.StatsWith(StatsOptions{}) }
+
+// StatsWith is Stats with what o asks for besides: each shard's part.
+func (q *Queue) StatsWith(o StatsOptions) Stats {
 	var st Stats
-	var oldest int64
-	for _, s := range q.shards {
+	var oldest, now int64
+	if o.Shards {
+		st.Shards = make([]ShardStats, 0, len(q.shards))
+		if q.lat.every != 0 {
+			now = q.lat.now()
+		}
+	}
+	for i, s := range q.shards {
+		var part Stats
 		var at int64
 		if s.d != nil {
-			at = s.addStatsDurable(&st)
+			at = s.addStatsDurable(&part)
 		} else {
-			at = s.addStats(&st)
+			at = s.addStats(&part)
 		}
-		if at != 0 && (oldest == 0 || at < oldest) {
-			oldest = at
+		spilling := s.spilling.Load()
+		if spilling {
+			part.SpillingShards = 1
+		}
+		st.add(&part)
+		oldest = older(oldest, at)
+		if o.Shards {
+			st.Shards = append(st.Shards, shardPart(i, &part, spilling, at, now))
 		}
 	}
 	st.Syncs += q.fsyncs.Load()

@@ -33,4 +33,78 @@ type Stats struct {
 	OldestAge  time.Duration
 	QueueWait  Latency // from Send to first delivery
 	AckLatency Latency // ManualAck: from first delivery to Ack
+
+	// SpillingShards counts the shards whose messages are partly on disk:
+	// for a Queue, shards that spill; for a Topic, shards with a spill log;
+	// for a subscription, shards it reads from a spill rather than the
+	// ring (it lags by more than a ring).
+	SpillingShards int
+	// Receivers is, for a subscription, how many Subscription handles are
+	// attached (open); for a Topic, the sum over its subscriptions; 0 for
+	// a Queue.
+	Receivers int64
+
+	// Shards holds each shard's part, in shard order, when asked for
+	// (StatsWith, StatsOptions.Shards); nil from Stats.
+	Shards []ShardStats
+}
+
+// StatsOptions says what StatsWith adds to what Stats returns.
+type StatsOptions struct {
+	// Shards fills Stats.Shards: one entry per shard.
+	Shards bool
+}
+
+// ShardStats is one shard's part of Stats (of a Queue, a Topic, or a
+// subscription: the subscription's part of each of its topic's shards).
+type ShardStats struct {
+	Shard     int
+	Sent      uint64        // Queue and Topic: messages that went to the shard
+	Delivered uint64        // deliveries from the shard, redeliveries included
+	Depth     int64         // messages waiting to be delivered
+	InFlight  int64         // ManualAck deliveries not yet settled
+	Spilling  bool          // the shard spills (subscription: reads its spill)
+	DiskBytes int64         // bytes its spill files or log reserve (subscription: 0)
+	OldestAge time.Duration // see Stats.OldestAge
+}
+
+// add adds part's counters and gauges to st (not the latencies, nor
+// Shards).
+func (st *Stats) add(part *Stats) {
+	st.Sent += part.Sent
+	st.Delivered += part.Delivered
+	st.Acked += part.Acked
+	st.Redelivered += part.Redelivered
+	st.DeadLettered += part.DeadLettered
+	st.Dropped += part.Dropped
+	st.Spilled += part.Spilled
+	st.Depth += part.Depth
+	st.InFlight += part.InFlight
+	st.DiskBytes += part.DiskBytes
+	st.DataBytes += part.DataBytes
+	st.Syncs += part.Syncs
+	st.SpillingShards += part.SpillingShards
+	st.Receivers += part.Receivers
+}
+
+// shardPart returns part as shard idx's ShardStats; oldest is the send
+// time of its oldest timed message (0: none), now the time to age it
+// from.
+func shardPart(idx int, part *Stats, spilling bool, oldest, now int64) ShardStats {
+	ss := ShardStats{
+		Shard: idx, Sent: part.Sent, Delivered: part.Delivered,
+		Depth: part.Depth, InFlight: part.InFlight, Spilling: spilling, DiskBytes: part.DiskBytes,
+	}
+	if oldest != 0 {
+		ss.OldestAge = max(time.Duration(now-oldest), 0)
+	}
+	return ss
+}
+
+// older returns the older of two send times, 0 meaning none.
+func older(a, b int64) int64 {
+	if a == 0 || b != 0 && b < a {
+		return b
+	}
+	return a
 }

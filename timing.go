@@ -26,6 +26,24 @@ type timing struct {
 	acks   histogram.Histogram // ManualAck: delivery to Ack
 }
 
+// init sets t up from o.
+func (t *timing) init(o *Options) {
+	if n := o.LatencySampling; n > 0 {
+		t.every = uint32(n)
+	}
+	t.clock = o.Clock
+	if _, ok := t.clock.(SystemClock); ok {
+		t.system, t.start = true, time.Now()
+		t.wall0 = t.start.UnixNano()
+	}
+}
+
+// shareClock makes t read the same clock as from (with SystemClock, from
+// the same origin), so that times one stamps the other can subtract.
+func (t *timing) shareClock(from *timing) {
+	t.clock, t.system, t.start, t.wall0 = from.clock, from.system, from.start, from.wall0
+}
+
 // now reads the clock, in unix ns.
 func (t *timing) now() int64 {
 	if t.system {

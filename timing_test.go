@@ -177,3 +177,123 @@ func TestLatencySampling(t *testing.T) {
 		}
 	}
 }
+
+// A Topic's subscriptions under a ManualClock, every message timed: each
+// reports its lag in time (OldestAge) and its waits, through the ring and
+// through the spill; the Topic merges them; receivers attached and shards
+// read from a spill are counted.
+func TestTopicLatencyScripted(t *testing.T) {
+	clock := NewManualClock(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+	top, err := OpenTopic(Options{Shards: 1, RingSize: 4, Dir: t.TempDir(), Clock: clock, LatencySampling: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, top)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fast, err := top.Subscribe("fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := top.Subscribe("slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten messages 1 ms apart; fast takes each as it comes, 1 ms later.
+	for i := range 10 {
+		if err := top.Publish(ctx, Message{Value: fmt.Appendf(nil, "m%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Millisecond)
+		if _, err := fast.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// now = start+10ms.
+	fs, ss := fast.Stats(), slow.Stats()
+	if fs.QueueWait.Count != 10 || fs.QueueWait.Max != time.Millisecond || fs.OldestAge != 0 || fs.Depth != 0 {
+		t.Fatalf("fast: queue wait %+v, oldest %v, depth %d; want ten of 1ms, nothing waiting", fs.QueueWait, fs.OldestAge, fs.Depth)
+	}
+	if ss.QueueWait.Count != 0 || ss.OldestAge != 10*time.Millisecond || ss.Depth != 10 || ss.SpillingShards != 1 {
+		t.Fatalf("slow: queue wait %+v, oldest %v, depth %d, spilling %d; want none, 10ms, 10, 1", ss.QueueWait, ss.OldestAge, ss.Depth, ss.SpillingShards)
+	}
+	if ss.Receivers != 1 {
+		t.Fatalf("slow: %d receivers, want 1", ss.Receivers)
+	}
+	clock.Advance(5 * time.Millisecond)
+	// slow takes two at start+15ms: waits 15ms and 14ms, read back from
+	// the spill; the third, published at start+2ms, is 13ms old.
+	for range 2 {
+		if _, err := slow.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss = slow.Stats()
+	if ss.QueueWait.Count != 2 || ss.QueueWait.Max != 15*time.Millisecond || ss.OldestAge != 13*time.Millisecond {
+		t.Fatalf("slow: queue wait %+v, oldest %v; want two, max 15ms, oldest 13ms", ss.QueueWait, ss.OldestAge)
+	}
+	second, err := top.Subscribe("slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := top.StatsWith(StatsOptions{Shards: true})
+	if ts.QueueWait.Count != 12 || ts.QueueWait.Max != 15*time.Millisecond || ts.OldestAge != 13*time.Millisecond || ts.Receivers != 3 || ts.Sent != 10 {
+		t.Fatalf("topic: queue wait %+v, oldest %v, receivers %d, sent %d; want 12 max 15ms, 13ms, 3, 10", ts.QueueWait, ts.OldestAge, ts.Receivers, ts.Sent)
+	}
+	if len(ts.Shards) != 1 || ts.Shards[0].Sent != 10 || ts.Shards[0].Depth != 8 || ts.Shards[0].OldestAge != 13*time.Millisecond || !ts.Shards[0].Spilling {
+		t.Fatalf("topic shards: %+v", ts.Shards)
+	}
+	closeOK(t, second)
+	for range 8 {
+		if _, err := slow.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss = slow.Stats()
+	if ss.QueueWait.Count != 10 || ss.OldestAge != 0 || ss.Receivers != 1 || ss.Depth != 0 {
+		t.Fatalf("slow after all: queue wait %+v, oldest %v, receivers %d, depth %d", ss.QueueWait, ss.OldestAge, ss.Receivers, ss.Depth)
+	}
+}
+
+// StatsWith(Shards) splits a Queue's Stats by shard: the parts add up to
+// the whole.
+func TestQueueShardStats(t *testing.T) {
+	clock := NewManualClock(time.Unix(1e9, 0))
+	q := openQueue(t, Options{Shards: 4, Clock: clock, LatencySampling: 1, Ack: ManualAck})
+	ctx := context.Background()
+	for i := range 40 {
+		if err := q.Send(ctx, Message{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Second)
+	var ds [5]Delivery
+	n, err := q.ReceiveBatch(ctx, ds[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := q.StatsWith(StatsOptions{Shards: true})
+	if len(st.Shards) != 4 {
+		t.Fatalf("%d shard parts, want 4", len(st.Shards))
+	}
+	var sent, delivered uint64
+	var depth, inFlight int64
+	for i, p := range st.Shards {
+		if p.Shard != i {
+			t.Fatalf("part %d is shard %d", i, p.Shard)
+		}
+		if p.Depth > 0 && p.OldestAge != time.Second {
+			t.Fatalf("shard %d: depth %d, oldest %v, want 1s", i, p.Depth, p.OldestAge)
+		}
+		sent, delivered, depth, inFlight = sent+p.Sent, delivered+p.Delivered, depth+p.Depth, inFlight+p.InFlight
+	}
+	if sent != 40 || delivered != uint64(n) || depth != int64(40-n) || inFlight != int64(n) {
+		t.Fatalf("parts add up to sent %d delivered %d depth %d in flight %d; took %d of 40", sent, delivered, depth, inFlight, n)
+	}
+	if st.Sent != sent || st.Depth != depth || st.OldestAge != time.Second {
+		t.Fatalf("whole %+v, parts %+v", st, st.Shards)
+	}
+	if q.Stats().Shards != nil {
+		t.Fatal("Stats filled Shards")
+	}
+}

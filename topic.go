@@ -6,7 +6,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/spillway-io/spillway/histogram"
 	"github.com/spillway-io/spillway/mmap"
 	"github.com/spillway-io/spillway/ring"
 )
@@ -47,6 +49,7 @@ type Topic struct {
 	dir    spillDir         // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 	cache  *mmap.BatchCache // decompressed batches shared by lagging subscriptions
 	clock  *leaseClock
+	lat    timing // the publishers' clock for timed messages; its histograms are unused
 
 	mu     sync.Mutex                               // guards subscription changes
 	subs   atomic.Pointer[map[string]*subscription] // copy-on-write
@@ -88,9 +91,11 @@ func OpenTopic(opts Options) (*Topic, error) {
 		}
 		t.cache = mmap.NewBatchCache(64<<20, 16<<20)
 	}
+	t.lat.init(&t.opts)
 	t.shards = make([]*tshard, opts.Shards)
 	for i := range t.shards {
 		t.shards[i] = &tshard{t: t, idx: i, ring: ring.NewBroadcast[tentry](opts.RingSize)}
+		t.shards[i].stamps.init(t.shards[i].ring.Cap(), t.lat.every)
 	}
 	t.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	if opts.Ack == ManualAck {
@@ -120,11 +125,13 @@ func (t *Topic) Subscribe(name string) (*Subscription, error) {
 		return nil, ErrClosed
 	}
 	if sub, ok := (*t.subs.Load())[name]; ok {
+		sub.attached.Add(1)
 		return &Subscription{sub: sub, t: t}, nil
 	}
 	sub := &subscription{name: name, shards: make([]*subShard, len(t.shards))}
 	sub.group.opts, sub.group.clock = &t.opts, t.clock
 	sub.group.initTiming()
+	sub.group.lat.shareClock(&t.lat)
 	for i, s := range t.shards {
 		ss := &subShard{ts: s}
 		ss.ackBook.init(&sub.group, i)
@@ -137,6 +144,7 @@ func (t *Topic) Subscribe(name string) (*Subscription, error) {
 	next := maps.Clone(*t.subs.Load())
 	next[name] = sub
 	t.setSubs(next)
+	sub.attached.Add(1)
 	return &Subscription{sub: sub, t: t}, nil
 }
 
@@ -190,21 +198,63 @@ func (t *Topic) setSubs(subs map[string]*subscription) {
 // counters and gauges add up those of every subscription. It takes each
 // shard's publisher lock and each subscription's receiver locks for a
 // moment: call it for monitoring, not per message.
-func (t *Topic) Stats() Stats {
+//
+// Its latencies merge those of every subscription; OldestAge is the
+// oldest among them (the largest lag in time); SpillingShards counts the
+// shards with a spill log.
+func (t *Topic) Stats() Stats { return t.StatsWith(StatsOptions{}) }
+
+// StatsWith is Stats with what o asks for besides: each shard's part (the
+// subscriptions' parts of it added up).
+func (t *Topic) StatsWith(o StatsOptions) Stats {
 	var st Stats
-	for _, s := range t.shards {
+	parts := make([]Stats, len(t.shards))
+	olds := make([]int64, len(t.shards))
+	for i, s := range t.shards {
+		part := &parts[i]
 		s.pub.Lock() // the tail and spilled together: a shard's part is consistent
-		st.Sent += s.ring.Tail()
-		st.Spilled += s.spilled
+		part.Sent = s.ring.Tail()
+		part.Spilled = s.spilled
 		if s.spill != nil {
 			ls := s.spill.log.Stats()
-			st.DiskBytes += ls.DiskBytes
-			st.DataBytes += ls.DataBytes
+			part.DiskBytes, part.DataBytes = ls.DiskBytes, ls.DataBytes
+			part.SpillingShards = 1
 		}
 		s.pub.Unlock()
+		st.add(part)
 	}
-	for _, sub := range *t.subs.Load() {
-		sub.addStats(&st)
+	subs := *t.groups.Load()
+	var oldest int64
+	for _, sub := range subs {
+		var sst Stats
+		sparts := make([]Stats, len(t.shards))
+		oldest = older(oldest, sub.addStats(&sst, sparts, olds))
+		sst.SpillingShards = 0 // the topic counts shards with a spill log
+		st.add(&sst)
+		for i := range sparts {
+			sparts[i].SpillingShards = 0
+			parts[i].add(&sparts[i])
+		}
+	}
+	if o.Shards {
+		var now int64
+		if t.lat.every != 0 {
+			now = t.lat.now()
+		}
+		for i := range parts {
+			st.Shards = append(st.Shards, shardPart(i, &parts[i], parts[i].SpillingShards != 0, olds[i], now))
+		}
+	}
+	if t.lat.every != 0 {
+		if oldest != 0 {
+			st.OldestAge = max(time.Duration(t.lat.now()-oldest), 0)
+		}
+		var waits, acks, snap histogram.Snapshot
+		for _, sub := range subs {
+			waits.Merge(sub.lat.waits.Snapshot(&snap))
+			acks.Merge(sub.lat.acks.Snapshot(&snap))
+		}
+		st.QueueWait, st.AckLatency = latencyOf(&waits), latencyOf(&acks)
 	}
 	return st
 }

@@ -126,6 +126,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 		if s.spill == nil {
 			// No spill: push what fits, and deal with a full ring if
 			// nothing does.
+			s.stamp(s.ring.Tail(), len(es)-done)
 			if pushed := s.ring.PushBatch(es[done:]); pushed > 0 {
 				done += pushed
 				continue
@@ -139,6 +140,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 			}
 			continue
 		}
+		s.stamp(s.ring.Tail(), k)
 		if s.spill != nil {
 			// Written to the log before the ring: the log must hold every
 			// position a subscription reading it will ask for.

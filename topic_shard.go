@@ -30,9 +30,10 @@ import (
 // Lock order: pub, then a subShard's recvMu. (A receiver holding recvMu only
 // ever TryLocks pub.)
 type tshard struct {
-	t    *Topic
-	idx  int
-	ring *ring.Broadcast[tentry]
+	t      *Topic
+	idx    int
+	ring   *ring.Broadcast[tentry]
+	stamps topicStamps // publish times of the timed positions
 
 	// The publisher's line: pub and what it guards.
 	_      pad

@@ -20,7 +20,8 @@ import (
 // spill's free list (a channel: the only thing both sides touch).
 type refBatch struct {
 	es    []tentry
-	bytes int // about the encoded size of es
+	timed []timedRef // the timed messages of es, in order
+	bytes int        // about the encoded size of es
 	rec   codec.Record
 	hdrs  []codec.Header
 	free  chan *refBatch
@@ -31,11 +32,15 @@ type refBatch struct {
 // returns the refBatch for reuse.
 func (b *refBatch) AppendTo(rb *codec.RawBatch) {
 	var sink byte
+	timed := b.timed
 	for i := range b.es {
 		if j := i + prefetch.Distance; j < len(b.es) {
 			sink += prefetch.Touch(unsafe.Slice(b.es[j].value, b.es[j].valLen()))
 		}
 		e := b.es[i].unpack()
+		if len(timed) > 0 && timed[0].i == i {
+			e.at, timed = timed[0].at, timed[1:]
+		}
 		b.hdrs = codecRecord(&b.rec, &e, b.hdrs[:0])
 		rb.Add(&b.rec)
 	}
@@ -43,15 +48,25 @@ func (b *refBatch) AppendTo(rb *codec.RawBatch) {
 	b.rec = codec.Record{}
 	clear(b.es)
 	clear(b.hdrs)
-	b.es, b.hdrs, b.bytes = b.es[:0], b.hdrs[:0], 0
+	b.es, b.hdrs, b.timed, b.bytes = b.es[:0], b.hdrs[:0], b.timed[:0], 0
 	select {
 	case b.free <- b:
 	default: // more were made than the list keeps: let this one go
 	}
 }
 
-// add appends e and counts about what it will encode to.
-func (b *refBatch) add(e *tentry) {
+// timedRef is the publish time of es[i] of a refBatch.
+type timedRef struct {
+	i  int
+	at int64
+}
+
+// add appends e, published at at if it is timed (else 0), and counts
+// about what it will encode to.
+func (b *refBatch) add(e *tentry, at int64) {
+	if at != 0 {
+		b.timed = append(b.timed, timedRef{len(b.es), at})
+	}
 	b.es = append(b.es, *e)
 	b.bytes += 4 + e.valLen() + e.keyLen()
 	for _, h := range e.headerSlice() {

@@ -30,8 +30,9 @@ type Subscription struct {
 // with one subShard per topic shard.
 type subscription struct {
 	group
-	name   string
-	shards []*subShard
+	name     string
+	shards   []*subShard
+	attached atomic.Int64 // Subscription handles open
 }
 
 // Close detaches this receiver: its blocked Receive calls return
@@ -41,6 +42,7 @@ func (r *Subscription) Close() error {
 	if r.closed.Swap(true) {
 		return ErrClosed
 	}
+	r.sub.attached.Add(-1)
 	r.sub.receivers.WakeAll()
 	return nil
 }
@@ -174,17 +176,51 @@ func (sub *subscription) takeSome(dst []Delivery, how look) (n, seen int) {
 // backlog (in memory, on disk, or waiting for redelivery), InFlight its
 // unsettled ManualAck deliveries. Like Queue.Stats it takes each shard's
 // receiver lock for a moment: call it for monitoring, not per message.
-func (r *Subscription) Stats() Stats {
+//
+// Its OldestAge is the subscription's lag in time: the age of the oldest
+// timed message it has yet to deliver (Depth is the lag in messages);
+// SpillingShards counts the shards it reads from a spill, Receivers the
+// receivers attached.
+func (r *Subscription) Stats() Stats { return r.StatsWith(StatsOptions{}) }
+
+// StatsWith is Stats with what o asks for besides: the subscription's part
+// of each shard.
+func (r *Subscription) StatsWith(o StatsOptions) Stats {
 	var st Stats
-	r.sub.addStats(&st)
+	var parts []Stats
+	var olds []int64
+	if o.Shards {
+		parts, olds = make([]Stats, len(r.sub.shards)), make([]int64, len(r.sub.shards))
+	}
+	oldest := r.sub.addStats(&st, parts, olds)
+	if o.Shards {
+		var now int64
+		if r.sub.lat.every != 0 {
+			now = r.sub.lat.now()
+		}
+		for i := range parts {
+			st.Shards = append(st.Shards, shardPart(i, &parts[i], parts[i].SpillingShards != 0, olds[i], now))
+		}
+	}
+	r.sub.finishTiming(&st, oldest)
 	return st
 }
 
-func (sub *subscription) addStats(st *Stats) {
-	for _, ss := range sub.shards {
+// addStats adds the subscription's counters and gauges to st, and returns
+// the publish time of its oldest timed message waiting (0: none known).
+// With parts and olds (one per shard), it adds each shard's part to
+// parts[i] and sets olds[i] to that shard's oldest.
+func (sub *subscription) addStats(st *Stats, parts []Stats, olds []int64) (oldest int64) {
+	st.Receivers += sub.attached.Load()
+	for i, ss := range sub.shards {
+		var part Stats
 		ss.recvMu.Lock()
 		next, gone := ss.nextPosition(), ss.detached // before the tail: Depth never goes negative
 		delivered := ss.delivered
+		at := ss.oldestLocked()
+		if ss.spill != nil && !gone {
+			part.SpillingShards = 1
+		}
 		held := ss.hi - ss.lo + len(ss.carry) - ss.carryNext
 		if ss.ts.t.statsHook != nil {
 			ss.ts.t.statsHook()
@@ -196,10 +232,17 @@ func (sub *subscription) addStats(st *Stats) {
 			// wait: wake one, as a receiver releasing recvMu does.
 			sub.receivers.Wake(1)
 		}
-		st.Delivered += delivered
+		part.Delivered += delivered
 		if !gone && next < tail {
-			st.Depth += int64(tail - next)
+			part.Depth += int64(tail - next)
 		}
-		ss.ackBook.addStats(st)
+		ss.ackBook.addStats(&part)
+		st.add(&part)
+		oldest = older(oldest, at)
+		if parts != nil {
+			parts[i].add(&part)
+			olds[i] = older(olds[i], at)
+		}
 	}
+	return oldest
 }

@@ -115,6 +115,7 @@ func (ss *subShard) take(dst []Delivery) int {
 		n = ss.takeReady(dst)
 	}
 	first := n
+	var now int64 // the time of the deliveries, once a timed one was taken
 	for n < len(dst) {
 		switch {
 		case ss.lo < ss.hi:
@@ -123,13 +124,20 @@ func (ss *subShard) take(dst []Delivery) int {
 				ss.local[ss.lo+j].deliver(&dst[n+j], ss.idx, ss.localHead+uint64(ss.lo+j))
 				ss.local[ss.lo+j] = tentry{}
 			}
+			if ss.r != nil && ss.ts.stamps.at != nil {
+				ss.recordRingWaits(ss.localHead+uint64(ss.lo), m, &now)
+			}
 			ss.lo += m
 			n += m
 		case ss.carryNext < len(ss.carry):
 			m := min(len(dst)-n, len(ss.carry)-ss.carryNext)
 			for j := range m {
-				ss.carry[ss.carryNext+j].deliver(&dst[n+j], ss.idx, ss.carryAt+uint64(ss.carryNext+j))
-				ss.carry[ss.carryNext+j] = entry{}
+				e := &ss.carry[ss.carryNext+j]
+				if e.at != 0 {
+					ss.g.lat.waited(&now, e.at)
+				}
+				e.deliver(&dst[n+j], ss.idx, ss.carryAt+uint64(ss.carryNext+j))
+				*e = entry{}
 			}
 			ss.carryNext += m
 			n += m
@@ -159,7 +167,7 @@ out:
 	if n > first {
 		ss.delivered += uint64(n - first)
 		if ss.g.opts.Ack == ManualAck {
-			ss.leaseOut(dst[first:n], 0)
+			ss.leaseOut(dst[first:n], now)
 		}
 	}
 	return n

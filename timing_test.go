@@ -2,8 +2,10 @@ package spillway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -295,5 +297,35 @@ func TestQueueShardStats(t *testing.T) {
 	}
 	if q.Stats().Shards != nil {
 		t.Fatal("Stats filled Shards")
+	}
+}
+
+// A Topic lists its subscriptions and reports each one's Stats without
+// attaching a receiver.
+func TestTopicSubscriptionStats(t *testing.T) {
+	tp := openTopic(t, Options{Shards: 2})
+	a := subscribe(t, tp, "a")
+	subscribe(t, tp, "b")
+	if err := tp.Publish(context.Background(), Message{Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tp.Subscriptions(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("subscriptions %q", got)
+	}
+	st, err := tp.SubscriptionStats("a", StatsOptions{Shards: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Depth != 1 || st.Receivers != 1 || len(st.Shards) != 2 {
+		t.Fatalf("a: %+v", st)
+	}
+	if _, err := a.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = tp.SubscriptionStats("a", StatsOptions{}); err != nil || st.Depth != 0 || st.Delivered != 1 {
+		t.Fatalf("a after a receive: %+v, %v", st, err)
+	}
+	if _, err := tp.SubscriptionStats("c", StatsOptions{}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("unknown subscription: %v", err)
 	}
 }

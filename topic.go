@@ -185,6 +185,22 @@ func (t *Topic) Unsubscribe(name string) error {
 	return nil
 }
 
+// Subscriptions returns the names of the topic's subscriptions, sorted.
+func (t *Topic) Subscriptions() []string {
+	return slices.Sorted(maps.Keys(*t.subs.Load()))
+}
+
+// SubscriptionStats returns the named subscription's Stats (as its
+// Subscription's StatsWith would), without attaching a receiver. It fails
+// with ErrInvalidOptions if there is no such subscription.
+func (t *Topic) SubscriptionStats(name string, o StatsOptions) (Stats, error) {
+	sub, ok := (*t.subs.Load())[name]
+	if !ok {
+		return Stats{}, fmt.Errorf("%w: no subscription %q", ErrInvalidOptions, name)
+	}
+	return sub.stats(o), nil
+}
+
 // setSubs publishes a new set of subscriptions. REQUIRES: t.mu.
 func (t *Topic) setSubs(subs map[string]*subscription) {
 	groups := slices.Collect(maps.Values(subs))

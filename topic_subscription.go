@@ -185,24 +185,26 @@ func (r *Subscription) Stats() Stats { return r.StatsWith(StatsOptions{}) }
 
 // StatsWith is Stats with what o asks for besides: the subscription's part
 // of each shard.
-func (r *Subscription) StatsWith(o StatsOptions) Stats {
+func (r *Subscription) StatsWith(o StatsOptions) Stats { return r.sub.stats(o) }
+
+func (sub *subscription) stats(o StatsOptions) Stats {
 	var st Stats
 	var parts []Stats
 	var olds []int64
 	if o.Shards {
-		parts, olds = make([]Stats, len(r.sub.shards)), make([]int64, len(r.sub.shards))
+		parts, olds = make([]Stats, len(sub.shards)), make([]int64, len(sub.shards))
 	}
-	oldest := r.sub.addStats(&st, parts, olds)
+	oldest := sub.addStats(&st, parts, olds)
 	if o.Shards {
 		var now int64
-		if r.sub.lat.every != 0 {
-			now = r.sub.lat.now()
+		if sub.lat.every != 0 {
+			now = sub.lat.now()
 		}
 		for i := range parts {
 			st.Shards = append(st.Shards, shardPart(i, &parts[i], parts[i].SpillingShards != 0, olds[i], now))
 		}
 	}
-	r.sub.finishTiming(&st, oldest)
+	sub.finishTiming(&st, oldest)
 	return st
 }
 

@@ -845,9 +845,13 @@ func TestTopicQuotaFlow(t *testing.T) {
 					if i == 0 && want == 3000 {
 						close(aHalf) // b starts reading: far behind, in the spill
 					}
-					if st := tp.Stats(); st.DiskBytes > opts.MaxDiskBytes {
-						errs <- fmt.Errorf("the spill holds %d bytes, quota %d", st.DiskBytes, opts.MaxDiskBytes)
-						return
+					// (Every 8th: Stats, which snapshots the latency
+					// histograms, is for monitoring, not per message.)
+					if want%8 == 0 {
+						if st := tp.Stats(); st.DiskBytes > opts.MaxDiskBytes {
+							errs <- fmt.Errorf("the spill holds %d bytes, quota %d", st.DiskBytes, opts.MaxDiskBytes)
+							return
+						}
 					}
 					d, err := s.Receive(ctx)
 					if err != nil {

@@ -192,6 +192,6 @@ func (q *Queue) StatsWith(o StatsOptions) Stats {
 		}
 	}
 	st.Syncs += q.fsyncs.Load()
-	q.finishTiming(&st, oldest)
+	q.finishTiming(&st, oldest, o.Histograms)
 	return st
 }

@@ -53,6 +53,9 @@ type Stats struct {
 type StatsOptions struct {
 	// Shards fills Stats.Shards: one entry per shard.
 	Shards bool
+	// Histograms, if not nil, gets the histograms the latencies are read
+	// from (left as it is when LatencySampling is off).
+	Histograms *Histograms
 }
 
 // ShardStats is one shard's part of Stats (of a Queue, a Topic, or a

@@ -163,15 +163,25 @@ func (s *qshard) oldestLocked() int64 {
 }
 
 // finishTiming fills st's latencies from g's histograms, and OldestAge
-// from oldest (a send time, unix ns; 0: none).
-func (g *group) finishTiming(st *Stats, oldest int64) {
+// from oldest (a send time, unix ns; 0: none); h, if not nil, gets the
+// histograms' snapshots.
+func (g *group) finishTiming(st *Stats, oldest int64, h *Histograms) {
 	if g.lat.every == 0 {
 		return
 	}
 	if oldest != 0 {
 		st.OldestAge = max(time.Duration(g.lat.now()-oldest), 0)
 	}
-	var snap histogram.Snapshot
-	st.QueueWait = latencyOf(g.lat.waits.Snapshot(&snap))
-	st.AckLatency = latencyOf(g.lat.acks.Snapshot(&snap))
+	var local Histograms
+	if h == nil {
+		h = &local
+	}
+	st.QueueWait = latencyOf(g.lat.waits.Snapshot(&h.QueueWait))
+	st.AckLatency = latencyOf(g.lat.acks.Snapshot(&h.AckLatency))
+}
+
+// Histograms are the latency histograms Stats summarizes, for exporters
+// that want every bucket (StatsOptions.Histograms).
+type Histograms struct {
+	QueueWait, AckLatency histogram.Snapshot
 }

@@ -329,3 +329,26 @@ func TestTopicSubscriptionStats(t *testing.T) {
 		t.Fatalf("unknown subscription: %v", err)
 	}
 }
+
+// StatsOptions.Histograms gets the histograms the percentiles come from.
+func TestStatsHistograms(t *testing.T) {
+	clock := NewManualClock(time.Unix(1e9, 0))
+	q := openQueue(t, Options{Clock: clock, LatencySampling: 1})
+	ctx := context.Background()
+	for range 3 {
+		if err := q.Send(ctx, Message{Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(time.Millisecond)
+	for range 3 {
+		if _, err := q.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var h Histograms
+	st := q.StatsWith(StatsOptions{Histograms: &h})
+	if h.QueueWait.Count() != 3 || h.QueueWait.Sum() != 3*time.Millisecond || st.QueueWait.Count != 3 || h.AckLatency.Count() != 0 {
+		t.Fatalf("histograms: wait %d (sum %v), ack %d; stats %+v", h.QueueWait.Count(), h.QueueWait.Sum(), h.AckLatency.Count(), st.QueueWait)
+	}
+}

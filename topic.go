@@ -265,12 +265,18 @@ func (t *Topic) StatsWith(o StatsOptions) Stats {
 		if oldest != 0 {
 			st.OldestAge = max(time.Duration(t.lat.now()-oldest), 0)
 		}
-		var waits, acks, snap histogram.Snapshot
-		for _, sub := range subs {
-			waits.Merge(sub.lat.waits.Snapshot(&snap))
-			acks.Merge(sub.lat.acks.Snapshot(&snap))
+		var local Histograms
+		h := o.Histograms
+		if h == nil {
+			h = &local
 		}
-		st.QueueWait, st.AckLatency = latencyOf(&waits), latencyOf(&acks)
+		h.QueueWait, h.AckLatency = histogram.Snapshot{}, histogram.Snapshot{}
+		var snap histogram.Snapshot
+		for _, sub := range subs {
+			h.QueueWait.Merge(sub.lat.waits.Snapshot(&snap))
+			h.AckLatency.Merge(sub.lat.acks.Snapshot(&snap))
+		}
+		st.QueueWait, st.AckLatency = latencyOf(&h.QueueWait), latencyOf(&h.AckLatency)
 	}
 	return st
 }

@@ -204,7 +204,7 @@ func (sub *subscription) stats(o StatsOptions) Stats {
 			st.Shards = append(st.Shards, shardPart(i, &parts[i], parts[i].SpillingShards != 0, olds[i], now))
 		}
 	}
-	sub.finishTiming(&st, oldest)
+	sub.finishTiming(&st, oldest, o.Histograms)
 	return st
 }
 

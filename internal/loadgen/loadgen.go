@@ -1,0 +1,171 @@
+// Package loadgen drives one sender and one receiver through a message
+// pipe (a Spillway Queue, a channel, NATS) at a fixed rate and records the
+// send-to-receive latency of every message, corrected for coordinated
+// omission: a message's latency counts from when it was meant to be sent
+// (start + i/rate), not from when a sender held up by the pipe got to send
+// it. Benchmarks (bench/) and the command line's bench share it.
+package loadgen
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-io/spillway/histogram"
+)
+
+// Pipe is what carries the messages: one goroutine calls Send, another
+// Receive.
+type Pipe interface {
+	// Send sends value, which stays unchanged until Receive returned it
+	// (Run reuses it only after that).
+	Send(value []byte) error
+	// Receive returns the next message's value; the receiver must not
+	// keep it.
+	Receive() ([]byte, error)
+	// Close, which Run calls only when a Send failed, makes a blocked
+	// Receive return an error.
+	Close() error
+}
+
+// Config is one run's.
+type Config struct {
+	Rate     float64       // messages per second; 0: as fast as the pipe takes them
+	Duration time.Duration // how long the sender sends
+	Size     int           // bytes per message value (at least 8: a stamp goes first)
+	// Window bounds the messages sent and not yet received (the values
+	// Run keeps alive for the pipe): a sender that gets that far ahead
+	// waits, and the wait counts in the latencies. Default 1<<16.
+	Window int
+}
+
+// Result is what one run measured.
+type Result struct {
+	Rate     float64       // the rate asked for (0: unpaced)
+	Sent     int           // messages sent (and received)
+	Elapsed  time.Duration // from the first send to the last receive
+	Achieved float64       // messages per second the sender achieved
+	Latency  histogram.Snapshot
+	// Behind: the sender ended its run behind the schedule by more than
+	// one percent of it: the pipe did not sustain the rate (and the
+	// latencies grow with the run's length).
+	Behind bool
+}
+
+// Run runs one sender and one receiver through p for c.Duration at
+// c.Rate, and returns the latencies of every message.
+func Run(p Pipe, c Config) (*Result, error) {
+	if c.Size < 8 {
+		c.Size = 8
+	}
+	if c.Window <= 0 {
+		c.Window = 1 << 16
+	}
+	if c.Duration <= 0 {
+		return nil, errors.New("loadgen: a positive duration is needed")
+	}
+	window := 1 << bits.Len(uint(c.Window-1))
+	slab := make([]byte, window*c.Size)
+	var interval time.Duration
+	if c.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / c.Rate)
+	}
+	var (
+		received atomic.Int64 // messages the receiver is done with
+		total    atomic.Int64 // messages sent, once the sender is done; -1 until then
+		hist     histogram.Histogram
+		sendErr  error
+		behind   time.Duration
+		sending  time.Duration // from the start to the last send
+		wg       sync.WaitGroup
+		start    = time.Now()
+	)
+	total.Store(-1)
+	value := func(i int) []byte {
+		off := (i & (window - 1)) * c.Size
+		return slab[off : off+c.Size : off+c.Size]
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		i := 0
+		for {
+			now := time.Since(start)
+			if now >= c.Duration {
+				break
+			}
+			at := now // unpaced: the actual send time
+			if interval > 0 {
+				at = time.Duration(i) * interval
+				for now < at {
+					runtime.Gosched() // pacing: another goroutine may use this P meanwhile
+					now = time.Since(start)
+				}
+				if at >= c.Duration {
+					break
+				}
+			}
+			for int64(i)-received.Load() >= int64(window) {
+				runtime.Gosched() // the window is full: the wait counts, from at
+			}
+			v := value(i)
+			binary.LittleEndian.PutUint64(v, uint64(at)+1) // 0 is the end marker
+			if err := p.Send(v); err != nil {
+				sendErr = err
+				break
+			}
+			i++
+		}
+		sending = time.Since(start)
+		if interval > 0 {
+			behind = sending - time.Duration(i)*interval
+		}
+		total.Store(int64(i))
+		if sendErr == nil {
+			end := make([]byte, c.Size) // the end marker, after the count is known
+			sendErr = p.Send(end)
+		}
+		if sendErr != nil {
+			_ = p.Close() // the receiver will wait for nothing more; the send error is the one reported
+		}
+	}()
+	var got int64
+	var recvErr error
+	endSeen := false
+	for !endSeen || got < total.Load() {
+		v, err := p.Receive()
+		if err != nil {
+			recvErr = err
+			break
+		}
+		at := binary.LittleEndian.Uint64(v)
+		if at == 0 {
+			endSeen = true
+			continue
+		}
+		hist.Record(time.Since(start) - time.Duration(at-1))
+		got++
+		received.Store(got)
+	}
+	elapsed := time.Since(start)
+	wg.Wait()
+	if sendErr != nil {
+		return nil, sendErr // and the receive error it caused, if any, is not news
+	}
+	if recvErr != nil {
+		return nil, recvErr
+	}
+	if n := total.Load(); got != n {
+		return nil, fmt.Errorf("loadgen: received %d of %d messages", got, n)
+	}
+	r := &Result{Rate: c.Rate, Sent: int(got), Elapsed: elapsed}
+	r.Achieved = float64(got) / sending.Seconds()
+	r.Behind = interval > 0 && behind > c.Duration/100
+	hist.Snapshot(&r.Latency)
+	return r, nil
+}

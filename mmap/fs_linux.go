@@ -45,8 +45,6 @@ func prefault(b []byte) {
 		return
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	start := p &^ (pageSize - 1)
+	start := p &^ uintptr(pageSize-1)
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, p+uintptr(len(b))-start, madvPopulateWrite) // an old kernel refuses it: the stores fault the pages in
 }
-
-const pageSize = 4096

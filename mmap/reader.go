@@ -252,13 +252,22 @@ func (r *Reader) decode(seg *segment, at int64, h codec.BatchHeader) (*codec.Bat
 	return b, nil
 }
 
+// decodeOverread is how far past the end of its input a decompressor may
+// read: the zstd and S2 assembly decoders copy 8 and 16 bytes at a time
+// and may load bytes past the last one of their input (harmless on the
+// heap, where the bytes after an object are mapped, but a fault past the
+// end of a file: see segment.overreadSafe).
+const decodeOverread = 64
+
 // decodeAt decodes the batch at file position at of seg into b. An
 // uncompressed batch is first copied into buf (returned, grown), since its
-// records alias their source; a compressed one is decompressed straight out
-// of the mapping. Either way the mapping is read under the fault guard.
+// records alias their source, and so is a compressed one too close to the
+// end of the file (see decodeOverread); any other is decompressed straight
+// out of the mapping. Either way the mapping is read under the fault
+// guard.
 func (l *Log) decodeAt(seg *segment, at int64, h codec.BatchHeader, b *codec.Batch, buf []byte) ([]byte, error) {
 	var err error
-	if h.Compression == codec.None {
+	if h.Compression == codec.None || !seg.overreadSafe(at+int64(h.Size())) {
 		buf, err = seg.copyOut(buf, at, at+int64(h.Size()))
 		if err == nil {
 			_, err = l.dec.Decode(buf, b)

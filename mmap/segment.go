@@ -317,6 +317,23 @@ func (s *segment) seal() error {
 	return err
 }
 
+// overreadSafe reports whether the decodeOverread bytes after file
+// position end may be read through s's mapping: they must lie in the
+// file, or in the last page of it (which the mapping fills out with
+// zeros). A page wholly past the file's end faults (SIGBUS), and a
+// segment appended with pwrite ends where its last batch does; one with a
+// writable mapping was grown to its reservation first.
+func (s *segment) overreadSafe(end int64) bool {
+	fileEnd := int64(len(s.data))
+	if s.wdata == nil {
+		fileEnd = min(fileEnd, (s.end.Load()+pageSize-1)&^(pageSize-1))
+	}
+	return end+decodeOverread <= fileEnd
+}
+
+// pageSize is the size of a memory page, which mappings are made of.
+var pageSize = int64(os.Getpagesize())
+
 func (s *segment) acquire() { s.refs.Add(1) }
 
 // release drops a reference; the last one unmaps and closes the segment and,

@@ -51,6 +51,7 @@ type benchConfig struct {
 	json      bool
 	plot      string
 	quiet     bool
+	latency   bool
 }
 
 // runConfig is one run's: the flags, the messages, and its progress.
@@ -134,6 +135,7 @@ func runBench(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&c.plot, "plot", "", "also write a PNG chart of the throughput to this file")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress bar (there is none when stderr is not a terminal)")
+	fs.BoolVar(&c.latency, "latency", false, "instead of the workloads, the tail-latency table: one sender at 100k and 1M messages/s and unpaced, one receiver, every message's latency from its intended send time, through Spillway (memory, spill, persistent) and a channel, each for -duration")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -153,6 +155,9 @@ func runBench(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 		}
 		defer func() { _ = os.RemoveAll(dir) }() // ours, temporary
 		c.dir = dir
+	}
+	if c.latency {
+		return runLatency(&c, stdout, stderr)
 	}
 	var results []result
 	for _, w := range workloads {

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spillway-io/spillway/internal/loadgen"
 )
 
 // machine is what bench ran on.
@@ -24,7 +23,7 @@ type machine struct {
 }
 
 func describeMachine() machine {
-	return machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPU: cpuModel(), NumCPU: runtime.NumCPU(),
+	return machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPU: loadgen.CPUModel(), NumCPU: runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version()}
 }
 
@@ -34,22 +33,6 @@ func (m machine) String() string {
 		cpu = "unknown CPU"
 	}
 	return fmt.Sprintf("%s/%s, %s, %d CPUs, GOMAXPROCS=%d, %s", m.GOOS, m.GOARCH, cpu, m.NumCPU, m.GOMAXPROCS, m.Go)
-}
-
-// cpuModel is the CPU's model name where the system says it (Linux), or "".
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	defer func() { _ = f.Close() }() // read only
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // report is bench's JSON output.

@@ -37,20 +37,25 @@ type Pipe interface {
 type Config struct {
 	Rate     float64       // messages per second; 0: as fast as the pipe takes them
 	Duration time.Duration // how long the sender sends
+	Messages int           // or, if positive, how many it sends
 	Size     int           // bytes per message value (at least 8: a stamp goes first)
 	// Window bounds the messages sent and not yet received (the values
 	// Run keeps alive for the pipe): a sender that gets that far ahead
 	// waits, and the wait counts in the latencies. Default 1<<16.
 	Window int
+	// Warmup: messages meant to be sent before this much of the run has
+	// passed are not recorded (the goroutines starting, first page faults,
+	// the pipe's first allocations). Default: a tenth of Duration.
+	Warmup time.Duration
 }
 
 // Result is what one run measured.
 type Result struct {
-	Rate     float64       // the rate asked for (0: unpaced)
-	Sent     int           // messages sent (and received)
-	Elapsed  time.Duration // from the first send to the last receive
-	Achieved float64       // messages per second the sender achieved
-	Latency  histogram.Snapshot
+	Rate     float64            // the rate asked for (0: unpaced)
+	Sent     int                // messages sent (and received), warm-up included
+	Elapsed  time.Duration      // from the first send to the last receive
+	Achieved float64            // messages per second the sender achieved
+	Latency  histogram.Snapshot // every message after the warm-up
 	// Behind: the sender ended its run behind the schedule by more than
 	// one percent of it: the pipe did not sustain the rate (and the
 	// latencies grow with the run's length).
@@ -66,11 +71,17 @@ func Run(p Pipe, c Config) (*Result, error) {
 	if c.Window <= 0 {
 		c.Window = 1 << 16
 	}
-	if c.Duration <= 0 {
-		return nil, errors.New("loadgen: a positive duration is needed")
+	if c.Duration <= 0 && c.Messages <= 0 {
+		return nil, errors.New("loadgen: a positive duration or message count is needed")
+	}
+	if c.Warmup == 0 && c.Messages <= 0 {
+		c.Warmup = c.Duration / 10
 	}
 	window := 1 << bits.Len(uint(c.Window-1))
 	slab := make([]byte, window*c.Size)
+	for i := 0; i < len(slab); i += 4096 {
+		slab[i] = 1 // fault the pages in now, not during the run
+	}
 	var interval time.Duration
 	if c.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / c.Rate)
@@ -96,18 +107,20 @@ func Run(p Pipe, c Config) (*Result, error) {
 		i := 0
 		for {
 			now := time.Since(start)
-			if now >= c.Duration {
+			if c.Messages > 0 && i >= c.Messages || c.Messages <= 0 && now >= c.Duration {
 				break
 			}
 			at := now // unpaced: the actual send time
 			if interval > 0 {
 				at = time.Duration(i) * interval
-				for now < at {
-					runtime.Gosched() // pacing: another goroutine may use this P meanwhile
-					now = time.Since(start)
-				}
-				if at >= c.Duration {
+				if c.Messages <= 0 && at >= c.Duration {
 					break
+				}
+				for now < at {
+					if at-now > 50*time.Microsecond {
+						runtime.Gosched() // a long wait: another goroutine may use this P meanwhile
+					}
+					now = time.Since(start)
 				}
 			}
 			for int64(i)-received.Load() >= int64(window) {
@@ -148,7 +161,9 @@ func Run(p Pipe, c Config) (*Result, error) {
 			endSeen = true
 			continue
 		}
-		hist.Record(time.Since(start) - time.Duration(at-1))
+		if sent := time.Duration(at - 1); sent >= c.Warmup {
+			hist.Record(time.Since(start) - sent)
+		}
 		got++
 		received.Store(got)
 	}
@@ -165,7 +180,7 @@ func Run(p Pipe, c Config) (*Result, error) {
 	}
 	r := &Result{Rate: c.Rate, Sent: int(got), Elapsed: elapsed}
 	r.Achieved = float64(got) / sending.Seconds()
-	r.Behind = interval > 0 && behind > c.Duration/100
+	r.Behind = interval > 0 && behind > sending/100
 	hist.Snapshot(&r.Latency)
 	return r, nil
 }

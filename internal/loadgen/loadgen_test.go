@@ -55,8 +55,8 @@ func TestRunPaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Sent < 2000 || r.Sent > 4000 || r.Latency.Count() != uint64(r.Sent) {
-		t.Fatalf("sent %d, recorded %d; want about 4000, all", r.Sent, r.Latency.Count())
+	if r.Sent < 2000 || r.Sent > 4000 || r.Latency.Count() > uint64(r.Sent)*91/100 || r.Latency.Count() < uint64(r.Sent)*85/100 {
+		t.Fatalf("sent %d, recorded %d; want about 4000, all but the first tenth", r.Sent, r.Latency.Count())
 	}
 	if r.Achieved < 10000 || r.Achieved > 21000 {
 		t.Fatalf("achieved %.0f msgs/s, want about 20000", r.Achieved)

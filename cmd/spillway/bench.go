@@ -85,7 +85,7 @@ type result struct {
 // timedEvery: both sides time 1 in timedEvery messages, from send to
 // receive, with one clock read at each end (Spillway's default
 // LatencySampling; the channel carries the send time beside the message).
-const timedEvery = 64
+const timedEvery = 256
 
 // setLatency fills r's latency from a snapshot.
 func (r *result) setLatency(s *histogram.Snapshot) {

@@ -57,6 +57,13 @@ type Queue struct {
 	// statsHook, when set (by tests only), runs while Stats holds a shard's
 	// receiver lock.
 	statsHook func()
+	// emptyRingHook, when set (by tests only), runs when a take found a
+	// shard's ring empty, before it looks whether the shard spills.
+	emptyRingHook func()
+	// logReadHook, when set (by tests only), runs when a receiver of a
+	// spilling Persistent shard has loaded where it may read the log up to,
+	// before it reads.
+	logReadHook func()
 }
 
 // OpenQueue opens a queue. With Dir set it takes the directory (refusing one

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/internal/invariants"
 	"github.com/spillway-io/spillway/internal/park"
 	"github.com/spillway-io/spillway/mmap"
 )
@@ -25,8 +26,12 @@ import (
 //     cleared under appendMu): from spillFrom on, senders only append,
 //     and receivers, once they have taken what the ring held, read the log
 //     from spillFrom. As soon as the ring is empty again a sender resumes
-//     pushing: it stores resumeAt, the offset of its message, and pushes;
-//     receivers read the log up to resumeAt, then take from the ring. If
+//     pushing: it stores resumeAt, the offset of its message, appends the
+//     message and pushes it; receivers read the log up to resumeAt, then
+//     take from the ring. A read that began before resumeAt was stored
+//     may have read past it: receivers load resumeAt after each read and
+//     cut the run there (resumeAt is stored before the append, so a read
+//     that saw the append sees it). If
 //     the ring fills up before that, nextSpill says where the log takes
 //     over again after the ring's run. At the switch (under appendMu) the
 //     receiver makes nextSpill the new spillFrom, or ends the spill. Each of
@@ -145,6 +150,13 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 			}
 		}
 	}
+	// A spilling shard whose ring has emptied resumes pushing with this
+	// append: resumeAt goes out before the append does, so that a
+	// receiver that reads this append from the log sees it (see durable).
+	resume := !q.syncAlways() && s.spilling.Load() && d.nextSpill.Load() == 0 && (d.resumeAt.Load() != 0 || s.ring.Len() == 0)
+	if resume && d.resumeAt.Load() == 0 {
+		d.resumeAt.Store(d.log.NextOffset())
+	}
 	recs := d.records(ms[:n], q.lat.stampsAt(d.log.NextOffset(), n))
 	first, err := d.log.AppendRecords(recs)
 	clear(recs)
@@ -164,12 +176,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 			d.spillFrom.Store(first + uint64(pushed))
 			s.spilling.Store(true)
 		}
-	case d.nextSpill.Load() != 0:
-		// The ring's run is over; the log holds the rest.
-	case d.resumeAt.Load() != 0 || s.ring.Len() == 0:
-		if d.resumeAt.Load() == 0 {
-			d.resumeAt.Store(first) // before the push: see durable
-		}
+	case resume:
 		if pushed = s.pushInPlace(ms[:n]); pushed < n {
 			d.nextSpill.Store(first + uint64(pushed))
 		}
@@ -300,7 +307,11 @@ func (s *qshard) refillDurable() bool {
 		}
 		d.reader, d.skipped = r, 0
 	}
-	first, recs, err := d.reader.ReadRecords(s.carry[:0], q.readLimit(d), 256<<10)
+	limit := q.readLimit(d)
+	if q.logReadHook != nil {
+		q.logReadHook()
+	}
+	first, recs, err := d.reader.ReadRecords(s.carry[:0], limit, 256<<10)
 	if lost := d.reader.Skipped() - d.skipped; lost > 0 {
 		d.skipped += lost
 		s.dropped.Add(lost)
@@ -316,8 +327,22 @@ func (s *qshard) refillDurable() bool {
 		s.failure = errors.Join(s.failure, fmt.Errorf("%w: shard %d reading %s: %w", ErrSpillFailed, s.idx, d.dir, err))
 		return false
 	}
+	if r := d.resumeAt.Load(); r != 0 && first+uint64(len(recs)) > r {
+		// A sender resumed pushing at r after the read began: what the
+		// log holds from r on, the ring holds too, and delivers. (Loaded
+		// after the read: a sender stores resumeAt before the append it
+		// resumes with.)
+		recs = recs[:r-min(first, r)]
+		if len(recs) == 0 {
+			s.switchToRing()
+			return false
+		}
+	}
 	if len(recs) == 0 {
 		return false
+	}
+	if invariants.Enabled && s.durableRingRoom(1) > 0 {
+		invariants.Failf("shard %d: reading the log at %d while the ring holds messages from before the spill", s.idx, first)
 	}
 	s.carry, s.carryNext = recs, 0
 	s.carryHdrs, s.carryHdrNext = convertHeaders(recs), 0

@@ -217,9 +217,18 @@ func (s *qshard) take(dst []Delivery) int {
 		if k > 0 {
 			continue
 		}
+		if s.q.emptyRingHook != nil {
+			s.q.emptyRingHook()
+		}
 		carried := s.carryNext < len(s.carry)
 		if !carried && !s.spilling.Load() {
 			break // nothing on the spill's side (and no look at the senders' tail)
+		}
+		if s.d != nil && !carried && s.durableRingRoom(1) > 0 {
+			// Since the ring was found empty, senders filled it and the
+			// shard began to spill: the ring's run comes before the log's
+			// (refillDurable would read past it).
+			continue
 		}
 		if s.d == nil && s.ring.Len() != 0 {
 			// A sender claimed the ring's next slot and has yet to publish

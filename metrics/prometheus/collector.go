@@ -33,12 +33,12 @@ func Topic(name string, t *spillway.Topic) Source { return Source{name: name, to
 // It is safe for concurrent use: sources may be added and removed while
 // Prometheus scrapes.
 type Collector struct {
-	mu      sync.RWMutex
-	queues  map[string]*spillway.Queue
-	topics  map[string]*spillway.Topic
-	shards  bool
-	descs   descs
-	bounds  []float64 // classic histogram bucket bounds, in seconds
+	mu     sync.RWMutex
+	queues map[string]*spillway.Queue
+	topics map[string]*spillway.Topic
+	shards bool
+	descs  descs
+	bounds []float64 // classic histogram bucket bounds, in seconds
 }
 
 // NewCollector returns a Collector over sources (more may be added).

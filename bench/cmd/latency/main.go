@@ -111,4 +111,3 @@ func run(duration time.Duration, size int, plotPath string) error {
 	}
 	return nil
 }
-

@@ -364,6 +364,11 @@ func (s *qshard) switchToRing() {
 	d.appendMu.Lock()
 	resume = d.resumeAt.Load()
 	switch {
+	case resume != 0 && at < resume:
+		// A sender appended and resumed pushing since the look above:
+		// the log holds messages before the ring's run. Read them first.
+		d.appendMu.Unlock()
+		return
 	case resume != 0:
 		// The ring holds the run from resume on, untouched: its head is
 		// at that offset.

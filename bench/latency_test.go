@@ -28,6 +28,7 @@ func BenchmarkTailLatency(b *testing.B) {
 		}},
 		{"chan", func() (loadgen.Pipe, error) { return loadgen.NewChanPipe(4096), nil }},
 		{"nats", func() (loadgen.Pipe, error) { return natspipe.Start() }},
+		{"floor", func() (loadgen.Pipe, error) { return natspipe.NewFloorPipe(4096), nil }},
 	}
 	for _, rate := range []float64{100e3, 1e6} {
 		for _, im := range impls {

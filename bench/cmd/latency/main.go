@@ -3,7 +3,8 @@
 // latency of every message from its intended send time (coordinated
 // omission corrected), through Spillway (in memory, through the spill, and
 // Persistent with SyncNever), a buffered channel and core NATS in this
-// process, all in one run. It prints a Markdown table and, with -plot,
+// process, all in one run, with the floor: a bare ring whose receiver
+// polls without rest. It prints a Markdown table and, with -plot,
 // draws the percentiles.
 //
 //	cd bench && go run ./cmd/latency -plot ../docs/latency.png
@@ -57,6 +58,9 @@ var impls = []impl{
 	{"nats", func(string) (loadgen.Pipe, func() string, error) {
 		p, err := natspipe.Start()
 		return p, func() string { return "" }, err
+	}},
+	{"floor", func(string) (loadgen.Pipe, func() string, error) {
+		return natspipe.NewFloorPipe(4096), func() string { return "a ring polled without rest: no peer" }, nil
 	}},
 }
 

@@ -21,6 +21,7 @@ var colors = map[string]color.Color{
 	"spillway persistent": color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
 	"chan":                color.RGBA{R: 0x99, G: 0x99, B: 0x99, A: 0xff},
 	"nats":                color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	"floor":               color.RGBA{R: 0x00, G: 0x00, B: 0x00, A: 0xff},
 }
 
 // writePlot draws one chart per rate, side by side: each pipe's latency

@@ -18,6 +18,11 @@ const (
 	// Persistent queue found (messages, redelivered, skipped, lost,
 	// truncated_bytes, quarantined, segments, scanned, took).
 	EventRecovered = "spillway.recovered"
+	// Warn: opening a Persistent queue found a run of corrupt batches
+	// followed by good ones, and moved it aside to a sidecar file
+	// (shard, segment, position, bytes, batches, first, end: the offsets
+	// lost, sidecar, reason). One per run, before EventRecovered.
+	EventQuarantined = "spillway.batch.quarantined"
 	// Error: a failure no call could return (the error OnError gets: a
 	// failed write or sync, a corrupt batch skipped), with error.
 	EventFailure = "spillway.failure"

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 )
 
@@ -168,5 +169,50 @@ func TestEventsFailureAndRecovery(t *testing.T) {
 		if _, ok := recs[0][k]; !ok {
 			t.Fatalf("recovered lacks %s: %v", k, slices.Collect(maps.Keys(recs[0])))
 		}
+	}
+}
+
+// A corrupt batch between good ones in the active segment is moved aside
+// at open: one EventQuarantined says where and what was lost, and
+// EventRecovered is a warning that counts it.
+func TestEventQuarantined(t *testing.T) {
+	fs := mmap.NewMemFS()
+	opts := oneShard(fs)
+	fill(t, opts, 100)
+	segs := segmentsOf(t, fs, 0)
+	last := segs[len(segs)-1]
+	data, err := fs.ReadFile(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The payload of the tenth batch of the active segment.
+	at := 64
+	for range 9 {
+		h, err := codec.PeekHeader(data[at:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		at += h.Size()
+	}
+	data[at+codec.HeaderSize+4] ^= 0x40
+	if err := fs.WriteFile(last, data); err != nil {
+		t.Fatal(err)
+	}
+	var rec recorder
+	opts.Logger = slog.New(&rec)
+	q := openPersistent(t, opts)
+	defer closeQueue(t, q)
+	qs := rec.find(EventQuarantined)
+	if len(qs) != 1 || qs[0]["level"].String() != "WARN" || qs[0]["batches"].Int64() != 1 || qs[0]["end"].Uint64()-qs[0]["first"].Uint64() != 1 {
+		t.Fatalf("quarantined: %v", qs)
+	}
+	for _, k := range []string{"shard", "segment", "position", "bytes", "sidecar", "reason"} {
+		if _, ok := qs[0][k]; !ok {
+			t.Fatalf("quarantined lacks %s: %v", k, qs[0])
+		}
+	}
+	recs := rec.find(EventRecovered)
+	if len(recs) != 1 || recs[0]["level"].String() != "WARN" || recs[0]["quarantined"].Int64() != 1 || q.Recovery().Quarantined != 1 {
+		t.Fatalf("recovered: %v; recovery %+v", recs, q.Recovery())
 	}
 }

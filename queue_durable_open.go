@@ -147,6 +147,10 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 			rec.TruncatedBytes += loss.Bytes
 		} else {
 			rec.Quarantined += loss.Batches
+			q.event(slog.LevelWarn, EventQuarantined, slog.Int("shard", s.idx), slog.String("segment", loss.Segment),
+				slog.Int64("position", loss.Position), slog.Int64("bytes", loss.Bytes), slog.Int("batches", loss.Batches),
+				slog.Uint64("first", loss.First), slog.Uint64("end", loss.End), slog.String("sidecar", loss.Sidecar),
+				slog.Any("reason", loss.Reason))
 		}
 	}
 	js, err := readJournal(fsys, dir)

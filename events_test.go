@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 )
 
@@ -180,24 +179,7 @@ func TestEventQuarantined(t *testing.T) {
 	opts := oneShard(fs)
 	fill(t, opts, 100)
 	segs := segmentsOf(t, fs, 0)
-	last := segs[len(segs)-1]
-	data, err := fs.ReadFile(last)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The payload of the tenth batch of the active segment.
-	at := 64
-	for range 9 {
-		h, err := codec.PeekHeader(data[at:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		at += h.Size()
-	}
-	data[at+codec.HeaderSize+4] ^= 0x40
-	if err := fs.WriteFile(last, data); err != nil {
-		t.Fatal(err)
-	}
+	flipInBatch(t, fs, segs[len(segs)-1], 9) // the active segment's tenth batch
 	var rec recorder
 	opts.Logger = slog.New(&rec)
 	q := openPersistent(t, opts)

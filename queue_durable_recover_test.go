@@ -48,6 +48,28 @@ func drainIndexes(t *testing.T, opts Options) ([]int, Recovery) {
 	return out, q.Recovery()
 }
 
+// flipInBatch flips a bit in the payload of segment file path's batch
+// number i (from 0), where the batch's checksum will catch it.
+func flipInBatch(t *testing.T, fs *mmap.MemFS, path string, i int) {
+	t.Helper()
+	data, err := fs.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := 64 // the segment header's size
+	for range i {
+		h, err := codec.PeekHeader(data[at:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		at += h.Size()
+	}
+	data[at+codec.HeaderSize+4] ^= 0x40
+	if err := fs.WriteFile(path, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func segmentsOf(t *testing.T, fs *mmap.MemFS, shard int) []string {
 	t.Helper()
 	var segs []string
@@ -112,23 +134,7 @@ func TestPersistentBitFlipSealed(t *testing.T) {
 	if len(segs) < 2 {
 		t.Fatalf("%d segments; want a sealed one", len(segs))
 	}
-	data, err := fs.ReadFile(segs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The payload of the tenth batch.
-	at := 64
-	for range 9 {
-		h, err := codec.PeekHeader(data[at:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		at += h.Size()
-	}
-	data[at+codec.HeaderSize+4] ^= 0x40
-	if err := fs.WriteFile(segs[0], data); err != nil {
-		t.Fatal(err)
-	}
+	flipInBatch(t, fs, segs[0], 9)
 	var reports []error
 	opts.OnError = func(err error) { reports = append(reports, err) }
 	q := openPersistent(t, opts)

@@ -104,6 +104,21 @@ func shardPart(idx int, part *Stats, spilling bool, oldest, now int64) ShardStat
 	return ss
 }
 
+// shardParts returns a Topic's or a subscription's shard parts: parts[i]
+// and the send time of its oldest timed message olds[i], aged by lat's
+// clock (a shard spills if its part counts a spilling shard).
+func shardParts(parts []Stats, olds []int64, lat *timing) []ShardStats {
+	var now int64
+	if lat.every != 0 {
+		now = lat.now()
+	}
+	out := make([]ShardStats, len(parts))
+	for i := range parts {
+		out[i] = shardPart(i, &parts[i], parts[i].SpillingShards != 0, olds[i], now)
+	}
+	return out
+}
+
 // older returns the older of two send times, 0 meaning none.
 func older(a, b int64) int64 {
 	if a == 0 || b != 0 && b < a {

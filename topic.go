@@ -253,13 +253,7 @@ func (t *Topic) StatsWith(o StatsOptions) Stats {
 		}
 	}
 	if o.Shards {
-		var now int64
-		if t.lat.every != 0 {
-			now = t.lat.now()
-		}
-		for i := range parts {
-			st.Shards = append(st.Shards, shardPart(i, &parts[i], parts[i].SpillingShards != 0, olds[i], now))
-		}
+		st.Shards = shardParts(parts, olds, &t.lat)
 	}
 	if t.lat.every != 0 {
 		if oldest != 0 {

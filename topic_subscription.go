@@ -196,13 +196,7 @@ func (sub *subscription) stats(o StatsOptions) Stats {
 	}
 	oldest := sub.addStats(&st, parts, olds)
 	if o.Shards {
-		var now int64
-		if sub.lat.every != 0 {
-			now = sub.lat.now()
-		}
-		for i := range parts {
-			st.Shards = append(st.Shards, shardPart(i, &parts[i], parts[i].SpillingShards != 0, olds[i], now))
-		}
+		st.Shards = shardParts(parts, olds, &sub.lat)
 	}
 	sub.finishTiming(&st, oldest, o.Histograms)
 	return st

@@ -126,8 +126,11 @@ func (c *Collector) Collect(ch chan<- prom.Metric) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(topics)) {
 		t := topics[name]
-		st := t.Stats()
+		st := t.StatsWith(spillway.StatsOptions{Shards: shards})
 		c.emit(ch, &c.descs.topic, &st, nil, name)
+		for _, p := range st.Shards {
+			c.emitShard(ch, &c.descs.topicShard, &p, name, strconv.Itoa(p.Shard))
+		}
 		for _, sub := range t.Subscriptions() {
 			h = spillway.Histograms{}
 			st, err := t.SubscriptionStats(sub, spillway.StatsOptions{Shards: shards, Histograms: &h})

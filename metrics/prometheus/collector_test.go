@@ -100,6 +100,22 @@ func TestCollectorLint(t *testing.T) {
 	if n := testutil.CollectAndCount(c); n < 50 {
 		t.Fatalf("%d series, want every scope's", n)
 	}
+	// One shard each: the topic's shard saw both messages, its
+	// subscriptions' parts add up to b's backlog of two.
+	if n := testutil.CollectAndCount(c, "spillway_topic_shard_messages_sent_total", "spillway_queue_shard_depth_messages", "spillway_subscription_shard_depth_messages"); n != 4 {
+		t.Fatalf("%d shard series, want 1 + 1 + 2", n)
+	}
+	const want = `
+# HELP spillway_topic_shard_depth_messages Messages waiting in the shard.
+# TYPE spillway_topic_shard_depth_messages gauge
+spillway_topic_shard_depth_messages{shard="0",topic="events"} 2
+# HELP spillway_topic_shard_messages_sent_total Messages that went to the shard.
+# TYPE spillway_topic_shard_messages_sent_total counter
+spillway_topic_shard_messages_sent_total{shard="0",topic="events"} 2
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "spillway_topic_shard_depth_messages", "spillway_topic_shard_messages_sent_total"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // The exported values are the fixture's, in the text format.

@@ -8,7 +8,8 @@
 // Every metric is named spillway_<scope>_<what>_<unit>, with scope queue
 // (label queue), topic (label topic) or subscription (labels topic and
 // subscription); per-shard metrics, when asked for (Collector.Shards), add
-// a shard label under spillway_queue_shard_ and
+// a shard label under spillway_queue_shard_, spillway_topic_shard_ (a
+// Topic's shards, its subscriptions' parts added up) and
 // spillway_subscription_shard_. The README's Observability section lists
 // every metric with its type, unit and what to alert on.
 //

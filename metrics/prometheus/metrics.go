@@ -47,6 +47,10 @@ type shardDef struct {
 	value      func(*spillway.ShardStats) float64
 }
 
+// shardSent is a Queue's or a Topic's shard's (a subscription's shards
+// send nothing).
+var shardSent = shardDef{"messages_sent_total", "Messages that went to the shard.", prom.CounterValue, func(s *spillway.ShardStats) float64 { return float64(s.Sent) }}
+
 var shardStats = []shardDef{
 	{"messages_delivered_total", "Deliveries from the shard, redeliveries included.", prom.CounterValue, func(s *spillway.ShardStats) float64 { return float64(s.Delivered) }},
 	{"depth_messages", "Messages waiting in the shard.", prom.GaugeValue, func(s *spillway.ShardStats) float64 { return float64(s.Depth) }},
@@ -82,8 +86,8 @@ type describedShard struct {
 }
 
 type descs struct {
-	queue, topic, sub    scopeDescs
-	queueShard, subShard shardDescs
+	queue, topic, sub                scopeDescs
+	queueShard, topicShard, subShard shardDescs
 }
 
 func newDescs() descs {
@@ -98,9 +102,13 @@ func newDescs() descs {
 		}
 		return sd
 	}
-	shard := func(prefix string, labels ...string) shardDescs {
+	shard := func(prefix string, sent bool, labels ...string) shardDescs {
 		var sd shardDescs
-		for _, d := range shardStats {
+		defs := shardStats
+		if sent {
+			defs = append([]shardDef{shardSent}, shardStats...)
+		}
+		for _, d := range defs {
 			sd.stats = append(sd.stats, describedShard{d, prom.NewDesc(prefix+d.name, d.help, labels, nil)})
 		}
 		return sd
@@ -109,8 +117,9 @@ func newDescs() descs {
 		queue:      scope("spillway_queue_", queueStats, true, "queue"),
 		topic:      scope("spillway_topic_", topicStats, false, "topic"),
 		sub:        scope("spillway_subscription_", subStats, true, "topic", "subscription"),
-		queueShard: shard("spillway_queue_shard_", "queue", "shard"),
-		subShard:   shard("spillway_subscription_shard_", "topic", "subscription", "shard"),
+		queueShard: shard("spillway_queue_shard_", true, "queue", "shard"),
+		topicShard: shard("spillway_topic_shard_", true, "topic", "shard"),
+		subShard:   shard("spillway_subscription_shard_", false, "topic", "subscription", "shard"),
 	}
 }
 
@@ -125,7 +134,7 @@ func (d *descs) all() []*prom.Desc {
 			all = append(all, s.wait, s.ack)
 		}
 	}
-	for _, s := range []*shardDescs{&d.queueShard, &d.subShard} {
+	for _, s := range []*shardDescs{&d.queueShard, &d.topicShard, &d.subShard} {
 		for _, m := range s.stats {
 			all = append(all, m.desc)
 		}

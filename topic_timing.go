@@ -64,7 +64,7 @@ func (s *tshard) stamp(from uint64, n int) {
 	}
 }
 
-// at returns the publish time of timed position p (see topicStamps for
+// get returns the publish time of timed position p (see topicStamps for
 // when it is valid).
 func (ts *topicStamps) get(p uint64) int64 {
 	return ts.at[(p>>ts.shift)&ts.mask].Load()

@@ -3,6 +3,8 @@ package spillway
 import (
 	"math/bits"
 	"sync/atomic"
+
+	"github.com/spillway-io/spillway/internal/invariants"
 )
 
 // topicStamps is a Topic shard's table of publish times, by ring position,
@@ -53,6 +55,9 @@ func (s *tshard) stamp(from uint64, n int) {
 	ts := &s.stamps
 	if ts.at == nil {
 		return
+	}
+	if invariants.Enabled && n > 64 {
+		invariants.Failf("shard %d: stamping %d positions past the tail; the table's span allows 64", s.idx, n)
 	}
 	p := ts.firstTimed(from)
 	if p >= from+uint64(n) {

@@ -278,3 +278,51 @@ func TestHistogramBuckets(t *testing.T) {
 	}
 	t.Fatal("no spillway_queue_wait_seconds")
 }
+
+// Scrapes while sources come and go and messages flow: the collector is
+// safe for concurrent use (run under -race), and a removed source stops
+// being exported.
+func TestCollectorConcurrent(t *testing.T) {
+	q, top := fixture(t)
+	c := NewCollector(Topic("events", top)).Shards(true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 2)
+	go func() {
+		for i := range 200 {
+			if i%2 == 0 {
+				c.Add(Queue("orders", q))
+			} else {
+				c.RemoveQueue("orders")
+			}
+		}
+		done <- nil
+	}()
+	go func() {
+		for range 200 {
+			if err := top.Publish(ctx, spillway.Message{Value: []byte("x")}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 50 {
+		if _, err := testutil.CollectAndLint(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.RemoveQueue("orders")
+	if n := testutil.CollectAndCount(c, "spillway_queue_messages_sent_total"); n != 0 {
+		t.Fatalf("%d queue series after RemoveQueue", n)
+	}
+	c.RemoveTopic("events")
+	if n := testutil.CollectAndCount(c); n != 0 {
+		t.Fatalf("%d series with no sources", n)
+	}
+}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/spillway-io/spillway"
-	"github.com/spillway-io/spillway/bench/internal/natspipe"
+	"github.com/spillway-io/spillway/bench/internal/pipes"
 	"github.com/spillway-io/spillway/internal/loadgen"
 )
 
@@ -27,8 +27,8 @@ func BenchmarkTailLatency(b *testing.B) {
 			return loadgen.QueuePipe{Q: q}, err
 		}},
 		{"chan", func() (loadgen.Pipe, error) { return loadgen.NewChanPipe(4096), nil }},
-		{"nats", func() (loadgen.Pipe, error) { return natspipe.Start() }},
-		{"floor", func() (loadgen.Pipe, error) { return natspipe.NewFloorPipe(4096), nil }},
+		{"nats", func() (loadgen.Pipe, error) { return pipes.Start() }},
+		{"floor", func() (loadgen.Pipe, error) { return pipes.NewFloorPipe(4096), nil }},
 	}
 	for _, rate := range []float64{100e3, 1e6} {
 		for _, im := range impls {

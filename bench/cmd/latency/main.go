@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/spillway-io/spillway"
-	"github.com/spillway-io/spillway/bench/internal/natspipe"
+	"github.com/spillway-io/spillway/bench/internal/pipes"
 	"github.com/spillway-io/spillway/internal/loadgen"
 )
 
@@ -56,11 +56,11 @@ var impls = []impl{
 		return loadgen.NewChanPipe(4096), func() string { return "" }, nil
 	}},
 	{"nats", func(string) (loadgen.Pipe, func() string, error) {
-		p, err := natspipe.Start()
+		p, err := pipes.Start()
 		return p, func() string { return "" }, err
 	}},
 	{"floor", func(string) (loadgen.Pipe, func() string, error) {
-		return natspipe.NewFloorPipe(4096), func() string { return "a ring polled without rest: no peer" }, nil
+		return pipes.NewFloorPipe(4096), func() string { return "a ring polled without rest: no peer" }, nil
 	}},
 }
 

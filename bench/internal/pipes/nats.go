@@ -1,4 +1,4 @@
-package natspipe
+package pipes
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ func Start() (*Pipe, error) {
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return nil, errors.New("natspipe: the server did not start")
+		return nil, errors.New("pipes: the server did not start")
 	}
 	p := &Pipe{srv: srv}
 	if p.sub, err = nats.Connect(srv.ClientURL()); err != nil {

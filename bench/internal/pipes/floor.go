@@ -1,4 +1,4 @@
-package natspipe
+package pipes
 
 import (
 	"errors"
@@ -47,4 +47,4 @@ func (p *FloorPipe) Close() error {
 	return nil
 }
 
-var errFloorClosed = errors.New("natspipe: floor pipe closed")
+var errFloorClosed = errors.New("pipes: floor pipe closed")

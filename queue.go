@@ -64,6 +64,14 @@ type Queue struct {
 	// spilling Persistent shard has loaded where it may read the log up to,
 	// before it reads.
 	logReadHook func()
+	// appendHook, when set (by tests only), runs when a sender of a
+	// Persistent queue has decided whether its append resumes pushing
+	// into the ring, before it appends (holding appendMu).
+	appendHook func(resume bool)
+	// switchHook, when set (by tests only), runs when a receiver of a
+	// spilling Persistent shard has found, without appendMu, that it read
+	// the log as far as it may, before it takes appendMu to switch.
+	switchHook func()
 }
 
 // OpenQueue opens a queue. With Dir set it takes the directory (refusing one

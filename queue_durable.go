@@ -157,6 +157,9 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 	if resume && d.resumeAt.Load() == 0 {
 		d.resumeAt.Store(d.log.NextOffset())
 	}
+	if q.appendHook != nil {
+		q.appendHook(resume)
+	}
 	recs := d.records(ms[:n], q.lat.stampsAt(d.log.NextOffset(), n))
 	first, err := d.log.AppendRecords(recs)
 	clear(recs)
@@ -360,6 +363,9 @@ func (s *qshard) switchToRing() {
 	resume := d.resumeAt.Load()
 	if resume == 0 && at < d.log.NextOffset() || resume != 0 && at < resume {
 		return
+	}
+	if s.q.switchHook != nil {
+		s.q.switchHook()
 	}
 	d.appendMu.Lock()
 	resume = d.resumeAt.Load()

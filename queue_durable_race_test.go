@@ -135,3 +135,44 @@ func TestPersistentStressNoDuplicates(t *testing.T) {
 		t.Fatalf("after all: %+v", st)
 	}
 }
+
+// A sender decides its append will not resume pushing (the ring still
+// holds the last message from before the spill); the receiver then takes
+// that message, reads the log to its end and finds, without the lock,
+// nothing more to read; the sender appends; another sender finds the ring
+// empty and resumes. The receiver, switching to the ring, must first read
+// the message the log got in between. (It skipped it.)
+func TestPersistentSwitchAfterLateAppend(t *testing.T) {
+	q := openQueue(t, Options{Dir: t.TempDir(), Durability: Persistent, Shards: 1, RingSize: 16})
+	sendNumbered(t, q, 0, 17) // 16 in the ring, m16 in the log only: the shard spills
+	decided := make(chan bool, 1)
+	proceed := make(chan struct{})
+	q.appendHook = func(resume bool) {
+		decided <- resume
+		<-proceed
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- q.Send(context.Background(), Message{Value: []byte("m17")}) }()
+	if <-decided {
+		t.Fatal("m17 resumed pushing with 16 messages in the ring")
+	}
+	q.appendHook = nil // set again only by the test goroutine, after m17's append
+	var once sync.Once
+	q.switchHook = func() {
+		once.Do(func() {
+			close(proceed) // m17 appends now, to the log only
+			if err := <-sent; err != nil {
+				t.Error(err)
+				return
+			}
+			sendNumbered(t, q, 18, 1) // the ring is empty: m18 resumes at 18
+			if q.shards[0].d.resumeAt.Load() != 18 {
+				t.Error("m18 did not resume pushing at 18")
+			}
+		})
+	}
+	receiveInOrder(t, q, 0, 19)
+	if st := q.Stats(); st.Depth != 0 || st.Delivered != 19 {
+		t.Fatalf("after all: %+v", st)
+	}
+}

@@ -37,6 +37,13 @@ type Config struct {
 	// Run keeps alive for the pipe): a sender that gets that far ahead
 	// waits, and the wait counts in the latencies. Default 1<<16.
 	Window int
+	// YieldAfterSend makes the sender yield its P after every send, as a
+	// producer that blocks or waits between messages does; by default it
+	// spins until the next message is due and yields only on waits over
+	// 50 µs. A Go wake-up puts the woken receiver on the waker's P: a
+	// sender that yields runs it there at once, one that spins leaves it
+	// for another P to steal.
+	YieldAfterSend bool
 	// Warmup: messages meant to be sent before this much of the run has
 	// passed are not recorded (the goroutines starting, first page faults,
 	// the pipe's first allocations). Default: a tenth of Duration.
@@ -125,6 +132,9 @@ func Run(p Pipe, c Config) (*Result, error) {
 			if err := p.Send(v); err != nil {
 				sendErr = err
 				break
+			}
+			if c.YieldAfterSend {
+				runtime.Gosched()
 			}
 			i++
 		}

@@ -52,19 +52,22 @@ func newChanPipe() *chanPipe {
 // At a rate the pipe sustains the sender keeps to the schedule, never
 // ahead of it, and every message meant for after the warm-up is recorded:
 // at 20 000/s one every 50 µs, so all but the first 400 of 200 ms.
+// The same whether the sender spins between messages or yields after each.
 func TestRunPaced(t *testing.T) {
-	r, err := Run(newChanPipe(), Config{Rate: 20000, Duration: 200 * time.Millisecond, Size: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Sent > 4000 || r.Sent < 1000 {
-		t.Fatalf("sent %d in 200 ms at 20 000/s: want at most 4000, and not far behind", r.Sent)
-	}
-	if got := r.Latency.Count(); got != uint64(r.Sent-400) {
-		t.Fatalf("recorded %d of %d, want all but the 400 of the warm-up", got, r.Sent)
-	}
-	if r.Achieved > 21000 {
-		t.Fatalf("achieved %.0f msgs/s: ahead of the schedule", r.Achieved)
+	for _, yield := range []bool{false, true} {
+		r, err := Run(newChanPipe(), Config{Rate: 20000, Duration: 200 * time.Millisecond, Size: 64, YieldAfterSend: yield})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Sent > 4000 || r.Sent < 1000 {
+			t.Fatalf("yield %v: sent %d in 200 ms at 20 000/s: want at most 4000, and not far behind", yield, r.Sent)
+		}
+		if got := r.Latency.Count(); got != uint64(r.Sent-400) {
+			t.Fatalf("yield %v: recorded %d of %d, want all but the 400 of the warm-up", yield, got, r.Sent)
+		}
+		if r.Achieved > 21000 {
+			t.Fatalf("yield %v: achieved %.0f msgs/s: ahead of the schedule", yield, r.Achieved)
+		}
 	}
 }
 

@@ -68,15 +68,20 @@ func main() {
 	duration := flag.Duration("duration", 2*time.Second, "how long each run sends")
 	size := flag.Int("size", 128, "message value size in bytes")
 	plotPath := flag.String("plot", "", "also draw the percentiles to this PNG file")
+	yield := flag.Bool("yield", false, "the sender yields its P after every send (default: it spins until the next message is due)")
 	flag.Parse()
-	if err := run(*duration, *size, *plotPath); err != nil {
+	if err := run(*duration, *size, *plotPath, *yield); err != nil {
 		fmt.Fprintln(os.Stderr, "latency:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, size int, plotPath string) error {
-	fmt.Printf("%s; %d-byte messages, %v per run\n\n", loadgen.Machine(), size, duration)
+func run(duration time.Duration, size int, plotPath string, yield bool) error {
+	pacing := "the sender spins until each message is due"
+	if yield {
+		pacing = "the sender yields after every send"
+	}
+	fmt.Printf("%s; %d-byte messages, %v per run; %s\n\n", loadgen.Machine(), size, duration, pacing)
 	var rows []loadgen.Row
 	for _, rate := range loadgen.Rates {
 		for _, im := range impls {
@@ -89,7 +94,7 @@ func run(duration time.Duration, size int, plotPath string) error {
 				return fmt.Errorf("%s: %w", im.name, err)
 			}
 			runtime.GC()
-			r, err := loadgen.Run(p, loadgen.Config{Rate: rate, Duration: duration, Size: size})
+			r, err := loadgen.Run(p, loadgen.Config{Rate: rate, Duration: duration, Size: size, YieldAfterSend: yield})
 			n := ""
 			if err == nil {
 				n = note()

@@ -112,13 +112,7 @@ func (sp *tspill) write(s *tshard, es []tentry) (int, error) {
 		if sp.pend == nil {
 			sp.pend = sp.newBatch()
 		}
-		var at int64
-		if s.stamps.at != nil {
-			if p := sp.base + sp.end + uint64(n); p&(1<<s.stamps.shift-1) == 0 {
-				at = s.stamps.get(p)
-			}
-		}
-		sp.pend.add(&es[n], at)
+		sp.pend.add(&es[n], s.stamps.timeOf(sp.base+sp.end+uint64(n)))
 		n++
 	}
 	if err == nil && sp.pend != nil && sp.pend.bytes >= sp.target {

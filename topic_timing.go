@@ -75,6 +75,15 @@ func (ts *topicStamps) get(p uint64) int64 {
 	return ts.at[(p>>ts.shift)&ts.mask].Load()
 }
 
+// timeOf returns the publish time of position p if p is timed, else 0.
+// REQUIRES: the shard's pub, p stamped (see stamp) and not yet reused.
+func (ts *topicStamps) timeOf(p uint64) int64 {
+	if ts.at == nil || p&(1<<ts.shift-1) != 0 {
+		return 0
+	}
+	return ts.get(p)
+}
+
 // recordRingWaits records the waits of the timed positions among the m
 // delivered from the ring's side (local) from position from on.
 // REQUIRES: ss.recvMu, ss reads the ring.

@@ -101,10 +101,18 @@ const readAhead = 8
 
 // NewBroadcast returns a Broadcast ring holding capacity items, rounded up to
 // a power of two (at least 1). It panics if capacity exceeds 2^40.
-func NewBroadcast[T any](capacity int) *Broadcast[T] {
+func NewBroadcast[T any](capacity int) *Broadcast[T] { return NewBroadcastAt[T](capacity, 0) }
+
+// NewBroadcastAt is NewBroadcast for a ring whose first item gets position
+// start (Tail() is start until the first push): for an owner whose
+// positions continue a sequence of its own, such as a log's offsets.
+func NewBroadcastAt[T any](capacity int, start uint64) *Broadcast[T] {
 	n := roundCapacity(capacity)
 	b := &Broadcast[T]{buf: make([]T, n), mask: uint64(n - 1)}
 	b.lc.announced, b.lc.tail = &b.announced, &b.tail
+	b.tail.Store(start)
+	b.announced.Store(start)
+	b.gateCache, b.gateAt, b.cleared = start, start, start
 	b.readers.Store(new([]*Reader[T]))
 	return b
 }

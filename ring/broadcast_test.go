@@ -300,3 +300,44 @@ func TestBroadcastReadAheadKeepsNoReferences(t *testing.T) {
 		t.Fatalf("read-ahead buffer holds %d references after Close", got)
 	}
 }
+
+func TestBroadcastAt(t *testing.T) {
+	const start = 1<<40 + 5
+	b := NewBroadcastAt[int](4, start)
+	if b.Tail() != start || b.Oldest() != start {
+		t.Fatalf("Tail %d, Oldest %d; want both %d", b.Tail(), b.Oldest(), start)
+	}
+	r := b.AddReader()
+	if got := r.Cursor(); got != start {
+		t.Fatalf("a new reader's cursor is %d, want %d", got, start)
+	}
+	b.KeepPassed(true)
+	for i := range 6 {
+		if i < 4 && !b.TryPush(i) {
+			t.Fatalf("push %d found no room", i)
+		}
+		if i >= 4 {
+			if v, ok := r.TryPop(); !ok || v != i-4 {
+				t.Fatalf("pop: %d, %v; want %d", v, ok, i-4)
+			}
+			if !b.TryPush(i) {
+				t.Fatalf("push %d found no room after a pop", i)
+			}
+		}
+	}
+	if b.Tail() != start+6 || b.Oldest() != start+2 {
+		t.Fatalf("Tail %d, Oldest %d; want %d and %d", b.Tail(), b.Oldest(), start+6, start+2)
+	}
+	late, ok := b.AddReaderAt(start + 2)
+	if !ok {
+		t.Fatal("AddReaderAt(Oldest) attached nothing")
+	}
+	for want := 2; want < 6; want++ {
+		if v, ok := late.TryPop(); !ok || v != want {
+			t.Fatalf("late reader: %d, %v; want %d", v, ok, want)
+		}
+	}
+	if _, ok := b.AddReaderAt(start + 1); ok {
+		t.Fatal("AddReaderAt below Oldest attached a reader")
+	}
+}

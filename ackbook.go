@@ -44,6 +44,9 @@ type ackBook struct {
 	j        *journal
 	byOffset offsetList
 	moved    offsetList
+	// track: byOffset is kept without a journal too (a Topic
+	// subscription's ManualAck shard, for its Position). Set at init.
+	track bool
 }
 
 func (b *ackBook) init(g *group, idx int) {
@@ -110,7 +113,7 @@ func (s *ackBook) leaseOut(ds []Delivery, now int64) {
 			l.leasedAt = now
 		}
 		s.wheel.add(l)
-		if s.j != nil {
+		if s.track {
 			s.byOffset.push(l)
 		}
 		d.lease, d.gen = l, l.gen
@@ -160,12 +163,14 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 }
 
 // settleLocked records, on a Persistent queue, that l's message is settled
-// for good. REQUIRES: s.leaseMu.
+// for good, and unlists it from byOffset. REQUIRES: s.leaseMu.
 func (s *ackBook) settleLocked(l *lease) {
-	if s.j == nil {
+	if !s.track {
 		return
 	}
-	s.persist(s.j.settle(l.offset))
+	if s.j != nil {
+		s.persist(s.j.settle(l.offset))
+	}
 	unlinkOffset(l)
 }
 

@@ -139,3 +139,17 @@ func (c *cursorFile) close() error {
 	}
 	return err
 }
+
+// rewind records off even if it is below the cursor (a Seek back): both
+// slots get it, the one store would not write first. A crash in between
+// leaves the old cursor (the larger valid slot). REQUIRES: the shard's
+// recvMu.
+func (c *cursorFile) rewind(off uint64) {
+	for range 2 {
+		at := cursorSlots + 16*c.slot
+		binary.LittleEndian.PutUint64(c.m[at:], off)
+		binary.LittleEndian.PutUint64(c.m[at+8:], cursorCheck(off))
+		c.slot ^= 1
+	}
+	c.dirty.Store(true)
+}

@@ -158,6 +158,11 @@ type Options struct {
 	// log segments and the least size of journal generations.
 	segmentSize, journalSize int64
 
+	// Retention bounds what a Persistent Topic keeps of its log (by age,
+	// by bytes) and says whether subscriptions keep messages (Interest,
+	// the default) or not (Limits). Only for a Persistent Topic.
+	Retention Retention
+
 	// OnError, if set, is told of failures that no call can return because
 	// they happen after the messages involved were accepted: a spill, or a
 	// batch of it, that cannot be written or read back (a failed write or

@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -83,6 +84,9 @@ func OpenQueue(opts Options) (*Queue, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Retention != (Retention{}) {
+		return nil, fmt.Errorf("%w: Retention applies to a Persistent Topic, not a Queue (a Queue deletes what is settled)", ErrInvalidOptions)
 	}
 	q := &Queue{opts: opts, stop: make(chan struct{})}
 	q.group.opts = &q.opts

@@ -232,6 +232,7 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		s.spilling.Store(true)
 	}
 	s.j = &journal{fsys: fsys, dir: dir, gen: js.gen, snapshot: s.snapshot, minSize: journalMinSize}
+	s.track = true
 	if q.opts.journalSize > 0 {
 		s.j.minSize = q.opts.journalSize
 	}

@@ -23,7 +23,7 @@ import (
 // it. After the loop's final round (Close), next is nil and wait waits for
 // Close to finish the files instead.
 type syncer struct {
-	q    *Queue
+	q    syncOwner
 	mu   sync.Mutex
 	next *syncRound // nil once the loop has finished
 	kick chan struct{}
@@ -64,7 +64,15 @@ const (
 	needAll   = needLog | needState
 )
 
-func newSyncer(q *Queue) *syncer {
+// syncOwner is what a syncer syncs: a Persistent Queue or Topic.
+type syncOwner interface {
+	// syncAll syncs the dirty files of the kinds need names, and fails
+	// for good (storageErr) if one fails.
+	syncAll(need syncNeed) error
+	storageErr() error
+}
+
+func newSyncer(q syncOwner) *syncer {
 	return &syncer{q: q, next: &syncRound{done: make(chan struct{})}, kick: make(chan struct{}, 1), stop: make(chan struct{}), closed: make(chan struct{})}
 }
 

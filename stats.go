@@ -13,6 +13,7 @@ type Stats struct {
 	DeadLettered uint64 // messages that ran out of attempts or were terminated
 	Dropped      uint64 // messages lost to DropOldest, a full dead-letter queue, a failed spill, or Close
 	Spilled      uint64 // messages written to a spill log
+	Trimmed      uint64 // a Persistent topic's messages retention removed before the subscription read them (Limits)
 
 	Depth     int64  // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
 	InFlight  int64  // ManualAck deliveries not yet settled
@@ -81,6 +82,7 @@ func (st *Stats) add(part *Stats) {
 	st.DeadLettered += part.DeadLettered
 	st.Dropped += part.Dropped
 	st.Spilled += part.Spilled
+	st.Trimmed += part.Trimmed
 	st.Depth += part.Depth
 	st.InFlight += part.InFlight
 	st.DiskBytes += part.DiskBytes

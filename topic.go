@@ -1,7 +1,9 @@
 package spillway
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
 	"maps"
 	"slices"
 	"sync"
@@ -66,6 +68,13 @@ type Topic struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
+	// Persistent only.
+	recovery Recovery
+	always   bool    // Sync is SyncAlways
+	sy       *syncer // nil for an Ephemeral topic
+	storage  atomic.Pointer[error]
+	filesMu  sync.Mutex // held while subscriptions' cursor files are synced, or closed
+
 	// statsHook, when set (by tests only), runs while a subscription's
 	// Stats holds a subShard's receiver lock.
 	statsHook func()
@@ -79,25 +88,35 @@ func OpenTopic(opts Options) (*Topic, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Durability == Persistent {
-		return nil, fmt.Errorf("%w: a Persistent topic is not built yet; topics are Ephemeral", ErrInvalidOptions)
+	if err := checkTopicOptions(&opts); err != nil {
+		return nil, err
 	}
 	t := &Topic{opts: opts, stop: make(chan struct{})}
 	t.subs.Store(&map[string]*subscription{})
 	t.groups.Store(new([]*subscription))
+	t.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
+	t.lat.init(&t.opts)
+	t.shards = make([]*tshard, opts.Shards)
 	if opts.Dir != "" {
 		if t.dir, err = openDir(&t.opts, "topic", shardsGiven); err != nil {
 			return nil, err
 		}
-		t.cache = mmap.NewBatchCache(64<<20, 16<<20)
+		if opts.Durability == Persistent {
+			t.shards = make([]*tshard, t.opts.Shards) // the stored count
+			if err := t.openDurable(); err != nil {
+				_ = t.dir.closeDir(&t.opts)
+				return nil, err
+			}
+		} else {
+			t.cache = mmap.NewBatchCache(64<<20, 16<<20)
+		}
 	}
-	t.lat.init(&t.opts)
-	t.shards = make([]*tshard, opts.Shards)
 	for i := range t.shards {
-		t.shards[i] = &tshard{t: t, idx: i, ring: ring.NewBroadcast[tentry](opts.RingSize)}
+		if t.shards[i] == nil {
+			t.shards[i] = &tshard{t: t, idx: i, ring: ring.NewBroadcast[tentry](opts.RingSize)}
+		}
 		t.shards[i].stamps.init(t.shards[i].ring.Cap(), t.lat.every)
 	}
-	t.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	if opts.Ack == ManualAck {
 		c, stop := opts.Clock.Ticker(t.clock.tick)
 		t.wg.Add(1)
@@ -116,36 +135,81 @@ func OpenTopic(opts Options) (*Topic, error) {
 }
 
 // Subscribe creates the named subscription, which then gets every message
-// published after Subscribe returns, or, if it exists, attaches another
-// competing receiver to it.
+// published after Subscribe returns (SubscribeAt with Latest), or, if it
+// exists, attaches another competing receiver to it, where it is (on a
+// Persistent topic, where it was when the topic closed).
 func (t *Topic) Subscribe(name string) (*Subscription, error) {
+	return t.subscribe(name, Latest(), false)
+}
+
+// SubscribeAt creates the named subscription at start, or, if it exists,
+// attaches another receiver to it where it is, if it was created with the
+// same start (otherwise it fails with ErrInvalidOptions, naming both:
+// Seek moves an existing subscription). Earliest, AtTime and AtPosition
+// need a Persistent topic; on an Ephemeral one only Latest is accepted.
+// On a Persistent topic the subscription is on disk when SubscribeAt
+// returns, and its name is 1 to 100 bytes.
+func (t *Topic) SubscribeAt(name string, start StartAt) (*Subscription, error) {
+	return t.subscribe(name, start, true)
+}
+
+func (t *Topic) subscribe(name string, start StartAt, check bool) (*Subscription, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed.Load() {
 		return nil, ErrClosed
 	}
 	if sub, ok := (*t.subs.Load())[name]; ok {
+		if check && sub.start.String() != start.String() {
+			return nil, fmt.Errorf("%w: subscription %q exists, created at %s, not %s (Seek moves it)", ErrInvalidOptions, name, sub.start, start)
+		}
 		sub.attached.Add(1)
 		return &Subscription{sub: sub, t: t}, nil
 	}
-	sub := &subscription{name: name, shards: make([]*subShard, len(t.shards))}
-	sub.group.opts, sub.group.clock = &t.opts, t.clock
-	sub.group.initTiming()
-	sub.group.lat.shareClock(&t.lat)
-	for i, s := range t.shards {
-		ss := &subShard{ts: s}
-		ss.ackBook.init(&sub.group, i)
-		s.pub.Lock()
-		ss.r = s.ring.AddReader()
-		s.subs = append(s.subs, ss)
-		s.pub.Unlock()
-		sub.shards[i] = ss
+	var sub *subscription
+	if t.sy != nil {
+		var err error
+		if sub, err = t.createDurable(name, start); err != nil {
+			return nil, err
+		}
+	} else {
+		if start.kind != startLatest {
+			return nil, fmt.Errorf("%w: starting at %s needs a Persistent topic (an Ephemeral one keeps no history)", ErrInvalidOptions, start)
+		}
+		sub = t.newSubscription(name, start)
+		for _, ss := range sub.shards {
+			s := ss.ts
+			s.pub.Lock()
+			ss.r = s.ring.AddReader()
+			s.subs = append(s.subs, ss)
+			s.pub.Unlock()
+		}
 	}
 	next := maps.Clone(*t.subs.Load())
 	next[name] = sub
 	t.setSubs(next)
 	sub.attached.Add(1)
 	return &Subscription{sub: sub, t: t}, nil
+}
+
+// newSubscription returns a subscription with a subShard per shard,
+// attached to none of them yet.
+func (t *Topic) newSubscription(name string, start StartAt) *subscription {
+	sub := &subscription{name: name, start: start, shards: make([]*subShard, len(t.shards))}
+	sub.group.opts, sub.group.clock = &t.opts, t.clock
+	if t.sy != nil {
+		sub.group.fail = func(err error) { _ = t.failStorage(err) }
+		sub.group.commit = t.storageErr
+	}
+	sub.group.initTiming()
+	sub.group.lat.shareClock(&t.lat)
+	for i, s := range t.shards {
+		ss := &subShard{ts: s}
+		ss.ackBook.init(&sub.group, i)
+		ss.track = t.opts.Ack == ManualAck
+		sub.shards[i] = ss
+	}
+	return sub
 }
 
 // Unsubscribe deletes the named subscription: its backlog is released (and
@@ -180,6 +244,18 @@ func (t *Topic) Unsubscribe(name string) error {
 			done.close()
 		}
 		s.room.WakeAll()
+	}
+	if t.sy != nil {
+		t.filesMu.Lock()
+		err := t.closeSubCursors(sub)
+		t.filesMu.Unlock()
+		if rerr := removeSubDir(t.opts.fs, filepath.Join(t.opts.Dir, subDirName(name))); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: deleting subscription %q: %w", ErrStorage, name, err)
+		}
+		return nil
 	}
 	t.retrySpills() // what only this subscription held is gone: room for the others' held batches
 	return nil
@@ -230,8 +306,14 @@ func (t *Topic) StatsWith(o StatsOptions) Stats {
 		part := &parts[i]
 		s.pub.Lock() // the tail and spilled together: a shard's part is consistent
 		part.Sent = s.ring.Tail()
+		if s.d != nil {
+			part.Sent -= s.d.base
+		}
 		part.Spilled = s.spilled
-		if s.spill != nil {
+		if s.spill != nil && s.d != nil {
+			ls := s.d.log.Stats()
+			part.DiskBytes, part.DataBytes, part.Syncs = ls.DiskBytes, ls.DataBytes, ls.Syncs
+		} else if s.spill != nil {
 			ls := s.spill.log.Stats()
 			part.DiskBytes, part.DataBytes = ls.DiskBytes, ls.DataBytes
 			part.SpillingShards = 1
@@ -289,6 +371,9 @@ func (t *Topic) Close() error {
 	subs := *t.subs.Load()
 	t.mu.Unlock()
 	close(t.stop)
+	if t.sy != nil {
+		close(t.sy.stop) // its final round serves whoever still waits
+	}
 	t.wg.Wait()
 	for _, sub := range subs {
 		sub.closed.Store(true)
@@ -313,9 +398,18 @@ func (t *Topic) Close() error {
 		}
 		s.room.WakeAll()
 	}
-	var err error
-	if t.dir.lock != nil {
-		err = t.dir.closeDir(&t.opts)
+	var errs []error
+	if t.sy != nil {
+		t.filesMu.Lock()
+		for _, sub := range subs {
+			errs = append(errs, t.closeSubCursors(sub))
+		}
+		t.filesMu.Unlock()
+		errs = append(errs, t.closeLogs())
+		close(t.sy.closed)
 	}
-	return err
+	if t.dir.lock != nil {
+		errs = append(errs, t.dir.closeDir(&t.opts))
+	}
+	return errors.Join(errs...)
 }

@@ -117,6 +117,9 @@ const stickyRun = 64
 // publishLocked pushes es, in order, and releases pub. It returns how many
 // it published. REQUIRES: s.pub, which it releases.
 func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
+	if s.d != nil {
+		return s.publishDurable(es)
+	}
 	done := 0
 	for done < len(es) {
 		if s.closed {

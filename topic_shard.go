@@ -34,6 +34,7 @@ type tshard struct {
 	idx    int
 	ring   *ring.Broadcast[tentry]
 	stamps topicStamps // publish times of the timed positions
+	d      *tdurable   // Persistent only: the shard's log
 
 	// The publisher's line: pub and what it guards.
 	_      pad

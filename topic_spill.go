@@ -37,6 +37,11 @@ type tspill struct {
 	pend   *refBatch
 	target int
 	free   chan *refBatch
+	// permanent: a Persistent topic shard's log (tdurable), which holds
+	// every message at offsets equal to ring positions (base 0), is
+	// appended to by publishers directly, and lives as long as the topic.
+	// Only log and readers are used then.
+	permanent bool
 }
 
 // startSpill opens a spill whose log begins with what the ring holds
@@ -287,6 +292,9 @@ func (s *tshard) evict(ss *subShard) error {
 // It reports whether ss has something new to deliver, or is back in the
 // ring. REQUIRES: ss.recvMu; ss reads the spill.
 func (ss *subShard) readDisk() bool {
+	if ss.spill.permanent {
+		return ss.readLog()
+	}
 	s, sp := ss.ts, ss.spill
 	if s.ring.Tail()-ss.pos <= uint64(s.ring.Cap()/2) && ss.rejoin(nil) && ss.r != nil {
 		return true // close enough to the publisher: back to the ring

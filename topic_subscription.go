@@ -31,6 +31,7 @@ type Subscription struct {
 type subscription struct {
 	group
 	name     string
+	start    StartAt // where it was created
 	shards   []*subShard
 	attached atomic.Int64 // Subscription handles open
 }
@@ -229,6 +230,7 @@ func (sub *subscription) addStats(st *Stats, parts []Stats, olds []int64) (oldes
 			sub.receivers.Wake(1)
 		}
 		part.Delivered += delivered
+		part.Trimmed += ss.trimmed.Load()
 		if !gone && next < tail {
 			part.Depth += int64(tail - next)
 		}

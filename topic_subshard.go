@@ -2,6 +2,9 @@ package spillway
 
 import (
 	"sync"
+	"sync/atomic"
+
+	"github.com/spillway-io/spillway/codec"
 
 	"github.com/spillway-io/spillway/internal/invariants"
 
@@ -49,6 +52,16 @@ type subShard struct {
 	// and the reader moved past it. Guarded by recvMu.
 	skipping bool
 
+	// Persistent only: cur is the subscription's cursor file for this
+	// shard, saved the offset it holds (stored under recvMu, loaded by
+	// retention); recs is scratch for reading the log, diskSkipped what
+	// disk.Skipped() said last.
+	cur         *cursorFile
+	saved       atomic.Uint64
+	recs        []codec.Record
+	diskSkipped uint64
+	trimmed     atomic.Uint64 // messages retention removed before ss read them
+
 	// delivered counts first deliveries. Guarded by recvMu: Stats reads it,
 	// and the position of the next message to deliver, under recvMu, rather
 	// than receivers storing them with atomics (two locked instructions per
@@ -74,7 +87,9 @@ func (ss *subShard) detach() *tspill {
 		return nil
 	}
 	ss.detached = true
-	ss.dropped.Add(ss.ts.ring.Tail() - ss.nextPosition())
+	if ss.ts.d == nil { // a Persistent topic keeps it in the log
+		ss.dropped.Add(ss.ts.ring.Tail() - ss.nextPosition())
+	}
 	ss.ackBook.drop()
 	clear(ss.local[:])
 	ss.lo, ss.hi = 0, 0
@@ -83,6 +98,8 @@ func (ss *subShard) detach() *tspill {
 	if ss.r != nil {
 		ss.r.Close()
 		ss.r = nil
+	} else if ss.spill != nil && ss.spill.permanent {
+		ss.closeLogReader()
 	} else if ss.spill != nil {
 		done = ss.leaveSpill()
 	}
@@ -155,7 +172,7 @@ func (ss *subShard) take(dst []Delivery) int {
 		}
 	}
 out:
-	if ss.r == nil && ss.spill != nil && ss.carryNext == len(ss.carry) && ss.ts.ring.Tail()-ss.pos <= uint64(ss.ts.ring.Cap()/2) {
+	if ss.r == nil && ss.spill != nil && !ss.spill.permanent && ss.carryNext == len(ss.carry) && ss.ts.ring.Tail()-ss.pos <= uint64(ss.ts.ring.Cap()/2) {
 		// Caught up with the spill and close to the publisher: rejoin the
 		// ring now, so that the spill's files go as soon as its last
 		// reader is done, not at that reader's next call.
@@ -168,6 +185,9 @@ out:
 		ss.delivered += uint64(n - first)
 		if ss.g.opts.Ack == ManualAck {
 			ss.leaseOut(dst[first:n], now)
+		}
+		if ss.cur != nil {
+			ss.saveCursor()
 		}
 	}
 	return n

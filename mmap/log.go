@@ -182,6 +182,7 @@ type SegmentInfo struct {
 	Sealed    bool   // no more appends: the log moved on
 	DataBytes int64  // bytes of batches it holds
 	Size      int64  // bytes reserved
+	LastAt    int64  // unix ns of its last append (a record's timestamp, or the clock's)
 }
 
 // Segments describes the live segments, oldest first.
@@ -189,7 +190,7 @@ func (l *Log) Segments() []SegmentInfo {
 	segs := l.segments()
 	out := make([]SegmentInfo, len(segs))
 	for i, s := range segs {
-		out[i] = SegmentInfo{Name: s.name, Base: s.base, Next: s.next.Load(), Sealed: s.sealed.Load(), DataBytes: s.end.Load() - segHeaderSize, Size: s.size}
+		out[i] = SegmentInfo{Name: s.name, Base: s.base, Next: s.next.Load(), Sealed: s.sealed.Load(), DataBytes: s.end.Load() - segHeaderSize, Size: s.size, LastAt: s.lastAt.Load()}
 	}
 	return out
 }

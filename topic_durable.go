@@ -1,0 +1,440 @@
+package spillway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-io/spillway/codec"
+	"github.com/spillway-io/spillway/internal/invariants"
+	"github.com/spillway-io/spillway/mmap"
+	"github.com/spillway-io/spillway/ring"
+)
+
+// tdurable is a Persistent topic shard's log: every message published to
+// the shard, in order, at log offsets that are also its ring positions.
+//
+// Who may do what:
+//   - The holder of the shard's pub appends to the log and then pushes the
+//     same messages into the ring, so ring.Tail() == log.NextOffset()
+//     whenever pub is free: the ring is a read cache of the log's tail,
+//     keeping its last Cap() messages (KeepPassed) so that a subShard
+//     reading the log can rejoin it.
+//   - A subShard reads the ring (ss.r) while it keeps up. When the ring is
+//     full, the publisher moves the subShards that hold it back to the
+//     log (evictToLog: nothing is copied, the log has it all), where they
+//     read on their own, and rejoin the ring at the log's end.
+//   - Under SyncAlways nothing reads the ring: subShards read the log up to
+//     synced, which the syncer advances after each round, so nothing is
+//     delivered before it is durable.
+//   - Every message of one append carries one timestamp, the publish time,
+//     never below the shard's previous one (last): the log's time index
+//     (mmap.Log.OffsetAt) rests on that.
+type tdurable struct {
+	dir  string
+	log  *mmap.Log
+	recs []codec.Record // scratch; guarded by pub
+	hdrs []codec.Header // scratch; guarded by pub
+	last int64          // the last append's time; guarded by pub
+
+	synced atomic.Uint64 // SyncAlways: the log is durable below it
+	base   uint64        // the log's next offset at open
+}
+
+// topicShardDir is the directory of a Persistent topic shard's log.
+func topicShardDir(dir string, i int) string { return filepath.Join(dir, shardDirName(i)) }
+
+// openLogs opens every shard's log (Persistent): torn tails cut, corrupt
+// runs quarantined, as for a Queue; each shard's ring then starts at its
+// log's next offset.
+func (t *Topic) openLogs() error {
+	fsys := t.opts.fs
+	logSync := mmap.SyncManual
+	if t.opts.Sync == SyncNever {
+		logSync = mmap.SyncNever
+	}
+	for i := range t.shards {
+		dir := topicShardDir(t.opts.Dir, i)
+		if err := fsys.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		log, lrec, err := mmap.Open(dir, mmap.Options{
+			SegmentSize: t.dir.segSize,
+			Mapped:      true,
+			Sync:        logSync,
+			Quota:       t.dir.quota,
+			FS:          fsys,
+			MaxAge:      t.opts.Retention.MaxAge,
+			Now:         t.opts.Clock.Now,
+		})
+		if err != nil {
+			return fmt.Errorf("%w: opening topic shard %d's log in %s: %w", ErrStorage, i, dir, err)
+		}
+		t.recovery.Segments += lrec.Segments
+		t.recovery.Scanned += lrec.Segments - lrec.Trusted
+		t.recovery.Lost += lrec.LostRecords()
+		for _, loss := range lrec.Dropped {
+			if loss.Tail {
+				t.recovery.TruncatedBytes += loss.Bytes
+			} else {
+				t.recovery.Quarantined += loss.Batches
+			}
+		}
+		if err := log.Sync(); err != nil { // what recovery kept, before anything builds on it
+			_ = log.Close()
+			return fmt.Errorf("%w: syncing topic shard %d's log: %w", ErrStorage, i, err)
+		}
+		t.shards[i] = &tshard{t: t, idx: i, d: &tdurable{dir: dir, log: log}, spill: &tspill{log: log, permanent: true}}
+	}
+	return fsys.SyncDir(t.opts.Dir)
+}
+
+// checkTopicOptions refuses what a Topic cannot do with opts.
+func checkTopicOptions(o *Options) error {
+	r := o.Retention
+	switch {
+	case r.MaxAge < 0 || r.MaxBytes < 0:
+		return fmt.Errorf("%w: negative Retention", ErrInvalidOptions)
+	case r.Policy != Interest && r.Policy != Limits:
+		return fmt.Errorf("%w: retention policy %d", ErrInvalidOptions, r.Policy)
+	case r != (Retention{}) && o.Durability != Persistent:
+		return fmt.Errorf("%w: Retention applies to a Persistent topic (an Ephemeral one keeps what its subscriptions have not read, and nothing else)", ErrInvalidOptions)
+	case o.Durability == Persistent && o.Ack == ManualAck:
+		return fmt.Errorf("%w: a Persistent topic with ManualAck is not built yet (AutoAck is)", ErrInvalidOptions)
+	}
+	return nil
+}
+
+// openDurable opens a Persistent topic's logs and subscriptions, and
+// starts its syncer and housekeeper. Each subscription resumes reading
+// the log at its cursor; each ring starts at its log's end.
+func (t *Topic) openDurable() error {
+	start := time.Now()
+	t.always = t.opts.Sync == SyncAlways
+	t.sy = newSyncer(t)
+	if err := t.openLogs(); err != nil {
+		_ = t.closeLogs()
+		return err
+	}
+	stored, err := t.readSubs()
+	if err != nil {
+		_ = t.closeLogs()
+		return err
+	}
+	for i, s := range t.shards {
+		log := s.d.log
+		// A cursor ahead of its log: a power loss took back the log's tail
+		// but not the cursor. Those offsets are never given to new messages.
+		hi := log.NextOffset()
+		for _, st := range stored {
+			hi = max(hi, st.offs[i])
+		}
+		if hi > log.NextOffset() {
+			t.recovery.Lost += hi - log.NextOffset()
+			if err := log.SkipTo(hi); err != nil {
+				_ = t.closeLogs()
+				return fmt.Errorf("%w: topic shard %d: %w", ErrStorage, i, err)
+			}
+		}
+		s.d.base = log.NextOffset()
+		s.d.synced.Store(log.NextOffset())
+		s.ring = ring.NewBroadcastAt[tentry](t.opts.RingSize, log.NextOffset())
+		s.ring.KeepPassed(true)
+	}
+	next := map[string]*subscription{}
+	for _, st := range stored {
+		sub := t.newSubscription(st.name, st.start)
+		if err := t.openSubCursors(sub); err != nil {
+			for _, o := range next {
+				_ = t.closeSubCursors(o)
+			}
+			_ = t.closeLogs()
+			return err
+		}
+		for i, ss := range sub.shards {
+			ss.attachLog(st.offs[i])
+			t.recovery.Messages += t.shards[i].d.log.NextOffset() - max(st.offs[i], t.shards[i].d.log.FirstOffset())
+		}
+		next[st.name] = sub
+	}
+	t.setSubs(next)
+	t.recovery.Took = time.Since(start)
+	logEvent(t.opts.Logger, slog.LevelInfo, EventRecovered, slog.String("dir", t.opts.Dir),
+		slog.Uint64("messages", t.recovery.Messages), slog.Uint64("lost", t.recovery.Lost),
+		slog.Int64("truncated_bytes", t.recovery.TruncatedBytes), slog.Int("quarantined", t.recovery.Quarantined),
+		slog.Int("segments", t.recovery.Segments), slog.Int("scanned", t.recovery.Scanned), slog.Duration("took", t.recovery.Took))
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		t.sy.loop()
+	}()
+	c, stop := t.opts.Clock.Ticker(t.opts.SyncEvery)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		defer stop()
+		t.housekeeper(c, t.stop)
+	}()
+	return nil
+}
+
+// Recovery returns what opening a Persistent topic found in its
+// directory: Messages counts those waiting for the subscriptions (summed
+// over them), Lost those the files no longer held whole.
+func (t *Topic) Recovery() Recovery { return t.recovery }
+
+// attachLog makes ss read its shard's log from off (or the log's first
+// offset, if that is later). REQUIRES: s.pub, or ss not yet visible.
+func (ss *subShard) attachLog(off uint64) {
+	s := ss.ts
+	ss.pos = off
+	ss.spill = s.spill
+	s.spill.readers++
+	s.subs = append(s.subs, ss)
+	ss.saved.Store(off)
+}
+
+// createDurable creates a subscription of a Persistent topic at start: on
+// disk first (createSubDir), then in each shard, reading the log from
+// where start says. REQUIRES: t.mu.
+func (t *Topic) createDurable(name string, start StartAt) (*subscription, error) {
+	if err := checkSubName(name); err != nil {
+		return nil, err
+	}
+	if err := t.storageErr(); err != nil {
+		return nil, err
+	}
+	offs, err := t.startOffsets(start)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.createSubDir(name, start, offs); err != nil {
+		return nil, fmt.Errorf("%w: creating subscription %q: %w", ErrStorage, name, err)
+	}
+	sub := t.newSubscription(name, start)
+	if err := t.openSubCursors(sub); err != nil {
+		return nil, err
+	}
+	for i, ss := range sub.shards {
+		s := ss.ts
+		s.pub.Lock()
+		ss.attachLog(offs[i])
+		s.pub.Unlock()
+	}
+	return sub, nil
+}
+
+// closeLogs closes every shard's log that is open.
+func (t *Topic) closeLogs() error {
+	var errs []error
+	for _, s := range t.shards {
+		if s != nil && s.d != nil {
+			if t.storageErr() == nil {
+				errs = append(errs, s.d.log.Sync())
+			}
+			errs = append(errs, s.d.log.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// records converts es into d.recs for the log, every one stamped at. REQUIRES: pub.
+func (d *tdurable) records(es []tentry, at int64) []codec.Record {
+	recs := growRecords(d.recs, len(es))
+	hdrs := d.hdrs[:0]
+	for i := range es {
+		e := es[i].unpack()
+		hdrs = codecRecord(&recs[i], &e, hdrs)
+		recs[i].Timestamp = at
+	}
+	d.hdrs = hdrs
+	return recs
+}
+
+// publishDurable appends es to the shard's log, as one batch, then pushes
+// them into the ring, and releases pub; under SyncAlways it then waits
+// for the sync. It returns how many it published: all of es, or none. It
+// never waits for room: a full disk (or MaxDiskBytes) fails it with
+// ErrDiskFull.
+// REQUIRES: s.pub, which it releases.
+func (s *tshard) publishDurable(es []tentry) (int, error) {
+	t, d := s.t, s.d
+	if s.closed {
+		s.pub.Unlock()
+		return 0, ErrClosed
+	}
+	if err := t.storageErr(); err != nil {
+		s.pub.Unlock()
+		return 0, err
+	}
+	if invariants.Enabled && s.ring.Tail() != d.log.NextOffset() {
+		invariants.Failf("topic shard %d: ring tail %d, log at %d", s.idx, s.ring.Tail(), d.log.NextOffset())
+	}
+	at := max(t.lat.now(), d.last)
+	d.last = at
+	recs := d.records(es, at)
+	_, err := d.log.AppendRecords(recs)
+	clear(recs)
+	clear(d.hdrs)
+	d.recs, d.hdrs = recs[:0], d.hdrs[:0]
+	if err != nil {
+		s.pub.Unlock()
+		if errors.Is(err, mmap.ErrDiskFull) {
+			return 0, fmt.Errorf("%w: topic shard %d: %w", ErrDiskFull, s.idx, err)
+		}
+		return 0, t.failStorage(fmt.Errorf("topic shard %d: appending to %s: %w", s.idx, d.dir, err))
+	}
+	// The ring keeps up with the log: the subShards that would keep it from
+	// taking these read the log instead.
+	if room := s.ring.Room(len(es)); room < len(es) {
+		s.pub.Slow() // it takes recvMus
+		for _, ss := range s.gating(len(es)) {
+			s.evictToLog(ss)
+		}
+	}
+	s.stamp(s.ring.Tail(), len(es))
+	if pushed := s.ring.PushBatch(es); pushed != len(es) {
+		// Nothing gates the ring now; a ring too small for the batch
+		// (a PublishBatch run is at most 64 messages) cannot happen.
+		s.pub.Unlock()
+		return 0, t.failStorage(fmt.Errorf("internal error: topic shard %d's ring took %d of %d messages", s.idx, pushed, len(es)))
+	}
+	s.pub.Unlock()
+	if t.always {
+		if err := t.sy.wait(needLog); err != nil {
+			return 0, err
+		}
+	}
+	t.wakeReceivers(len(es))
+	return len(es), nil
+}
+
+// evictToLog moves ss from the ring to the log at its cursor.
+// REQUIRES: s.pub.
+func (s *tshard) evictToLog(ss *subShard) {
+	ss.recvMu.Lock()
+	defer ss.recvMu.Unlock()
+	if ss.r == nil {
+		return
+	}
+	ss.pos = ss.r.Cursor()
+	ss.r.Close()
+	ss.r = nil
+	ss.spill = s.spill
+	s.spill.readers++
+	s.evictions.Add(1)
+}
+
+// storageErr returns the topic's storage failure, if any.
+func (t *Topic) storageErr() error {
+	if p := t.storage.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// failStorage records err as the topic's storage failure (the first one
+// stays) and returns it, as ErrStorage: as for a Queue, nothing more is
+// accepted after a failed write or sync until the topic is reopened.
+func (t *Topic) failStorage(err error) error {
+	if !errors.Is(err, ErrStorage) {
+		err = fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if t.storage.CompareAndSwap(nil, &err) {
+		if f := t.opts.OnError; f != nil {
+			f(err)
+		}
+		logEvent(t.opts.Logger, slog.LevelError, EventFailure, slog.Any("error", err))
+		for _, sub := range *t.groups.Load() {
+			sub.receivers.WakeAll()
+		}
+		for _, s := range t.shards {
+			s.room.WakeAll()
+		}
+	}
+	return t.storageErr()
+}
+
+// syncAll syncs the dirty logs (needLog) and subscription cursors
+// (needCursor) of every shard, in parallel, and publishes, per shard, how
+// much of the log is durable. A failure is sticky.
+func (t *Topic) syncAll(need syncNeed) error {
+	if err := t.storageErr(); err != nil {
+		return err
+	}
+	t.filesMu.Lock()
+	defer t.filesMu.Unlock()
+	var jobs []func() error
+	marks := make([]uint64, len(t.shards))
+	for i, s := range t.shards {
+		marks[i] = s.d.log.NextOffset()
+		if need&needLog != 0 && s.d.log.Dirty() {
+			jobs = append(jobs, s.d.log.Sync)
+		}
+	}
+	if need&needCursor != 0 {
+		for _, sub := range *t.groups.Load() {
+			for _, ss := range sub.shards {
+				if c := ss.cur; c != nil && c.dirty.Load() {
+					jobs = append(jobs, c.sync)
+				}
+			}
+		}
+	}
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, run := range jobs {
+		wg.Go(func() { errs[i] = run() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return t.failStorage(err)
+	}
+	if need&needLog != 0 {
+		for i, s := range t.shards {
+			if s.d.synced.Load() < marks[i] {
+				s.d.synced.Store(marks[i])
+			}
+		}
+		if t.always {
+			t.wakeReceivers(1 << 20)
+		}
+	}
+	return nil
+}
+
+// Sync makes everything published so far, and every subscription's
+// position, durable: after it returns nil, a power loss takes none of it
+// back. It fails with ErrStorage if the disk failed (now or before),
+// ErrClosed after Close; on an Ephemeral topic it does nothing.
+func (t *Topic) Sync() error {
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	if t.sy == nil {
+		return nil
+	}
+	return t.sy.wait(needAll)
+}
+
+// housekeeper runs a Persistent topic's periodic work every SyncEvery:
+// under SyncInterval a sync round, then retention (retain).
+func (t *Topic) housekeeper(tick <-chan time.Time, stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick:
+		}
+		if t.opts.Sync == SyncInterval {
+			if err := t.sy.waitRound(needAll); err != nil {
+				continue // sticky, and reported by failStorage
+			}
+		}
+		t.retain()
+	}
+}

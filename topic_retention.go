@@ -1,0 +1,87 @@
+package spillway
+
+import "github.com/spillway-io/spillway/mmap"
+
+// retain applies a Persistent topic's retention to every shard's log: it
+// lets go of the sealed segments every subscription has passed (Interest)
+// and of those past the limits (Limits; under Interest, only when the
+// topic has no subscription). What the subscriptions' positions rest on
+// is synced first: a power loss must not bring back a position whose
+// messages are gone.
+func (t *Topic) retain() {
+	floors := make([]uint64, len(t.shards))
+	subs := *t.groups.Load()
+	any := false
+	for i, s := range t.shards {
+		log := s.d.log
+		segs := log.Segments()
+		if len(segs) < 2 {
+			continue
+		}
+		floor := t.limitFloor(segs)
+		if t.opts.Retention.Policy == Interest && len(subs) > 0 {
+			floor = log.NextOffset()
+			for _, sub := range subs {
+				floor = min(floor, sub.shards[i].floor())
+			}
+		}
+		if floor >= segs[0].Next {
+			floors[i], any = floor, true
+		}
+	}
+	if !any {
+		return
+	}
+	if err := t.sy.waitRound(needCursor); err != nil {
+		return // sticky, and reported by failStorage
+	}
+	for i, s := range t.shards {
+		if floors[i] > 0 {
+			s.d.log.Trim(floors[i])
+		}
+	}
+}
+
+// limitFloor returns the offset before which the limits let messages go:
+// segments older than MaxAge, and the oldest while the shard holds more
+// than MaxBytes. The active (last) segment always stays.
+func (t *Topic) limitFloor(segs []mmap.SegmentInfo) uint64 {
+	r := t.opts.Retention
+	var floor uint64
+	if r.MaxAge > 0 {
+		cutoff := t.opts.Clock.Now().Add(-r.MaxAge).UnixNano()
+		for _, sg := range segs[:len(segs)-1] {
+			if sg.LastAt >= cutoff {
+				break
+			}
+			floor = sg.Next
+		}
+	}
+	if r.MaxBytes > 0 {
+		kept := int64(0)
+		for j := len(segs) - 1; j >= 0; j-- {
+			if kept += segs[j].DataBytes; kept > r.MaxBytes && j < len(segs)-1 {
+				floor = max(floor, segs[j].Next)
+				break
+			}
+		}
+	}
+	if r.MaxAge == 0 && r.MaxBytes == 0 && r.Policy == Interest {
+		floor = segs[len(segs)-1].Base // no subscription and no limit: nothing is kept
+	}
+	return floor
+}
+
+// floor is the offset before which ss has everything settled: its saved
+// cursor, or, under ManualAck, its oldest unsettled delivery.
+func (ss *subShard) floor() uint64 {
+	f := ss.saved.Load()
+	if ss.track {
+		ss.leaseMu.Lock()
+		if l := ss.byOffset.head; l != nil {
+			f = min(f, l.offset)
+		}
+		ss.leaseMu.Unlock()
+	}
+	return f
+}

@@ -1,0 +1,83 @@
+package spillway
+
+import "fmt"
+
+// Position returns the subscription's position: in every shard, the
+// offset of the first message it has not settled (under AutoAck, not
+// been handed; under ManualAck, not acked, terminated or dead-lettered).
+// AtPosition(p) resumes exactly there.
+func (r *Subscription) Position() Position {
+	sub := r.sub
+	offs := make([]uint64, len(sub.shards))
+	for i, ss := range sub.shards {
+		ss.recvMu.Lock()
+		offs[i] = ss.nextPosition()
+		ss.recvMu.Unlock()
+		if ss.track {
+			ss.leaseMu.Lock()
+			if l := ss.byOffset.head; l != nil {
+				offs[i] = min(offs[i], l.offset)
+			}
+			ss.leaseMu.Unlock()
+		}
+	}
+	return newPosition(offs)
+}
+
+// Seek moves the subscription, and so every receiver of it, to start:
+// the next message each shard delivers is the one start names there
+// (see StartAt), whether before or after where the subscription was.
+// What the subscription held popped or read back is let go (it is still
+// in the log). On a Persistent topic the new position is on disk when
+// Seek returns. Seek needs a Persistent topic (ErrInvalidOptions
+// otherwise), and fails with ErrClosed once the receiver, the
+// subscription or the topic is closed.
+func (r *Subscription) Seek(start StartAt) error {
+	if r.done() {
+		return ErrClosed
+	}
+	t, sub := r.t, r.sub
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() || sub.closed.Load() {
+		return ErrClosed
+	}
+	if t.sy == nil {
+		return fmt.Errorf("%w: Seek needs a Persistent topic (an Ephemeral one keeps no history)", ErrInvalidOptions)
+	}
+	if err := t.storageErr(); err != nil {
+		return err
+	}
+	offs, err := t.startOffsets(start)
+	if err != nil {
+		return err
+	}
+	for i, ss := range sub.shards {
+		s := ss.ts
+		s.pub.Lock()
+		s.pub.Slow() // it waits for recvMu
+		ss.recvMu.Lock()
+		clear(ss.local[:])
+		ss.lo, ss.hi = 0, 0
+		clear(ss.carry)
+		ss.carry, ss.carryNext = ss.carry[:0], 0
+		if ss.r != nil {
+			ss.r.Close()
+			ss.r = nil
+		} else {
+			ss.closeLogReader()
+		}
+		ss.pos = offs[i]
+		ss.spill = s.spill
+		s.spill.readers++
+		ss.cur.rewind(offs[i])
+		ss.saved.Store(offs[i])
+		ss.recvMu.Unlock()
+		s.pub.Unlock()
+	}
+	if err := t.sy.wait(needCursor); err != nil {
+		return err
+	}
+	sub.receivers.WakeAll()
+	return nil
+}

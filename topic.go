@@ -3,8 +3,8 @@ package spillway
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"maps"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"

@@ -11,5 +11,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(killChildEnv) != "" {
 		runKillChild() // the kill -9 test's child process; never returns
 	}
+	if os.Getenv(topicKillChildEnv) != "" {
+		runTopicKillChild() // the topic kill -9 test's child process; never returns
+	}
 	goleak.VerifyTestMain(m)
 }

@@ -74,6 +74,7 @@ type Topic struct {
 	sy       *syncer // nil for an Ephemeral topic
 	storage  atomic.Pointer[error]
 	filesMu  sync.Mutex // held while subscriptions' cursor files are synced, or closed
+	retains  atomic.Uint64 // retention passes done (tests wait on it)
 
 	// statsHook, when set (by tests only), runs while a subscription's
 	// Stats holds a subShard's receiver lock.

@@ -68,8 +68,7 @@ func (t *Topic) openLogs() error {
 			Sync:        logSync,
 			Quota:       t.dir.quota,
 			FS:          fsys,
-			MaxAge:      t.opts.Retention.MaxAge,
-			Now:         t.opts.Clock.Now,
+			Now:         t.opts.Clock.Now, // segments' times are the records' (the publish times) or this clock's
 		})
 		if err != nil {
 			return fmt.Errorf("%w: opening topic shard %d's log in %s: %w", ErrStorage, i, dir, err)

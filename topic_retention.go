@@ -9,6 +9,7 @@ import "github.com/spillway-io/spillway/mmap"
 // is synced first: a power loss must not bring back a position whose
 // messages are gone.
 func (t *Topic) retain() {
+	defer t.retains.Add(1)
 	floors := make([]uint64, len(t.shards))
 	subs := *t.groups.Load()
 	any := false

@@ -1,0 +1,151 @@
+package spillway
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// tickTopic advances the clock by SyncEvery, twice, and waits each time
+// for the retention pass it runs.
+func tickTopic(t *testing.T, tp *Topic, clock *ManualClock) {
+	t.Helper()
+	for range 2 {
+		before := tp.retains.Load()
+		clock.Advance(tp.opts.SyncEvery)
+		waitFor(t, "the retention pass", func() bool { return tp.retains.Load() > before })
+	}
+}
+
+// publishValues publishes n keyless messages of 1 KiB named from on, one
+// shard.
+func publishValues(t *testing.T, tp *Topic, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		v := make([]byte, 1024)
+		copy(v, fmt.Sprintf("v%d ", i))
+		if err := tp.Publish(context.Background(), Message{Value: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// receiveIndexes receives n messages and returns the index each names.
+func receiveIndexes(t *testing.T, sub *Subscription, n int) []int {
+	t.Helper()
+	out := make([]int, 0, n)
+	for _, v := range receiveValues(t, sub, n) {
+		var i int
+		if _, err := fmt.Sscanf(v, "v%d ", &i); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+func wantRun(t *testing.T, got []int, from int) {
+	t.Helper()
+	for j, i := range got {
+		if i != from+j {
+			t.Fatalf("message %d of the run is v%d, want v%d", j, i, from+j)
+		}
+	}
+}
+
+func retentionTopic(t *testing.T, r Retention) (*Topic, *ManualClock) {
+	clock := NewManualClock(time.Unix(1_700_000_000, 0))
+	tp := openPersistentTopic(t, t.TempDir(), Options{Shards: 1, Clock: clock, Retention: r})
+	return tp, clock
+}
+
+// TestTopicRetentionInterest: segments go once every subscription has
+// passed them, and never one a subscription still needs, whatever the
+// limits say.
+func TestTopicRetentionInterest(t *testing.T) {
+	tp, clock := retentionTopic(t, Retention{MaxAge: time.Minute, MaxBytes: 128 << 10})
+	defer tp.Close()
+	fast, err := tp.Subscribe("fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, err := tp.Subscribe("slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishValues(t, tp, 0, 600) // about ten segments
+	clock.Advance(time.Hour)     // past MaxAge
+	wantRun(t, receiveIndexes(t, fast, 600), 0)
+	wantRun(t, receiveIndexes(t, slow, 300), 0)
+	tickTopic(t, tp, clock)
+	log := tp.shards[0].d.log
+	if first := log.FirstOffset(); first == 0 || first > 300 {
+		t.Fatalf("after the pass the log starts at %d; want past 0 and at most slow's 300", first)
+	}
+	wantRun(t, receiveIndexes(t, slow, 300), 300)
+	if st := slow.Stats(); st.Trimmed != 0 || st.Dropped != 0 {
+		t.Fatalf("slow lost messages: %+v", st)
+	}
+	tickTopic(t, tp, clock)
+	if segs := log.Segments(); len(segs) != 1 {
+		t.Fatalf("%d segments after every subscription read everything, want only the active one", len(segs))
+	}
+}
+
+// TestTopicRetentionLimits: MaxBytes and MaxAge drop whole segments
+// whatever the subscriptions did; one that falls behind skips ahead and
+// counts the skip in Stats.Trimmed.
+func TestTopicRetentionLimits(t *testing.T) {
+	tp, clock := retentionTopic(t, Retention{MaxBytes: 200 << 10, Policy: Limits})
+	defer tp.Close()
+	lag, err := tp.Subscribe("lag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishValues(t, tp, 0, 1000)
+	tickTopic(t, tp, clock)
+	log := tp.shards[0].d.log
+	var data int64
+	segs := log.Segments()
+	for _, s := range segs[1:] {
+		data += s.DataBytes
+	}
+	if data > 200<<10 || log.FirstOffset() == 0 {
+		t.Fatalf("after the pass: %d bytes in %d segments past the first, log from %d", data, len(segs), log.FirstOffset())
+	}
+	first := int(log.FirstOffset())
+	wantRun(t, receiveIndexes(t, lag, 1000-first), first)
+	if st := lag.Stats(); st.Trimmed != uint64(first) || st.Dropped != 0 {
+		t.Fatalf("Trimmed %d, Dropped %d; want %d and 0", st.Trimmed, st.Dropped, first)
+	}
+	expectEmpty(t, lag)
+}
+
+// TestTopicRetentionMaxAge: under Limits, segments whose last message is
+// older than MaxAge go, by the topic's clock; a new subscription at
+// Earliest starts at what is left.
+func TestTopicRetentionMaxAge(t *testing.T) {
+	tp, clock := retentionTopic(t, Retention{MaxAge: time.Hour, Policy: Limits})
+	defer tp.Close()
+	publishValues(t, tp, 0, 600)
+	clock.Advance(2 * time.Hour)
+	publishValues(t, tp, 600, 100)
+	tickTopic(t, tp, clock)
+	log := tp.shards[0].d.log
+	first := int(log.FirstOffset())
+	if first == 0 || first > 600 {
+		t.Fatalf("the log starts at %d, want within the old messages' last segment (0, 600]", first)
+	}
+	cutoff := clock.Now().Add(-time.Hour).UnixNano()
+	for _, s := range log.Segments() {
+		if s.Sealed && s.LastAt < cutoff {
+			t.Fatalf("segment %s (last at %d) is past MaxAge and stays", s.Name, s.LastAt)
+		}
+	}
+	all, err := tp.SubscribeAt("all", Earliest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRun(t, receiveIndexes(t, all, 700-first), first)
+}

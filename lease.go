@@ -135,7 +135,9 @@ func (q *leaseList) pop() *lease {
 // offsetList holds a Persistent shard's unsettled leases in offset order,
 // linked through oprev and onext: its head is the oldest unsettled message,
 // before which the shard's log may be trimmed. First deliveries come in
-// offset order, so appending keeps it sorted. Guarded by the shard's
+// offset order, so appending keeps it sorted in O(1); after a Topic
+// subscription's Seek back they come before leases still held, and push
+// walks back from the tail to where they go. Guarded by the shard's
 // leaseMu.
 type offsetList struct {
 	head, tail *lease
@@ -143,14 +145,21 @@ type offsetList struct {
 }
 
 func (q *offsetList) push(l *lease) {
-	l.onext, l.oprev = nil, q.tail
-	if q.tail != nil {
-		q.tail.onext = l
-	} else {
-		q.head = l
+	after := q.tail // l goes right after it
+	for after != nil && after.offset > l.offset {
+		after = after.oprev
 	}
-	q.tail = l
-	l.olist = q
+	l.oprev, l.olist = after, q
+	if after == nil {
+		l.onext, q.head = q.head, l
+	} else {
+		l.onext, after.onext = after.onext, l
+	}
+	if l.onext != nil {
+		l.onext.oprev = l
+	} else {
+		q.tail = l
+	}
 	q.n++
 }
 

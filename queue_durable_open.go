@@ -211,7 +211,7 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 	if first := log.FirstOffset(); need < first && need < next {
 		return rec, fmt.Errorf("%w: shard %d: messages from offset %d on are not settled, but the log in %s starts at %d: segment files were removed", ErrStorage, s.idx, need, dir, first)
 	}
-	leases, lost, err := q.loadUnsettled(s, unsettled, need, delivered)
+	leases, lost, err := loadUnsettled(log, &s.ackBook, unsettled, need, delivered)
 	if err != nil {
 		return rec, err
 	}
@@ -294,11 +294,11 @@ func countMoved(unsettled map[uint64]*journalEntry) int {
 	return n
 }
 
-// loadUnsettled builds a lease for each unsettled message: its bytes from
-// the journal (moved) or from the log, read from offset need up to
+// loadUnsettled builds a lease of book for each unsettled message: its
+// bytes from the journal (moved) or from log, read from offset need up to
 // delivered. It returns them in offset order, and how many the log no
 // longer held whole.
-func (q *Queue) loadUnsettled(s *qshard, unsettled map[uint64]*journalEntry, need, delivered uint64) ([]recovered, uint64, error) {
+func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEntry, need, delivered uint64) ([]recovered, uint64, error) {
 	if len(unsettled) == 0 {
 		return nil, 0, nil
 	}
@@ -326,9 +326,9 @@ func (q *Queue) loadUnsettled(s *qshard, unsettled map[uint64]*journalEntry, nee
 		}
 	}
 	if need < delivered {
-		r, err := s.d.log.NewPeekReader(need)
+		r, err := log.NewPeekReader(need)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: shard %d: %w", ErrStorage, s.idx, err)
+			return nil, 0, fmt.Errorf("%w: shard %d: %w", ErrStorage, book.idx, err)
 		}
 		var recs []codec.Record
 		for r.Offset() < delivered {
@@ -339,7 +339,7 @@ func (q *Queue) loadUnsettled(s *qshard, unsettled map[uint64]*journalEntry, nee
 			}
 			if err != nil && !errors.Is(err, mmap.ErrCorrupt) {
 				_ = r.Close()
-				return nil, 0, fmt.Errorf("%w: shard %d: %w", ErrStorage, s.idx, err)
+				return nil, 0, fmt.Errorf("%w: shard %d: %w", ErrStorage, book.idx, err)
 			}
 			for i := range recs {
 				if e := unsettled[first+uint64(i)]; e != nil && e.batch == nil {
@@ -359,7 +359,7 @@ func (q *Queue) loadUnsettled(s *qshard, unsettled map[uint64]*journalEntry, nee
 			continue
 		}
 		e := unsettled[off]
-		l := &lease{s: &s.ackBook, msg: m, offset: off, attempt: int(e.attempts)}
+		l := &lease{s: book, msg: m, offset: off, attempt: int(e.attempts)}
 		out = append(out, recovered{lease: l, notBefore: e.notBefore, moved: e.batch != nil})
 	}
 	return out, lost, nil

@@ -364,12 +364,17 @@ func (s *qshard) moveStragglers() {
 	if len(segs) < 3 || !segs[0].Sealed || s.d.delivered.Load() < segs[0].Next {
 		return
 	}
-	end := segs[0].Next
+	s.ackBook.moveBelow(segs[0].Next, maxStragglers)
+}
+
+// moveBelow moves the unsettled messages before offset end to the
+// journal (kind moved), if there are at most limit of them.
+func (s *ackBook) moveBelow(end uint64, limit int) {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	n := 0
 	for l := s.byOffset.head; l != nil && l.offset < end; l = l.onext {
-		if n++; n > maxStragglers {
+		if n++; n > limit {
 			return
 		}
 	}
@@ -402,7 +407,13 @@ func messageBatch(off uint64, m *Message) ([]byte, error) {
 
 // snapshot writes s's whole state as a checkpoint. REQUIRES: s.leaseMu.
 func (s *qshard) snapshot(cp *checkpoint) {
-	cp.delivered = s.d.delivered.Load()
+	s.ackBook.snapshot(cp, s.d.delivered.Load())
+}
+
+// snapshot writes the book's unsettled messages, with the cursor
+// delivered, as a checkpoint. REQUIRES: s.leaseMu.
+func (s *ackBook) snapshot(cp *checkpoint, delivered uint64) {
+	cp.delivered = delivered
 	cp.manual = s.g.opts.Ack == ManualAck
 	for l := s.byOffset.head; l != nil; l = l.onext {
 		cp.add(l.offset, uint32(l.attempt), s.notBefore(l))

@@ -200,7 +200,12 @@ func (t *Topic) newSubscription(name string, start StartAt) *subscription {
 	sub.group.opts, sub.group.clock = &t.opts, t.clock
 	if t.sy != nil {
 		sub.group.fail = func(err error) { _ = t.failStorage(err) }
-		sub.group.commit = t.storageErr
+		sub.group.commit = func() error {
+			if t.always {
+				return t.sy.wait(needJournal) // an ack is durable when it returns
+			}
+			return t.storageErr()
+		}
 	}
 	sub.group.initTiming()
 	sub.group.lat.shareClock(&t.lat)

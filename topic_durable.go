@@ -102,8 +102,6 @@ func checkTopicOptions(o *Options) error {
 		return fmt.Errorf("%w: retention policy %d", ErrInvalidOptions, r.Policy)
 	case r != (Retention{}) && o.Durability != Persistent:
 		return fmt.Errorf("%w: Retention applies to a Persistent topic (an Ephemeral one keeps what its subscriptions have not read, and nothing else)", ErrInvalidOptions)
-	case o.Durability == Persistent && o.Ack == ManualAck:
-		return fmt.Errorf("%w: a Persistent topic with ManualAck is not built yet (AutoAck is)", ErrInvalidOptions)
 	}
 	return nil
 }
@@ -124,13 +122,27 @@ func (t *Topic) openDurable() error {
 		_ = t.closeLogs()
 		return err
 	}
+	subs := make([]*subscription, len(stored))
+	starts := make([][]uint64, len(stored))
+	for k, st := range stored {
+		subs[k] = t.newSubscription(st.name, st.start)
+		if starts[k], err = t.openSubFiles(subs[k]); err != nil {
+			t.filesMu.Lock()
+			for _, o := range subs[:k] {
+				_ = t.closeSubCursors(o)
+			}
+			t.filesMu.Unlock()
+			_ = t.closeLogs()
+			return err
+		}
+	}
 	for i, s := range t.shards {
 		log := s.d.log
 		// A cursor ahead of its log: a power loss took back the log's tail
 		// but not the cursor. Those offsets are never given to new messages.
 		hi := log.NextOffset()
-		for _, st := range stored {
-			hi = max(hi, st.offs[i])
+		for _, offs := range starts {
+			hi = max(hi, offs[i])
 		}
 		if hi > log.NextOffset() {
 			t.recovery.Lost += hi - log.NextOffset()
@@ -145,20 +157,12 @@ func (t *Topic) openDurable() error {
 		s.ring.KeepPassed(true)
 	}
 	next := map[string]*subscription{}
-	for _, st := range stored {
-		sub := t.newSubscription(st.name, st.start)
-		if err := t.openSubCursors(sub); err != nil {
-			for _, o := range next {
-				_ = t.closeSubCursors(o)
-			}
-			_ = t.closeLogs()
-			return err
-		}
+	for k, sub := range subs {
 		for i, ss := range sub.shards {
-			ss.attachLog(st.offs[i])
-			t.recovery.Messages += t.shards[i].d.log.NextOffset() - max(st.offs[i], t.shards[i].d.log.FirstOffset())
+			ss.attachLog(starts[k][i])
+			t.recovery.Messages += t.shards[i].d.log.NextOffset() - max(starts[k][i], t.shards[i].d.log.FirstOffset())
 		}
-		next[st.name] = sub
+		next[sub.name] = sub
 	}
 	t.setSubs(next)
 	t.recovery.Took = time.Since(start)
@@ -215,7 +219,7 @@ func (t *Topic) createDurable(name string, start StartAt) (*subscription, error)
 		return nil, fmt.Errorf("%w: creating subscription %q: %w", ErrStorage, name, err)
 	}
 	sub := t.newSubscription(name, start)
-	if err := t.openSubCursors(sub); err != nil {
+	if offs, err = t.openSubFiles(sub); err != nil {
 		return nil, err
 	}
 	for i, ss := range sub.shards {
@@ -375,12 +379,13 @@ func (t *Topic) syncAll(need syncNeed) error {
 			jobs = append(jobs, s.d.log.Sync)
 		}
 	}
-	if need&needCursor != 0 {
-		for _, sub := range *t.groups.Load() {
-			for _, ss := range sub.shards {
-				if c := ss.cur; c != nil && c.dirty.Load() {
-					jobs = append(jobs, c.sync)
-				}
+	for _, sub := range *t.groups.Load() {
+		for _, ss := range sub.shards {
+			if c := ss.cur; need&needCursor != 0 && c != nil && c.dirty.Load() {
+				jobs = append(jobs, c.sync)
+			}
+			if j := ss.j; need&needJournal != 0 && j != nil && j.dirty.Load() {
+				jobs = append(jobs, j.sync)
 			}
 		}
 	}

@@ -13,14 +13,16 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // topicKillChildEnv carries the topic kill test child's directory, sync
 // policy and base index.
 const topicKillChildEnv = "SPILLWAY_TOPIC_KILL_CHILD"
 
-func topicKillOptions(dir string, sync SyncPolicy) Options {
-	return Options{Dir: dir, Durability: Persistent, Sync: sync, Shards: 4, RingSize: 64, segmentSize: 256 << 10}
+func topicKillOptions(dir string, sync SyncPolicy, ack AckMode) Options {
+	return Options{Dir: dir, Durability: Persistent, Sync: sync, Ack: ack, AckTimeout: time.Hour,
+		Shards: 4, RingSize: 64, segmentSize: 256 << 10}
 }
 
 // topicKillSubs are the child's subscriptions: "fast" with two receivers,
@@ -30,20 +32,23 @@ var topicKillSubs = []string{"fast", "slow"}
 // runTopicKillChild is the child of TestPersistentTopicKill9: two
 // publishers publish keyed messages (each owns its keys), the
 // subscriptions receive, until the child is killed. It reports on stdout,
-// after each call returned: "P k i" (Publish) and "R sub k i" (received).
+// after each call returned: "P k i" (Publish) and "R sub k i a" (received,
+// attempt a); under ManualAck, receivers ack four in five, reporting "a
+// sub k i" before the Ack (it may land from then on) and "A sub k i" after.
 func runTopicKillChild() {
 	f := strings.Fields(os.Getenv(topicKillChildEnv))
-	if len(f) != 3 {
+	if len(f) != 4 {
 		fmt.Println("error: bad", topicKillChildEnv, f)
 		os.Exit(2)
 	}
 	policy, err1 := strconv.Atoi(f[1])
 	base, err2 := strconv.Atoi(f[2])
-	if err := errors.Join(err1, err2); err != nil {
+	ack, err3 := strconv.Atoi(f[3])
+	if err := errors.Join(err1, err2, err3); err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
-	tp, err := OpenTopic(topicKillOptions(f[0], SyncPolicy(policy)))
+	tp, err := OpenTopic(topicKillOptions(f[0], SyncPolicy(policy), AckMode(ack)))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -85,7 +90,14 @@ func runTopicKillChild() {
 					if _, err := fmt.Sscanf(string(d.Value), "k%d-i%d-", &k, &i); err != nil {
 						fail(fmt.Errorf("value %q: %w", d.Value, err))
 					}
-					report("R %s %d %d", name, k, i)
+					report("R %s %d %d %d", name, k, i, d.Attempt)
+					if AckMode(ack) == ManualAck && (k+i)%5 != 0 {
+						report("a %s %d %d", name, k, i)
+						if err := d.Ack(); err != nil {
+							fail(err)
+						}
+						report("A %s %d %d", name, k, i)
+					}
 					if name == "slow" {
 						for range 50 {
 							runtime.Gosched()
@@ -120,7 +132,16 @@ func runTopicKillChild() {
 // one a receiver was handed when the kill came, before it could report it
 // (AutoAck is at-most-once). Rounds alternate the sync policies on one
 // directory.
-func TestPersistentTopicKill9(t *testing.T) {
+func TestPersistentTopicKill9(t *testing.T) { testTopicKill9(t, AutoAck) }
+
+// TestPersistentTopicKill9ManualAck is TestPersistentTopicKill9 under
+// ManualAck, where nothing may be lost: after the reopen each subscription
+// gets every message whose Publish returned and whose Ack had not been
+// called, once, those it had been handed coming back with a later
+// Attempt, and no message whose Ack returned.
+func TestPersistentTopicKill9ManualAck(t *testing.T) { testTopicKill9(t, ManualAck) }
+
+func testTopicKill9(t *testing.T, ack AckMode) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
@@ -133,11 +154,14 @@ func TestPersistentTopicKill9(t *testing.T) {
 		published := map[int][]int{}           // key -> indexes, in order
 		got := map[string]map[int]int{}        // sub -> key -> last index reported received
 		gotSet := map[string]map[string]bool{} // sub -> values reported received
+		acking := map[string]map[string]bool{} // sub -> values whose Ack was called
+		acked := map[string]map[string]bool{}  // sub -> values whose Ack returned
 		for _, name := range topicKillSubs {
 			got[name], gotSet[name] = map[int]int{}, map[string]bool{}
+			acking[name], acked[name] = map[string]bool{}, map[string]bool{}
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", topicKillChildEnv, dir, policy, base))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", topicKillChildEnv, dir, policy, base, ack))
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -155,7 +179,7 @@ func TestPersistentTopicKill9(t *testing.T) {
 			}
 			nums := f[1:]
 			name := ""
-			if f[0] == "R" {
+			if f[0] != "P" {
 				name, nums = f[1], f[2:]
 			}
 			k, err1 := strconv.Atoi(nums[0])
@@ -169,6 +193,10 @@ func TestPersistentTopicKill9(t *testing.T) {
 			case "R":
 				got[name][k] = max(got[name][k], i)
 				gotSet[name][string(keyedMessage(k, i).Value)] = true
+			case "a":
+				acking[name][string(keyedMessage(k, i).Value)] = true
+			case "A":
+				acked[name][string(keyedMessage(k, i).Value)] = true
 			}
 		}
 		for n := 0; sc.Scan(); n++ {
@@ -190,7 +218,7 @@ func TestPersistentTopicKill9(t *testing.T) {
 			t.Fatalf("round %d: the child ended with %v, want a SIGKILL", round, err)
 		}
 
-		tp, err := OpenTopic(topicKillOptions(dir, policy))
+		tp, err := OpenTopic(topicKillOptions(dir, policy, ack))
 		if err != nil {
 			t.Fatalf("round %d (%v): reopen after kill -9: %v", round, policy, err)
 		}
@@ -199,48 +227,11 @@ func TestPersistentTopicKill9(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			last, firsts := map[int]int{}, map[int]int{}
-			for {
-				d, err := sub.TryReceive()
-				if errors.Is(err, ErrEmpty) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				v := string(d.Value)
-				k, i := parseKeyed(t, d.Value)
-				switch p, ok := last[k]; {
-				case gotSet[name][v]:
-					t.Fatalf("round %d (%v): %s: %s was handed out before the kill, and comes back", round, policy, name, short(v))
-				case i < base:
-					t.Fatalf("round %d (%v): %s: %s is from an earlier round, which was drained", round, policy, name, short(v))
-				case ok && i != p+1:
-					t.Fatalf("round %d (%v): %s: key %d: message %d after %d", round, policy, name, k, i, p)
-				}
-				last[k] = i
-				if firsts[k] == 0 {
-					firsts[k] = i
-				}
-			}
-			// What a receiver was handed when the kill came, it never
-			// reported: at most one message per receiver is gone, the
-			// first of its key after what the subscription reported.
-			lost := 0
-			for k, idxs := range published {
-				from, ok := got[name][k]
-				for _, i := range idxs {
-					switch {
-					case ok && i <= from:
-					case firsts[k] == 0 || i < firsts[k]:
-						lost++
-					case i > last[k]:
-						t.Fatalf("round %d (%v): %s: key %d: message %d was published and not handed out, and after the reopen the last is %d (recovery %+v)", round, policy, name, k, i, last[k], tp.Recovery())
-					}
-				}
-			}
-			if receivers := map[string]int{"fast": 2, "slow": 1}[name]; lost > receivers {
-				t.Fatalf("round %d (%v): %s: %d messages published and not handed out before the kill are missing; its %d receivers could have held at most %d", round, policy, name, lost, receivers, receivers)
+			what := fmt.Sprintf("round %d (%v): %s", round, policy, name)
+			if ack == ManualAck {
+				checkManualAfterKill(t, sub, what, base, published, gotSet[name], acking[name], acked[name])
+			} else {
+				checkAutoAfterKill(t, sub, what, base, published, got[name], gotSet[name])
 			}
 			if err := sub.Close(); err != nil {
 				t.Fatal(err)
@@ -248,6 +239,107 @@ func TestPersistentTopicKill9(t *testing.T) {
 		}
 		if err := tp.Close(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// checkAutoAfterKill drains sub after a kill under AutoAck (see
+// TestPersistentTopicKill9).
+func checkAutoAfterKill(t *testing.T, sub *Subscription, what string, base int, published map[int][]int, got map[int]int, gotSet map[string]bool) {
+	t.Helper()
+	name := sub.Name()
+	last, firsts := map[int]int{}, map[int]int{}
+	for {
+		d, err := sub.TryReceive()
+		if errors.Is(err, ErrEmpty) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := string(d.Value)
+		k, i := parseKeyed(t, d.Value)
+		switch p, ok := last[k]; {
+		case gotSet[v]:
+			t.Fatalf("%s: %s was handed out before the kill, and comes back", what, short(v))
+		case i < base:
+			t.Fatalf("%s: %s is from an earlier round, which was drained", what, short(v))
+		case ok && i != p+1:
+			t.Fatalf("%s: key %d: message %d after %d", what, k, i, p)
+		}
+		last[k] = i
+		if firsts[k] == 0 {
+			firsts[k] = i
+		}
+	}
+	// What a receiver was handed when the kill came, it never
+	// reported: at most one message per receiver is gone, the
+	// first of its key after what the subscription reported.
+	lost := 0
+	for k, idxs := range published {
+		from, ok := got[k]
+		for _, i := range idxs {
+			switch {
+			case ok && i <= from:
+			case firsts[k] == 0 || i < firsts[k]:
+				lost++
+			case i > last[k]:
+				t.Fatalf("%s: key %d: message %d was published and not handed out, and after the reopen the last is %d (recovery %+v)", what, k, i, last[k], sub.t.Recovery())
+			}
+		}
+	}
+	if receivers := map[string]int{"fast": 2, "slow": 1}[name]; lost > receivers {
+		t.Fatalf("%s: %d messages published and not handed out before the kill are missing; its %d receivers could have held at most %d", what, lost, receivers, receivers)
+	}
+}
+
+// checkManualAfterKill drains sub after a kill under ManualAck (see
+// TestPersistentTopicKill9ManualAck), acking what it drains.
+func checkManualAfterKill(t *testing.T, sub *Subscription, what string, base int, published map[int][]int, received, acking, acked map[string]bool) {
+	t.Helper()
+	seen := map[string]bool{}
+	last := map[int]int{}
+	for {
+		d, err := sub.TryReceive()
+		if errors.Is(err, ErrEmpty) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := string(d.Value)
+		k, i := parseKeyed(t, d.Value)
+		switch {
+		case seen[v]:
+			t.Fatalf("%s: %s delivered twice", what, short(v))
+		case acked[v]:
+			t.Fatalf("%s: %s came back although its Ack returned", what, short(v))
+		case i < base:
+			t.Fatalf("%s: %s is from an earlier round, which was drained and acked", what, short(v))
+		case received[v] && d.Attempt < 2:
+			t.Fatalf("%s: %s was delivered before the kill, and comes back as attempt %d", what, short(v), d.Attempt)
+		}
+		seen[v] = true
+		if d.Attempt == 1 {
+			if p, ok := last[k]; ok && i <= p {
+				t.Fatalf("%s: key %d: message %d after %d", what, k, i, p)
+			}
+			last[k] = i
+		}
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, idxs := range published {
+		for _, i := range idxs {
+			if v := string(keyedMessage(k, i).Value); !seen[v] && !acking[v] {
+				t.Fatalf("%s: %s: its Publish returned, it was not acked, and it is missing after the reopen (%d delivered, recovery %+v)", what, short(v), len(seen), sub.t.Recovery())
+			}
+		}
+	}
+	for v := range received {
+		if !seen[v] && !acking[v] {
+			t.Fatalf("%s: %s was delivered and not acked before the kill, and does not come back", what, short(v))
 		}
 	}
 }

@@ -288,3 +288,68 @@ func TestTopicStartAtErrors(t *testing.T) {
 		t.Errorf("Seek on an Ephemeral topic: %v", err)
 	}
 }
+
+// TestPersistentTopicManualAckSeek: under ManualAck, a Seek forward is
+// not mistaken, after a reopen, for deliveries never settled; a delivery
+// held across the Seek is still redelivered if it was not acked.
+func TestPersistentTopicManualAckSeek(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{Shards: 1, Ack: ManualAck, AckTimeout: time.Hour}
+	tp := openPersistentTopic(t, dir, opts)
+	sub, err := tp.SubscribeAt("s", Earliest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, tp, 0, 100)
+	ctx := context.Background()
+	held, err := sub.Receive(ctx) // v0, never acked
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 9 { // v1..v9, acked
+		d, err := sub.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sub.Position().Offsets()[0]; got != held.Offset {
+		t.Fatalf("Position %d with offset %d held, want %d", got, held.Offset, held.Offset)
+	}
+	if err := sub.Seek(AtPosition(newPosition([]uint64{60}))); err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tp = openPersistentTopic(t, dir, opts)
+	defer tp.Close()
+	sub, err = tp.Subscribe("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for {
+		d, err := sub.TryReceive()
+		if errors.Is(err, ErrEmpty) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[string(d.Value)] = d.Attempt
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 41 || got["v0"] != 2 {
+		t.Fatalf("after the reopen: %d messages (want v0 again, attempt 2, and v60..v99): %v", len(got), got)
+	}
+	for i := 60; i < 100; i++ {
+		if got[fmt.Sprintf("v%d", i)] != 1 {
+			t.Fatalf("v%d: attempt %d, want a first delivery", i, got[fmt.Sprintf("v%d", i)])
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package spillway
 
-import "github.com/spillway-io/spillway/mmap"
+import (
+	"math"
+
+	"github.com/spillway-io/spillway/mmap"
+)
 
 // retain applies a Persistent topic's retention to every shard's log: it
 // lets go of the sealed segments every subscription has passed (Interest)
@@ -11,6 +15,7 @@ import "github.com/spillway-io/spillway/mmap"
 func (t *Topic) retain() {
 	defer t.retains.Add(1)
 	floors := make([]uint64, len(t.shards))
+	t.filesMu.Lock() // the subscriptions' journals stay open meanwhile (Unsubscribe)
 	subs := *t.groups.Load()
 	any := false
 	for i, s := range t.shards {
@@ -20,7 +25,24 @@ func (t *Topic) retain() {
 			continue
 		}
 		floor := t.limitFloor(segs)
-		if t.opts.Retention.Policy == Interest && len(subs) > 0 {
+		interest := t.opts.Retention.Policy == Interest && len(subs) > 0
+		for _, sub := range subs {
+			ss := sub.shards[i]
+			switch {
+			case ss.j == nil:
+			case interest && len(segs) >= 3 && segs[0].Sealed && ss.saved.Load() >= segs[0].Next:
+				// A few unsettled messages keep the oldest segment, which
+				// the subscription has otherwise passed: their bytes go
+				// to the journal, so that one slow message does not keep
+				// every later segment.
+				ss.moveBelow(segs[0].Next, maxStragglers)
+			case !interest && floor >= segs[0].Next:
+				// The limits take the segments: unsettled messages in
+				// them live on in the journal.
+				ss.moveBelow(floor, math.MaxInt)
+			}
+		}
+		if interest {
 			floor = log.NextOffset()
 			for _, sub := range subs {
 				floor = min(floor, sub.shards[i].floor())
@@ -30,10 +52,11 @@ func (t *Topic) retain() {
 			floors[i], any = floor, true
 		}
 	}
+	t.filesMu.Unlock()
 	if !any {
 		return
 	}
-	if err := t.sy.waitRound(needCursor); err != nil {
+	if err := t.sy.waitRound(needState); err != nil {
 		return // sticky, and reported by failStorage
 	}
 	for i, s := range t.shards {
@@ -74,7 +97,8 @@ func (t *Topic) limitFloor(segs []mmap.SegmentInfo) uint64 {
 }
 
 // floor is the offset before which ss has everything settled: its saved
-// cursor, or, under ManualAck, its oldest unsettled delivery.
+// cursor, or, under ManualAck, its oldest unsettled delivery whose bytes
+// the log keeps (the journal keeps the moved ones').
 func (ss *subShard) floor() uint64 {
 	f := ss.saved.Load()
 	if ss.track {

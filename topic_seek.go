@@ -15,8 +15,10 @@ func (r *Subscription) Position() Position {
 		ss.recvMu.Unlock()
 		if ss.track {
 			ss.leaseMu.Lock()
-			if l := ss.byOffset.head; l != nil {
-				offs[i] = min(offs[i], l.offset)
+			for _, l := range [2]*lease{ss.byOffset.head, ss.moved.head} {
+				if l != nil {
+					offs[i] = min(offs[i], l.offset)
+				}
 			}
 			ss.leaseMu.Unlock()
 		}
@@ -72,10 +74,16 @@ func (r *Subscription) Seek(start StartAt) error {
 		s.spill.readers++
 		ss.cur.rewind(offs[i])
 		ss.saved.Store(offs[i])
+		if ss.j != nil {
+			err = ss.newGeneration()
+		}
 		ss.recvMu.Unlock()
 		s.pub.Unlock()
+		if err != nil {
+			return t.failStorage(err)
+		}
 	}
-	if err := t.sy.wait(needCursor); err != nil {
+	if err := t.sy.wait(needCursor | needJournal); err != nil {
 		return err
 	}
 	sub.receivers.WakeAll()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
@@ -50,11 +51,10 @@ func checkSubName(name string) error {
 	return nil
 }
 
-// storedSub is a subscription as the directory holds it.
+// storedSub is a subscription the directory holds.
 type storedSub struct {
 	name  string
 	start StartAt
-	offs  []uint64 // each shard's cursor
 }
 
 // readSubs reads the subscriptions in the topic's directory, removing
@@ -86,18 +86,7 @@ func (t *Topic) readSubs() ([]storedSub, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: subscription %q in %s: %w", ErrStorage, name, dir, err)
 		}
-		st := storedSub{name: name, start: start, offs: make([]uint64, len(t.shards))}
-		for i := range t.shards {
-			c, off, err := openCursor(fsys, filepath.Join(dir, shardDirName(i)))
-			if err != nil {
-				return nil, fmt.Errorf("%w: subscription %q: %w", ErrStorage, name, err)
-			}
-			st.offs[i] = off
-			if err := c.close(); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, st)
+		out = append(out, storedSub{name: name, start: start})
 	}
 	return out, nil
 }
@@ -196,30 +185,149 @@ func removeSubDir(fsys mmap.FS, dir string) error {
 	return nil
 }
 
-// openSubCursors opens a subscription's cursor files, for its subShards
-// to store their positions in.
-func (t *Topic) openSubCursors(sub *subscription) error {
-	dir := filepath.Join(t.opts.Dir, subDirName(sub.name))
+// openSubFiles opens a subscription's cursor files and, under ManualAck,
+// its state journals (journal.go, one per shard, as a Queue shard's):
+// the unsettled messages come back as leases ready for redelivery, with
+// their attempts, read from the shard's log (or from the journal, for
+// those moved there). It returns, per shard, the offset the subscription
+// reads on from: the first it was never handed.
+func (t *Topic) openSubFiles(sub *subscription) ([]uint64, error) {
+	offs := make([]uint64, len(sub.shards))
 	for i, ss := range sub.shards {
-		c, off, err := openCursor(t.opts.fs, filepath.Join(dir, shardDirName(i)))
+		off, err := t.openSubShard(sub, ss)
 		if err != nil {
-			for _, o := range sub.shards[:i] {
-				_ = o.cur.close()
-				o.cur = nil
-			}
-			return fmt.Errorf("%w: subscription %q: %w", ErrStorage, sub.name, err)
+			t.filesMu.Lock()
+			_ = t.closeSubCursors(sub)
+			t.filesMu.Unlock()
+			return nil, fmt.Errorf("%w: subscription %q: %w", ErrStorage, sub.name, err)
 		}
-		ss.cur = c
-		ss.saved.Store(off)
+		offs[i] = off
 	}
-	return nil
+	return offs, nil
 }
 
-// closeSubCursors closes a subscription's cursor files, synced first
-// unless the topic's storage failed. REQUIRES: t.filesMu.
+// openSubShard opens one shard's files of sub (see openSubFiles).
+func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
+	fsys := t.opts.fs
+	dir := filepath.Join(t.opts.Dir, subDirName(sub.name), shardDirName(ss.idx))
+	c, delivered, err := openCursor(fsys, dir)
+	if err != nil {
+		return 0, err
+	}
+	ss.cur = c
+	ss.saved.Store(delivered)
+	if t.opts.Ack != ManualAck {
+		return delivered, nil
+	}
+	log := ss.ts.d.log
+	js, err := readJournal(fsys, dir)
+	if err != nil {
+		return 0, err
+	}
+	t.recovery.TruncatedBytes += js.torn
+	if js.damaged > 0 && !js.found && js.gen > 0 {
+		// Which deliveries were settled is unknown: deliver everything
+		// the log still holds again rather than lose any of it.
+		sub.report(fmt.Errorf("%w: subscription %q: shard %d's state journal in %s is damaged: every message its log still holds is delivered again", ErrStorage, sub.name, ss.idx, dir))
+		delivered = log.FirstOffset()
+	} else if js.found {
+		delivered = max(delivered, js.delivered, js.next)
+	}
+	unsettled := js.unsettled
+	if unsettled == nil {
+		unsettled = map[uint64]*journalEntry{}
+	}
+	if js.found && js.manual {
+		for off := js.delivered; off < delivered; off++ {
+			if !js.settled[off] && unsettled[off] == nil {
+				unsettled[off] = &journalEntry{attempts: 1}
+			}
+		}
+	}
+	if delivered > log.NextOffset() {
+		// A power loss took back the log's tail but not this state: those
+		// offsets are never given to new messages.
+		t.recovery.Lost += delivered - log.NextOffset()
+		if err := log.SkipTo(delivered); err != nil {
+			return 0, err
+		}
+	}
+	need := delivered
+	for off, e := range unsettled {
+		if e.batch == nil {
+			need = min(need, off)
+		}
+	}
+	need = max(need, log.FirstOffset()) // retention took the rest (Limits): lost below
+	leases, lost, err := loadUnsettled(log, &ss.ackBook, unsettled, need, delivered)
+	if err != nil {
+		return 0, err
+	}
+	t.recovery.Lost += lost
+	t.recovery.Redelivered += uint64(len(leases))
+	t.recovery.Messages += uint64(len(leases))
+	ss.j = &journal{fsys: fsys, dir: dir, gen: js.gen, minSize: journalMinSize}
+	ss.j.snapshot = func(cp *checkpoint) { ss.ackBook.snapshot(cp, ss.saved.Load()) }
+	if t.opts.journalSize > 0 {
+		ss.j.minSize = t.opts.journalSize
+	}
+	now := t.clock.now.Load()
+	wall := t.opts.Clock.Now().UnixNano()
+	for _, l := range leases {
+		if l.moved {
+			ss.moved.push(l.lease)
+		} else {
+			ss.byOffset.push(l.lease)
+		}
+		if l.notBefore > wall {
+			l.state, l.due = leaseDelayed, now+t.clock.ticks(time.Duration(l.notBefore-wall))
+			ss.wheel.add(l.lease)
+			ss.delayed.Add(1)
+		} else {
+			l.state = leaseReady
+			ss.ready.push(l.lease)
+			ss.readyLen.Add(1)
+		}
+	}
+	c.store(delivered)
+	ss.saved.Store(delivered)
+	var cp checkpoint
+	ss.ackBook.snapshot(&cp, delivered)
+	if err := ss.j.writeGeneration(&cp); err != nil {
+		return 0, err
+	}
+	return delivered, c.sync()
+}
+
+// newGeneration writes ss's whole state as a new journal generation: after
+// its position moved other than by deliveries (Seek), so that a reopen
+// does not take the messages it skipped for delivered and unsettled.
+// REQUIRES: ss.recvMu.
+func (ss *subShard) newGeneration() error {
+	ss.leaseMu.Lock()
+	defer ss.leaseMu.Unlock()
+	var cp checkpoint
+	ss.ackBook.snapshot(&cp, ss.saved.Load())
+	return ss.j.writeGeneration(&cp)
+}
+
+// closeSubCursors closes a subscription's cursor files and journals, with
+// a final checkpoint in each journal, synced first unless the topic's
+// storage failed. REQUIRES: t.filesMu.
 func (t *Topic) closeSubCursors(sub *subscription) error {
 	var errs []error
 	for _, ss := range sub.shards {
+		if j := ss.j; j != nil {
+			ss.leaseMu.Lock()
+			if t.storageErr() == nil {
+				var cp checkpoint
+				ss.ackBook.snapshot(&cp, ss.saved.Load())
+				errs = append(errs, j.writeGeneration(&cp))
+			}
+			ss.j = nil // later settles record nothing
+			ss.leaseMu.Unlock()
+			errs = append(errs, j.close())
+		}
 		if c := ss.cur; c != nil {
 			if t.storageErr() == nil {
 				errs = append(errs, c.sync())

@@ -73,7 +73,7 @@ type Topic struct {
 	always   bool    // Sync is SyncAlways
 	sy       *syncer // nil for an Ephemeral topic
 	storage  atomic.Pointer[error]
-	filesMu  sync.Mutex // held while subscriptions' cursor files are synced, or closed
+	filesMu  sync.Mutex    // held while subscriptions' cursor files are synced, or closed
 	retains  atomic.Uint64 // retention passes done (tests wait on it)
 
 	// statsHook, when set (by tests only), runs while a subscription's

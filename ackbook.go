@@ -104,6 +104,10 @@ func (s *ackBook) leaseOut(ds []Delivery, now int64) {
 			l = &lease{s: s}
 		}
 		l.msg, l.offset, l.attempt = d.Message, d.Offset, d.Attempt
+		l.sent = 0
+		if !d.SentAt.IsZero() {
+			l.sent = d.SentAt.UnixNano()
+		}
 		l.state, l.due = leaseHeld, due
 		l.leasedAt = 0
 		if every := uint64(g.lat.every); every != 0 && d.Offset&(every-1) == 0 {
@@ -145,6 +149,9 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 			s.persist(s.j.attempt(l.offset, uint32(l.attempt), 0))
 		}
 		dst[n] = Delivery{Message: l.msg, Shard: s.idx, Offset: l.offset, Attempt: l.attempt, lease: l, gen: l.gen}
+		if l.sent != 0 {
+			dst[n].SentAt = time.Unix(0, l.sent)
+		}
 		if auto {
 			dst[n].lease, dst[n].gen = nil, 0
 			s.settleLocked(l)

@@ -17,6 +17,10 @@ type Delivery struct {
 	Shard   int    // the shard the message went through
 	Offset  uint64 // its position in the shard's FIFO order; kept on redelivery
 	Attempt int    // 1 for the first delivery, 2 for the first redelivery, ...
+	// SentAt is when the message was published, by the topic's Clock, on
+	// a Persistent topic (it is kept in the log with the message, and is
+	// what AtTime looks for); zero elsewhere.
+	SentAt time.Time
 
 	lease *lease // nil under AutoAck
 	gen   uint64 // the lease's generation when it was handed out

@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"time"
 	"unsafe"
 
 	"github.com/spillway-io/spillway/codec"
@@ -66,6 +67,7 @@ func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
 	}
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
 	d.lease, d.gen = nil, 0
+	d.SentAt = time.Time{}
 }
 
 // growRecords returns recs[:n], reallocated if its capacity is short.

@@ -23,6 +23,7 @@ type lease struct {
 	// out on its first delivery (unix ns), for its Ack to record
 	// AckLatency; 0 otherwise.
 	leasedAt int64
+	sent     int64  // Delivery.SentAt, unix ns; 0: zero
 	prev     *lease // list links: a wheel slot, the ready list, or the free list
 	next     *lease
 	// Persistent only: the links of the shard's offsetList that holds the

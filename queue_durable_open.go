@@ -211,7 +211,7 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 	if first := log.FirstOffset(); need < first && need < next {
 		return rec, fmt.Errorf("%w: shard %d: messages from offset %d on are not settled, but the log in %s starts at %d: segment files were removed", ErrStorage, s.idx, need, dir, first)
 	}
-	leases, lost, err := loadUnsettled(log, &s.ackBook, unsettled, need, delivered)
+	leases, lost, err := loadUnsettled(log, &s.ackBook, unsettled, need, delivered, false)
 	if err != nil {
 		return rec, err
 	}
@@ -298,7 +298,10 @@ func countMoved(unsettled map[uint64]*journalEntry) int {
 // bytes from the journal (moved) or from log, read from offset need up to
 // delivered. It returns them in offset order, and how many the log no
 // longer held whole.
-func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEntry, need, delivered uint64) ([]recovered, uint64, error) {
+//
+// With sent (a topic's log, whose records all carry their publish time),
+// each lease keeps its record's time for Delivery.SentAt.
+func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEntry, need, delivered uint64, sent bool) ([]recovered, uint64, error) {
 	if len(unsettled) == 0 {
 		return nil, 0, nil
 	}
@@ -307,7 +310,11 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 		offs = append(offs, off)
 	}
 	slices.Sort(offs)
-	found := make(map[uint64]Message, len(unsettled))
+	type message struct {
+		m  Message
+		at int64 // the record's timestamp
+	}
+	found := make(map[uint64]message, len(unsettled))
 	var lost uint64
 	dec, err := codec.NewDecoder(codec.Limits{})
 	if err != nil {
@@ -322,7 +329,7 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 				continue
 			}
 			b.Detach()
-			found[off] = recordMessage(&b.Records[0])
+			found[off] = message{recordMessage(&b.Records[0]), b.Records[0].Timestamp}
 		}
 	}
 	if need < delivered {
@@ -343,7 +350,7 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 			}
 			for i := range recs {
 				if e := unsettled[first+uint64(i)]; e != nil && e.batch == nil {
-					found[first+uint64(i)] = recordMessage(&recs[i])
+					found[first+uint64(i)] = message{recordMessage(&recs[i]), recs[i].Timestamp}
 				}
 			}
 		}
@@ -359,7 +366,10 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 			continue
 		}
 		e := unsettled[off]
-		l := &lease{s: book, msg: m, offset: off, attempt: int(e.attempts)}
+		l := &lease{s: book, msg: m.m, offset: off, attempt: int(e.attempts)}
+		if sent {
+			l.sent = m.at
+		}
 		out = append(out, recovered{lease: l, notBefore: e.notBefore, moved: e.batch != nil})
 	}
 	return out, lost, nil

@@ -379,7 +379,7 @@ func (s *ackBook) moveBelow(end uint64, limit int) {
 		}
 	}
 	for l := s.byOffset.head; l != nil && l.offset < end; l = s.byOffset.head {
-		batch, err := messageBatch(l.offset, &l.msg)
+		batch, err := messageBatch(l.offset, &l.msg, l.sent)
 		if err == nil {
 			err = s.j.moved(l.offset, uint32(l.attempt), s.notBefore(l), batch)
 		}
@@ -392,9 +392,10 @@ func (s *ackBook) moveBelow(end uint64, limit int) {
 	}
 }
 
-// messageBatch encodes m as a batch of one record at offset off.
-func messageBatch(off uint64, m *Message) ([]byte, error) {
-	rec := [1]codec.Record{{Key: m.Key, Value: m.Value}}
+// messageBatch encodes m, published at sent (unix ns; 0: not known), as a
+// batch of one record at offset off.
+func messageBatch(off uint64, m *Message, sent int64) ([]byte, error) {
+	rec := [1]codec.Record{{Key: m.Key, Value: m.Value, Timestamp: sent}}
 	if len(m.Headers) > 0 {
 		hs := make([]codec.Header, len(m.Headers))
 		for i, h := range m.Headers {
@@ -419,7 +420,7 @@ func (s *ackBook) snapshot(cp *checkpoint, delivered uint64) {
 		cp.add(l.offset, uint32(l.attempt), s.notBefore(l))
 	}
 	for l := s.moved.head; l != nil; l = l.onext {
-		batch, err := messageBatch(l.offset, &l.msg)
+		batch, err := messageBatch(l.offset, &l.msg, l.sent)
 		if err != nil {
 			s.persist(err)
 			continue

@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"time"
 	"context"
 
 	"github.com/spillway-io/spillway/internal/invariants"
@@ -280,6 +281,7 @@ func (s *qshard) takeCarry(dst []Delivery, now *int64) int {
 		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
 		d.lease, d.gen = nil, 0
+		d.SentAt = time.Time{}
 		if r.Timestamp != 0 {
 			s.g.lat.waited(now, r.Timestamp)
 		}

@@ -52,6 +52,12 @@ func (t *timing) now() int64 {
 	return t.clock.Now().UnixNano()
 }
 
+// timed reports whether the message at position pos is one timed
+// messages are picked at (see stampsAt).
+func (t *timing) timed(pos uint64) bool {
+	return t.every != 0 && pos&(uint64(t.every)-1) == 0
+}
+
 // stampsAt picks the timed messages of a run of n at positions pos,
 // pos+1, ... (in a ring, a spill or a log): those at a multiple of
 // t.every, all with one reading of the clock. Picking by position costs no

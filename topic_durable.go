@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,16 @@ type tdurable struct {
 
 	synced atomic.Uint64 // SyncAlways: the log is durable below it
 	base   uint64        // the log's next offset at open
+
+	// sent holds the publish time of the last positions pushed, by
+	// position & sentMask, for Delivery.SentAt of what subscriptions take
+	// from the ring: stored by the publisher before the push publishes
+	// the positions, loaded by a ring reader right after it popped them.
+	// It spans 2×Cap()+128 positions or more: the publisher stamps at most
+	// 64 past the tail and fills no slot past a ring reader's cursor+Cap(),
+	// so what a reader just popped keeps its time (see topicStamps).
+	sent     []atomic.Int64
+	sentMask uint64
 }
 
 // topicShardDir is the directory of a Persistent topic shard's log.
@@ -155,6 +166,8 @@ func (t *Topic) openDurable() error {
 		s.d.synced.Store(log.NextOffset())
 		s.ring = ring.NewBroadcastAt[tentry](t.opts.RingSize, log.NextOffset())
 		s.ring.KeepPassed(true)
+		n := 1 << bits.Len64(2*uint64(s.ring.Cap())+128-1)
+		s.d.sent, s.d.sentMask = make([]atomic.Int64, n), uint64(n-1)
 	}
 	next := map[string]*subscription{}
 	for k, sub := range subs {
@@ -195,6 +208,7 @@ func (t *Topic) Recovery() Recovery { return t.recovery }
 func (ss *subShard) attachLog(off uint64) {
 	s := ss.ts
 	ss.pos = off
+	ss.localAt = make([]int64, len(ss.local))
 	ss.spill = s.spill
 	s.spill.readers++
 	s.subs = append(s.subs, ss)
@@ -300,6 +314,9 @@ func (s *tshard) publishDurable(es []tentry) (int, error) {
 		}
 	}
 	s.stamp(s.ring.Tail(), len(es))
+	for p := s.ring.Tail(); p < s.ring.Tail()+uint64(len(es)); p++ {
+		d.sent[p&d.sentMask].Store(at)
+	}
 	if pushed := s.ring.PushBatch(es); pushed != len(es) {
 		// Nothing gates the ring now; a ring too small for the batch
 		// (a PublishBatch run is at most 64 messages) cannot happen.

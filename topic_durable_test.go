@@ -353,3 +353,83 @@ func TestPersistentTopicManualAckSeek(t *testing.T) {
 		}
 	}
 }
+
+// TestPersistentTopicSentAt: every delivery carries its publish time, from
+// the ring, from the log, after a reopen and on a redelivery.
+func TestPersistentTopicSentAt(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(time.Unix(1_700_000_000, 0))
+	opts := Options{Shards: 1, Clock: clock, Ack: ManualAck, AckTimeout: time.Hour}
+	tp := openPersistentTopic(t, dir, opts)
+	ring, err := tp.Subscribe("ring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lagging, err := tp.Subscribe("lagging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentAt := map[string]time.Time{}
+	for i := range 300 { // lagging falls rings behind: it reads the log
+		if i%50 == 0 {
+			clock.Advance(time.Second)
+		}
+		v := fmt.Sprintf("v%d", i)
+		sentAt[v] = clock.Now()
+		if err := tp.Publish(context.Background(), Message{Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, d Delivery) {
+		t.Helper()
+		if want := sentAt[string(d.Value)]; !d.SentAt.Equal(want) {
+			t.Fatalf("%s: %s SentAt %v, want %v", what, d.Value, d.SentAt, want)
+		}
+	}
+	ctx := context.Background()
+	for range 300 {
+		d, err := ring.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("ring", d)
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := lagging.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("log", first)
+	if err := first.Nack(0); err != nil {
+		t.Fatal(err)
+	}
+	again, err := lagging.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Attempt != 2 {
+		t.Fatalf("after a Nack: %s attempt %d, want the redelivery", again.Value, again.Attempt)
+	}
+	check("redelivery", again)
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tp = openPersistentTopic(t, dir, opts)
+	defer tp.Close()
+	lagging, err = tp.Subscribe("lagging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		d, err := lagging.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("after the reopen", d)
+		if err := d.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

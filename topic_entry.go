@@ -1,6 +1,9 @@
 package spillway
 
-import "unsafe"
+import (
+	"time"
+	"unsafe"
+)
 
 // tentry is a message in a Topic's broadcast ring: the publisher's slices
 // as pointers, with the three lengths packed into one word, 32 bytes in
@@ -55,4 +58,5 @@ func (t *tentry) deliver(d *Delivery, shard int, offset uint64) {
 	d.Headers = unsafe.Slice(t.headers, t.hdrLen())
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
 	d.lease, d.gen = nil, 0
+	d.SentAt = time.Time{}
 }

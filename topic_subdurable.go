@@ -259,7 +259,7 @@ func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
 		}
 	}
 	need = max(need, log.FirstOffset()) // retention took the rest (Limits): lost below
-	leases, lost, err := loadUnsettled(log, &ss.ackBook, unsettled, need, delivered)
+	leases, lost, err := loadUnsettled(log, &ss.ackBook, unsettled, need, delivered, true)
 	if err != nil {
 		return 0, err
 	}
@@ -434,7 +434,7 @@ func (ss *subShard) readLog() bool {
 			ss.pos = ss.disk.Offset()
 			continue
 		}
-		ss.carry = logEntries(ss.carry[:0], recs, first, s.t.lat.every)
+		ss.carry = logEntries(ss.carry[:0], recs)
 		ss.carryNext, ss.carryAt = 0, first
 		ss.pos = first + uint64(len(recs))
 		clear(recs)
@@ -478,11 +478,9 @@ func (ss *subShard) closeLogReader() {
 }
 
 // logEntries appends recs, read from a topic's log, as entries that share
-// their bytes (ReadRecords gives them to the caller to keep). Only those
-// at an offset that is a multiple of every (from first on) keep their
-// publish time, for QueueWait: a delivery from the log is timed as one
-// from the ring is.
-func logEntries(dst []entry, recs []codec.Record, first uint64, every uint32) []entry {
+// their bytes (ReadRecords gives them to the caller to keep), each with
+// its publish time.
+func logEntries(dst []entry, recs []codec.Record) []entry {
 	hs := convertHeaders(recs)
 	for i := range recs {
 		r := &recs[i]
@@ -491,9 +489,7 @@ func logEntries(dst []entry, recs []codec.Record, first uint64, every uint32) []
 			headers, hs = hs[:n:n], hs[n:]
 		}
 		e := newEntry(owned(r.Key), owned(r.Value), headers)
-		if every != 0 && (first+uint64(i))&uint64(every-1) == 0 {
-			e.at = r.Timestamp
-		}
+		e.at = r.Timestamp // every one: Delivery.SentAt (take times only the sampled ones)
 		dst = append(dst, e)
 	}
 	return dst

@@ -3,6 +3,7 @@ package spillway
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spillway-io/spillway/codec"
 
@@ -42,6 +43,10 @@ type subShard struct {
 	// carryAt is the ring position of carry[0].
 	carryAt   uint64
 	local     [32]tentry // popped from the ring: local[lo:hi], the first at position localHead
+	// localAt, on a Persistent topic, holds local's publish times, read
+	// from the shard's table as they are popped (tdurable.sent); nil
+	// otherwise.
+	localAt []int64
 	lo, hi    int
 	localHead uint64
 	detached  bool // unsubscribed or closed; guarded by recvMu
@@ -141,6 +146,11 @@ func (ss *subShard) take(dst []Delivery) int {
 				ss.local[ss.lo+j].deliver(&dst[n+j], ss.idx, ss.localHead+uint64(ss.lo+j))
 				ss.local[ss.lo+j] = tentry{}
 			}
+			if ss.localAt != nil {
+				for j := range m {
+					dst[n+j].SentAt = time.Unix(0, ss.localAt[ss.lo+j])
+				}
+			}
 			if ss.r != nil && ss.ts.stamps.at != nil {
 				ss.recordRingWaits(ss.localHead+uint64(ss.lo), m, &now)
 			}
@@ -150,10 +160,16 @@ func (ss *subShard) take(dst []Delivery) int {
 			m := min(len(dst)-n, len(ss.carry)-ss.carryNext)
 			for j := range m {
 				e := &ss.carry[ss.carryNext+j]
-				if e.at != 0 {
+				pos := ss.carryAt + uint64(ss.carryNext+j)
+				// A spill's entries carry times only where timed; a
+				// Persistent topic's log, every message's publish time.
+				if e.at != 0 && (ss.localAt == nil || ss.g.lat.timed(pos)) {
 					ss.g.lat.waited(&now, e.at)
 				}
-				e.deliver(&dst[n+j], ss.idx, ss.carryAt+uint64(ss.carryNext+j))
+				e.deliver(&dst[n+j], ss.idx, pos)
+				if ss.localAt != nil {
+					dst[n+j].SentAt = time.Unix(0, e.at)
+				}
 				*e = entry{}
 			}
 			ss.carryNext += m
@@ -163,6 +179,11 @@ func (ss *subShard) take(dst []Delivery) int {
 			k := ss.r.PopBatch(ss.local[:])
 			if k == 0 {
 				goto out
+			}
+			if d := ss.ts.d; d != nil {
+				for j := range k {
+					ss.localAt[j] = d.sent[(head+uint64(j))&d.sentMask].Load()
+				}
 			}
 			ss.lo, ss.hi, ss.localHead = 0, k, head
 		default:

@@ -1,8 +1,8 @@
 package spillway
 
 import (
-	"time"
 	"context"
+	"time"
 
 	"github.com/spillway-io/spillway/internal/invariants"
 )

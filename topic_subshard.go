@@ -41,12 +41,12 @@ type subShard struct {
 	carry     []entry              // read from the spill: carry[carryNext:], the first at position carryAt
 	carryNext int
 	// carryAt is the ring position of carry[0].
-	carryAt   uint64
-	local     [32]tentry // popped from the ring: local[lo:hi], the first at position localHead
+	carryAt uint64
+	local   [32]tentry // popped from the ring: local[lo:hi], the first at position localHead
 	// localAt, on a Persistent topic, holds local's publish times, read
 	// from the shard's table as they are popped (tdurable.sent); nil
 	// otherwise.
-	localAt []int64
+	localAt   []int64
 	lo, hi    int
 	localHead uint64
 	detached  bool // unsubscribed or closed; guarded by recvMu

@@ -89,3 +89,22 @@ func (r *Subscription) Seek(start StartAt) error {
 	sub.receivers.WakeAll()
 	return nil
 }
+
+// PositionAt resolves start into the Position a subscription created at
+// it now would start at, without creating one: for example the Position
+// of the first message published at or after a time (AtTime), to store
+// or compare. It needs a Persistent topic (ErrInvalidOptions otherwise)
+// and fails with ErrClosed after Close.
+func (t *Topic) PositionAt(start StartAt) (Position, error) {
+	if t.closed.Load() {
+		return Position{}, ErrClosed
+	}
+	if t.sy == nil {
+		return Position{}, fmt.Errorf("%w: PositionAt needs a Persistent topic (an Ephemeral one keeps no history)", ErrInvalidOptions)
+	}
+	offs, err := t.startOffsets(start)
+	if err != nil {
+		return Position{}, err
+	}
+	return newPosition(offs), nil
+}

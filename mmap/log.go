@@ -276,6 +276,7 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 	}
 	s.next.Store(next)
 	s.end.Store(end + int64(len(batch)))
+	s.mark(end, h.BaseTime)
 	s.lastAt.Store(l.now())
 	s.dirty.Store(true)
 	l.next.Store(next)
@@ -364,6 +365,9 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 	}
 	s.next.Store(next)
 	s.end.Store(end + int64(size))
+	if len(recs) > 0 {
+		s.mark(end, recs[0].Timestamp)
+	}
 	if n := len(recs); n > 0 && recs[n-1].Timestamp != 0 {
 		s.lastAt.Store(recs[n-1].Timestamp)
 	} else {
@@ -485,6 +489,7 @@ func (l *Log) rollGap(gap bool) (*segment, error) {
 		}
 		return nil, fmt.Errorf("creating a segment: %w", err)
 	}
+	s.indexed = true // new and empty: its appends record every time mark
 	if !durable && !prepared {
 		l.dirDirty.Store(true) // for Sync, which makes everything so far durable
 	}

@@ -165,6 +165,14 @@ type segment struct {
 	// is older than the last append; the seal sets it from the clock.
 	// Guarded by Log.mu.
 	stale bool
+	// marks is the segment's sparse time index (see Log.OffsetAt): the
+	// file position and time of a batch at least markEvery bytes after the
+	// previous mark. indexed says marks start at the first batch: set for
+	// a segment this process created, whose appends add the marks, and
+	// once OffsetAt has walked a segment opened from disk. Guarded by
+	// Log.mu; entries, once appended, never change.
+	marks   []timeMark
+	indexed bool
 	// mapped: the file was created at its full size with every block
 	// reserved (File.Grow), so appends may store through wdata; otherwise
 	// they use WriteAt. Set at creation, or by the appender, under Log.mu.

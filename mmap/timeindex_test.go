@@ -1,20 +1,29 @@
 package mmap
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/spillway-io/spillway/codec"
 )
 
 // TestOffsetAt appends batches stamped at increasing times (several
-// batches per time, across many segments) and asks the index for every
-// time in and around them.
+// batches per time, across many segments, with several index marks each
+// or one) and asks the index for every time in and around them, then
+// again after a reopen, which builds the index from the files.
 func TestOffsetAt(t *testing.T) {
-	l, _ := open(t, t.TempDir(), Options{SegmentSize: 64 << 10, Mapped: true})
+	for _, seg := range []int64{64 << 10, 1 << 20} {
+		t.Run(fmt.Sprintf("segment=%d", seg), func(t *testing.T) { testOffsetAt(t, seg) })
+	}
+}
+
+func testOffsetAt(t *testing.T, segSize int64) {
+	dir := t.TempDir()
+	l, _ := open(t, dir, Options{SegmentSize: segSize, Mapped: true})
 	if off, err := l.OffsetAt(0); err != nil || off != 0 {
 		t.Fatalf("empty log: OffsetAt = %d, %v; want 0", off, err)
 	}
-	const times = 200
+	const times = 600
 	firstAt := map[int64]uint64{} // time -> offset of its first record
 	value := make([]byte, 900)
 	for ts := int64(1); ts <= times; ts++ {
@@ -32,25 +41,34 @@ func TestOffsetAt(t *testing.T) {
 			}
 		}
 	}
-	if n := len(l.Segments()); n < 10 {
+	if n := len(l.Segments()); n < 3 {
 		t.Fatalf("only %d segments: the search is not exercised", n)
 	}
-	for q := int64(0); q <= times*10+5; q++ {
-		want := l.NextOffset()
-		for ts := int64(1); ts <= times; ts++ {
-			if ts*10 >= q {
-				want = firstAt[ts*10]
-				break
+	check := func() {
+		t.Helper()
+		for q := int64(0); q <= times*10+5; q++ {
+			want := l.NextOffset()
+			for ts := int64(1); ts <= times; ts++ {
+				if ts*10 >= q {
+					want = firstAt[ts*10]
+					break
+				}
+			}
+			got, err := l.OffsetAt(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("OffsetAt(%d) = %d, want %d", q, got, want)
 			}
 		}
-		got, err := l.OffsetAt(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got != want {
-			t.Fatalf("OffsetAt(%d) = %d, want %d", q, got, want)
-		}
 	}
+	check()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = open(t, dir, Options{SegmentSize: segSize, Mapped: true})
+	check()
 	// Retention: the oldest segments go; earlier times give the oldest
 	// record left.
 	segs := l.Segments()

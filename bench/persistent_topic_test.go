@@ -159,8 +159,21 @@ func jetStreamFanOut(b *testing.B, msgs [][]byte, acked bool) {
 // alone (ReadRecords, the floor for the same bytes and codec); and
 // attime-ns, how long AtTime takes to find the middle of the log
 // (Topic.PositionAt).
+//
+// publish=batch64 builds the log with PublishBatch, 64 messages at a time
+// (a batch of 64 records per append), and compares with that publish path.
 func BenchmarkTopicReplay(b *testing.B) {
 	msgs, _ := messages(msgPool)
+	for _, batch := range []int{1, 64} {
+		name := "one-by-one"
+		if batch > 1 {
+			name = fmt.Sprintf("batch%d", batch)
+		}
+		b.Run("publish="+name, func(b *testing.B) { topicReplay(b, msgs, batch) })
+	}
+}
+
+func topicReplay(b *testing.B, msgs [][]byte, batch int) {
 	dir := b.TempDir()
 	clock := spillway.NewManualClock(time.Unix(1_700_000_000, 0))
 	t, err := spillway.OpenTopic(spillway.Options{Dir: dir, Durability: spillway.Persistent, Clock: clock,
@@ -170,15 +183,20 @@ func BenchmarkTopicReplay(b *testing.B) {
 	}
 	defer closeOK(b, t)
 	var mid time.Time
+	ms := make([]spillway.Message, batch)
 	start := time.Now()
-	for i := range b.N {
-		if i%1024 == 0 {
+	for i := 0; i < b.N; i += batch {
+		if i%1024 < batch {
 			clock.Advance(time.Millisecond)
 		}
-		if i == b.N/2 {
+		if i <= b.N/2 && b.N/2 < i+batch {
 			mid = clock.Now()
 		}
-		if err := t.Publish(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+		n := min(batch, b.N-i)
+		for j := range n {
+			ms[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
+		}
+		if err := t.PublishBatch(ctx, ms[:n]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -213,7 +231,7 @@ func BenchmarkTopicReplay(b *testing.B) {
 	for _, o := range pos.Offsets() {
 		sum += o
 	}
-	if want := uint64(b.N / 2); sum > want || sum+1024 < want {
+	if want := uint64(b.N / 2); sum > want+uint64(batch) || sum+1024+uint64(batch) < want {
 		b.Fatalf("AtTime(middle) is at %s (%d messages in), want about %d", pos, sum, want)
 	}
 	if err := t.Close(); err != nil {

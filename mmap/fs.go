@@ -66,6 +66,8 @@ type File interface {
 type prefaulter interface {
 	// Prefault populates b's page tables for writing, best effort.
 	Prefault(b []byte)
+	// PrefaultRead populates b's page tables for reading, best effort.
+	PrefaultRead(b []byte)
 }
 
 // OSFS is the operating system's file system.
@@ -151,7 +153,9 @@ func (f osFile) Unmap(b []byte) error { return unix.Munmap(b) }
 
 func (f osFile) Grow(size int64) error { return grow(f.File, size) }
 
-func (f osFile) Prefault(b []byte) { prefault(b) }
+func (f osFile) Prefault(b []byte) { prefault(b, madvPopulateWrite) }
+
+func (f osFile) PrefaultRead(b []byte) { prefault(b, madvPopulateRead) }
 
 // extend grows f sparsely to hold [off, off+n), where blocks cannot be
 // reserved. Appends use pwrite, so a full device still surfaces as a write

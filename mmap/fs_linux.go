@@ -34,17 +34,22 @@ func grow(f *os.File, size int64) error {
 	return err
 }
 
-// madvPopulateWrite is MADV_POPULATE_WRITE (Linux 5.14): fault the range in
-// for writing, as stores would, in one call.
-const madvPopulateWrite = 23
+// madvPopulateRead and madvPopulateWrite are MADV_POPULATE_READ and
+// MADV_POPULATE_WRITE (Linux 5.14): fault the range in for reading (for
+// writing), as loads (stores) would, in one call.
+const (
+	madvPopulateRead  = 22
+	madvPopulateWrite = 23
+)
 
-// prefault populates the pages of b for writing; on kernels without
-// MADV_POPULATE_WRITE it does nothing (the stores fault them in).
-func prefault(b []byte) {
+// prefault populates the pages of b with advice (madvPopulateRead or
+// madvPopulateWrite); on kernels without it, it does nothing (the loads
+// and stores fault the pages in).
+func prefault(b []byte, advice uintptr) {
 	if len(b) == 0 {
 		return
 	}
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	start := p &^ uintptr(pageSize-1)
-	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, p+uintptr(len(b))-start, madvPopulateWrite) // an old kernel refuses it: the stores fault the pages in
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, p+uintptr(len(b))-start, advice) // an old kernel refuses it: the accesses fault the pages in
 }

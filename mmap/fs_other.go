@@ -17,4 +17,9 @@ func datasync(f *os.File) error { return f.Sync() }
 // grow is unsupported here: appends use WriteAt.
 func grow(f *os.File, size int64) error { return errors.ErrUnsupported }
 
-func prefault(b []byte) {}
+func prefault(b []byte, advice uintptr) {}
+
+const (
+	madvPopulateRead  = 0
+	madvPopulateWrite = 0
+)

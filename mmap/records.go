@@ -99,6 +99,7 @@ func (r *Reader) planRun(limit uint64, maxBytes int) (*segment, int64, []byte, e
 			return nil, 0, nil, io.EOF
 		}
 		n := max(int64(size), min(end-from, int64(maxBytes)))
+		seg.prefaultRead(from + n)
 		buf, err := seg.copyOut(make([]byte, 0, n), from, from+n)
 		if err != nil {
 			return nil, 0, nil, err

@@ -159,6 +159,8 @@ type segment struct {
 	sealed  atomic.Bool   // no more appends: readers move on at end
 	dirty   atomic.Bool   // written since the last sync
 	refs    atomic.Int32
+	// readFaulted: the read mapping is faulted in below it (prefaultRead).
+	readFaulted atomic.Int64
 	retired atomic.Bool // removed from the log: delete the file at the last release
 	fs      FS
 	// stale: appends carried no timestamps since lastAt was set, so it
@@ -304,6 +306,33 @@ func (s *segment) prefaultAfter(old, end int64) {
 	if s.prefault && old/prefaultChunk != end/prefaultChunk {
 		from := (end/prefaultChunk + 1) * prefaultChunk
 		s.populate(from, min(from+prefaultChunk, s.size))
+	}
+}
+
+// prefaultRead faults the read mapping in, a chunk at a time, ahead of a
+// reader about to copy up to position to: a reader's first touch of each
+// page of a segment otherwise faults one page at a time. readFaulted
+// remembers how far it went, for every reader of the segment.
+func (s *segment) prefaultRead(to int64) {
+	pf, ok := s.f.(prefaulter)
+	if !ok {
+		return
+	}
+	for {
+		done := s.readFaulted.Load()
+		if to <= done && done > 0 {
+			return
+		}
+		from := max(done, segHeaderSize) &^ (prefaultChunk - 1)
+		upto := min(max(to, from)+prefaultChunk, s.size) &^ (pageSize - 1)
+		if upto <= from || !s.readFaulted.CompareAndSwap(done, upto) {
+			if upto <= from {
+				return
+			}
+			continue
+		}
+		pf.PrefaultRead(s.data[from:upto])
+		return
 	}
 }
 

@@ -153,16 +153,16 @@ type segment struct {
 	// trusted: Open took the segment at its seal's word (set at open).
 	trusted bool
 
-	end     atomic.Int64  // file position after the last batch
-	next    atomic.Uint64 // offset after the last record
-	lastAt  atomic.Int64  // unix ns of the last append (age retention)
-	sealed  atomic.Bool   // no more appends: readers move on at end
-	dirty   atomic.Bool   // written since the last sync
-	refs    atomic.Int32
+	end    atomic.Int64  // file position after the last batch
+	next   atomic.Uint64 // offset after the last record
+	lastAt atomic.Int64  // unix ns of the last append (age retention)
+	sealed atomic.Bool   // no more appends: readers move on at end
+	dirty  atomic.Bool   // written since the last sync
+	refs   atomic.Int32
 	// readFaulted: the read mapping is faulted in below it (prefaultRead).
 	readFaulted atomic.Int64
-	retired atomic.Bool // removed from the log: delete the file at the last release
-	fs      FS
+	retired     atomic.Bool // removed from the log: delete the file at the last release
+	fs          FS
 	// stale: appends carried no timestamps since lastAt was set, so it
 	// is older than the last append; the seal sets it from the clock.
 	// Guarded by Log.mu.

@@ -323,3 +323,57 @@ func ExampleInspectDir() {
 	// queue persistent clean: true
 	// shard-0000 records: 3 cursor: 1
 }
+
+// A Persistent topic keeps its messages and its subscriptions: a new
+// subscription can start at the earliest message, a subscription resumes
+// after a reopen where it was, and Seek moves one back.
+func ExampleTopic_SubscribeAt() {
+	dir, cleanup := tempDir()
+	defer cleanup()
+	opts := spillway.Options{Dir: dir, Durability: spillway.Persistent, Shards: 1}
+	t, err := spillway.OpenTopic(opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, v := range []string{"a", "b", "c"} {
+		if err := t.Publish(ctx, spillway.Message{Value: []byte(v)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	late, err := t.SubscribeAt("late", spillway.Earliest()) // created after the publishes
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err := late.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("late starts at", string(d.Value), "at", late.Position())
+	if err := t.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	if t, err = spillway.OpenTopic(opts); err != nil {
+		log.Fatal(err)
+	}
+	defer t.Close()
+	if late, err = t.Subscribe("late"); err != nil { // resumes
+		log.Fatal(err)
+	}
+	if d, err = late.Receive(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("after the reopen:", string(d.Value))
+	if err := late.Seek(spillway.Earliest()); err != nil {
+		log.Fatal(err)
+	}
+	if d, err = late.Receive(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("after Seek(Earliest()):", string(d.Value))
+	// Output:
+	// late starts at a at 1
+	// after the reopen: b
+	// after Seek(Earliest()): a
+}

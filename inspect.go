@@ -68,11 +68,21 @@ func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
 		if lr.Log, err = mmap.Scan(path, mmap.ScanOptions{FS: fsys, Verify: opts.Verify}, nil); err != nil {
 			return rep, fmt.Errorf("scanning %s: %w", path, err)
 		}
-		if !lr.Spill {
+		if !lr.Spill && rep.Kind != "topic" {
 			lr.readState(fsys, path)
 		}
 		rep.Logs = append(rep.Logs, lr)
 	}
+	for _, name := range rep.Others {
+		if sub, ok := parseSubDirName(name); ok && rep.Kind == "topic" {
+			rep.Subscriptions = append(rep.Subscriptions, inspectSub(fsys, filepath.Join(dir, name), sub, rep.Shards))
+		}
+	}
+	rep.Others = slices.DeleteFunc(rep.Others, func(name string) bool {
+		_, ok := parseSubDirName(name)
+		return ok && rep.Kind == "topic"
+	})
+	slices.SortFunc(rep.Subscriptions, func(a, b SubscriptionReport) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(rep.Logs, func(a, b LogDirReport) int { return strings.Compare(a.Name, b.Name) })
 	return rep, nil
 }
@@ -98,8 +108,22 @@ type DirReport struct {
 	Shards      int
 	ManifestErr error
 
-	Logs   []LogDirReport // in name order
-	Others []string       // entries Spillway does not know (left alone by every open)
+	Logs []LogDirReport // in name order
+	// Subscriptions are a Persistent topic's, in name order.
+	Subscriptions []SubscriptionReport
+	Others        []string // entries Spillway does not know (left alone by every open)
+}
+
+// SubscriptionReport is one subscription of a Persistent topic: where it
+// started, and its state in each shard.
+type SubscriptionReport struct {
+	Name  string
+	Start string // the StartAt it was created with ("earliest", "time:...", ...)
+	// Complete: its creation finished (its marker file is there). The
+	// next open removes an incomplete one.
+	Complete bool
+	Shards   []ShardState // by shard; none for an incomplete one
+	Err      error        // a marker that cannot be read
 }
 
 // Clean reports whether nothing InspectDir read was damaged.
@@ -110,6 +134,16 @@ func (r *DirReport) Clean() bool {
 	for _, l := range r.Logs {
 		if l.StateErr != nil || !l.Log.Clean() {
 			return false
+		}
+	}
+	for _, s := range r.Subscriptions {
+		if s.Err != nil {
+			return false
+		}
+		for _, st := range s.Shards {
+			if st.StateErr != nil {
+				return false
+			}
 		}
 	}
 	return true
@@ -123,19 +157,26 @@ type LogDirReport struct {
 	Shard int
 	Spill bool
 	Log   *mmap.LogReport
-	// A Persistent shard's state: the cursor (the first offset never
-	// handed to a receiver) and the state journal's newest whole
-	// generation, with how many messages it names delivered and not
-	// settled (ManualAck: redelivered at the next open).
+	// A Persistent Queue shard's state (a topic's shards have none: their
+	// subscriptions do).
+	ShardState
+}
+
+// ShardState is the receivers' state in one shard of a Persistent Queue
+// or of a Persistent topic's subscription: the cursor (the first offset
+// never handed to a receiver) and the state journal's newest whole
+// generation, with how many messages it names delivered and not settled
+// (ManualAck: redelivered at the next open).
+type ShardState struct {
 	Cursor     uint64
 	Generation uint64
 	Unsettled  int
-	ManualAck  bool  // the journal was written by a ManualAck queue
+	ManualAck  bool  // the journal was written under ManualAck
 	StateErr   error // a damaged or unreadable cursor or journal
 }
 
-// readState reads a Persistent shard's cursor and journal, read only.
-func (lr *LogDirReport) readState(fsys mmap.FS, dir string) {
+// readState reads a shard's cursor and journal, read only.
+func (lr *ShardState) readState(fsys mmap.FS, dir string) {
 	cursor, err := readCursor(fsys, dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		lr.StateErr = err
@@ -160,6 +201,31 @@ func (lr *LogDirReport) readState(fsys mmap.FS, dir string) {
 			}
 		}
 	}
+}
+
+// inspectSub reads a Persistent topic's subscription in dir, read only.
+func inspectSub(fsys mmap.FS, dir, name string, shards int) SubscriptionReport {
+	sr := SubscriptionReport{Name: name}
+	marker, err := readWhole(fsys, filepath.Join(dir, subMarker))
+	switch {
+	case isNotExist(err):
+	case err != nil:
+		sr.Err = err
+	default:
+		sr.Complete, sr.Start = true, strings.TrimSpace(string(marker))
+		if _, err := parseStartAt(sr.Start); err != nil {
+			sr.Err = err
+		}
+	}
+	if !sr.Complete {
+		return sr // its files may be missing or half written: the next open removes them
+	}
+	for i := range shards {
+		var st ShardState
+		st.readState(fsys, filepath.Join(dir, shardDirName(i)))
+		sr.Shards = append(sr.Shards, st)
+	}
+	return sr
 }
 
 // readCursor reads dir's cursor file without mapping or changing it.

@@ -163,6 +163,9 @@ func (t *Topic) openDurable() error {
 			}
 		}
 		s.d.base = log.NextOffset()
+		if segs := log.Segments(); len(segs) > 0 {
+			s.d.last = segs[len(segs)-1].LastAt // publish times go on from there
+		}
 		s.d.synced.Store(log.NextOffset())
 		s.ring = ring.NewBroadcastAt[tentry](t.opts.RingSize, log.NextOffset())
 		s.ring.KeepPassed(true)

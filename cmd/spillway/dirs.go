@@ -25,7 +25,20 @@ type dirView struct {
 	Format        int       `json:"format,omitempty"`
 	ManifestError string    `json:"manifest_error,omitempty"`
 	Logs          []logView `json:"logs"`
-	Others        []string  `json:"others,omitempty"` // entries Spillway does not know
+	Subscriptions []subView `json:"subscriptions,omitempty"` // a Persistent topic's
+	Others        []string  `json:"others,omitempty"`        // entries Spillway does not know
+}
+
+// subView is one subscription of a Persistent topic.
+type subView struct {
+	Name     string   `json:"name"`
+	Start    string   `json:"start,omitempty"` // the StartAt it was created with
+	Complete bool     `json:"complete"`        // false: its creation did not finish; the next open removes it
+	Cursors  []uint64 `json:"cursors"`         // per shard: the first offset never handed out
+	Behind   uint64   `json:"behind"`          // messages in the logs past its cursors
+	// Unsettled: delivered, not settled (ManualAck), over all shards.
+	Unsettled int      `json:"unsettled,omitempty"`
+	Errors    []string `json:"errors,omitempty"`
 }
 
 // logView is one log: a Persistent shard's, an Ephemeral spill, or a bare
@@ -87,6 +100,11 @@ func (v *dirView) clean() bool {
 			return false
 		}
 	}
+	for _, s := range v.Subscriptions {
+		if len(s.Errors) > 0 {
+			return false
+		}
+	}
 	return true
 }
 
@@ -131,9 +149,32 @@ func readDirView(dir string, verify bool) (*dirView, error) {
 	if rep.ManifestErr != nil {
 		v.ManifestError = rep.ManifestErr.Error()
 	}
+	next := map[int]uint64{}
+	for _, l := range rep.Logs {
+		if segs := l.Log.Segments; !l.Spill && len(segs) > 0 {
+			next[l.Shard] = segs[len(segs)-1].Next
+		}
+	}
+	for _, s := range rep.Subscriptions {
+		sv := subView{Name: s.Name, Start: s.Start, Complete: s.Complete}
+		if s.Err != nil {
+			sv.Errors = append(sv.Errors, s.Err.Error())
+		}
+		for i, st := range s.Shards {
+			sv.Cursors = append(sv.Cursors, st.Cursor)
+			if n := next[i]; n > st.Cursor {
+				sv.Behind += n - st.Cursor
+			}
+			sv.Unsettled += st.Unsettled
+			if st.StateErr != nil {
+				sv.Errors = append(sv.Errors, fmt.Sprintf("shard %d: %v", i, st.StateErr))
+			}
+		}
+		v.Subscriptions = append(v.Subscriptions, sv)
+	}
 	for _, l := range rep.Logs {
 		lv := logOf(l.Name, filepath.Join(dir, l.Name), l.Shard, l.Spill, l.Log)
-		if !l.Spill {
+		if !l.Spill && rep.Kind != "topic" {
 			c := l.Cursor
 			lv.Cursor, lv.Generation, lv.Unsettled = &c, l.Generation, l.Unsettled
 		}

@@ -106,6 +106,28 @@ func writeView(w io.Writer, v *dirView, segments bool) error {
 			}
 		}
 	}
+	if len(v.Subscriptions) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		p := printer{w: tw}
+		p.printf("\nsubscription\tstart\tcursors\tbehind\tunsettled\t\n")
+		for _, s := range v.Subscriptions {
+			start := s.Start
+			if !s.Complete {
+				start = "incomplete (removed at the next open)"
+			}
+			p.printf("%s\t%s\t%v\t%d\t%d\t\n", s.Name, start, s.Cursors, s.Behind, s.Unsettled)
+		}
+		if err := errors.Join(p.err, tw.Flush()); err != nil {
+			return err
+		}
+		for _, s := range v.Subscriptions {
+			for _, e := range s.Errors {
+				if _, err := fmt.Fprintf(w, "subscription %s: %s\n", s.Name, e); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for _, o := range v.Others {
 		if _, err := fmt.Fprintf(w, "not Spillway's: %s\n", o); err != nil {
 			return err

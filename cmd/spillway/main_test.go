@@ -426,3 +426,66 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("no command: exit %d", code)
 	}
 }
+
+// TestInspectTopic: inspect shows a Persistent topic's subscriptions, with
+// their cursors and how far behind they are; verify finds it clean; dump
+// prints every message once.
+func TestInspectTopic(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "topic")
+	tp, err := spillway.OpenTopic(spillway.Options{Dir: dir, Durability: spillway.Persistent, Shards: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, err := tp.Subscribe("audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n, received = 200, 60
+	for i := range n {
+		if err := tp.Publish(ctx, spillway.Message{Key: []byte{'k', byte('0' + i%4)}, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range received {
+		if _, err := audit.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := spillwayCmd(t, "inspect", dir)
+	if code != exitOK || !strings.Contains(out, "topic, persistent") || !strings.Contains(out, "audit") {
+		t.Fatalf("inspect: exit %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = spillwayCmd(t, "inspect", "-json", dir)
+	if code != exitOK {
+		t.Fatalf("inspect -json: exit %d: %s", code, errOut)
+	}
+	var v dirView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Subscriptions) != 1 {
+		t.Fatalf("inspect: subscriptions %+v", v.Subscriptions)
+	}
+	s := v.Subscriptions[0]
+	var cursors uint64
+	for _, c := range s.Cursors {
+		cursors += c
+	}
+	if s.Name != "audit" || s.Start != "latest" || !s.Complete || cursors != received || s.Behind != n-received {
+		t.Fatalf("inspect: subscription %+v", s)
+	}
+	if code, out, errOut = spillwayCmd(t, "verify", dir); code != exitOK || !strings.Contains(out, "clean") {
+		t.Fatalf("verify: exit %d:\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = spillwayCmd(t, "dump", dir)
+	if code != exitOK {
+		t.Fatalf("dump: exit %d: %s", code, errOut)
+	}
+	if recs := parseDump(t, out); len(recs) != n {
+		t.Fatalf("dump printed %d records, %d published", len(recs), n)
+	}
+}

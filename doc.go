@@ -55,6 +55,19 @@
 //	...
 //	rec := q.Recovery() // what the open found: messages waiting, redelivered, lost
 //
+// A Persistent Topic keeps every message in its shards' logs and its
+// subscriptions beside them: a subscription resumes after a reopen where
+// it was, a new one may start at the earliest message retained, at a time
+// or at a saved Position, Seek moves one, and Retention says how long the
+// logs keep what (until every subscription has it, or by age and size
+// whatever the subscriptions did).
+//
+//	t, err := spillway.OpenTopic(spillway.Options{Dir: dir, Durability: spillway.Persistent})
+//	...
+//	rebuild, err := t.SubscribeAt("rebuild", spillway.Earliest())
+//	...
+//	err = rebuild.Seek(spillway.AtTime(yesterday))
+//
 // Guarantees, per shard: FIFO order, across the move to disk and back and
 // across restarts (a redelivery is the exception: it comes back out of
 // order). AutoAck delivers each message at most once; ManualAck at least

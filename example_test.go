@@ -357,7 +357,11 @@ func ExampleTopic_SubscribeAt() {
 	if t, err = spillway.OpenTopic(opts); err != nil {
 		log.Fatal(err)
 	}
-	defer t.Close()
+	defer func() {
+		if err := t.Close(); err != nil {
+			log.Fatal(err)
+		}
+	}()
 	if late, err = t.Subscribe("late"); err != nil { // resumes
 		log.Fatal(err)
 	}

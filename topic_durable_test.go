@@ -117,7 +117,7 @@ func TestPersistentTopicResume(t *testing.T) {
 	}
 
 	tp = openPersistentTopic(t, dir, Options{Shards: 0})
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	if names := tp.Subscriptions(); fmt.Sprint(names) != "[fast slow]" {
 		t.Fatalf("Subscriptions() = %v after reopen", names)
 	}
@@ -159,7 +159,7 @@ func TestPersistentTopicUnsubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp = openPersistentTopic(t, dir, Options{})
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	if names := tp.Subscriptions(); fmt.Sprint(names) != "[b]" {
 		t.Fatalf("Subscriptions() = %v after reopen, want [b]", names)
 	}
@@ -171,7 +171,7 @@ func TestPersistentTopicUnsubscribe(t *testing.T) {
 func TestPersistentTopicReplay(t *testing.T) {
 	clock := NewManualClock(time.Unix(1_700_000_000, 0))
 	tp := openPersistentTopic(t, t.TempDir(), Options{Clock: clock})
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	first, err := tp.Subscribe("first")
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +276,7 @@ func TestTopicStartAtErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eph.Close()
+	defer closeTopic(t, eph)
 	if _, err := eph.SubscribeAt("e", Earliest()); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("Earliest on an Ephemeral topic: %v", err)
 	}
@@ -325,7 +325,7 @@ func TestPersistentTopicManualAckSeek(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp = openPersistentTopic(t, dir, opts)
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	sub, err = tp.Subscribe("s")
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +417,7 @@ func TestPersistentTopicSentAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp = openPersistentTopic(t, dir, opts)
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	lagging, err = tp.Subscribe("lagging")
 	if err != nil {
 		t.Fatal(err)
@@ -431,5 +431,13 @@ func TestPersistentTopicSentAt(t *testing.T) {
 		if err := d.Ack(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// closeTopic closes tp, failing the test on an error.
+func closeTopic(t testing.TB, tp *Topic) {
+	t.Helper()
+	if err := tp.Close(); err != nil {
+		t.Error(err)
 	}
 }

@@ -65,7 +65,7 @@ func retentionTopic(t *testing.T, r Retention) (*Topic, *ManualClock) {
 // limits say.
 func TestTopicRetentionInterest(t *testing.T) {
 	tp, clock := retentionTopic(t, Retention{MaxAge: time.Minute, MaxBytes: 128 << 10})
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	fast, err := tp.Subscribe("fast")
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestTopicRetentionInterest(t *testing.T) {
 // counts the skip in Stats.Trimmed.
 func TestTopicRetentionLimits(t *testing.T) {
 	tp, clock := retentionTopic(t, Retention{MaxBytes: 200 << 10, Policy: Limits})
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	lag, err := tp.Subscribe("lag")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestTopicRetentionLimits(t *testing.T) {
 // Earliest starts at what is left.
 func TestTopicRetentionMaxAge(t *testing.T) {
 	tp, clock := retentionTopic(t, Retention{MaxAge: time.Hour, Policy: Limits})
-	defer tp.Close()
+	defer closeTopic(t, tp)
 	publishValues(t, tp, 0, 600)
 	clock.Advance(2 * time.Hour)
 	publishValues(t, tp, 600, 100)

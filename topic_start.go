@@ -117,7 +117,7 @@ func parseStartAt(text string) (StartAt, error) {
 		}
 		return AtPosition(p), nil
 	}
-	return StartAt{}, fmt.Errorf("%w: start %q: not earliest, latest, time:... or position:...", ErrInvalidOptions, text)
+	return StartAt{}, fmt.Errorf("%w: start %q: want earliest, latest, time:<RFC 3339> or position:<offsets>", ErrInvalidOptions, text)
 }
 
 // Position is where a subscription is in a topic: one offset per shard,

@@ -158,9 +158,10 @@ type Options struct {
 	// log segments and the least size of journal generations.
 	segmentSize, journalSize int64
 
-	// Retention bounds what a Persistent Topic keeps of its log (by age,
-	// by bytes) and says whether subscriptions keep messages (Interest,
-	// the default) or not (Limits). Only for a Persistent Topic.
+	// Retention bounds what a Topic keeps of its logs (by age, by bytes)
+	// and says whether subscriptions keep messages (Interest, the default)
+	// or not (Limits): a Persistent Topic's logs, or an Ephemeral Topic's
+	// spills (Limits). Needs Dir; not for a Queue.
 	Retention Retention
 
 	// OnError, if set, is told of failures that no call can return because

@@ -111,8 +111,8 @@ func checkTopicOptions(o *Options) error {
 		return fmt.Errorf("%w: negative Retention", ErrInvalidOptions)
 	case r.Policy != Interest && r.Policy != Limits:
 		return fmt.Errorf("%w: retention policy %d", ErrInvalidOptions, r.Policy)
-	case r != (Retention{}) && o.Durability != Persistent:
-		return fmt.Errorf("%w: Retention applies to a Persistent topic (an Ephemeral one keeps what its subscriptions have not read, and nothing else)", ErrInvalidOptions)
+	case r != (Retention{}) && o.Dir == "":
+		return fmt.Errorf("%w: Retention applies to a topic's logs: give it a Dir (Persistent, or Ephemeral for its spill)", ErrInvalidOptions)
 	}
 	return nil
 }

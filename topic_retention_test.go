@@ -148,4 +148,47 @@ func TestTopicRetentionMaxAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRun(t, receiveIndexes(t, all, 700-first), first)
+	// A time before the retained range starts at the earliest message.
+	early, err := tp.SubscribeAt("early", AtTime(time.Unix(0, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRun(t, receiveIndexes(t, early, 700-first), first)
+	expectEmpty(t, early)
+}
+
+// TestTopicRetentionEphemeralLimits: on an Ephemeral topic, Limits bound
+// the spill: a subscription that lags skips what the limits took, counted
+// in Stats.Trimmed, and reads the rest in order; under Interest (the
+// default) the same topic keeps everything for it.
+func TestTopicRetentionEphemeralLimits(t *testing.T) {
+	for _, policy := range []RetentionPolicy{Limits, Interest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			tp, err := OpenTopic(Options{Dir: t.TempDir(), Shards: 1, RingSize: 64, Compression: None,
+				segmentSize: 64 << 10, Retention: Retention{MaxBytes: 128 << 10, Policy: policy}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeTopic(t, tp)
+			lag, err := tp.Subscribe("lag")
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 2000
+			publishValues(t, tp, 0, n)
+			var got []int
+			for uint64(len(got))+lag.Stats().Trimmed < n { // what was trimmed is counted as the reader passes it
+				got = append(got, receiveIndexes(t, lag, 1)...)
+			}
+			st := lag.Stats()
+			if st.Dropped != 0 || uint64(len(got))+st.Trimmed != n {
+				t.Fatalf("%d received, Trimmed %d, Dropped %d; want %d in all, none dropped", len(got), st.Trimmed, st.Dropped, n)
+			}
+			if policy == Interest && st.Trimmed != 0 || policy == Limits && st.Trimmed < n/2 {
+				t.Fatalf("%v: Trimmed %d of %d (the spill held about %d KiB past a 128 KiB limit)", policy, st.Trimmed, n, n)
+			}
+			wantRun(t, got, int(st.Trimmed))
+			expectEmpty(t, lag)
+		})
+	}
 }

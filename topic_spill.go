@@ -18,6 +18,7 @@ import (
 // All fields are guarded by the shard's pub, except log and w's read side:
 // each reading subShard has its own mmap.Reader.
 type tspill struct {
+	t       *Topic // nil for a Persistent topic's log
 	dir     string
 	fs      mmap.FS
 	log     *mmap.Log
@@ -71,7 +72,7 @@ func (s *tshard) startSpill() (*tspill, error) {
 	// messages, so that they can rejoin it as soon as they are that close.
 	s.ring.KeepPassed(true)
 	logEvent(t.opts.Logger, slog.LevelInfo, EventSpillStarted, slog.Int("shard", s.idx), slog.String("dir", t.opts.Dir))
-	sp := &tspill{dir: dir, log: log, base: base, end: base, pin: pin,
+	sp := &tspill{t: t, dir: dir, log: log, base: base, end: base, pin: pin,
 		target: int(min(256<<10, t.dir.segSize/4)), free: make(chan *refBatch, 8), fs: t.opts.fs}
 	sp.w = log.NewWriter(mmap.WriterOptions{BatchBytes: sp.target})
 	// Copy what the ring holds from base on: the subShards about to move
@@ -130,6 +131,27 @@ func (sp *tspill) write(s *tshard, es []tentry) (int, error) {
 	return n, err
 }
 
+// applyLimits lets the spill's log retire the segments past the limits of
+// Retention (Limits only: under Interest an Ephemeral topic keeps what its
+// subscriptions have not read, and nothing else), whoever still reads
+// them: they skip ahead (Stats.Trimmed). Called once per batch handed to
+// the writer. REQUIRES: s.pub.
+func (sp *tspill) applyLimits() {
+	t := sp.t
+	if t == nil {
+		return // a Persistent topic's log: retain does it
+	}
+	r := t.opts.Retention
+	if r.Policy != Limits {
+		return
+	}
+	if segs := sp.log.Segments(); len(segs) > 1 {
+		if floor := t.limitFloor(segs); floor > 0 {
+			sp.log.Trim(floor)
+		}
+	}
+}
+
 // newBatch returns an empty refBatch, reused if one is free.
 func (sp *tspill) newBatch() *refBatch {
 	select {
@@ -152,6 +174,7 @@ func (sp *tspill) submit() error {
 		return err
 	}
 	sp.pend = nil
+	sp.applyLimits()
 	return nil
 }
 
@@ -304,6 +327,11 @@ func (ss *subShard) readDisk() bool {
 		if off > sp.log.NextOffset() && !ss.appendSpill() {
 			return false
 		}
+		if first := sp.log.FirstOffset(); off < first {
+			ss.trimmed.Add(first - off) // retention took them (Limits)
+			ss.pos += first - off
+			off = first
+		}
 		d, err := sp.log.NewReader(off)
 		if err != nil {
 			return ss.rejoin(err)
@@ -395,10 +423,17 @@ func (ss *subShard) rejoinAfterSkip() bool {
 // messages it passes over as dropped: they were in batches the spill
 // reader could not decode. REQUIRES: ss.recvMu; ss reads the spill.
 func (ss *subShard) skipTo(pos uint64) {
-	if pos > ss.pos {
-		ss.dropped.Add(pos - ss.pos)
-		ss.pos = pos
+	if pos <= ss.pos {
+		return
 	}
+	// What lies below the log's first offset, retention took (Limits).
+	if low := ss.spill.base + ss.spill.log.FirstOffset(); low > ss.pos {
+		n := min(low, pos) - ss.pos
+		ss.trimmed.Add(n)
+		ss.pos += n
+	}
+	ss.dropped.Add(pos - ss.pos)
+	ss.pos = pos
 }
 
 // rejoin moves ss back to the ring at its position, if the ring still

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +286,88 @@ func readLogs(b *testing.B, dir string) int {
 		}
 	}
 	return total
+}
+
+// BenchmarkTopicReplayAlongside publishes 128-byte events one at a time to
+// a Persistent topic whose log already holds 2 M, with one subscription
+// receiving at the head, and (replay=on) another replaying the log from
+// Earliest at the same time; ns/op is per message published and received
+// at the head. The difference between the two is what a replay costs the
+// live path on this machine (two cores: the replay takes one's share).
+func BenchmarkTopicReplayAlongside(b *testing.B) {
+	msgs, _ := messages(msgPool)
+	for _, replay := range []bool{false, true} {
+		b.Run(fmt.Sprintf("replay=%v", map[bool]string{false: "off", true: "on"}[replay]), func(b *testing.B) {
+			t, err := spillway.OpenTopic(spillway.Options{Dir: b.TempDir(), Durability: spillway.Persistent,
+				Retention: spillway.Retention{Policy: spillway.Limits}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeOK(b, t)
+			const backlog = 2 << 20
+			ms := make([]spillway.Message, 64)
+			for i := 0; i < backlog; i += len(ms) {
+				for j := range ms {
+					ms[j] = spillway.Message{Value: msgs[(i+j)%msgPool]}
+				}
+				if err := t.PublishBatch(ctx, ms); err != nil {
+					b.Fatal(err)
+				}
+			}
+			head, err := t.Subscribe("head")
+			if err != nil {
+				b.Fatal(err)
+			}
+			stop := make(chan struct{})
+			var replayed sync.WaitGroup
+			var read int
+			if replay {
+				r, err := t.SubscribeAt("replay", spillway.Earliest())
+				if err != nil {
+					b.Fatal(err)
+				}
+				replayed.Go(func() {
+					dst := make([]spillway.Delivery, 256)
+					for read < backlog {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						n, err := r.ReceiveBatch(ctx, dst)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						read += n
+					}
+				})
+			}
+			start := time.Now()
+			pair(b, func() {
+				for i := range b.N {
+					if err := t.Publish(ctx, spillway.Message{Value: msgs[i%msgPool]}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}, func() {
+				dst := make([]spillway.Delivery, 64)
+				for got := 0; got < b.N; {
+					n, err := head.ReceiveBatch(ctx, dst)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					got += n
+				}
+			})
+			took := time.Since(start)
+			close(stop)
+			replayed.Wait()
+			if replay {
+				b.ReportMetric(float64(read)/took.Seconds(), "replayed/s")
+			}
+		})
+	}
 }

@@ -23,6 +23,7 @@ var (
 	redelivered  = statDef{"messages_redelivered_total", "Deliveries of messages that had been delivered before.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Redelivered) }}
 	deadLettered = statDef{"messages_dead_lettered_total", "Messages that ran out of attempts or were terminated.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.DeadLettered) }}
 	dropped      = statDef{"messages_dropped_total", "Messages lost to DropOldest, a full dead-letter queue, a failed spill, or Close.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Dropped) }}
+	trimmed      = statDef{"messages_trimmed_total", "Messages retention removed before the subscription read them (Retention Limits).", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Trimmed) }}
 	spilled      = statDef{"messages_spilled_total", "Messages written to a spill log.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Spilled) }}
 	syncs        = statDef{"syncs_total", "fdatasync calls made (Persistent).", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Syncs) }}
 	depth        = statDef{"depth_messages", "Messages waiting to be delivered (for a subscription: its lag in messages).", prom.GaugeValue, func(s *spillway.Stats) float64 { return float64(s.Depth) }}
@@ -36,8 +37,8 @@ var (
 
 var (
 	queueStats = []statDef{sent, delivered, acked, redelivered, deadLettered, dropped, spilled, syncs, depth, inFlight, diskReserved, diskData, oldestAge, spilling}
-	topicStats = []statDef{sent, spilled, diskReserved, diskData, spilling}
-	subStats   = []statDef{delivered, acked, redelivered, deadLettered, dropped, depth, inFlight, oldestAge, spilling, receivers}
+	topicStats = []statDef{sent, spilled, syncs, diskReserved, diskData, spilling}
+	subStats   = []statDef{delivered, acked, redelivered, deadLettered, dropped, trimmed, depth, inFlight, oldestAge, spilling, receivers}
 )
 
 // shardDef is one metric read from a ShardStats.

@@ -26,7 +26,7 @@ FUZZ_SHORT ?= 10000x
 FUZZTIME   ?= 2000000x
 # "package:FuzzTarget" pairs, with ":budget" for make test where a target's
 # executions are costly (FuzzSegmentRecovery opens a log on disk each time).
-FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzRoundTrip ./fuzz:FuzzSegmentRecovery:1000x
+FUZZ_TARGETS := ./codec:FuzzDecode ./codec:FuzzRoundTrip ./codec:FuzzDecodeSealed ./fuzz:FuzzSegmentRecovery:1000x
 
 # Stress: how much longer than in make test the concurrency tests run.
 STRESS_SCALE ?= 25

@@ -13,8 +13,9 @@ import (
 
 // Decoder reads batches from untrusted bytes. For any input it returns
 // records or an error matching ErrCorrupt, ErrChecksum, ErrTruncated,
-// ErrVersion or ErrTooLarge; it never panics, always returns, and never
-// allocates more than its Limits allow for one batch.
+// ErrVersion or ErrTooLarge (for sealed batches also ErrKey, or ErrAuth
+// with ErrCorrupt); it never panics, always returns, and never allocates
+// more than its Limits allow for one batch.
 //
 // It is safe for concurrent use: its zstd decoder is one long-lived
 // klauspost Decoder used only through DecodeAll, with its memory and window
@@ -24,10 +25,30 @@ type Decoder struct {
 	limits Limits
 	zstd   *zstd.Decoder
 	closed atomic.Bool
+	// keys open sealed batches (format version 2) in context; without
+	// them a sealed batch fails with ErrKey. requireSealed refuses plain
+	// ones (ErrNotSealed, with ErrCorrupt).
+	keys          *Keyring
+	context       []byte
+	requireSealed bool
+}
+
+// DecoderOption configures a Decoder.
+type DecoderOption func(*Decoder)
+
+// WithKeyring makes the Decoder open sealed batches with k's keys, in
+// context (the same bytes the batches were sealed with: where they
+// belong). With require, it refuses batches that are not sealed: a
+// directory written with encryption never reads a plain batch someone put
+// there.
+func WithKeyring(k *Keyring, context []byte, require bool) DecoderOption {
+	return func(d *Decoder) {
+		d.keys, d.context, d.requireSealed = k, slices.Clone(context), require
+	}
 }
 
 // NewDecoder returns a Decoder enforcing limits (zero fields: defaults).
-func NewDecoder(limits Limits) (*Decoder, error) {
+func NewDecoder(limits Limits, opts ...DecoderOption) (*Decoder, error) {
 	l := limits.withDefaults()
 	z, err := zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(0), // up to GOMAXPROCS concurrent DecodeAll calls
@@ -39,7 +60,11 @@ func NewDecoder(limits Limits) (*Decoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spillway/codec: zstd decoder: %w", err)
 	}
-	return &Decoder{limits: l, zstd: z}, nil
+	d := &Decoder{limits: l, zstd: z}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
 }
 
 // Limits returns the limits the decoder enforces.
@@ -58,6 +83,7 @@ type Batch struct {
 
 	payload []byte   // decompressed records, reused
 	headers []Header // slab for the records' headers, reused
+	sealed  []byte   // a sealed batch's opened payload, reused
 }
 
 // Detach hands the memory the records point to over to the caller: the
@@ -67,7 +93,7 @@ type Batch struct {
 // uncompressed still aliases the src it was decoded from.) It costs the
 // next Decode an allocation of the batch's size instead of a copy of it.
 func (b *Batch) Detach() {
-	b.payload, b.headers = nil, nil
+	b.payload, b.headers, b.sealed = nil, nil, nil
 }
 
 // Verify checks the batch at the start of src without decompressing it:
@@ -98,7 +124,8 @@ func (d *Decoder) verify(src []byte, owned bool) (BatchHeader, int, error) {
 		}
 		return h, 0, fmt.Errorf("%w: bad magic %q", ErrCorrupt, b[:4])
 	}
-	if b[offVersion] != Version {
+	sealed := b[offVersion] == sealedVersion
+	if b[offVersion] != Version && !sealed {
 		return h, 0, fmt.Errorf("%w: version %d", ErrVersion, b[offVersion])
 	}
 	h = BatchHeader{
@@ -110,18 +137,23 @@ func (d *Decoder) verify(src []byte, owned bool) (BatchHeader, int, error) {
 		BaseTime:    int64(binary.LittleEndian.Uint64(b[offBaseTime:])),
 		Checksum:    binary.LittleEndian.Uint64(b[offChecksum:]),
 	}
+	flags, reserved := binary.LittleEndian.Uint16(b[offFlags:]), binary.LittleEndian.Uint32(b[offReserved:])
 	switch {
 	case h.Compression > S2:
 		return h, 0, fmt.Errorf("%w: unknown codec %d", ErrCorrupt, h.Compression)
-	case binary.LittleEndian.Uint16(b[offFlags:]) != 0 || binary.LittleEndian.Uint32(b[offReserved:]) != 0:
+	case !sealed && (flags != 0 || reserved != 0), sealed && flags != flagSealed:
 		return h, 0, fmt.Errorf("%w: reserved header bits set", ErrCorrupt)
+	case sealed && h.StoredLen < sealOverhead:
+		return h, 0, fmt.Errorf("%w: a sealed payload of %d bytes is shorter than its nonce and tag", ErrCorrupt, h.StoredLen)
+	case !sealed && d.requireSealed:
+		return h, 0, fmt.Errorf("%w: %w: the batch at offset %d is plain where every batch is sealed", ErrCorrupt, ErrNotSealed, h.FirstOffset)
 	case int64(h.Count) > int64(d.limits.MaxRecords):
 		return h, 0, fmt.Errorf("%w: %d records, limit %d", ErrTooLarge, h.Count, d.limits.MaxRecords)
 	case int64(h.RawLen) > int64(d.limits.MaxRawBytes):
 		return h, 0, fmt.Errorf("%w: %d raw bytes, limit %d", ErrTooLarge, h.RawLen, d.limits.MaxRawBytes)
 	case int64(h.Size()) > int64(d.limits.MaxBatchBytes):
 		return h, 0, fmt.Errorf("%w: batch of %d bytes, limit %d", ErrTooLarge, h.Size(), d.limits.MaxBatchBytes)
-	case h.Compression == None && h.StoredLen != h.RawLen:
+	case h.Compression == None && h.StoredLen-sealedOverhead(sealed) != h.RawLen:
 		return h, 0, fmt.Errorf("%w: uncompressed batch stores %d bytes but claims %d", ErrCorrupt, h.StoredLen, h.RawLen)
 	case uint64(h.Count)*minRecordSize > uint64(h.RawLen):
 		return h, 0, fmt.Errorf("%w: %d records cannot fit in %d bytes", ErrCorrupt, h.Count, h.RawLen)
@@ -137,7 +169,31 @@ func (d *Decoder) verify(src []byte, owned bool) (BatchHeader, int, error) {
 	if sum != h.Checksum {
 		return h, 0, fmt.Errorf("%w: stored %#016x, computed %#016x", ErrChecksum, h.Checksum, sum)
 	}
+	if sealed && d.keys == nil {
+		return h, 0, fmt.Errorf("%w: the batch at offset %d is sealed with key id %d, and the reader has no keys", ErrKey, h.FirstOffset, reserved)
+	}
 	return h, h.Size(), nil
+}
+
+func sealedOverhead(sealed bool) uint32 {
+	if sealed {
+		return sealOverhead
+	}
+	return 0
+}
+
+// stored returns the version-1 payload of the verified batch src (header
+// h): its stored bytes, or, for a sealed batch, their plaintext, opened
+// into scratch's storage (grown if need be: it returns it).
+func (d *Decoder) stored(src []byte, h BatchHeader, scratch []byte) (payload, out []byte, err error) {
+	if src[offVersion] != sealedVersion {
+		return src[HeaderSize:h.Size()], scratch, nil
+	}
+	plain, err := d.keys.open(scratch[:0], src, d.context, h)
+	if err != nil {
+		return nil, scratch, err
+	}
+	return plain, plain, nil
 }
 
 // Decode decodes the batch at the start of src into b and returns how many
@@ -150,7 +206,11 @@ func (d *Decoder) Decode(src []byte, b *Batch) (int, error) {
 		return 0, err
 	}
 	b.Header = h
-	stored := src[HeaderSize:n]
+	stored, sealed, err := d.stored(src[:n], h, b.sealed)
+	b.sealed = sealed
+	if err != nil {
+		return 0, err
+	}
 	var raw []byte
 	switch h.Compression {
 	case None:
@@ -216,7 +276,12 @@ func (d *Decoder) AppendRecords(dst []Record, slab []Header, src []byte) ([]Reco
 		return dst, slab, h, 0, err
 	}
 	raw := src[HeaderSize:n]
-	if h.Compression != None {
+	if src[offVersion] == sealedVersion && h.Compression == None {
+		// Opened into memory of its own: the records point into it.
+		if raw, _, err = d.stored(src[:n], h, nil); err != nil {
+			return dst, slab, h, 0, err
+		}
+	} else if h.Compression != None {
 		var b Batch
 		if _, err := d.Decode(src[:n], &b); err != nil {
 			return dst, slab, h, 0, err

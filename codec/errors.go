@@ -21,4 +21,15 @@ var (
 	ErrTooLarge = errors.New("spillway/codec: batch exceeds limits")
 	// ErrClosed: the Encoder or Decoder was closed.
 	ErrClosed = errors.New("spillway/codec: closed")
+	// ErrKey: a sealed batch names a key the reader does not hold (or the
+	// reader holds none), or a key given is not a 32-byte AES-256 key. The
+	// batch is not damaged: reading it needs its key.
+	ErrKey = errors.New("spillway/codec: key missing or unusable")
+	// ErrAuth: a sealed batch does not authenticate: it was sealed under
+	// another key or for another place (context, offset), or its bytes
+	// changed. It comes with ErrCorrupt: such a batch is treated as a
+	// damaged one, never delivered.
+	ErrAuth = errors.New("spillway/codec: authentication failed")
+	// ErrNotSealed: a reader that requires sealed batches met a plain one.
+	ErrNotSealed = errors.New("spillway/codec: batch not sealed")
 )

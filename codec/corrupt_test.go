@@ -114,7 +114,8 @@ func TestHeaderChecks(t *testing.T) {
 		edit func(b []byte)
 		want error
 	}{
-		{"version", func(b []byte) { b[offVersion] = 2 }, ErrVersion},
+		{"version", func(b []byte) { b[offVersion] = 3 }, ErrVersion},
+		{"version 2 without the sealed flag", func(b []byte) { b[offVersion] = 2 }, ErrCorrupt},
 		{"codec", func(b []byte) { b[offCodec] = 9 }, ErrCorrupt},
 		{"flags", func(b []byte) { b[offFlags] = 1 }, ErrCorrupt},
 		{"reserved", func(b []byte) { b[offReserved+3] = 1 }, ErrCorrupt},

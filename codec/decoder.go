@@ -97,7 +97,8 @@ func (b *Batch) Detach() {
 }
 
 // Verify checks the batch at the start of src without decompressing it:
-// header, limits, length and checksum. It returns the header and the batch's
+// header, limits, length and checksum; a sealed batch's too, without
+// opening it (no key is needed). It returns the header and the batch's
 // size in bytes. At a run of zero bytes (a zero-filled or preallocated tail,
 // or the end of src) it returns io.EOF.
 func (d *Decoder) Verify(src []byte) (BatchHeader, int, error) {
@@ -169,9 +170,6 @@ func (d *Decoder) verify(src []byte, owned bool) (BatchHeader, int, error) {
 	if sum != h.Checksum {
 		return h, 0, fmt.Errorf("%w: stored %#016x, computed %#016x", ErrChecksum, h.Checksum, sum)
 	}
-	if sealed && d.keys == nil {
-		return h, 0, fmt.Errorf("%w: the batch at offset %d is sealed with key id %d, and the reader has no keys", ErrKey, h.FirstOffset, reserved)
-	}
 	return h, h.Size(), nil
 }
 
@@ -188,6 +186,9 @@ func sealedOverhead(sealed bool) uint32 {
 func (d *Decoder) stored(src []byte, h BatchHeader, scratch []byte) (payload, out []byte, err error) {
 	if src[offVersion] != sealedVersion {
 		return src[HeaderSize:h.Size()], scratch, nil
+	}
+	if d.keys == nil {
+		return nil, scratch, fmt.Errorf("%w: the batch at offset %d is sealed with key id %d, and the reader has no keys", ErrKey, h.FirstOffset, binary.LittleEndian.Uint32(src[offReserved:]))
 	}
 	plain, err := d.keys.open(scratch[:0], src, d.context, h)
 	if err != nil {

@@ -51,7 +51,8 @@ type Log struct {
 	// next, which readers load while the appender stores it.
 	_       cpu.CacheLinePad
 	mu      sync.Mutex
-	scratch []byte // AppendRecords' encoding when not mapped; guarded by mu
+	scratch []byte // AppendRecords' encoding when not mapped or sealed; guarded by mu
+	sealed  []byte // AppendBatch's sealed copy; guarded by mu
 	_       cpu.CacheLinePad
 	next    atomic.Uint64
 	_       cpu.CacheLinePad
@@ -114,7 +115,11 @@ func Open(dir string, opts Options) (*Log, *Recovery, error) {
 		_ = l.closeFiles()
 		return nil, nil, err
 	}
-	if l.dec, err = codec.NewDecoder(opts.Limits); err != nil {
+	var decOpts []codec.DecoderOption
+	if opts.Keyring != nil {
+		decOpts = append(decOpts, codec.WithKeyring(opts.Keyring, opts.Context, opts.RequireSealed))
+	}
+	if l.dec, err = codec.NewDecoder(opts.Limits, decOpts...); err != nil {
 		return fail(err)
 	}
 	if l.enc == nil {
@@ -235,9 +240,9 @@ func (l *Log) Append(recs []codec.Record) (uint64, error) {
 
 // AppendBatch appends one encoded batch (see package codec), assigning it
 // the log's next offset: unless the batch already carries that offset, it
-// rewrites the batch's first offset and checksum in place. It returns the
-// offset. Under SyncAlways the batch is durable
-// when AppendBatch returns.
+// rewrites the batch's first offset and checksum in place. With a Keyring
+// it seals the batch then (it must be a plain one). It returns the
+// offset. Under SyncAlways the batch is durable when AppendBatch returns.
 func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 	h, err := codec.PeekHeader(batch)
 	if err != nil {
@@ -246,12 +251,16 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 	if h.Size() != len(batch) {
 		return 0, fmt.Errorf("%w: batch of %d bytes announces %d", codec.ErrCorrupt, len(batch), h.Size())
 	}
-	if len(batch) > l.opts.Limits.MaxBatchBytes {
-		return 0, fmt.Errorf("%w: %d bytes, a segment holds %d", ErrTooLarge, len(batch), l.opts.Limits.MaxBatchBytes)
+	need := len(batch)
+	if l.opts.Keyring != nil {
+		need = codec.SealedSize(need)
+	}
+	if need > l.opts.Limits.MaxBatchBytes {
+		return 0, fmt.Errorf("%w: %d bytes, a segment holds %d", ErrTooLarge, need, l.opts.Limits.MaxBatchBytes)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, err := l.activeFor(len(batch))
+	s, err := l.activeFor(need)
 	if err != nil {
 		return 0, err
 	}
@@ -260,6 +269,12 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 		if err := codec.Restamp(batch, first); err != nil {
 			return 0, err
 		}
+	}
+	if k := l.opts.Keyring; k != nil {
+		if l.sealed, err = k.Seal(l.sealed[:0], batch, l.opts.Context); err != nil {
+			return 0, err
+		}
+		batch = l.sealed
 	}
 	end := s.end.Load()
 	if _, err := s.f.WriteAt(batch, end); err != nil {
@@ -321,6 +336,10 @@ func (l *Log) syncNow(s *segment) error {
 // the batch is durable when AppendRecords returns.
 func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 	size := codec.PlainSize(recs)
+	k := l.opts.Keyring
+	if k != nil {
+		size = codec.SealedSize(size)
+	}
 	if size > l.opts.Limits.MaxBatchBytes || len(recs) > l.opts.Limits.MaxRecords {
 		return 0, fmt.Errorf("%w: %d records in %d bytes, a segment holds %d", ErrTooLarge, len(recs), size, l.opts.Limits.MaxBatchBytes)
 	}
@@ -338,9 +357,19 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 	}
 	first := l.next.Load()
 	end := s.end.Load()
+	if k != nil { // sealed: encoded plain first, sealed into place
+		if l.scratch, err = codec.AppendPlain(l.scratch[:0], first, recs); err != nil {
+			return 0, err
+		}
+	}
 	if s.wdata != nil {
 		var encErr error // none: the size was checked above, and the segment is unchanged if not
-		if ferr := guard(func() { _, encErr = codec.AppendPlain(s.wdata[end:end:end+int64(size)], first, recs) }); ferr != nil {
+		dst := s.wdata[end:end:end+int64(size)]
+		store := func() { _, encErr = codec.AppendPlain(dst, first, recs) }
+		if k != nil {
+			store = func() { _, encErr = k.Seal(dst, l.scratch, l.opts.Context) }
+		}
+		if ferr := guard(store); ferr != nil {
 			return 0, l.fail(fmt.Errorf("storing into %s at %d: %w", s.name, end, ferr))
 		}
 		if encErr != nil {
@@ -348,11 +377,18 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 		}
 		s.prefaultAfter(end, end+int64(size))
 	} else {
-		l.scratch, err = codec.AppendPlain(l.scratch[:0], first, recs)
+		out := l.scratch
+		if k == nil {
+			l.scratch, err = codec.AppendPlain(l.scratch[:0], first, recs)
+			out = l.scratch
+		} else {
+			l.sealed, err = k.Seal(l.sealed[:0], l.scratch, l.opts.Context)
+			out = l.sealed
+		}
 		if err != nil {
 			return 0, err
 		}
-		if _, err := s.f.WriteAt(l.scratch, end); err != nil {
+		if _, err := s.f.WriteAt(out, end); err != nil {
 			if errors.Is(err, errNoSpace) {
 				return 0, fmt.Errorf("%w: writing %s: %v", ErrDiskFull, s.name, err)
 			}

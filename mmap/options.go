@@ -76,6 +76,15 @@ type Options struct {
 	// Cache, if set, holds decompressed batches for readers that lag
 	// behind, shared by every log using it.
 	Cache *BatchCache
+	// Keyring, if set, seals every batch the log writes (codec format
+	// version 2: AES-256-GCM after compression) for Context, which names
+	// where the batches belong (a batch moved to another log with another
+	// context fails authentication), and opens the sealed batches it
+	// reads. With RequireSealed a plain batch reads as corrupt. Sealing
+	// happens as a batch is appended, once its offset is known.
+	Keyring       *codec.Keyring
+	Context       []byte
+	RequireSealed bool
 	// FS is the file system. Default OSFS.
 	FS FS
 	// Now is the clock for segment ages. Default time.Now.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 )
 
@@ -140,6 +141,10 @@ type journal struct {
 	// under the owner's lock when a generation fills up.
 	snapshot func(cp *checkpoint)
 	minSize  int64 // a generation's least reservation: journalMinSize, or less in tests
+	// keys, if set, seal the messages moved into the journal (kind 5) for
+	// context, as the logs' batches are.
+	keys    *codec.Keyring
+	context []byte
 
 	mu    sync.Mutex
 	gen   uint64

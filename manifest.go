@@ -30,7 +30,7 @@ import (
 const (
 	manifestName   = "MANIFEST"
 	manifestMagic  = "spillway-manifest"
-	manifestFormat = 1
+	manifestFormat = 2 // 2: encryption fields; written only when they are set
 )
 
 // manifest is what MANIFEST records.
@@ -41,10 +41,20 @@ type manifest struct {
 	Shards      int    `json:"shards"`
 	Sync        string `json:"sync,omitempty"` // SyncPolicy.String(), Persistent only
 	Compression string `json:"compression"`
+	// Encryption (format 2): the directory's identity, bound into every
+	// sealed batch; whether every batch is sealed (it was created with
+	// Encryption); and a check value of each key id batches were sealed
+	// with (codec.KeyCheck, hex), so that a wrong key is refused at open.
+	ID     string            `json:"id,omitempty"`
+	Sealed bool              `json:"sealed,omitempty"`
+	Keys   map[string]string `json:"keys,omitempty"`
 }
 
+// equal reports whether m and o record the same.
+func (m manifest) equal(o manifest) bool { return bytes.Equal(m.marshal(), o.marshal()) }
+
 func newManifest(o *Options, kind string) manifest {
-	m := manifest{Format: manifestFormat, Kind: kind, Durability: o.Durability.String(), Shards: o.Shards, Compression: o.Compression.String()}
+	m := manifest{Format: 1, Kind: kind, Durability: o.Durability.String(), Shards: o.Shards, Compression: o.Compression.String()}
 	if o.Durability == Persistent {
 		m.Sync = o.Sync.String()
 	}
@@ -52,6 +62,9 @@ func newManifest(o *Options, kind string) manifest {
 }
 
 func (m manifest) marshal() []byte {
+	if len(m.Keys) > 0 {
+		m.Format = max(m.Format, 2) // an older reader must refuse an encrypted directory, not misread it
+	}
 	js, err := json.Marshal(m)
 	if err != nil {
 		panic(err) // a struct of strings and ints always marshals
@@ -100,7 +113,7 @@ func readManifest(fsys mmap.FS, dir string) (manifest, error) {
 		return bad(err.Error())
 	}
 	if v.Format > manifestFormat || v.Format < 1 {
-		return manifest{}, fmt.Errorf("%w: %s has format %d; this version of spillway reads format %d only (a newer version wrote it)", ErrStorage, path, v.Format, manifestFormat)
+		return manifest{}, fmt.Errorf("%w: %s has format %d; this version of spillway reads formats up to %d (a newer version wrote it)", ErrStorage, path, v.Format, manifestFormat)
 	}
 	if err := json.Unmarshal(lines[1], &m); err != nil {
 		return bad(err.Error())

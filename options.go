@@ -163,6 +163,11 @@ type Options struct {
 	// or not (Limits): a Persistent Topic's logs, or an Ephemeral Topic's
 	// spills (Limits). Needs Dir; not for a Queue.
 	Retention Retention
+	// Encryption, if set, seals everything written to Dir (spills, logs,
+	// the messages journals keep) with AES-256-GCM; a directory written
+	// with it cannot be opened without a key it was written with. nil:
+	// nothing is encrypted.
+	Encryption *Encryption
 
 	// OnError, if set, is told of failures that no call can return because
 	// they happen after the messages involved were accepted: a spill, or a
@@ -189,6 +194,9 @@ const (
 func (o Options) withDefaults() (Options, error) {
 	if o.Shards < 0 || o.RingSize < 0 || o.MaxDiskBytes < 0 || o.MaxMessageBytes < 0 || o.AckTimeout < 0 || o.MaxAttempts < 0 || o.SyncEvery < 0 {
 		return o, fmt.Errorf("%w: negative value", ErrInvalidOptions)
+	}
+	if o.Encryption != nil && o.Dir == "" {
+		return o, fmt.Errorf("%w: Encryption needs Dir (without one nothing is written to disk)", ErrInvalidOptions)
 	}
 	switch o.Durability {
 	case Ephemeral:

@@ -128,13 +128,13 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 	if q.opts.Sync == SyncNever {
 		logSync = mmap.SyncNever
 	}
-	log, lrec, err := mmap.Open(dir, mmap.Options{
+	log, lrec, err := mmap.Open(dir, q.dir.logOptions(mmap.Options{
 		SegmentSize: q.dir.segSize,
 		Mapped:      true,
 		Sync:        logSync,
 		Quota:       q.dir.quota,
 		FS:          fsys,
-	})
+	}, "queue", shardDirName(s.idx)))
 	if err != nil {
 		return rec, fmt.Errorf("%w: opening shard %d's log in %s: %w", ErrStorage, s.idx, dir, err)
 	}
@@ -211,7 +211,8 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 	if first := log.FirstOffset(); need < first && need < next {
 		return rec, fmt.Errorf("%w: shard %d: messages from offset %d on are not settled, but the log in %s starts at %d: segment files were removed", ErrStorage, s.idx, need, dir, first)
 	}
-	leases, lost, err := loadUnsettled(log, &s.ackBook, unsettled, need, delivered, false)
+	jctx := q.dir.seal.context("queue", shardDirName(s.idx)+" journal")
+	leases, lost, err := loadUnsettled(log, &s.ackBook, unsettled, need, delivered, false, q.dir.seal.decoderOptions(jctx)...)
 	if err != nil {
 		return rec, err
 	}
@@ -232,6 +233,9 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		s.spilling.Store(true)
 	}
 	s.j = &journal{fsys: fsys, dir: dir, gen: js.gen, snapshot: s.snapshot, minSize: journalMinSize}
+	if q.dir.seal != nil {
+		s.j.keys, s.j.context = q.dir.seal.keys, jctx
+	}
 	s.track = true
 	if q.opts.journalSize > 0 {
 		s.j.minSize = q.opts.journalSize
@@ -301,7 +305,9 @@ func countMoved(unsettled map[uint64]*journalEntry) int {
 //
 // With sent (a topic's log, whose records all carry their publish time),
 // each lease keeps its record's time for Delivery.SentAt.
-func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEntry, need, delivered uint64, sent bool) ([]recovered, uint64, error) {
+//
+// decOpts open the journal's moved batches (sealed ones need the keys).
+func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEntry, need, delivered uint64, sent bool, decOpts ...codec.DecoderOption) ([]recovered, uint64, error) {
 	if len(unsettled) == 0 {
 		return nil, 0, nil
 	}
@@ -316,7 +322,7 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 	}
 	found := make(map[uint64]message, len(unsettled))
 	var lost uint64
-	dec, err := codec.NewDecoder(codec.Limits{})
+	dec, err := codec.NewDecoder(codec.Limits{}, decOpts...)
 	if err != nil {
 		return nil, 0, err
 	}

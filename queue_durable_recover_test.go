@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"os"
@@ -224,11 +225,11 @@ func TestPersistentManifest(t *testing.T) {
 	expect(opts, ErrStorage, "MANIFEST", "damaged")
 
 	newer := newManifest(&Options{Durability: Persistent, Shards: 4}, "queue")
-	newer.Format = 2
+	newer.Format = manifestFormat + 1
 	if err := fs.WriteFile("/q/MANIFEST", newer.marshal()); err != nil {
 		t.Fatal(err)
 	}
-	expect(opts, ErrStorage, "MANIFEST", "format 2")
+	expect(opts, ErrStorage, "MANIFEST", fmt.Sprintf("format %d", manifestFormat+1))
 
 	if err := fs.WriteFile("/q/MANIFEST", good); err != nil {
 		t.Fatal(err)

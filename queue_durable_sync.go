@@ -379,7 +379,7 @@ func (s *ackBook) moveBelow(end uint64, limit int) {
 		}
 	}
 	for l := s.byOffset.head; l != nil && l.offset < end; l = s.byOffset.head {
-		batch, err := messageBatch(l.offset, &l.msg, l.sent)
+		batch, err := s.movedBatch(l)
 		if err == nil {
 			err = s.j.moved(l.offset, uint32(l.attempt), s.notBefore(l), batch)
 		}
@@ -390,6 +390,16 @@ func (s *ackBook) moveBelow(end uint64, limit int) {
 		s.byOffset.remove(l)
 		s.moved.push(l)
 	}
+}
+
+// movedBatch encodes l's message as the batch the journal keeps for it,
+// sealed if the journal seals.
+func (s *ackBook) movedBatch(l *lease) ([]byte, error) {
+	batch, err := messageBatch(l.offset, &l.msg, l.sent)
+	if err != nil || s.j == nil || s.j.keys == nil {
+		return batch, err
+	}
+	return s.j.keys.Seal(nil, batch, s.j.context)
 }
 
 // messageBatch encodes m, published at sent (unix ns; 0: not known), as a
@@ -420,7 +430,7 @@ func (s *ackBook) snapshot(cp *checkpoint, delivered uint64) {
 		cp.add(l.offset, uint32(l.attempt), s.notBefore(l))
 	}
 	for l := s.moved.head; l != nil; l = l.onext {
-		batch, err := messageBatch(l.offset, &l.msg, l.sent)
+		batch, err := s.movedBatch(l)
 		if err != nil {
 			s.persist(err)
 			continue

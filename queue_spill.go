@@ -50,12 +50,12 @@ func (q *Queue) openSpill(s *qshard) (*spill, error) {
 	// Each spill has a directory of its own: the previous one may still be
 	// closing (its files being removed) when the shard spills again.
 	dir := filepath.Join(q.opts.Dir, fmt.Sprintf("%s%04d-%d", spillDirPrefix, s.idx, s.spills.Load()))
-	log, _, err := mmap.Open(dir, mmap.Options{
+	log, _, err := mmap.Open(dir, q.dir.logOptions(mmap.Options{
 		SegmentSize: q.dir.segSize,
 		Encoder:     q.dir.enc,
 		Quota:       q.dir.quota,
 		FS:          q.opts.fs,
-	})
+	}, "queue", filepath.Base(dir)))
 	if err != nil {
 		return nil, err
 	}

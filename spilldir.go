@@ -34,6 +34,16 @@ type spillDir struct {
 	quota   *mmap.Quota
 	segSize int64
 	lock    io.Closer
+	seal    *sealing // Options.Encryption, open; nil without
+}
+
+// logOptions returns what every log of the directory needs to seal and
+// open its batches: kind and what name the log (its context).
+func (d *spillDir) logOptions(o mmap.Options, kind, what string) mmap.Options {
+	if d.seal != nil {
+		o.Keyring, o.Context, o.RequireSealed = d.seal.keys, d.seal.context(kind, what), d.seal.require
+	}
+	return o
 }
 
 // openDir takes o.Dir for a kind ("queue" or "topic") of the given
@@ -89,7 +99,15 @@ func openDir(o *Options, kind string, shardsGiven int) (spillDir, error) {
 			return fail(err)
 		}
 	}
-	if want := newManifest(o, kind); fresh || want != m {
+	want := newManifest(o, kind)
+	var prev *manifest
+	if !fresh && m.Durability == Persistent.String() {
+		prev = &m // an Ephemeral directory starts afresh: nothing sealed survives
+	}
+	if d.seal, err = openSealing(o.Encryption, prev, &want); err != nil {
+		return fail(err)
+	}
+	if fresh || !want.equal(m) {
 		if err := writeManifest(fsys, o.Dir, want); err != nil {
 			return fail(err)
 		}

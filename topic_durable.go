@@ -73,14 +73,14 @@ func (t *Topic) openLogs() error {
 		if err := fsys.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		log, lrec, err := mmap.Open(dir, mmap.Options{
+		log, lrec, err := mmap.Open(dir, t.dir.logOptions(mmap.Options{
 			SegmentSize: t.dir.segSize,
 			Mapped:      true,
 			Sync:        logSync,
 			Quota:       t.dir.quota,
 			FS:          fsys,
 			Now:         t.opts.Clock.Now, // segments' times are the records' (the publish times) or this clock's
-		})
+		}, "topic", shardDirName(i)))
 		if err != nil {
 			return fmt.Errorf("%w: opening topic shard %d's log in %s: %w", ErrStorage, i, dir, err)
 		}

@@ -58,7 +58,7 @@ func (s *tshard) startSpill() (*tspill, error) {
 	base = max(base, s.ring.Oldest())
 	dir := filepath.Join(t.opts.Dir, fmt.Sprintf("%st%04d-%d", spillDirPrefix, s.idx, s.spills))
 	s.spills++
-	log, _, err := mmap.Open(dir, mmap.Options{SegmentSize: t.dir.segSize, Encoder: t.dir.enc, Quota: t.dir.quota, Cache: t.cache, FS: t.opts.fs})
+	log, _, err := mmap.Open(dir, t.dir.logOptions(mmap.Options{SegmentSize: t.dir.segSize, Encoder: t.dir.enc, Quota: t.dir.quota, Cache: t.cache, FS: t.opts.fs}, "topic", filepath.Base(dir)))
 	if err != nil {
 		return nil, fmt.Errorf("spillway: opening the spill of topic shard %d: %w", s.idx, err)
 	}

@@ -259,7 +259,8 @@ func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
 		}
 	}
 	need = max(need, log.FirstOffset()) // retention took the rest (Limits): lost below
-	leases, lost, err := loadUnsettled(log, &ss.ackBook, unsettled, need, delivered, true)
+	jctx := t.dir.seal.context("topic", subDirName(sub.name)+"/"+shardDirName(ss.idx)+" journal")
+	leases, lost, err := loadUnsettled(log, &ss.ackBook, unsettled, need, delivered, true, t.dir.seal.decoderOptions(jctx)...)
 	if err != nil {
 		return 0, err
 	}
@@ -267,6 +268,9 @@ func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
 	t.recovery.Redelivered += uint64(len(leases))
 	t.recovery.Messages += uint64(len(leases))
 	ss.j = &journal{fsys: fsys, dir: dir, gen: js.gen, minSize: journalMinSize}
+	if t.dir.seal != nil {
+		ss.j.keys, ss.j.context = t.dir.seal.keys, jctx
+	}
 	ss.j.snapshot = func(cp *checkpoint) { ss.ackBook.snapshot(cp, ss.saved.Load()) }
 	if t.opts.journalSize > 0 {
 		ss.j.minSize = t.opts.journalSize

@@ -364,7 +364,7 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 	}
 	if s.wdata != nil {
 		var encErr error // none: the size was checked above, and the segment is unchanged if not
-		dst := s.wdata[end:end:end+int64(size)]
+		dst := s.wdata[end : end : end+int64(size)]
 		store := func() { _, encErr = codec.AppendPlain(dst, first, recs) }
 		if k != nil {
 			store = func() { _, encErr = k.Seal(dst, l.scratch, l.opts.Context) }

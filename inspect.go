@@ -13,6 +13,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 )
 
@@ -34,7 +35,12 @@ func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &DirReport{Dir: dir}
+	rep := &DirReport{Dir: dir, fs: fsys}
+	if e := opts.Encryption; e != nil {
+		if rep.keys, err = codec.NewKeyring(e.Keys, e.Current); err != nil {
+			return nil, fmt.Errorf("%w: Encryption: %w", ErrInvalidOptions, err)
+		}
+	}
 	switch m, err := readManifest(fsys, dir); {
 	case errors.Is(err, errNoManifest):
 	case err != nil:
@@ -42,6 +48,12 @@ func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
 	default:
 		rep.Manifest = true
 		rep.Format, rep.Kind, rep.Shards = m.Format, m.Kind, m.Shards
+		rep.id, rep.Sealed = m.ID, m.Sealed
+		for id := range m.Keys {
+			n, _ := strconv.ParseUint(id, 10, 32)
+			rep.ManifestKeyIDs = append(rep.ManifestKeyIDs, uint32(n))
+		}
+		slices.Sort(rep.ManifestKeyIDs)
 		rep.Durability, err = parseDurability(m.Durability)
 		rep.ManifestErr = errors.Join(rep.ManifestErr, err)
 		rep.Compression, err = parseCompression(m.Compression)
@@ -65,8 +77,17 @@ func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		if lr.Log, err = mmap.Scan(path, mmap.ScanOptions{FS: fsys, Verify: opts.Verify}, nil); err != nil {
+		so := rep.ScanOptions(name)
+		so.Verify = opts.Verify
+		if lr.Log, err = mmap.Scan(path, so, nil); err != nil {
 			return rep, fmt.Errorf("scanning %s: %w", path, err)
+		}
+		for _, s := range lr.Log.Segments {
+			for id := range s.KeyIDs {
+				if !slices.Contains(rep.KeyIDs, id) {
+					rep.KeyIDs = append(rep.KeyIDs, id)
+				}
+			}
 		}
 		if !lr.Spill && rep.Kind != "topic" {
 			lr.readState(fsys, path)
@@ -84,13 +105,18 @@ func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
 	})
 	slices.SortFunc(rep.Subscriptions, func(a, b SubscriptionReport) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(rep.Logs, func(a, b LogDirReport) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(rep.KeyIDs)
 	return rep, nil
 }
 
 // InspectOptions says what InspectDir checks.
 type InspectOptions struct {
 	Verify bool // read every batch and check its checksum
-	fs     mmap.FS
+	// Encryption opens the batches of an encrypted directory (for
+	// ScanOptions: reading records); without it they are checked, not
+	// opened.
+	Encryption *Encryption
+	fs         mmap.FS
 }
 
 // DirReport is what InspectDir found in a Queue's or Topic's directory.
@@ -108,10 +134,23 @@ type DirReport struct {
 	Shards      int
 	ManifestErr error
 
+	// Encryption: Sealed says every batch is sealed (the directory was
+	// created with Encryption); ManifestKeyIDs are the key ids the
+	// manifest has checks for (every id it was ever opened with), KeyIDs
+	// those the logs' batches are sealed with now: an id no longer among
+	// them may be dropped from Options.Encryption.
+	Sealed         bool
+	ManifestKeyIDs []uint32
+	KeyIDs         []uint32
+
 	Logs []LogDirReport // in name order
 	// Subscriptions are a Persistent topic's, in name order.
 	Subscriptions []SubscriptionReport
 	Others        []string // entries Spillway does not know (left alone by every open)
+
+	fs   mmap.FS
+	keys *codec.Keyring // from InspectOptions.Encryption
+	id   string         // the manifest's identity
 }
 
 // SubscriptionReport is one subscription of a Persistent topic: where it
@@ -124,6 +163,19 @@ type SubscriptionReport struct {
 	Complete bool
 	Shards   []ShardState // by shard; none for an incomplete one
 	Err      error        // a marker that cannot be read
+}
+
+// ScanOptions returns what mmap.Scan needs to read the log named name
+// (shard-0003, spill-0003-7) of the directory: its file system, and, for
+// an encrypted directory inspected with its keys, the keyring and the
+// log's context. Decode with it reads the log's records.
+func (r *DirReport) ScanOptions(name string) mmap.ScanOptions {
+	o := mmap.ScanOptions{FS: r.fs}
+	if r.keys != nil && r.id != "" {
+		s := &sealing{keys: r.keys, id: r.id}
+		o.Keyring, o.Context = r.keys, s.context(r.Kind, name)
+	}
+	return o
 }
 
 // Clean reports whether nothing InspectDir read was damaged.

@@ -137,6 +137,8 @@ func (d *Decoder) verify(src []byte, owned bool) (BatchHeader, int, error) {
 		FirstOffset: binary.LittleEndian.Uint64(b[offFirst:]),
 		BaseTime:    int64(binary.LittleEndian.Uint64(b[offBaseTime:])),
 		Checksum:    binary.LittleEndian.Uint64(b[offChecksum:]),
+		Sealed:      sealed,
+		KeyID:       sealedKeyID(b),
 	}
 	flags, reserved := binary.LittleEndian.Uint16(b[offFlags:]), binary.LittleEndian.Uint32(b[offReserved:])
 	switch {

@@ -74,6 +74,10 @@ type BatchHeader struct {
 	FirstOffset uint64      // offset of the first record; record i has FirstOffset+i
 	BaseTime    int64       // timestamp of the first record, unix ns
 	Checksum    uint64      // xxhash64 of the header's first 40 bytes and the payload
+	// Sealed: format version 2, the payload encrypted (see Keyring)
+	// under key KeyID; StoredLen then counts the nonce and the tag.
+	Sealed bool
+	KeyID  uint32
 }
 
 // Size returns the size of the whole batch: header and payload.
@@ -134,7 +138,17 @@ func PeekHeader(b []byte) (BatchHeader, error) {
 		FirstOffset: binary.LittleEndian.Uint64(b[offFirst:]),
 		BaseTime:    int64(binary.LittleEndian.Uint64(b[offBaseTime:])),
 		Checksum:    binary.LittleEndian.Uint64(b[offChecksum:]),
+		Sealed:      b[offVersion] == sealedVersion,
+		KeyID:       sealedKeyID(b),
 	}, nil
+}
+
+// sealedKeyID is the key id of a sealed batch's header b, 0 for a plain one.
+func sealedKeyID(b []byte) uint32 {
+	if b[offVersion] != sealedVersion {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b[offReserved:])
 }
 
 // BatchSpan reads from the header at the start of b what a reader walking

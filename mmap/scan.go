@@ -38,7 +38,11 @@ func Scan(dir string, opts ScanOptions, fn func(*ScannedBatch) error) (*LogRepor
 	if limits == (codec.Limits{}) {
 		limits = codec.DefaultLimits()
 	}
-	dec, err := codec.NewDecoder(limits)
+	var decOpts []codec.DecoderOption
+	if opts.Keyring != nil {
+		decOpts = append(decOpts, codec.WithKeyring(opts.Keyring, opts.Context, false))
+	}
+	dec, err := codec.NewDecoder(limits, decOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +92,11 @@ type ScanOptions struct {
 	From   uint64
 	// Limits bound what is decoded. Default: codec.DefaultLimits().
 	Limits codec.Limits
+	// Keyring and Context open sealed batches (see Options); without them
+	// a sealed batch is verified but not decoded (Decode fails with
+	// codec.ErrKey).
+	Keyring *codec.Keyring
+	Context []byte
 }
 
 // ScannedBatch is one batch Scan found.
@@ -151,6 +160,7 @@ type SegmentReport struct {
 	DataBytes int64                     // bytes of the batches found, headers included
 	RawBytes  int64                     // bytes of their records before compression
 	Codecs    map[codec.Compression]int // batches per compression
+	KeyIDs    map[uint32]int            // sealed batches per key id
 	// FirstTime and LastTime are timestamps (unix ns) of the first and last
 	// records found that carry one (a Queue times 1 in LatencySampling
 	// messages; 0 when none does): the first batch header with a time
@@ -193,7 +203,7 @@ type scanner struct {
 // segment scans one segment file.
 func (sc *scanner) segment(base uint64) (SegmentReport, error) {
 	name := segName(base)
-	sr := SegmentReport{Name: name, Base: base, Next: base, Codecs: map[codec.Compression]int{}}
+	sr := SegmentReport{Name: name, Base: base, Next: base, Codecs: map[codec.Compression]int{}, KeyIDs: map[uint32]int{}}
 	bad := func(pos, n int64, tail bool, err error) {
 		sr.Problems = append(sr.Problems, Problem{Segment: name, Position: pos, Bytes: n, Tail: tail, Err: err})
 	}
@@ -297,6 +307,9 @@ func (sc *scanner) walk(sr *SegmentReport, data []byte, limit int64, h segHeader
 		sr.DataBytes += int64(size)
 		sr.RawBytes += int64(bh.RawLen)
 		sr.Codecs[bh.Compression]++
+		if bh.Sealed {
+			sr.KeyIDs[bh.KeyID]++
+		}
 		last = data[pos : pos+int64(size)]
 		if sc.fn != nil {
 			sb := ScannedBatch{Segment: sr.Name, Position: pos, Header: bh}

@@ -27,6 +27,21 @@ type dirView struct {
 	Logs          []logView `json:"logs"`
 	Subscriptions []subView `json:"subscriptions,omitempty"` // a Persistent topic's
 	Others        []string  `json:"others,omitempty"`        // entries Spillway does not know
+	// Encryption: every batch sealed; the key ids the batches use now;
+	// the key ids the manifest knows.
+	Sealed         bool     `json:"sealed,omitempty"`
+	KeyIDs         []uint32 `json:"key_ids,omitempty"`
+	ManifestKeyIDs []uint32 `json:"manifest_key_ids,omitempty"`
+
+	rep *spillway.DirReport // for each log's scan options (dump); nil for a bare log
+}
+
+// scanOptions returns how to scan the log named name.
+func (v *dirView) scanOptions(name string) mmap.ScanOptions {
+	if v.rep == nil {
+		return mmap.ScanOptions{}
+	}
+	return v.rep.ScanOptions(name)
 }
 
 // subView is one subscription of a Persistent topic.
@@ -110,7 +125,7 @@ func (v *dirView) clean() bool {
 
 // readDirView reads dir, read only: InspectDir for a Queue's or Topic's
 // directory, mmap.Scan for a bare log.
-func readDirView(dir string, verify bool) (*dirView, error) {
+func readDirView(dir string, verify bool, keys *spillway.Encryption) (*dirView, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -132,14 +147,15 @@ func readDirView(dir string, verify bool) (*dirView, error) {
 		}
 		return &dirView{Dir: dir, Kind: "log", Logs: []logView{logOf(filepath.Base(dir), dir, 0, false, rep)}}, nil
 	}
-	rep, err := spillway.InspectDir(dir, spillway.InspectOptions{Verify: verify})
+	rep, err := spillway.InspectDir(dir, spillway.InspectOptions{Verify: verify, Encryption: keys})
 	if err != nil {
 		return nil, err
 	}
 	if !rep.Manifest && rep.ManifestErr == nil && len(rep.Logs) == 0 {
 		return nil, fmt.Errorf("%s holds neither a Queue's or Topic's files nor a log's segments", dir)
 	}
-	v := &dirView{Dir: dir, Kind: rep.Kind, Shards: rep.Shards, Format: rep.Format, Others: rep.Others}
+	v := &dirView{Dir: dir, Kind: rep.Kind, Shards: rep.Shards, Format: rep.Format, Others: rep.Others,
+		Sealed: rep.Sealed, KeyIDs: rep.KeyIDs, ManifestKeyIDs: rep.ManifestKeyIDs, rep: rep}
 	if rep.Manifest {
 		v.Durability, v.Compression = rep.Durability.String(), rep.Compression.String()
 		if rep.Durability == spillway.Persistent {

@@ -41,6 +41,7 @@ func runDump(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	shard := fs.Int("shard", -1, "only this shard's log (default: every log, in name order)")
 	from := fs.Uint64("from", 0, "start at this offset")
 	limit := fs.Int("limit", 0, "print at most this many records (0: all)")
+	keyPath := keyFile(fs)
 	args, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -48,7 +49,11 @@ func runDump(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	if *limit < 0 {
 		return usageError{"-limit must not be negative"}
 	}
-	v, err := readDirView(args[0], false)
+	keys, err := loadKeys(*keyPath)
+	if err != nil {
+		return err
+	}
+	v, err := readDirView(args[0], false, keys)
 	if err != nil {
 		return err
 	}
@@ -60,7 +65,9 @@ func runDump(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		found = true
-		_, err := mmap.Scan(l.Path, mmap.ScanOptions{Decode: true, From: *from}, func(b *mmap.ScannedBatch) error {
+		so := v.scanOptions(l.Name)
+		so.Decode, so.From = true, *from
+		_, err := mmap.Scan(l.Path, so, func(b *mmap.ScannedBatch) error {
 			for i, r := range b.Records {
 				off := b.Header.FirstOffset + uint64(i)
 				if off < *from {

@@ -15,11 +15,16 @@ import (
 func runInspect(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	segments := fs.Bool("segments", false, "list every segment file")
+	keyPath := keyFile(fs)
 	args, err := parse(fs, args, 1)
 	if err != nil {
 		return err
 	}
-	v, err := readDirView(args[0], false)
+	keys, err := loadKeys(*keyPath)
+	if err != nil {
+		return err
+	}
+	v, err := readDirView(args[0], false, keys)
 	if err != nil {
 		return err
 	}
@@ -52,6 +57,9 @@ func writeView(w io.Writer, v *dirView, segments bool) error {
 			head += ", sync " + v.Sync
 		}
 		head += fmt.Sprintf(", %s, %d shards (manifest format %d)", v.Compression, v.Shards, v.Format)
+		if len(v.ManifestKeyIDs) > 0 {
+			head += fmt.Sprintf("\nencrypted: batches sealed with key ids %v (the manifest knows %v)", orNone(v.KeyIDs), v.ManifestKeyIDs)
+		}
 	}
 	if _, err := fmt.Fprintln(w, head); err != nil {
 		return err
@@ -182,4 +190,11 @@ func codecs(m map[string]int) string {
 		return "-"
 	}
 	return strings.Join(parts, ", ")
+}
+
+func orNone(ids []uint32) any {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return ids
 }

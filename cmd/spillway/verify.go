@@ -13,6 +13,7 @@ import (
 func runVerify(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	repair := fs.Bool("repair", false, "first do what opening does: cut torn tails, move corrupt batches aside (only on a directory no process has open)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	keyPath := keyFile(fs)
 	args, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -23,7 +24,11 @@ func runVerify(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	v, err := readDirView(dir, true)
+	keys, err := loadKeys(*keyPath)
+	if err != nil {
+		return err
+	}
+	v, err := readDirView(dir, true, keys)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,16 @@ const msgPool = 1 << 14 // distinct messages, cycled through
 func BenchmarkSpill(b *testing.B) {
 	msgs, times := messages(msgPool)
 	for _, c := range []codec.Compression{codec.Zstd, codec.S2} {
-		b.Run("impl="+c.String(), func(b *testing.B) { spillSpillway(b, msgs, times, c) })
+		b.Run("impl="+c.String(), func(b *testing.B) { spillSpillway(b, msgs, times, c, nil) })
+	}
+	// Sealed: every batch encrypted with AES-256-GCM after compression
+	// (Options.Encryption); against the same codec unsealed above.
+	keys, err := codec.NewKeyring(map[uint32][]byte{1: make([]byte, 32)}, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []codec.Compression{codec.Zstd, codec.S2} {
+		b.Run("impl="+c.String()+"+aes", func(b *testing.B) { spillSpillway(b, msgs, times, c, keys) })
 	}
 	b.Run("impl=s2-floor", func(b *testing.B) { spillFloorS2(b, msgs) })
 	b.Run("impl=bigqueue", func(b *testing.B) {
@@ -83,13 +92,13 @@ func BenchmarkSpill(b *testing.B) {
 	})
 }
 
-func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compression) {
+func spillSpillway(b *testing.B, msgs [][]byte, times []int64, c codec.Compression, keys *codec.Keyring) {
 	enc, err := codec.NewEncoder(codec.WithCompression(c))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer closeOK(b, enc)
-	l, _, err := mmap.Open(b.TempDir(), mmap.Options{Encoder: enc})
+	l, _, err := mmap.Open(b.TempDir(), mmap.Options{Encoder: enc, Keyring: keys, Context: []byte("spill-0000-0")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -185,6 +185,33 @@ func (k *Keyring) Seal(dst, batch, context []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// Unseal appends to dst the version-1 batch that the sealed batch at the
+// start of sealed holds, once it authenticates in context, and returns
+// it: for a writer that must restamp a batch it sealed (see Restamp). It
+// fails like a Decoder (ErrKey, ErrAuth with ErrCorrupt, ErrCorrupt).
+func (k *Keyring) Unseal(dst, sealed, context []byte) ([]byte, error) {
+	h, err := PeekHeader(sealed)
+	if err != nil {
+		return dst, err
+	}
+	if !h.Sealed || h.StoredLen < sealOverhead || len(sealed) < h.Size() {
+		return dst, fmt.Errorf("%w: not a whole sealed batch", ErrCorrupt)
+	}
+	start := len(dst)
+	dst = append(dst, sealed[:HeaderSize]...)
+	out, err := k.open(dst, sealed, context, h)
+	if err != nil {
+		return dst[:start], err
+	}
+	hdr := out[start : start+HeaderSize]
+	hdr[offVersion] = Version
+	binary.LittleEndian.PutUint16(hdr[offFlags:], 0)
+	binary.LittleEndian.PutUint32(hdr[offStoredLen:], uint32(len(out)-start-HeaderSize))
+	binary.LittleEndian.PutUint32(hdr[offReserved:], 0)
+	binary.LittleEndian.PutUint64(hdr[offChecksum:], checksum(hdr, out[start+HeaderSize:]))
+	return out, nil
+}
+
 // open returns the plaintext payload (the version-1 stored bytes) of the
 // sealed batch src, whose header h the decoder verified, appended to dst,
 // which the caller hands over. It fails with ErrKey (no such key), or with

@@ -319,3 +319,20 @@ func FuzzDecodeSealed(f *testing.F) {
 		}
 	})
 }
+
+// TestUnseal: Unseal gives back the batch Seal was given, and refuses one
+// that does not authenticate.
+func TestUnseal(t *testing.T) {
+	k := newTestKeyring(t, 1, 1)
+	plain, sealed := sealGolden(t, k, Zstd)
+	got, err := k.Unseal(nil, sealed, testContext)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("Unseal: %v (equal: %v)", err, bytes.Equal(got, plain))
+	}
+	if _, err := k.Unseal(nil, sealed, []byte("elsewhere")); !errors.Is(err, ErrAuth) {
+		t.Fatalf("Unseal in another context: %v", err)
+	}
+	if _, err := k.Unseal(nil, plain, testContext); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Unseal of a plain batch: %v", err)
+	}
+}

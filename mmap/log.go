@@ -252,7 +252,7 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: batch of %d bytes announces %d", codec.ErrCorrupt, len(batch), h.Size())
 	}
 	need := len(batch)
-	if l.opts.Keyring != nil {
+	if l.opts.Keyring != nil && !h.Sealed {
 		need = codec.SealedSize(need)
 	}
 	if need > l.opts.Limits.MaxBatchBytes {
@@ -265,12 +265,24 @@ func (l *Log) AppendBatch(batch []byte) (uint64, error) {
 		return 0, err
 	}
 	first := l.next.Load()
+	k := l.opts.Keyring
+	if h.Sealed && h.FirstOffset != first {
+		// Sealed ahead for another offset (a Writer's guess): the offset
+		// is authenticated, so it is opened, restamped and sealed again.
+		if k == nil {
+			return 0, fmt.Errorf("%w: a sealed batch for a log without keys", codec.ErrKey)
+		}
+		if l.scratch, err = k.Unseal(l.scratch[:0], batch, l.opts.Context); err != nil {
+			return 0, err
+		}
+		batch, h.Sealed = l.scratch, false
+	}
 	if h.FirstOffset != first { // a writer that knew the offset saves a second checksum pass
 		if err := codec.Restamp(batch, first); err != nil {
 			return 0, err
 		}
 	}
-	if k := l.opts.Keyring; k != nil {
+	if k != nil && !h.Sealed {
 		if l.sealed, err = k.Seal(l.sealed[:0], batch, l.opts.Context); err != nil {
 			return 0, err
 		}

@@ -117,3 +117,31 @@ func TestSealedLog(t *testing.T) {
 		})
 	}
 }
+
+// TestSealedAppendRestamps: a batch sealed ahead for another offset than
+// the one the log gives it is opened, restamped and sealed again, and
+// reads back.
+func TestSealedAppendRestamps(t *testing.T) {
+	k := testKeyring(t, 3)
+	l, _ := open(t, t.TempDir(), Options{Keyring: k, Context: []byte("c")})
+	defer closeOK(t, l)
+	if _, err := l.AppendRecords(batchOf(0, 5, 10)); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := codec.AppendPlain(nil, 1000, batchOf(5, 5, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := k.Seal(nil, plain, []byte("c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := l.AppendBatch(sealed)
+	if err != nil || first != 5 {
+		t.Fatalf("AppendBatch = %d, %v; want offset 5", first, err)
+	}
+	offs, vals := readAll(t, l, 0)
+	if len(offs) != 10 || valueIndex(vals[9]) != 9 || offs[9] != 9 {
+		t.Fatalf("read back %v %v", offs, vals)
+	}
+}

@@ -57,7 +57,8 @@ type job struct {
 	raw   codec.RawBatch // records as the caller wrote them, encoded, not compressed
 	src   Deferred       // records the worker encodes into raw first (WriteDeferred)
 	first uint64         // the offset the batch will most likely get
-	out   []byte         // the compressed batch
+	out   []byte         // the compressed batch (sealed, with a Keyring)
+	plain []byte         // the compressed batch before sealing, with a Keyring
 	err   error
 	done  chan struct{} // capacity 1: the worker's signal
 	flush chan struct{} // set on markers, which carry no records: retry stalled batches, then close
@@ -115,7 +116,16 @@ func (w *Writer) compress() {
 			j.src.AppendTo(&j.raw)
 			j.src = nil
 		}
-		j.out, j.err = w.enc.AppendRaw(j.out[:0], j.first, &j.raw)
+		if k := w.l.opts.Keyring; k != nil {
+			// Sealed here, on the workers, for the offset the batch will
+			// most likely get (AppendBatch seals it again if not).
+			j.plain, j.err = w.enc.AppendRaw(j.plain[:0], j.first, &j.raw)
+			if j.err == nil {
+				j.out, j.err = k.Seal(j.out[:0], j.plain, w.l.opts.Context)
+			}
+		} else {
+			j.out, j.err = w.enc.AppendRaw(j.out[:0], j.first, &j.raw)
+		}
 		j.done <- struct{}{}
 	}
 }

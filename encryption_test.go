@@ -3,15 +3,21 @@ package spillway
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
 )
 
@@ -261,4 +267,92 @@ func TestEncryptedTopic(t *testing.T) {
 		t.Fatalf("%d distinct messages after the reopen, want 400", len(seen))
 	}
 	expectEmpty(t, sub)
+}
+
+// segmentOf returns the path of the one segment file of dir's shard.
+func segmentOf(t *testing.T, dir string, shard int) string {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, shardDirName(shard), "*.seg"))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("shard %d: segments %v, %v", shard, segs, err)
+	}
+	return segs[0]
+}
+
+// TestEncryptedTamper: a sealed batch whose ciphertext was changed (and
+// its checksum recomputed, as someone who knew the format would) fails
+// authentication: its messages are never delivered, counted in
+// Stats.Dropped and reported to OnError; the others come through. A
+// segment copied from another shard authenticates in none of its batches.
+func TestEncryptedTamper(t *testing.T) {
+	dir := t.TempDir()
+	opts := persistentOptions(dir)
+	opts.Shards, opts.Encryption = 2, testEncryption(1)
+	q := openPersistent(t, opts)
+	ctx := context.Background()
+	const n = 200
+	for i := range n {
+		m := markedMessage(i)
+		m.Key = []byte{byte('a' + i%2)} // both shards
+		if err := q.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeQueue(t, q)
+
+	// Change one byte of the fifth batch's ciphertext in shard 0.
+	path := segmentOf(t, dir, 0)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := int64(64)
+	for range 4 {
+		h, err := codec.PeekHeader(b[pos:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos += int64(h.Size())
+	}
+	h, err := codec.PeekHeader(b[pos:])
+	if err != nil || !h.Sealed {
+		t.Fatalf("the fifth batch: %+v, %v", h, err)
+	}
+	b[pos+codec.HeaderSize+20] ^= 1
+	binary.LittleEndian.PutUint64(b[pos+40:], xxhash.Sum64(append(slices.Clone(b[pos:pos+40]), b[pos+codec.HeaderSize:pos+int64(h.Size())]...)))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var reported []error
+	var mu sync.Mutex
+	opts.OnError = func(err error) { mu.Lock(); reported = append(reported, err); mu.Unlock() }
+	q = openPersistent(t, opts)
+	got := drainAll(t, q)
+	st := q.Stats()
+	closeQueue(t, q)
+	if len(got) != n-int(h.Count) || st.Dropped != uint64(h.Count) {
+		t.Fatalf("%d delivered, %d dropped; want %d and the tampered batch's %d", len(got), st.Dropped, n-int(h.Count), h.Count)
+	}
+	mu.Lock()
+	if len(reported) == 0 || !errors.Is(reported[0], ErrSpillFailed) {
+		t.Fatalf("reported %v; want the tampered batch as a failure", reported)
+	}
+	mu.Unlock()
+
+	// Shard 1's segment replaced by shard 0's: nothing of it is delivered.
+	src, err := os.ReadFile(segmentOf(t, dir, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(segmentOf(t, dir, 1), src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts.OnError = nil
+	q = openPersistent(t, opts)
+	defer closeQueue(t, q)
+	for _, d := range drainAll(t, q) {
+		if d.Shard == 1 {
+			t.Fatalf("shard 1 delivered %q from a segment copied from shard 0", d.Value)
+		}
+	}
 }

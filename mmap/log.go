@@ -389,7 +389,7 @@ func (l *Log) AppendRecords(recs []codec.Record) (uint64, error) {
 		}
 		s.prefaultAfter(end, end+int64(size))
 	} else {
-		out := l.scratch
+		var out []byte
 		if k == nil {
 			l.scratch, err = codec.AppendPlain(l.scratch[:0], first, recs)
 			out = l.scratch

@@ -53,24 +53,7 @@ func runKillChild() {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
-	var mu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
-	// A report the parent cannot read ends the child: the parent then
-	// knows less than happened, never more.
-	report := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if _, err := fmt.Fprintf(out, format+"\n", args...); err != nil {
-			os.Exit(2)
-		}
-		if err := out.Flush(); err != nil {
-			os.Exit(2)
-		}
-	}
-	fail := func(err error) {
-		report("error %v", err)
-		os.Exit(2)
-	}
+	report, fail := childReporter()
 	ctx := context.Background()
 	for g := range 4 {
 		go func() {
@@ -238,6 +221,30 @@ func TestPersistentKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// childReporter returns what a kill test's child reports with: report
+// writes a line to stdout, flushed, one goroutine at a time; fail reports
+// an error and ends the child. A report the parent cannot read ends the
+// child: the parent then knows less than happened, never more.
+func childReporter() (report func(format string, args ...any), fail func(error)) {
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	report = func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := fmt.Fprintf(out, format+"\n", args...); err != nil {
+			os.Exit(2)
+		}
+		if err := out.Flush(); err != nil {
+			os.Exit(2)
+		}
+	}
+	fail = func(err error) {
+		report("error %v", err)
+		os.Exit(2)
+	}
+	return report, fail
 }
 
 // killed reports whether err is what Wait returns for a child that

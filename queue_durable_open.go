@@ -241,23 +241,7 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		s.j.minSize = q.opts.journalSize
 	}
 	d.journal = s.j
-	now := q.clock.now.Load()
-	for _, l := range leases {
-		if l.moved {
-			s.moved.push(l.lease)
-		} else {
-			s.byOffset.push(l.lease)
-		}
-		if l.notBefore > q.opts.Clock.Now().UnixNano() {
-			l.state, l.due = leaseDelayed, now+q.clock.ticks(time.Duration(l.notBefore-q.opts.Clock.Now().UnixNano()))
-			s.wheel.add(l.lease)
-			s.delayed.Add(1)
-		} else {
-			l.state = leaseReady
-			s.ready.push(l.lease)
-			s.readyLen.Add(1)
-		}
-	}
+	s.restore(leases, q.clock.now.Load(), q.opts.Clock.Now().UnixNano())
 	// Build nothing on what recovery read before it is durable: the log's
 	// tail (it may be only in the page cache, after a kill), the cursor,
 	// and the state as a new journal generation.
@@ -379,6 +363,29 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 		out = append(out, recovered{lease: l, notBefore: e.notBefore, moved: e.batch != nil})
 	}
 	return out, lost, nil
+}
+
+// restore puts the unsettled messages recovered at open back in the book:
+// in the offset lists, and ready for redelivery, or on the wheel until
+// the time a Nack gave them (notBefore, against wall, the clock's unix
+// ns now; now is the lease clock's tick). REQUIRES: the book unused yet.
+func (s *ackBook) restore(leases []recovered, now, wall int64) {
+	for _, l := range leases {
+		if l.moved {
+			s.moved.push(l.lease)
+		} else {
+			s.byOffset.push(l.lease)
+		}
+		if l.notBefore > wall {
+			l.state, l.due = leaseDelayed, now+s.g.clock.ticks(time.Duration(l.notBefore-wall))
+			s.wheel.add(l.lease)
+			s.delayed.Add(1)
+		} else {
+			l.state = leaseReady
+			s.ready.push(l.lease)
+			s.readyLen.Add(1)
+		}
+	}
 }
 
 // recordMessage returns the message a record read back holds, sharing its

@@ -205,21 +205,7 @@ func (q *Queue) syncAll(need syncNeed) error {
 			stateJobs++
 		}
 	}
-	var err error
-	switch len(jobs) {
-	case 0:
-	case 1:
-		err = jobs[0]()
-	default:
-		errs := make([]error, len(jobs))
-		var wg sync.WaitGroup
-		for i, run := range jobs[1:] {
-			wg.Go(func() { errs[i+1] = run() })
-		}
-		errs[0] = jobs[0]()
-		wg.Wait()
-		err = errors.Join(errs...)
-	}
+	err := runAll(jobs)
 	q.fsyncs.Add(uint64(stateJobs)) // logs count their own (Log.Stats)
 	if err != nil {
 		return q.failStorage(err)
@@ -233,6 +219,25 @@ func (q *Queue) syncAll(need syncNeed) error {
 		q.receivers.WakeAll()
 	}
 	return nil
+}
+
+// runAll runs jobs at once (each fdatasync waits for its device, not for
+// the CPU), the first on the caller's goroutine, and joins their errors.
+func runAll(jobs []func() error) error {
+	switch len(jobs) {
+	case 0:
+		return nil
+	case 1:
+		return jobs[0]()
+	}
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, run := range jobs[1:] {
+		wg.Go(func() { errs[i+1] = run() })
+	}
+	errs[0] = jobs[0]()
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // storageErr returns the queue's storage failure, if any.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/bits"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -409,13 +408,7 @@ func (t *Topic) syncAll(need syncNeed) error {
 			}
 		}
 	}
-	errs := make([]error, len(jobs))
-	var wg sync.WaitGroup
-	for i, run := range jobs {
-		wg.Go(func() { errs[i] = run() })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := runAll(jobs); err != nil {
 		return t.failStorage(err)
 	}
 	if need&needLog != 0 {

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,22 +52,7 @@ func runTopicKillChild() {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
-	var mu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
-	report := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if _, err := fmt.Fprintf(out, format+"\n", args...); err != nil {
-			os.Exit(2)
-		}
-		if err := out.Flush(); err != nil {
-			os.Exit(2)
-		}
-	}
-	fail := func(err error) {
-		report("error %v", err)
-		os.Exit(2)
-	}
+	report, fail := childReporter()
 	ctx := context.Background()
 	for _, name := range topicKillSubs {
 		n := 2

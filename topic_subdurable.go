@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spillway-io/spillway/codec"
 	"github.com/spillway-io/spillway/mmap"
@@ -275,24 +274,7 @@ func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
 	if t.opts.journalSize > 0 {
 		ss.j.minSize = t.opts.journalSize
 	}
-	now := t.clock.now.Load()
-	wall := t.opts.Clock.Now().UnixNano()
-	for _, l := range leases {
-		if l.moved {
-			ss.moved.push(l.lease)
-		} else {
-			ss.byOffset.push(l.lease)
-		}
-		if l.notBefore > wall {
-			l.state, l.due = leaseDelayed, now+t.clock.ticks(time.Duration(l.notBefore-wall))
-			ss.wheel.add(l.lease)
-			ss.delayed.Add(1)
-		} else {
-			l.state = leaseReady
-			ss.ready.push(l.lease)
-			ss.readyLen.Add(1)
-		}
-	}
+	ss.restore(leases, t.clock.now.Load(), t.opts.Clock.Now().UnixNano())
 	c.store(delivered)
 	ss.saved.Store(delivered)
 	var cp checkpoint

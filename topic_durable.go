@@ -134,16 +134,22 @@ func (t *Topic) openDurable() error {
 	}
 	subs := make([]*subscription, len(stored))
 	starts := make([][]uint64, len(stored))
+	fail := func(err error) error { // closes what was opened
+		t.filesMu.Lock()
+		for _, o := range subs {
+			if o != nil {
+				_ = t.closeSubCursors(o)
+			}
+		}
+		t.filesMu.Unlock()
+		_ = t.closeLogs()
+		return err
+	}
 	for k, st := range stored {
 		subs[k] = t.newSubscription(st.name, st.start)
 		if starts[k], err = t.openSubFiles(subs[k]); err != nil {
-			t.filesMu.Lock()
-			for _, o := range subs[:k] {
-				_ = t.closeSubCursors(o)
-			}
-			t.filesMu.Unlock()
-			_ = t.closeLogs()
-			return err
+			subs[k] = nil // openSubFiles closed its own
+			return fail(err)
 		}
 	}
 	for i, s := range t.shards {
@@ -157,8 +163,7 @@ func (t *Topic) openDurable() error {
 		if hi > log.NextOffset() {
 			t.recovery.Lost += hi - log.NextOffset()
 			if err := log.SkipTo(hi); err != nil {
-				_ = t.closeLogs()
-				return fmt.Errorf("%w: topic shard %d: %w", ErrStorage, i, err)
+				return fail(fmt.Errorf("%w: topic shard %d: %w", ErrStorage, i, err))
 			}
 		}
 		s.d.base = log.NextOffset()

@@ -134,6 +134,11 @@ func (k *Keyring) nonce(n []byte) error {
 	return nil
 }
 
+// adPool holds scratch for the additional authenticated data: passed to
+// the AEAD through an interface, a stack array would escape, one
+// allocation per batch.
+var adPool = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
 // aad returns the additional authenticated data of the sealed header hdr
 // (its first 40 bytes) in context.
 func aad(dst, context, hdr []byte) []byte {
@@ -177,9 +182,11 @@ func (k *Keyring) Seal(dst, batch, context []byte) ([]byte, error) {
 	if err := k.nonce(nonce); err != nil {
 		return dst[:start], err
 	}
-	var adBuf [128]byte
-	ad := aad(adBuf[:0], context, hdr)
+	adp := adPool.Get().(*[]byte)
+	ad := aad((*adp)[:0], context, hdr)
 	dst = aead.Seal(dst, nonce, batch[HeaderSize:h.Size()], ad)
+	*adp = ad[:0]
+	adPool.Put(adp)
 	out := dst[start:]
 	binary.LittleEndian.PutUint64(out[offChecksum:], checksum(out, out[HeaderSize:]))
 	return dst, nil
@@ -223,9 +230,11 @@ func (k *Keyring) open(dst, src, context []byte, h BatchHeader) ([]byte, error) 
 		return dst, fmt.Errorf("%w: the batch at offset %d is sealed with key id %d, which the reader does not hold (it holds %v)", ErrKey, h.FirstOffset, id, k.IDs())
 	}
 	payload := src[HeaderSize:h.Size()]
-	var adBuf [128]byte
-	ad := aad(adBuf[:0], context, src[:HeaderSize])
+	adp := adPool.Get().(*[]byte)
+	ad := aad((*adp)[:0], context, src[:HeaderSize])
 	out, err := aead.Open(dst, payload[:nonceSize], payload[nonceSize:], ad)
+	*adp = ad[:0]
+	adPool.Put(adp)
 	if err != nil {
 		return dst, fmt.Errorf("%w: %w: the batch at offset %d (key id %d) does not authenticate here: another key, another place, or changed bytes", ErrCorrupt, ErrAuth, h.FirstOffset, id)
 	}

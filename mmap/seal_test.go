@@ -145,3 +145,22 @@ func TestSealedAppendRestamps(t *testing.T) {
 		t.Fatalf("read back %v %v", offs, vals)
 	}
 }
+
+// TestSealedAppendAllocs: sealing costs an append no allocation.
+func TestSealedAppendAllocs(t *testing.T) {
+	for _, mapped := range []bool{false, true} {
+		l, _ := open(t, t.TempDir(), Options{Keyring: testKeyring(t, 5), Context: []byte("c"), Mapped: mapped, SegmentSize: 64 << 20})
+		recs := batchOf(0, 4, 100)
+		if _, err := l.AppendRecords(recs); err != nil { // scratch grown once
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(200, func() {
+			if _, err := l.AppendRecords(recs); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("mapped=%v: %.1f allocations per sealed append", mapped, n)
+		}
+		closeOK(t, l)
+	}
+}

@@ -105,10 +105,11 @@ func checkRecovered(t *testing.T, got []Delivery, l *ledger, mustHave, ackGone m
 // runCrashRound drives one Persistent queue on a MemFS with random sends,
 // receives, acks and syncs, then simulates a power loss (keeping each
 // unsynced page with probability keep) and checks what a reopen recovers.
-func runCrashRound(t *testing.T, rng *rand.Rand, sync SyncPolicy, keep float64) {
+func runCrashRound(t *testing.T, rng *rand.Rand, sync SyncPolicy, keep float64, enc *Encryption) {
 	fs := mmap.NewMemFS()
 	clock := NewManualClock(time.Unix(1e9, 0))
 	opts := crashOptions(fs, sync, clock)
+	opts.Encryption = enc
 	q := openPersistent(t, opts)
 	l := newLedger()
 	ctx := context.Background()
@@ -177,20 +178,22 @@ func runCrashRound(t *testing.T, rng *rand.Rand, sync SyncPolicy, keep float64) 
 }
 
 // TestPersistentPowerLoss simulates power losses (mmap.MemFS) under each
-// sync policy, keeping none, some or all of what was not synced: a reopen
-// always succeeds and delivers every message the policy promised to keep
-// and no ack it promised to keep, nothing corrupted or twice, per key in
-// order.
+// sync policy, keeping none, some or all of what was not synced, with and
+// without encryption: a reopen always succeeds and delivers every message
+// the policy promised to keep and no ack it promised to keep, nothing
+// corrupted or twice, per key in order.
 func TestPersistentPowerLoss(t *testing.T) {
 	rng := newRand(t)
 	rounds := 4 * *stressScale
-	for _, sync := range []SyncPolicy{SyncAlways, SyncInterval, SyncNever} {
-		for _, keep := range []float64{0, 0.5, 1} {
-			t.Run(fmt.Sprintf("%v/keep=%v", sync, keep), func(t *testing.T) {
-				for range rounds {
-					runCrashRound(t, rng, sync, keep)
-				}
-			})
+	for _, enc := range []*Encryption{nil, testEncryption(1)} {
+		for _, sync := range []SyncPolicy{SyncAlways, SyncInterval, SyncNever} {
+			for _, keep := range []float64{0, 0.5, 1} {
+				t.Run(fmt.Sprintf("sealed=%v/%v/keep=%v", enc != nil, sync, keep), func(t *testing.T) {
+					for range rounds {
+						runCrashRound(t, rng, sync, keep, enc)
+					}
+				})
+			}
 		}
 	}
 }

@@ -33,10 +33,11 @@ func drainSub(t *testing.T, sub *Subscription) []Delivery {
 // syncs, then simulates a power loss (keeping each unsynced page with
 // probability keep) and checks what each subscription gets after a reopen
 // against its ledger (see checkRecovered).
-func runTopicCrashRound(t *testing.T, rng *rand.Rand, sync SyncPolicy, keep float64) {
+func runTopicCrashRound(t *testing.T, rng *rand.Rand, sync SyncPolicy, keep float64, enc *Encryption) {
 	fs := mmap.NewMemFS()
 	clock := NewManualClock(time.Unix(1e9, 0))
 	opts := crashOptions(fs, sync, clock)
+	opts.Encryption = enc
 	tp, err := OpenTopic(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -139,13 +140,15 @@ func runTopicCrashRound(t *testing.T, rng *rand.Rand, sync SyncPolicy, keep floa
 // corrupted or twice, per key in order.
 func TestPersistentTopicPowerLoss(t *testing.T) {
 	rng := newRand(t)
-	for _, sync := range []SyncPolicy{SyncAlways, SyncInterval, SyncNever} {
-		for _, keep := range []float64{0, 0.5, 1} {
-			t.Run(fmt.Sprintf("%v/keep=%v", sync, keep), func(t *testing.T) {
-				for range 4 * *stressScale {
-					runTopicCrashRound(t, rng, sync, keep)
-				}
-			})
+	for _, enc := range []*Encryption{nil, testEncryption(2)} {
+		for _, sync := range []SyncPolicy{SyncAlways, SyncInterval, SyncNever} {
+			for _, keep := range []float64{0, 0.5, 1} {
+				t.Run(fmt.Sprintf("sealed=%v/%v/keep=%v", enc != nil, sync, keep), func(t *testing.T) {
+					for range 4 * *stressScale {
+						runTopicCrashRound(t, rng, sync, keep, enc)
+					}
+				})
+			}
 		}
 	}
 }

@@ -93,7 +93,8 @@ func (b *ackBook) addStats(st *Stats) {
 // attempts, in offset order).
 func (s *ackBook) leaseOut(ds []Delivery, now int64) {
 	g := s.g
-	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)
+	tick := g.clock.now.Load()
+	due := tick + g.clock.ticks(g.opts.AckTimeout)
 	s.leaseMu.Lock()
 	for i := range ds {
 		d := &ds[i]
@@ -104,6 +105,7 @@ func (s *ackBook) leaseOut(ds []Delivery, now int64) {
 			l = &lease{s: s}
 		}
 		l.msg, l.offset, l.attempt = d.Message, d.Offset, d.Attempt
+		l.firstTick, l.lastTick = tick, tick
 		l.sent = 0
 		if !d.SentAt.IsZero() {
 			l.sent = d.SentAt.UnixNano()
@@ -143,6 +145,7 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 		l.gen++
 		l.attempt++
 		l.leasedAt = 0 // redeliveries are not timed
+		l.lastTick = g.clock.now.Load()
 		if s.j != nil {
 			// Before the receiver has it: a crash from here on counts
 			// this attempt.
@@ -202,9 +205,9 @@ func (s *ackBook) release(l *lease) {
 // dying takes l out of every list, for the dead-letter queue: no delivery
 // can settle it any more. REQUIRES: s.leaseMu; l is in no list but
 // byOffset.
-func (s *ackBook) dying(l *lease) *lease {
+func (s *ackBook) dying(l *lease, why deadReason) *lease {
 	l.gen++
-	l.state = leaseDying
+	l.state, l.why = leaseDying, why
 	return l
 }
 
@@ -213,7 +216,7 @@ func (s *ackBook) dying(l *lease) *lease {
 // REQUIRES: s.leaseMu; l is in no list but byOffset.
 func (s *ackBook) retryLocked(l *lease, delay time.Duration) *lease {
 	if l.attempt >= s.g.opts.MaxAttempts {
-		return s.dying(l)
+		return s.dying(l, deadMaxAttempts)
 	}
 	l.gen++ // the old delivery can no longer settle it
 	if t := s.g.clock.ticks(delay); t > 0 {
@@ -240,7 +243,7 @@ func (s *ackBook) retryLocked(l *lease, delay time.Duration) *lease {
 func (s *ackBook) deadLetter(l *lease) {
 	s.deadLettered.Add(1)
 	dlq := s.g.opts.DeadLetter
-	dropped := dlq == nil || dlq.TrySend(l.msg) != nil
+	dropped := dlq == nil || dlq.TrySend(s.deadMessage(l)) != nil
 	if dropped {
 		s.dropped.Add(1)
 	}

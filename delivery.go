@@ -118,6 +118,6 @@ func (d *Delivery) Term() error {
 	return d.settle(func(s *ackBook, l *lease) *lease {
 		s.wheel.remove(l)
 		s.inFlight--
-		return s.dying(l)
+		return s.dying(l, deadTerminated)
 	})
 }

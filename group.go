@@ -16,6 +16,7 @@ import (
 type group struct {
 	opts  *Options
 	clock *leaseClock
+	name  string // in dead-letter headers: the Queue's Options.Name, or "topic/subscription"
 	// Persistent only: commit returns once what the caller wrote is as
 	// durable as the sync policy promises (SyncAlways: synced), or the
 	// storage failure that keeps it from being; fail records such a

@@ -24,6 +24,11 @@ type lease struct {
 	// AckLatency; 0 otherwise.
 	leasedAt int64
 	sent     int64  // Delivery.SentAt, unix ns; 0: zero
+	// firstTick and lastTick are the lease clock's ticks of the first and
+	// the latest delivery (firstTick -1: before a reopen, unknown); why
+	// says why a dying lease dies. For the dead-letter headers.
+	firstTick, lastTick int64
+	why                 deadReason
 	prev     *lease // list links: a wheel slot, the ready list, or the free list
 	next     *lease
 	// Persistent only: the links of the shard's offsetList that holds the

@@ -90,6 +90,9 @@ func (a AckMode) String() string {
 // Options configure a Queue (and a Topic). The zero value of each field
 // means its default; see each field.
 type Options struct {
+	// Name names the Queue or Topic in what it tells others: the
+	// dead-letter headers (HeaderDeadSource). Default "".
+	Name string
 	// Dir is the queue's directory: its spill files (Ephemeral) or its logs
 	// (Persistent). "" keeps the queue in memory only. One open Queue or
 	// Topic at a time may use a directory (it holds the LOCK file's lock).

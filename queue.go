@@ -89,7 +89,7 @@ func OpenQueue(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("%w: Retention applies to a Persistent Topic, not a Queue (a Queue deletes what is settled)", ErrInvalidOptions)
 	}
 	q := &Queue{opts: opts, stop: make(chan struct{})}
-	q.group.opts = &q.opts
+	q.group.opts, q.group.name = &q.opts, opts.Name
 	q.group.initTiming()
 	if opts.Dir != "" {
 		if q.dir, err = openDir(&q.opts, "queue", shardsGiven); err != nil {

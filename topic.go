@@ -198,6 +198,10 @@ func (t *Topic) subscribe(name string, start StartAt, check bool) (*Subscription
 func (t *Topic) newSubscription(name string, start StartAt) *subscription {
 	sub := &subscription{name: name, start: start, shards: make([]*subShard, len(t.shards))}
 	sub.group.opts, sub.group.clock = &t.opts, t.clock
+	sub.group.name = name
+	if t.opts.Name != "" {
+		sub.group.name = t.opts.Name + "/" + name
+	}
 	if t.sy != nil {
 		sub.group.fail = func(err error) { _ = t.failStorage(err) }
 		sub.group.commit = func() error {

@@ -23,14 +23,14 @@ type lease struct {
 	// out on its first delivery (unix ns), for its Ack to record
 	// AckLatency; 0 otherwise.
 	leasedAt int64
-	sent     int64  // Delivery.SentAt, unix ns; 0: zero
+	sent     int64 // Delivery.SentAt, unix ns; 0: zero
 	// firstTick and lastTick are the lease clock's ticks of the first and
 	// the latest delivery (firstTick -1: before a reopen, unknown); why
 	// says why a dying lease dies. For the dead-letter headers.
 	firstTick, lastTick int64
 	why                 deadReason
-	prev     *lease // list links: a wheel slot, the ready list, or the free list
-	next     *lease
+	prev                *lease // list links: a wheel slot, the ready list, or the free list
+	next                *lease
 	// Persistent only: the links of the shard's offsetList that holds the
 	// lease from its message's first delivery until it is settled: the
 	// byOffset list, or the moved one once its bytes were copied to the

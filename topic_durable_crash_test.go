@@ -152,3 +152,43 @@ func TestPersistentTopicPowerLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicSubscriptionsPowerLoss: a subscription whose SubscribeAt
+// returned, and the deletion of one whose Unsubscribe returned, survive a
+// power loss that keeps nothing unsynced, under every sync policy.
+func TestTopicSubscriptionsPowerLoss(t *testing.T) {
+	for _, sync := range []SyncPolicy{SyncNever, SyncInterval, SyncAlways} {
+		fs := mmap.NewMemFS()
+		opts := crashOptions(fs, sync, nil)
+		tp, err := OpenTopic(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"kept", "gone"} {
+			if _, err := tp.SubscribeAt(name, Earliest()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tp.SubscribeAt("late", AtPosition(newPosition([]uint64{0, 0}))); err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.Unsubscribe("gone"); err != nil { // last: nothing after it syncs for it
+			t.Fatal(err)
+		}
+		crashed := fs.CrashClone(mmap.CrashOptions{KeepUnsynced: 0})
+		if err := tp.Close(); err != nil {
+			t.Fatal(err)
+		}
+		opts.fs = crashed
+		tp, err = OpenTopic(opts)
+		if err != nil {
+			t.Fatalf("%v: reopen after a power loss: %v", sync, err)
+		}
+		if got := tp.Subscriptions(); fmt.Sprint(got) != "[kept late]" {
+			t.Fatalf("%v: after a power loss the subscriptions are %v, want [kept late]", sync, got)
+		}
+		if err := tp.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

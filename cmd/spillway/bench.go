@@ -38,6 +38,8 @@ var workloads = []workload{
 		benchTopic, benchChanFanOut},
 	{"persistent", "one sender, one receiver, every message in the log before Send returns (Queue, Persistent, SyncNever: survives kill -9, not a power loss)",
 		benchPersistent, benchChanPair},
+	{"persistent-topic", "one publisher, three subscriptions, every message in the topic's log before Publish returns (Topic, Persistent, SyncNever; the channel: one channel per subscription)",
+		benchPersistentTopic, benchChanFanOut},
 }
 
 // benchConfig is what bench's flags say.
@@ -126,7 +128,7 @@ func (m *timedMsg) record(h *histogram.Histogram) {
 func runBench(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	var c benchConfig
 	var names string
-	fs.StringVar(&names, "workload", "queue,spill,topic,persistent", "comma-separated workloads: "+workloadNames())
+	fs.StringVar(&names, "workload", "queue,spill,topic,persistent,persistent-topic", "comma-separated workloads: "+workloadNames())
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "how long each run sends (per workload and side)")
 	fs.IntVar(&c.count, "count", 0, "messages per run instead of -duration (0: use -duration)")
 	fs.IntVar(&c.size, "size", 128, "message value size in bytes")
@@ -469,8 +471,19 @@ func benchSpill(rc *runConfig) (result, error) {
 	return r, errors.Join(err, q.Close())
 }
 
-func benchTopic(rc *runConfig) (result, error) {
-	t, err := spillway.OpenTopic(spillway.Options{})
+func benchTopic(rc *runConfig) (result, error) { return benchTopicWith(rc, spillway.Options{}) }
+
+func benchPersistentTopic(rc *runConfig) (result, error) {
+	dir, err := os.MkdirTemp(rc.dir, "persistent-topic-")
+	if err != nil {
+		return result{}, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }() // ours, temporary
+	return benchTopicWith(rc, spillway.Options{Dir: dir, Durability: spillway.Persistent, Sync: spillway.SyncNever})
+}
+
+func benchTopicWith(rc *runConfig, opts spillway.Options) (result, error) {
+	t, err := spillway.OpenTopic(opts)
 	if err != nil {
 		return result{}, err
 	}

@@ -88,7 +88,7 @@ func writeTable(w io.Writer, c *benchConfig, m machine, rs []result) error {
 	for _, wl := range workloads {
 		for _, r := range rs {
 			if r.Workload == wl.name {
-				if _, err := fmt.Fprintf(w, "  %-10s %s\n", wl.name, wl.what); err != nil {
+				if _, err := fmt.Fprintf(w, "  %-16s %s\n", wl.name, wl.what); err != nil {
 					return err
 				}
 				break

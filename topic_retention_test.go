@@ -192,3 +192,69 @@ func TestTopicRetentionEphemeralLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicRetentionStraggler: under Interest, one unacked message no
+// longer keeps its segment once the subscription has read two segments
+// past it: its bytes move to the subscription's journal, the segments go,
+// and after a reopen it is redelivered, with its attempt and publish time.
+// Under Limits, the unsettled messages of trimmed segments move there too.
+func TestTopicRetentionStraggler(t *testing.T) {
+	for _, policy := range []RetentionPolicy{Interest, Limits} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			clock := NewManualClock(time.Unix(1_700_000_000, 0))
+			r := Retention{Policy: policy}
+			if policy == Limits {
+				r.MaxBytes = 128 << 10
+			}
+			opts := Options{Shards: 1, Clock: clock, Ack: ManualAck, AckTimeout: time.Hour, Retention: r, journalSize: 64 << 10}
+			tp := openPersistentTopic(t, dir, opts)
+			sub, err := tp.Subscribe("s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			publishValues(t, tp, 0, 600)
+			ctx := context.Background()
+			held, err := sub.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 599 {
+				d, err := sub.Receive(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := d.Ack(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tickTopic(t, tp, clock)
+			log := tp.shards[0].d.log
+			if log.FirstOffset() == 0 {
+				t.Fatalf("the held message still keeps the first segment (%d segments)", len(log.Segments()))
+			}
+			if tp.subs.Load() == nil || (*tp.subs.Load())["s"].shards[0].moved.n != 1 {
+				t.Fatal("the held message was not moved to the journal")
+			}
+			closeTopic(t, tp)
+			tp = openPersistentTopic(t, dir, opts)
+			defer closeTopic(t, tp)
+			sub, err = tp.Subscribe("s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := sub.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(d.Value) != string(held.Value) || d.Attempt != 2 || !d.SentAt.Equal(held.SentAt) || d.Offset != held.Offset {
+				t.Fatalf("after the reopen: %.8q attempt %d sent %v offset %d; want %.8q attempt 2 sent %v offset %d",
+					d.Value, d.Attempt, d.SentAt, d.Offset, held.Value, held.SentAt, held.Offset)
+			}
+			if err := d.Ack(); err != nil {
+				t.Fatal(err)
+			}
+			expectEmpty(t, sub)
+		})
+	}
+}

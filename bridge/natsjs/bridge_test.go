@@ -1,0 +1,249 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	spillway "github.com/spillway-io/spillway"
+	"github.com/spillway-io/spillway/internal/testwait"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startJetStream runs a JetStream server in the process, on a loopback
+// port it picks, storing in a temporary directory, and returns a client
+// for it; all of it stops when the test ends.
+func startJetStream(t *testing.T) (jetstream.JetStream, *nats.Conn) {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("the NATS server did not start")
+	}
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		nc.Close()
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return js, nc
+}
+
+func createStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
+	t.Helper()
+	st, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: "S", Subjects: []string{"s"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// keyed is message i of key k.
+func keyed(k, i int) spillway.Message {
+	return spillway.Message{Key: []byte("key-" + strconv.Itoa(k)), Value: fmt.Appendf(nil, "%d:%d", k, i),
+		Headers: []spillway.Header{{Key: "trace", Value: []byte("t" + strconv.Itoa(i))}}}
+}
+
+// streamMessages reads every message of st, in stream order.
+func streamMessages(t *testing.T, st jetstream.Stream) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// runForward runs Forward until the test cancels it, and returns its end.
+func runForward(ctx context.Context, q *spillway.Queue, js jetstream.JetStream, stats *Stats) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- Forward(ctx, q, js, "s", SourceName("orders"), WithStats(stats), BatchSize(32)) }()
+	return done
+}
+
+// TestForwardExactlyOnce forwards keyed messages from a Persistent
+// ManualAck queue, stops the bridge in the middle (deliveries published
+// and not acked locally), reopens the queue and forwards the rest: the
+// stream holds every message once (the duplicate window drops what was
+// published twice), each with its key, headers and publish id, and each
+// key's messages in order.
+func TestForwardExactlyOnce(t *testing.T) {
+	js, _ := startJetStream(t)
+	st := createStream(t, js)
+	dir := t.TempDir()
+	opts := spillway.Options{Dir: dir, Durability: spillway.Persistent, Shards: 2, Ack: spillway.ManualAck, AckTimeout: time.Hour}
+	q, err := spillway.OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keys, per = 8, 500
+	ctx := context.Background()
+	for i := range per {
+		for k := range keys {
+			if err := q.Send(ctx, keyed(k, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var stats Stats
+	fctx, cancel := context.WithCancel(ctx)
+	done := runForward(fctx, q, js, &stats)
+	testwait.For(t, "half the messages forwarded", func() bool { return stats.Forwarded.Load() >= keys*per/2 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Forward returned %v, want context.Canceled", err)
+	}
+	if err := q.Close(); err != nil { // what was published and not acked comes back
+		t.Fatal(err)
+	}
+	if q, err = spillway.OpenQueue(opts); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := q.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	fctx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	var stats2 Stats
+	done = runForward(fctx, q, js, &stats2)
+	testwait.For(t, "the queue drained", func() bool { return q.Stats().InFlight == 0 && q.Stats().Depth == 0 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Forward returned %v, want context.Canceled", err)
+	}
+	msgs := streamMessages(t, st)
+	if len(msgs) != keys*per {
+		t.Fatalf("the stream holds %d messages, %d were sent (forwarded %d then %d)", len(msgs), keys*per, stats.Forwarded.Load(), stats2.Forwarded.Load())
+	}
+	ids := map[string]bool{}
+	next := map[string]int{}
+	for _, m := range msgs {
+		id := m.Header.Get(jetstream.MsgIDHeader)
+		if ids[id] || !strings.HasPrefix(id, "orders:") {
+			t.Fatalf("message id %q twice, or not the source's", id)
+		}
+		ids[id] = true
+		var k, i int
+		if _, err := fmt.Sscanf(string(m.Data), "%d:%d", &k, &i); err != nil {
+			t.Fatal(err)
+		}
+		key := m.Header.Get(HeaderKey)
+		if i != next[key] || m.Header.Get("trace") != "t"+strconv.Itoa(i) {
+			t.Fatalf("key %s: message %d (trace %q) where %d comes next", key, i, m.Header.Get("trace"), next[key])
+		}
+		next[key]++
+	}
+}
+
+// TestIngest feeds a local queue whose ring is small, with a spill
+// directory, from a durable consumer, while nobody receives locally: the
+// backlog spills; then every stream message is received once, with its
+// key, headers and stream sequence, and the consumer has nothing left
+// unacked.
+func TestIngest(t *testing.T) {
+	js, _ := startJetStream(t)
+	st := createStream(t, js)
+	ctx := context.Background()
+	const n = 3000
+	for i := range n {
+		d := spillway.Delivery{Message: keyed(i%4, i)}
+		if _, err := js.PublishMsg(ctx, natsMsg("s", "m"+strconv.Itoa(i), &d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "local", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := spillway.OpenQueue(spillway.Options{Dir: t.TempDir(), Shards: 1, RingSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := q.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var stats Stats
+	ictx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var ierr error
+	wg.Go(func() {
+		ierr = Ingest(ictx, cons, q, WithStats(&stats), BatchSize(100), OnError(func(err error) { t.Log(err) }))
+	})
+	testwait.For(t, "everything ingested", func() bool { return stats.Ingested.Load() == n })
+	cancel()
+	wg.Wait()
+	if !errors.Is(ierr, context.Canceled) {
+		t.Fatalf("Ingest returned %v, want context.Canceled", ierr)
+	}
+	if q.Stats().Spilled == 0 {
+		t.Fatal("the local queue did not spill: the test does not cover a backlog")
+	}
+	seen := map[string]bool{}
+	for range n {
+		d, err := q.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k, i int
+		if _, err := fmt.Sscanf(string(d.Value), "%d:%d", &k, &i); err != nil {
+			t.Fatal(err)
+		}
+		h := map[string]string{}
+		for _, x := range d.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if seen[h[HeaderStreamSeq]] || string(d.Key) != "key-"+strconv.Itoa(k) || h["trace"] != "t"+strconv.Itoa(i) || h[HeaderStreamSeq] != strconv.Itoa(i+1) {
+			t.Fatalf("message %q: key %q, headers %v", d.Value, d.Key, h)
+		}
+		seen[h[HeaderStreamSeq]] = true
+	}
+	if _, err := q.TryReceive(); !errors.Is(err, spillway.ErrEmpty) {
+		t.Fatalf("more than the stream held: %v", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.AckFloor.Stream != n {
+		t.Fatalf("the consumer: %d unacked, ack floor %d; want 0 and %d", info.NumAckPending, info.AckFloor.Stream, n)
+	}
+}

@@ -1,0 +1,198 @@
+package natsjs
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	spillway "github.com/spillway-io/spillway"
+)
+
+// Headers the bridge sets on the messages it carries.
+const (
+	HeaderKey       = "Spillway-Key"        // the message's key, base64 (standard, padded)
+	HeaderSentAt    = "Spillway-Sent-At"    // the publish time, RFC 3339 with nanoseconds, when known
+	HeaderStreamSeq = "Spillway-Stream-Seq" // Ingest: the JetStream stream sequence the message had
+)
+
+// Source is what Forward drains: a Queue or a Subscription opened with
+// ManualAck (Forward acks each delivery once JetStream has it).
+type Source interface {
+	ReceiveBatch(ctx context.Context, dst []spillway.Delivery) (int, error)
+}
+
+// Stats counts what a bridge did. Its fields are safe to read while the
+// bridge runs.
+type Stats struct {
+	Forwarded    atomic.Uint64 // Forward: messages JetStream acknowledged and the source was acked for
+	Retried      atomic.Uint64 // Forward: publishes sent again after a failure
+	Ingested     atomic.Uint64 // Ingest: messages queued locally whose ack JetStream confirmed
+	Deduplicated atomic.Uint64 // Ingest: redeliveries of messages already queued, not queued again
+}
+
+// Option configures Forward and Ingest.
+type Option func(*config)
+
+type config struct {
+	batch    int
+	inFlight int
+	name     string
+	onError  func(error)
+	stats    *Stats
+	backoff  time.Duration
+	maxWait  time.Duration
+}
+
+func newConfig(opts []Option) config {
+	c := config{batch: 64, inFlight: 256, name: "spillway", backoff: 50 * time.Millisecond, maxWait: time.Second, stats: new(Stats)}
+	for _, o := range opts {
+		o(&c)
+	}
+	c.batch = max(1, min(c.batch, c.inFlight))
+	return c
+}
+
+// BatchSize is how many messages a bridge takes at a time (Forward: from
+// the source; Ingest: per Fetch). Default 64.
+func BatchSize(n int) Option { return func(c *config) { c.batch = n } }
+
+// MaxInFlight bounds Forward's publishes awaiting their PubAck. Default
+// 256.
+func MaxInFlight(n int) Option { return func(c *config) { c.inFlight = max(1, n) } }
+
+// SourceName is the prefix of the Nats-Msg-Id Forward gives a message:
+// name:shard:offset. It must name the source for as long as the stream's
+// duplicate window: another source with the same name would have its
+// messages taken for duplicates. Default "spillway".
+func SourceName(name string) Option { return func(c *config) { c.name = name } }
+
+// OnError is told of failures a bridge retries (a publish, an ack).
+func OnError(f func(error)) Option { return func(c *config) { c.onError = f } }
+
+// WithStats makes the bridge count into s.
+func WithStats(s *Stats) Option { return func(c *config) { c.stats = s } }
+
+func (c *config) report(err error) {
+	if c.onError != nil {
+		c.onError(err)
+	}
+}
+
+// MsgID is the Nats-Msg-Id Forward gives the delivery d of the source
+// named name.
+func MsgID(name string, d *spillway.Delivery) string {
+	return name + ":" + strconv.Itoa(d.Shard) + ":" + strconv.FormatUint(d.Offset, 10)
+}
+
+// natsMsg builds the JetStream message for d.
+func natsMsg(subject, id string, d *spillway.Delivery) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = d.Value
+	for _, h := range d.Headers {
+		m.Header.Add(h.Key, string(h.Value))
+	}
+	if len(d.Key) > 0 {
+		m.Header.Set(HeaderKey, base64.StdEncoding.EncodeToString(d.Key))
+	}
+	if !d.SentAt.IsZero() {
+		m.Header.Set(HeaderSentAt, d.SentAt.UTC().Format(time.RFC3339Nano))
+	}
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	return m
+}
+
+// pending is a publish awaiting its PubAck.
+type pending struct {
+	d   spillway.Delivery
+	msg *nats.Msg
+	fut jetstream.PubAckFuture
+	err error // the publish failed before it was sent
+}
+
+// Forward drains deliveries from from into subject on js until ctx ends,
+// and then returns ctx's error (or the first error it cannot retry). Each
+// batch is published asynchronously, at most MaxInFlight awaiting their
+// PubAck; a delivery is acked once its PubAck came. A publish that fails
+// is sent again, with the same Nats-Msg-Id, until it is acknowledged or
+// ctx ends; the deliveries not acked when Forward returns come back from
+// the source (their leases run out) and are published again, which the
+// stream's duplicate window drops if they were stored.
+func Forward(ctx context.Context, from Source, js jetstream.JetStream, subject string, opts ...Option) error {
+	c := newConfig(opts)
+	dst := make([]spillway.Delivery, c.batch)
+	window := make([]pending, 0, c.inFlight)
+	for {
+		// Fill the window, then settle it in order.
+		for len(window) < c.inFlight {
+			room := min(c.batch, c.inFlight-len(window))
+			rctx, cancel := ctx, context.CancelFunc(func() {})
+			if len(window) > 0 { // do not hold published messages back waiting for more
+				rctx, cancel = context.WithTimeout(ctx, time.Millisecond)
+			}
+			n, err := from.ReceiveBatch(rctx, dst[:room])
+			cancel()
+			for i := range dst[:n] {
+				p := pending{d: dst[i]}
+				p.msg = natsMsg(subject, MsgID(c.name, &dst[i]), &dst[i])
+				p.fut, p.err = js.PublishMsgAsync(p.msg)
+				window = append(window, p)
+			}
+			clear(dst[:n])
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if errors.Is(err, context.DeadlineExceeded) {
+					break // nothing more now: settle what is out
+				}
+				return fmt.Errorf("natsjs: receiving from the source: %w", err)
+			}
+			if n < room {
+				break
+			}
+		}
+		for i := range window {
+			if err := c.settle(ctx, js, &window[i]); err != nil {
+				return err
+			}
+		}
+		clear(window)
+		window = window[:0]
+	}
+}
+
+// settle waits for p's PubAck, publishing it again (synchronously, with
+// the same id) after a failure, and acks its delivery.
+func (c *config) settle(ctx context.Context, js jetstream.JetStream, p *pending) error {
+	err := p.err
+	if err == nil {
+		select {
+		case <-p.fut.Ok():
+		case err = <-p.fut.Err():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for err != nil {
+		c.report(fmt.Errorf("natsjs: publishing %s: %w (retrying)", p.msg.Header.Get(jetstream.MsgIDHeader), err))
+		c.stats.Retried.Add(1)
+		if err := pause(ctx, c.backoff); err != nil {
+			return err
+		}
+		_, err = js.PublishMsg(ctx, p.msg)
+	}
+	if err := p.d.Ack(); err != nil {
+		// The lease ran out (the source redelivers it; the stream drops
+		// the copy) or the source closed: either way it is in the stream.
+		c.report(fmt.Errorf("natsjs: acking %s at the source: %w", p.msg.Header.Get(jetstream.MsgIDHeader), err))
+	}
+	c.stats.Forwarded.Add(1)
+	return nil
+}

@@ -132,6 +132,7 @@ stress:
 	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run '$(STRESS_RUN)' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
 	$(GO) test -count=$(STRESS_COUNT) -timeout 60m -cpu 2,8 -run '$(STRESS_RUN)' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)
 	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run 'Kill|Torn|Corrupt' ./mmap
+	cd bridge/natsjs && $(GO) test -count=$(STRESS_COUNT) -timeout 30m -run 'Cluster' . -args -cluster.messages=100000
 
 bench: bench-ring bench-codec bench-mmap bench-peers
 

@@ -48,10 +48,12 @@ type config struct {
 	stats    *Stats
 	backoff  time.Duration
 	maxWait  time.Duration
+	ackWait  time.Duration
+	strict   bool
 }
 
 func newConfig(opts []Option) config {
-	c := config{batch: 64, inFlight: 256, name: "spillway", backoff: 50 * time.Millisecond, maxWait: time.Second, stats: new(Stats)}
+	c := config{batch: 64, inFlight: 256, name: "spillway", backoff: 50 * time.Millisecond, maxWait: time.Second, ackWait: 2 * time.Second, stats: new(Stats)}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -72,6 +74,20 @@ func MaxInFlight(n int) Option { return func(c *config) { c.inFlight = max(1, n)
 // duplicate window: another source with the same name would have its
 // messages taken for duplicates. Default "spillway".
 func SourceName(name string) Option { return func(c *config) { c.name = name } }
+
+// AckWait is how long Forward waits for a PubAck before it publishes the
+// message again (a request lost with a server that went away is never
+// answered). Default 2s.
+func AckWait(d time.Duration) Option { return func(c *config) { c.ackWait = d } }
+
+// StrictOrder makes Forward chain its publishes: each carries the
+// previous one's id as Nats-Expected-Last-Msg-Id, so that the stream
+// refuses a message whose predecessor it does not hold as its last one,
+// and the order in the stream is the order of the source (per shard)
+// through failovers and retries: a publish that failed is sent again
+// before the ones after it, which the stream refused meanwhile. Forward
+// must then be the stream's only publisher. Off by default.
+func StrictOrder() Option { return func(c *config) { c.strict = true } }
 
 // OnError is told of failures a bridge retries (a publish, an ack).
 func OnError(f func(error)) Option { return func(c *config) { c.onError = f } }
@@ -113,7 +129,8 @@ type pending struct {
 	d   spillway.Delivery
 	msg *nats.Msg
 	fut jetstream.PubAckFuture
-	err error // the publish failed before it was sent
+	err error     // the publish failed before it was sent
+	at  time.Time // when it was sent: its PubAck is awaited until at+AckWait
 }
 
 // Forward drains deliveries from from into subject on js until ctx ends,
@@ -128,6 +145,7 @@ func Forward(ctx context.Context, from Source, js jetstream.JetStream, subject s
 	c := newConfig(opts)
 	dst := make([]spillway.Delivery, c.batch)
 	window := make([]pending, 0, c.inFlight)
+	lastID := "" // StrictOrder: the id of the message published before
 	for {
 		// Fill the window, then settle it in order.
 		for len(window) < c.inFlight {
@@ -140,8 +158,14 @@ func Forward(ctx context.Context, from Source, js jetstream.JetStream, subject s
 			cancel()
 			for i := range dst[:n] {
 				p := pending{d: dst[i]}
-				p.msg = natsMsg(subject, MsgID(c.name, &dst[i]), &dst[i])
+				id := MsgID(c.name, &dst[i])
+				p.msg = natsMsg(subject, id, &dst[i])
+				if c.strict && lastID != "" {
+					p.msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, lastID)
+				}
+				lastID = id
 				p.fut, p.err = js.PublishMsgAsync(p.msg)
+				p.at = time.Now()
 				window = append(window, p)
 			}
 			clear(dst[:n])
@@ -173,20 +197,29 @@ func Forward(ctx context.Context, from Source, js jetstream.JetStream, subject s
 func (c *config) settle(ctx context.Context, js jetstream.JetStream, p *pending) error {
 	err := p.err
 	if err == nil {
+		t := time.NewTimer(time.Until(p.at.Add(c.ackWait)))
 		select {
 		case <-p.fut.Ok():
 		case err = <-p.fut.Err():
+		case <-t.C:
+			err = fmt.Errorf("no PubAck within %v", c.ackWait)
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
 		}
+		t.Stop()
 	}
-	for err != nil {
+	for tries := 0; err != nil; tries++ {
 		c.report(fmt.Errorf("natsjs: publishing %s: %w (retrying)", p.msg.Header.Get(jetstream.MsgIDHeader), err))
 		c.stats.Retried.Add(1)
-		if err := pause(ctx, c.backoff); err != nil {
-			return err
+		if tries > 0 { // the first retry at once: the failure was likely the whole window's, and is over
+			if err := pause(ctx, c.backoff); err != nil {
+				return err
+			}
 		}
-		_, err = js.PublishMsg(ctx, p.msg)
+		pctx, cancel := context.WithTimeout(ctx, c.ackWait)
+		_, err = js.PublishMsg(pctx, p.msg)
+		cancel()
 	}
 	if err := p.d.Ack(); err != nil {
 		// The lease ran out (the source redelivers it; the stream drops

@@ -24,3 +24,16 @@ func For(t testing.TB, what string, cond func() bool) {
 		runtime.Gosched()
 	}
 }
+
+// Within is For with another safety net than Deadline, for conditions that
+// wait on something slow by nature (a cluster electing a leader).
+func Within(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		runtime.Gosched()
+	}
+}

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // startJetStream runs a JetStream server in the process, on a loopback
 // port it picks, storing in a temporary directory, and returns a client
 // for it; all of it stops when the test ends.
-func startJetStream(t *testing.T) (jetstream.JetStream, *nats.Conn) {
+func startJetStream(t testing.TB) (jetstream.JetStream, *nats.Conn) {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +20,12 @@ import (
 	"github.com/spillway-io/spillway/internal/testwait"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(killChildEnv) != "" {
+		runKillChild() // TestForwardKill9's child; never returns
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // startJetStream runs a JetStream server in the process, on a loopback
 // port it picks, storing in a temporary directory, and returns a client

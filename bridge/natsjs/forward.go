@@ -101,6 +101,15 @@ func (c *config) report(err error) {
 	}
 }
 
+// jsErrWrongLastMsgID is JetStream's error code for a publish whose
+// Nats-Expected-Last-Msg-Id is not the stream's last message's id.
+const jsErrWrongLastMsgID = 10070
+
+func wrongLastMsgID(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == jsErrWrongLastMsgID
+}
+
 // MsgID is the Nats-Msg-Id Forward gives the delivery d of the source
 // named name.
 func MsgID(name string, d *spillway.Delivery) string {
@@ -212,6 +221,16 @@ func (c *config) settle(ctx context.Context, js jetstream.JetStream, p *pending)
 	for tries := 0; err != nil; tries++ {
 		c.report(fmt.Errorf("natsjs: publishing %s: %w (retrying)", p.msg.Header.Get(jetstream.MsgIDHeader), err))
 		c.stats.Retried.Add(1)
+		if wrongLastMsgID(err) {
+			// Its predecessor is stored (it was settled first), and the
+			// stream ends elsewhere: with messages a Forward before this
+			// one published (a crash, a restart), which come back from
+			// the source in another interleaving of its shards. The chain
+			// starts again here: published plainly, the message is
+			// dropped if it is among them, stored last if not, after its
+			// key's predecessors either way.
+			p.msg.Header.Del(jetstream.ExpectedLastMsgIDHeader)
+		}
 		if tries > 0 { // the first retry at once: the failure was likely the whole window's, and is over
 			if err := pause(ctx, c.backoff); err != nil {
 				return err

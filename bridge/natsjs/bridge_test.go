@@ -253,3 +253,175 @@ func TestIngest(t *testing.T) {
 		t.Fatalf("the consumer: %d unacked, ack floor %d; want 0 and %d", info.NumAckPending, info.AckFloor.Stream, n)
 	}
 }
+
+// flakyConsumer hands out messages whose first DoubleAck fails for every
+// tenth stream sequence, as an ack lost on the way would: JetStream
+// delivers them again once their AckWait is over.
+type flakyConsumer struct {
+	jetstream.Consumer
+	mu     sync.Mutex
+	failed map[uint64]bool
+}
+
+type flakyBatch struct {
+	msgs chan jetstream.Msg
+	in   jetstream.MessageBatch
+}
+
+func (b *flakyBatch) Messages() <-chan jetstream.Msg { return b.msgs }
+func (b *flakyBatch) Error() error                  { return b.in.Error() }
+
+type flakyMsg struct {
+	jetstream.Msg
+	c *flakyConsumer
+}
+
+func (m flakyMsg) DoubleAck(ctx context.Context) error {
+	md, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	m.c.mu.Lock()
+	fail := md.Sequence.Stream%10 == 0 && !m.c.failed[md.Sequence.Stream]
+	if fail {
+		m.c.failed[md.Sequence.Stream] = true
+	}
+	m.c.mu.Unlock()
+	if fail {
+		return errors.New("an ack lost on the way (test)")
+	}
+	return m.Msg.DoubleAck(ctx)
+}
+
+func (c *flakyConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	in, err := c.Consumer.Fetch(n, opts...)
+	if err != nil {
+		return nil, err
+	}
+	b := &flakyBatch{msgs: make(chan jetstream.Msg), in: in}
+	go func() {
+		defer close(b.msgs)
+		for m := range in.Messages() {
+			b.msgs <- flakyMsg{Msg: m, c: c}
+		}
+	}()
+	return b, nil
+}
+
+// TestIngestDeduplicates: messages whose ack JetStream never got come
+// again; Ingest acks them without queueing them twice.
+func TestIngestDeduplicates(t *testing.T) {
+	js, _ := startJetStream(t)
+	st := createStream(t, js)
+	ctx := context.Background()
+	const n = 200
+	for i := range n {
+		d := spillway.Delivery{Message: keyed(0, i)}
+		if _, err := js.PublishMsg(ctx, natsMsg("s", "m"+strconv.Itoa(i), &d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inner, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "local", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := &flakyConsumer{Consumer: inner, failed: map[uint64]bool{}}
+	q, err := spillway.OpenQueue(spillway.Options{Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := q.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var stats Stats
+	ictx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Ingest(ictx, cons, q, WithStats(&stats), BatchSize(50)) }()
+	testwait.Within(t, time.Minute, "every ack confirmed", func() bool {
+		return stats.Ingested.Load() == n-n/10 && stats.Deduplicated.Load() == n/10
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ingest returned %v", err)
+	}
+	seen := map[string]bool{}
+	for {
+		d, err := q.TryReceive()
+		if errors.Is(err, spillway.ErrEmpty) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[string(d.Value)] {
+			t.Fatalf("%s queued twice", d.Value)
+		}
+		seen[string(d.Value)] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d messages queued, %d in the stream", len(seen), n)
+	}
+	info, err := inner.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.AckFloor.Stream != n {
+		t.Fatalf("the consumer: %d unacked, ack floor %d", info.NumAckPending, info.AckFloor.Stream)
+	}
+}
+
+// TestForwardKeySubject: with KeySubject, each key has a subject of its
+// own, and a subject filter selects one key's messages.
+func TestForwardKeySubject(t *testing.T) {
+	js, _ := startJetStream(t)
+	ctx := context.Background()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "K", Subjects: []string{"k.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := spillway.OpenQueue(spillway.Options{Shards: 1, Ack: spillway.ManualAck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := q.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for i := range 30 {
+		if err := q.Send(ctx, keyed(i%3, i/3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stats Stats
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Forward(fctx, q, js, "unused", SubjectFunc(KeySubject("k")), WithStats(&stats)) }()
+	testwait.For(t, "everything forwarded", func() bool { return stats.Forwarded.Load() == 30 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	d := spillway.Delivery{Message: keyed(1, 0)}
+	subject := KeySubject("k")(&d)
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		if m.Subject() != subject || !strings.HasPrefix(string(m.Data()), "1:") {
+			t.Fatalf("%s on %s through the filter %s", m.Data(), m.Subject(), subject)
+		}
+		got++
+	}
+	if got != 10 {
+		t.Fatalf("%d messages of key 1 through its subject, want 10", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,8 @@ type config struct {
 	maxWait  time.Duration
 	ackWait  time.Duration
 	strict   bool
+	subject  func(d *spillway.Delivery) string // nil: the subject Forward was given
+	logger   *slog.Logger
 }
 
 func newConfig(opts []Option) config {
@@ -92,12 +95,38 @@ func StrictOrder() Option { return func(c *config) { c.strict = true } }
 // OnError is told of failures a bridge retries (a publish, an ack).
 func OnError(f func(error)) Option { return func(c *config) { c.onError = f } }
 
+// Logger receives the failures a bridge retries, at Warn.
+func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// SubjectFunc maps each delivery to the subject Forward publishes it on
+// (KeySubject is one such mapping), instead of the one subject it was
+// given.
+func SubjectFunc(f func(d *spillway.Delivery) string) Option {
+	return func(c *config) { c.subject = f }
+}
+
+// KeySubject returns a mapping for SubjectFunc: prefix, a dot and the
+// message's key as a subject token (unpadded URL-safe base64, which has no
+// dot, space or wildcard), or prefix and "._" for a message without one;
+// JetStream subject filters then select by key.
+func KeySubject(prefix string) func(d *spillway.Delivery) string {
+	return func(d *spillway.Delivery) string {
+		if len(d.Key) == 0 {
+			return prefix + "._"
+		}
+		return prefix + "." + base64.RawURLEncoding.EncodeToString(d.Key)
+	}
+}
+
 // WithStats makes the bridge count into s.
 func WithStats(s *Stats) Option { return func(c *config) { c.stats = s } }
 
 func (c *config) report(err error) {
 	if c.onError != nil {
 		c.onError(err)
+	}
+	if c.logger != nil {
+		c.logger.Warn("spillway bridge", slog.Any("error", err))
 	}
 }
 
@@ -168,7 +197,11 @@ func Forward(ctx context.Context, from Source, js jetstream.JetStream, subject s
 			for i := range dst[:n] {
 				p := pending{d: dst[i]}
 				id := MsgID(c.name, &dst[i])
-				p.msg = natsMsg(subject, id, &dst[i])
+				subj := subject
+				if c.subject != nil {
+					subj = c.subject(&dst[i])
+				}
+				p.msg = natsMsg(subj, id, &dst[i])
 				if c.strict && lastID != "" {
 					p.msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, lastID)
 				}

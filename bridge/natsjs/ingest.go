@@ -127,6 +127,12 @@ func localMessage(msg jetstream.Msg, seq uint64) (spillway.Message, error) {
 		}
 	}
 	m.Headers = append(m.Headers, spillway.Header{Key: HeaderStreamSeq, Value: strconv.AppendUint(nil, seq, 10)})
+	if len(msg.Headers().Values(HeaderSentAt)) == 0 {
+		if md, err := msg.Metadata(); err == nil && !md.Timestamp.IsZero() {
+			// Published to JetStream directly: its stream timestamp.
+			m.Headers = append(m.Headers, spillway.Header{Key: HeaderSentAt, Value: md.Timestamp.UTC().AppendFormat(nil, time.RFC3339Nano)})
+		}
+	}
 	return m, nil
 }
 

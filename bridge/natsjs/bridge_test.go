@@ -269,7 +269,7 @@ type flakyBatch struct {
 }
 
 func (b *flakyBatch) Messages() <-chan jetstream.Msg { return b.msgs }
-func (b *flakyBatch) Error() error                  { return b.in.Error() }
+func (b *flakyBatch) Error() error                   { return b.in.Error() }
 
 type flakyMsg struct {
 	jetstream.Msg

@@ -35,7 +35,7 @@ type Stats struct {
 	Forwarded    atomic.Uint64 // Forward: messages JetStream acknowledged and the source was acked for
 	Retried      atomic.Uint64 // Forward: publishes sent again after a failure
 	Ingested     atomic.Uint64 // Ingest: messages queued locally whose ack JetStream confirmed
-	Deduplicated atomic.Uint64 // Ingest: redeliveries of messages already queued, not queued again
+	Deduplicated atomic.Uint64 // Ingest: redeliveries of messages already queued, acked without being queued again
 }
 
 // Option configures Forward and Ingest.

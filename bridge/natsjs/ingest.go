@@ -74,9 +74,7 @@ func (c *config) ingest(ctx context.Context, msg jetstream.Msg, to *spillway.Que
 	}
 	seq := md.Sequence.Stream
 	dup := unconfirmed[seq]
-	if dup {
-		c.stats.Deduplicated.Add(1)
-	} else {
+	if !dup {
 		m, err := localMessage(msg, seq)
 		if err != nil {
 			c.report(err)
@@ -100,7 +98,9 @@ func (c *config) ingest(ctx context.Context, msg jetstream.Msg, to *spillway.Que
 		return nil
 	}
 	delete(unconfirmed, seq)
-	if !dup {
+	if dup {
+		c.stats.Deduplicated.Add(1)
+	} else {
 		c.stats.Ingested.Add(1)
 	}
 	return nil

@@ -52,9 +52,9 @@ func runKillChild() {
 // TestForwardKill9 kills, with SIGKILL, a process forwarding a Persistent
 // queue into a stream, once a third of the messages are in the stream;
 // then forwards the rest from this process: the stream holds every
-// message once. (Each key's order across the kill is not asserted: one
-// run in a fresh clone's make test found a key's messages out of order
-// after the restart, not yet explained.)
+// message once. (Each key's order across the kill is logged, not
+// asserted: one run in a fresh clone's make test found a key's messages
+// out of order after the restart, not yet explained.)
 func TestForwardKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a process")
@@ -125,11 +125,27 @@ func TestForwardKill9(t *testing.T) {
 		t.Fatalf("the stream holds %d messages, %d were sent (%d before the kill)", len(msgs), keys*per, info.State.Msgs)
 	}
 	ids := map[string]bool{}
-	for _, m := range msgs {
+	next := map[string]int{}
+	anomaly := false
+	for j, m := range msgs {
 		id := m.Header.Get(jetstream.MsgIDHeader)
 		if ids[id] {
 			t.Fatalf("message id %q twice", id)
 		}
 		ids[id] = true
+		var k, i int
+		if _, err := fmt.Sscanf(string(m.Data), "%d:%d", &k, &i); err != nil {
+			t.Fatal(err)
+		}
+		// A key out of order is logged, not failed (see the doc comment):
+		// what a future run prints says where to look.
+		if key := m.Header.Get(HeaderKey); i != next[key] && !anomaly {
+			anomaly = true
+			t.Logf("ORDER ANOMALY: key %s: message %d where %d comes next (%d in the stream before the kill); around it:", key, i, next[key], info.State.Msgs)
+			for x := max(0, j-8); x < min(len(msgs), j+8); x++ {
+				t.Logf("  seq %d: %s %s", x+1, msgs[x].Header.Get(jetstream.MsgIDHeader), msgs[x].Data)
+			}
+		}
+		next[m.Header.Get(HeaderKey)] = i + 1
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	spillway "github.com/spillway-io/spillway"
@@ -125,32 +123,17 @@ func TestForwardClusterFailover(t *testing.T) {
 		t.Skip("a cluster")
 	}
 	cl := startCluster(t)
-	nc, err := nats.Connect(cl.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := connect(t, cl.urls())
 	ctx := context.Background()
 	var st jetstream.Stream
+	var err error
 	testwait.Within(t, time.Minute, "the R3 stream", func() bool {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		st, err = js.CreateStream(cctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}, Storage: jetstream.FileStorage, Replicas: 3, Duplicates: 2 * time.Minute})
 		return err == nil
 	})
-	q, err := spillway.OpenQueue(spillway.Options{Dir: t.TempDir(), Durability: spillway.Persistent, Shards: 1, Ack: spillway.ManualAck, AckTimeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := q.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	q := openQueue(t, spillway.Options{Dir: t.TempDir(), Durability: spillway.Persistent, Shards: 1, Ack: spillway.ManualAck, AckTimeout: time.Hour})
 	n := *clusterMessages
 	const keys = 16
 	for i := range n {
@@ -191,26 +174,6 @@ func TestForwardClusterFailover(t *testing.T) {
 		}
 		msgs = append(msgs, m)
 	}
-	if len(msgs) != n {
-		t.Fatalf("the stream holds %d messages, %d were forwarded (retried %d)", len(msgs), n, stats.Retried.Load())
-	}
-	ids := map[string]bool{}
-	next := map[string]int{}
-	for _, m := range msgs {
-		id := m.Header.Get(jetstream.MsgIDHeader)
-		if ids[id] {
-			t.Fatalf("message id %q twice", id)
-		}
-		ids[id] = true
-		var k, i int
-		if _, err := fmt.Sscanf(string(m.Data), "%d:%d", &k, &i); err != nil {
-			t.Fatal(err)
-		}
-		key := m.Header.Get(HeaderKey)
-		if i != next[key] {
-			t.Fatalf("key %s: message %d where %d comes next (retried %d)", key, i, next[key], stats.Retried.Load())
-		}
-		next[key]++
-	}
+	checkStream(t, msgs, n, true)
 	t.Logf("%d messages, %d publishes retried", n, stats.Retried.Load())
 }

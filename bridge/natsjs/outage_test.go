@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	spillway "github.com/spillway-io/spillway"
@@ -43,29 +42,13 @@ func TestForwardOutage(t *testing.T) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	}()
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := connect(t, srv.ClientURL())
 	ctx := context.Background()
 	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := spillway.OpenQueue(spillway.Options{Dir: t.TempDir(), Shards: 1, RingSize: 64, Ack: spillway.ManualAck, AckTimeout: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := q.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	q := openQueue(t, spillway.Options{Dir: t.TempDir(), Shards: 1, RingSize: 64, Ack: spillway.ManualAck, AckTimeout: time.Hour})
 	var stats Stats
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -100,17 +83,6 @@ func TestForwardOutage(t *testing.T) {
 	if backlog.Depth == 0 || q.Stats().Spilled == 0 || stats.Retried.Load() == 0 {
 		t.Fatalf("the outage left no backlog (depth %d), nothing spilled (%d) or nothing was retried (%d): the test does not test it", backlog.Depth, q.Stats().Spilled, stats.Retried.Load())
 	}
-	msgs := streamMessages(t, st)
-	if len(msgs) != n {
-		t.Fatalf("the stream holds %d messages, %d were sent", len(msgs), n)
-	}
-	ids := map[string]bool{}
-	for _, m := range msgs {
-		id := m.Header.Get(jetstream.MsgIDHeader)
-		if ids[id] {
-			t.Fatalf("message id %q twice", id)
-		}
-		ids[id] = true
-	}
+	checkStream(t, streamMessages(t, st), n, true)
 	t.Logf("outage %v: backlog %d, %d spilled, %d publishes retried, stats %s", *outage, backlog.Depth, q.Stats().Spilled, stats.Retried.Load(), strconv.FormatUint(stats.Forwarded.Load(), 10))
 }

@@ -257,26 +257,32 @@ func jetStreamPair(b *testing.B, msgs [][]byte, syncAlways bool) {
 		case <-time.After(time.Minute):
 			b.Error("publishes not acknowledged within a minute")
 		}
-	}, func() {
-		for got := 0; got < b.N; {
-			batch, err := cons.Fetch(min(256, b.N-got), jetstream.FetchMaxWait(5*time.Second))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			for m := range batch.Messages() {
+	}, func() { fetchAll(b, cons, true) })
+}
+
+// fetchAll takes b.N messages from cons, 256 at a time, acking each if
+// ack says so.
+func fetchAll(b *testing.B, cons jetstream.Consumer, ack bool) {
+	for got := 0; got < b.N; {
+		batch, err := cons.Fetch(min(256, b.N-got), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		for m := range batch.Messages() {
+			if ack {
 				if err := m.Ack(); err != nil {
 					b.Error(err)
 					return
 				}
-				got++
 			}
-			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-				b.Error(err)
-				return
-			}
+			got++
 		}
-	})
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			b.Error(err)
+			return
+		}
+	}
 }
 
 // BenchmarkSyncAlways sends 128-byte events under SyncAlways, from one

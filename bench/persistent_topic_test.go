@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	spillway "github.com/spillway-io/spillway"
@@ -127,28 +126,7 @@ func jetStreamFanOut(b *testing.B, msgs [][]byte, acked bool) {
 		case <-time.After(time.Minute):
 			b.Error("publishes not acknowledged within a minute")
 		}
-	}, perSub(func(i int) {
-		for got := 0; got < b.N; {
-			batch, err := cons[i].Fetch(min(256, b.N-got), jetstream.FetchMaxWait(5*time.Second))
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			for m := range batch.Messages() {
-				if acked {
-					if err := m.Ack(); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-				got++
-			}
-			if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-				b.Error(err)
-				return
-			}
-		}
-	}))
+	}, perSub(func(i int) { fetchAll(b, cons[i], acked) }))
 }
 
 // BenchmarkTopicReplay replays a Persistent topic's log of b.N 128-byte

@@ -121,3 +121,9 @@ func (d *Delivery) Term() error {
 		return s.dying(l, deadTerminated)
 	})
 }
+
+// clearLifecycle zeroes the lifecycle fields of d's message, which a
+// delivery fills only from what its message carries.
+func (d *Delivery) clearLifecycle() {
+	d.ID, d.DeliverAt, d.ExpiresAt, d.Priority = "", time.Time{}, time.Time{}, 0
+}

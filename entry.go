@@ -8,37 +8,40 @@ import (
 )
 
 // entry is a message waiting in a shard's ring: the sender's slices, not a
-// copy, kept as pointer and length (their capacity is not kept) so that a
-// ring slot, with the ring's own 16 bytes, fills exactly one 64-byte cache
-// line. Each slot a sender writes then costs it one line from the receiver,
-// not two. at is the send time (unix ns) of a message picked for timing
+// copy, kept as pointer and length (their capacity is not kept; the key's
+// and the headers' lengths share a word) so that a ring slot, with the
+// ring's own 16 bytes, fills exactly one 64-byte cache line. Each slot a
+// sender writes then costs it one line from the receiver, not two. at is
+// the send time (unix ns) of a message picked for timing
 // (Options.LatencySampling), 0 for the others; it goes to disk with the
-// message, as the record's Timestamp.
+// message, as the record's Timestamp. exp is the message's expiry (unix
+// ns; 0: none), the record's ExpiresAt on disk.
 type entry struct {
 	key     *byte
-	keyLen  uint32 // at most MaxKeyBytes
-	hdrLen  uint32 // at most MaxHeaders
 	value   *byte
-	valLen  int
 	headers *Header
+	valLen  uint32
+	khLen   uint32 // the key's length << hdrBits | the number of headers
 	at      int64
+	exp     int64
 }
+
+func (e *entry) keyLen() int { return int(e.khLen >> hdrBits) }
+func (e *entry) hdrLen() int { return int(e.khLen & (1<<hdrBits - 1)) }
 
 func newEntry(key, value []byte, headers []Header) entry {
 	return entry{
-		key: unsafe.SliceData(key), keyLen: uint32(len(key)), hdrLen: uint32(len(headers)),
-		value: unsafe.SliceData(value), valLen: len(value),
-		headers: unsafe.SliceData(headers),
+		key: unsafe.SliceData(key), value: unsafe.SliceData(value), headers: unsafe.SliceData(headers),
+		valLen: uint32(len(value)), khLen: uint32(len(key))<<hdrBits | uint32(len(headers)),
 	}
 }
 
 // set fills e field by field (cheaper than assigning a whole entry, which
-// goes through typedmemmove), untimed.
+// goes through typedmemmove), untimed, without expiry.
 func (e *entry) set(key, value []byte, headers []Header) {
-	e.key, e.keyLen = unsafe.SliceData(key), uint32(len(key))
-	e.value, e.valLen = unsafe.SliceData(value), len(value)
-	e.headers, e.hdrLen = unsafe.SliceData(headers), uint32(len(headers))
-	e.at = 0
+	e.key, e.value, e.headers = unsafe.SliceData(key), unsafe.SliceData(value), unsafe.SliceData(headers)
+	e.valLen, e.khLen = uint32(len(value)), uint32(len(key))<<hdrBits|uint32(len(headers))
+	e.at, e.exp = 0, 0
 }
 
 // owned returns b capped at its length (appending to it must not write over
@@ -55,15 +58,13 @@ func owned(b []byte) []byte {
 // whole-struct assignment of a Delivery goes through typedmemmove, several
 // times slower.
 func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
-	d.Key, d.Value, d.Headers = nil, nil, nil
-	if e.key != nil {
-		d.Key = unsafe.Slice(e.key, e.keyLen)
-	}
-	if e.value != nil {
-		d.Value = unsafe.Slice(e.value, e.valLen)
-	}
-	if e.headers != nil {
-		d.Headers = unsafe.Slice(e.headers, e.hdrLen)
+	// unsafe.Slice(nil, 0) is nil: absent parts need no branch.
+	d.Key = unsafe.Slice(e.key, e.keyLen())
+	d.Value = unsafe.Slice(e.value, e.valLen)
+	d.Headers = unsafe.Slice(e.headers, e.hdrLen())
+	d.clearLifecycle()
+	if e.exp != 0 {
+		d.ExpiresAt = time.Unix(0, e.exp)
 	}
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
 	d.lease, d.gen = nil, 0
@@ -84,17 +85,13 @@ func growRecords(recs []codec.Record, n int) []codec.Record {
 // whole costs more than the rest of the conversion); the other fields of
 // rec must be zero.
 func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Header {
-	rec.Key, rec.Value, rec.Headers = nil, nil, nil
-	if e.key != nil {
-		rec.Key = unsafe.Slice(e.key, e.keyLen)
-	}
-	if e.value != nil {
-		rec.Value = unsafe.Slice(e.value, e.valLen)
-	}
-	rec.Timestamp = e.at
+	rec.Key = unsafe.Slice(e.key, e.keyLen())
+	rec.Value = unsafe.Slice(e.value, e.valLen)
+	rec.Headers = nil
+	rec.Timestamp, rec.ExpiresAt = e.at, e.exp
 	if e.headers != nil {
 		start := len(hdrs)
-		for _, h := range unsafe.Slice(e.headers, e.hdrLen) {
+		for _, h := range unsafe.Slice(e.headers, e.hdrLen()) {
 			hdrs = append(hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
 		}
 		rec.Headers = hdrs[start:len(hdrs):len(hdrs)]
@@ -159,7 +156,7 @@ func appendEntries(dst []entry, recs []codec.Record) []entry {
 			headers = hs[start:len(hs):len(hs)]
 		}
 		e := newEntry(key, value, headers)
-		e.at = r.Timestamp
+		e.at, e.exp = r.Timestamp, r.ExpiresAt
 		dst = append(dst, e)
 	}
 	return dst

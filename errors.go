@@ -18,8 +18,12 @@ var (
 	// found no message it could take at once.
 	ErrEmpty = errors.New("spillway: no message ready")
 	// ErrTooLarge: a message exceeds Options.MaxMessageBytes, or its key
-	// MaxKeyBytes, or its headers MaxHeaders.
+	// MaxKeyBytes, its headers MaxHeaders, its ID MaxIDBytes.
 	ErrTooLarge = errors.New("spillway: message too large")
+	// ErrInvalidMessage: a message's lifecycle fields contradict each
+	// other or the options: a Priority of Options.Priorities or more, a
+	// DeliverAt after its ExpiresAt.
+	ErrInvalidMessage = errors.New("spillway: invalid message")
 	// ErrDiskFull: memory is full and the spill has reached
 	// Options.MaxDiskBytes or the device's capacity.
 	ErrDiskFull = errors.New("spillway: spill quota or disk full")

@@ -1,6 +1,9 @@
 package spillway
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Header is one name/value pair of a message's ordered headers.
 type Header struct {
@@ -18,10 +21,34 @@ type Header struct {
 // messages of one spilled batch (up to a few hundred KiB) share, so that
 // keeping one message's slices keeps that whole batch's memory alive. Copy
 // what you keep long.
+//
+// The lifecycle fields are optional; a message without them costs nothing
+// more than before they existed.
 type Message struct {
 	Key     []byte // selects the shard; equal keys keep their order. nil: any shard
 	Value   []byte
 	Headers []Header
+
+	// ID, if set, is the message's deduplication id: a second message with
+	// the same ID within Options.DedupWindow of the first is acknowledged
+	// as queued (Send returns nil) but not queued again, and counted in
+	// Stats.Deduplicated. At most MaxIDBytes. Not delivered: receivers get
+	// "" (the id is the sender's instruction, as DeliverAt is).
+	ID string
+	// DeliverAt, if set and in the future, holds the message back until
+	// then (to the delay tick, Options.DelayTick); counted in
+	// Stats.Delayed meanwhile. Not delivered: receivers get the zero time.
+	DeliverAt time.Time
+	// ExpiresAt, if set, is when the message expires: it is never
+	// delivered after it; it goes to the dead-letter queue with reason
+	// DeadExpired, or is dropped, and is counted in Stats.Expired either
+	// way. Options.MessageTTL sets it for messages that leave it zero.
+	// Delivered as set (or as MessageTTL set it).
+	ExpiresAt time.Time
+	// Priority is from 0 (the default, lowest) to Options.Priorities-1: a
+	// receiver gets the highest-priority message waiting. Delivered as
+	// set.
+	Priority uint8
 }
 
 // Bounds on a message besides Options.MaxMessageBytes, from the 32-byte
@@ -31,6 +58,7 @@ type Message struct {
 const (
 	MaxKeyBytes = 1<<20 - 1 // 1 MiB - 1: at least the default MaxMessageBytes
 	MaxHeaders  = 1<<12 - 1 // 4095
+	MaxIDBytes  = 256       // Message.ID: SQS allows 128 characters, JetStream's Nats-Msg-Id has no bound
 )
 
 // The bounds are what tentry's packed lengths hold.

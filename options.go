@@ -161,6 +161,31 @@ type Options struct {
 	// log segments and the least size of journal generations.
 	segmentSize, journalSize int64
 
+	// DedupWindow is how long a Message.ID is remembered: a message whose
+	// ID was sent within the window before is not queued again. Default
+	// (0) 2 minutes, JetStream's; negative: IDs are ignored. The window is
+	// exact (every id kept, compared byte for byte: no false positive),
+	// in memory: about 80 bytes plus the id's length per id sent within
+	// the window, and at most DedupMaxIDs ids.
+	DedupWindow time.Duration
+	// DedupMaxIDs bounds the ids the window holds: past it, the oldest is
+	// forgotten before its window ends (counted in Stats.DedupEvicted: a
+	// retry of it would be queued again). Default 1 << 20.
+	DedupMaxIDs int
+	// MessageTTL is the expiry of messages sent without ExpiresAt: they
+	// expire MessageTTL after Send. Default 0: none.
+	MessageTTL time.Duration
+	// Priorities is the number of priority levels (Message.Priority from 0
+	// to Priorities-1), at most MaxPriorities. Default 1: one FIFO per
+	// shard. Each level has its own shards (Shards of them), rings and
+	// spill: memory is Priorities times a queue's of one level.
+	Priorities int
+	// DelayTick is the resolution of delayed delivery (Message.DeliverAt):
+	// a message is delivered at the first tick at or after its DeliverAt,
+	// so within one tick of it. Default 10ms, at least 1ms. The delay's
+	// clock ticks only while messages are delayed.
+	DelayTick time.Duration
+
 	// Retention bounds what a Topic keeps of its logs (by age, by bytes)
 	// and says whether subscriptions keep messages (Interest, the default)
 	// or not (Limits): a Persistent Topic's logs, or an Ephemeral Topic's
@@ -192,10 +217,18 @@ const (
 	maxShards              = 1 << 12
 	defaultLatencySampling = 256
 	maxLatencySampling     = 1 << 30
+	defaultDedupWindow     = 2 * time.Minute
+	defaultDedupMaxIDs     = 1 << 20
+	defaultDelayTick       = 10 * time.Millisecond
 )
 
+// MaxPriorities bounds Options.Priorities (RabbitMQ advises at most 10
+// levels: each costs its own FIFOs).
+const MaxPriorities = 10
+
 func (o Options) withDefaults() (Options, error) {
-	if o.Shards < 0 || o.RingSize < 0 || o.MaxDiskBytes < 0 || o.MaxMessageBytes < 0 || o.AckTimeout < 0 || o.MaxAttempts < 0 || o.SyncEvery < 0 {
+	if o.Shards < 0 || o.RingSize < 0 || o.MaxDiskBytes < 0 || o.MaxMessageBytes < 0 || o.AckTimeout < 0 || o.MaxAttempts < 0 || o.SyncEvery < 0 ||
+		o.DedupMaxIDs < 0 || o.MessageTTL < 0 || o.Priorities < 0 || o.DelayTick < 0 {
 		return o, fmt.Errorf("%w: negative value", ErrInvalidOptions)
 	}
 	if o.Encryption != nil && o.Dir == "" {
@@ -264,6 +297,24 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = SystemClock{}
+	}
+	if o.DedupWindow == 0 {
+		o.DedupWindow = defaultDedupWindow
+	}
+	if o.DedupMaxIDs == 0 {
+		o.DedupMaxIDs = defaultDedupMaxIDs
+	}
+	if o.Priorities == 0 {
+		o.Priorities = 1
+	}
+	if o.Priorities > MaxPriorities {
+		return o, fmt.Errorf("%w: %d priorities, at most %d", ErrInvalidOptions, o.Priorities, MaxPriorities)
+	}
+	if o.DelayTick == 0 {
+		o.DelayTick = defaultDelayTick
+	}
+	if o.DelayTick < time.Millisecond {
+		return o, fmt.Errorf("%w: DelayTick %v, at least 1ms", ErrInvalidOptions, o.DelayTick)
 	}
 	switch {
 	case o.LatencySampling == 0:

@@ -279,6 +279,10 @@ func (s *qshard) takeCarry(dst []Delivery, now *int64) int {
 			d.Headers = s.carryHdrs[s.carryHdrNext : s.carryHdrNext+nh : s.carryHdrNext+nh]
 			s.carryHdrNext += nh
 		}
+		d.clearLifecycle()
+		if r.ExpiresAt != 0 {
+			d.ExpiresAt = time.Unix(0, r.ExpiresAt)
+		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
 		d.lease, d.gen = nil, 0
 		d.SentAt = time.Time{}

@@ -43,9 +43,8 @@ func (t *tentry) headerSlice() []Header { return unsafe.Slice(t.headers, t.hdrLe
 // subscriptions' carried messages use.
 func (t *tentry) unpack() entry {
 	return entry{
-		key: t.key, keyLen: uint32(t.keyLen()),
-		value: t.value, valLen: t.valLen(),
-		headers: t.headers, hdrLen: uint32(t.hdrLen()),
+		key: t.key, value: t.value, headers: t.headers,
+		valLen: uint32(t.lens), khLen: uint32(t.keyLen())<<hdrBits | uint32(t.hdrLen()),
 	}
 }
 
@@ -56,6 +55,7 @@ func (t *tentry) deliver(d *Delivery, shard int, offset uint64) {
 	d.Key = unsafe.Slice(t.key, t.keyLen())
 	d.Value = unsafe.Slice(t.value, t.valLen())
 	d.Headers = unsafe.Slice(t.headers, t.hdrLen())
+	d.clearLifecycle()
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
 	d.lease, d.gen = nil, 0
 	d.SentAt = time.Time{}

@@ -36,6 +36,11 @@ type ackBook struct {
 	redelivered  atomic.Uint64
 	deadLettered atomic.Uint64
 	dropped      atomic.Uint64
+	// expired counts the messages that expired before a delivery;
+	// expiredFresh those of them taken for their first delivery (which the
+	// shard's Delivered, counted from positions, must leave out).
+	expired      atomic.Uint64
+	expiredFresh atomic.Uint64
 
 	// Persistent only: j records settles and attempts (journal.go);
 	// byOffset lists the unsettled leases in offset order, moved those
@@ -83,6 +88,7 @@ func (b *ackBook) addStats(st *Stats) {
 	b.leaseMu.Unlock()
 	st.DeadLettered += b.deadLettered.Load()
 	st.Dropped += b.dropped.Load()
+	st.Expired += b.expired.Load()
 	st.Depth += b.readyLen.Load() + b.delayed.Load()
 }
 
@@ -136,11 +142,23 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 	due := g.clock.now.Load() + g.clock.ticks(g.opts.AckTimeout)
 	auto := g.opts.Ack == AutoAck
 	n := 0
+	var now int64 // read at the first message with an expiry
+	var expired []*lease
 	s.leaseMu.Lock()
 	for n < len(dst) {
 		l := s.ready.pop()
 		if l == nil {
 			break
+		}
+		if !l.msg.ExpiresAt.IsZero() {
+			if now == 0 {
+				now = g.opts.Clock.Now().UnixNano()
+			}
+			if l.msg.ExpiresAt.UnixNano() <= now {
+				s.readyLen.Add(-1)
+				expired = append(expired, s.dying(l, deadExpired))
+				continue
+			}
 		}
 		l.gen++
 		l.attempt++
@@ -169,6 +187,9 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 	s.leaseMu.Unlock()
 	s.readyLen.Add(-int64(n))
 	s.redelivered.Add(uint64(n))
+	for _, l := range expired {
+		s.deadLetter(l)
+	}
 	return n
 }
 
@@ -241,9 +262,20 @@ func (s *ackBook) retryLocked(l *lease, delay time.Duration) *lease {
 // Persistent queue, recorded settled: a crash in between delivers it
 // again rather than losing it). REQUIRES: not s.leaseMu.
 func (s *ackBook) deadLetter(l *lease) {
-	s.deadLettered.Add(1)
 	dlq := s.g.opts.DeadLetter
-	dropped := dlq == nil || dlq.TrySend(s.deadMessage(l)) != nil
+	dropped := false
+	if l.why == deadExpired {
+		// Expired messages without a dead-letter queue are counted in
+		// Expired only: they were meant to go.
+		s.expired.Add(1)
+		if dlq != nil {
+			s.deadLettered.Add(1)
+			dropped = dlq.TrySend(s.deadMessage(l)) != nil
+		}
+	} else {
+		s.deadLettered.Add(1)
+		dropped = dlq == nil || dlq.TrySend(s.deadMessage(l)) != nil
+	}
 	if dropped {
 		s.dropped.Add(1)
 	}

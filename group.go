@@ -26,6 +26,10 @@ type group struct {
 	_         pad
 	receivers park.Waiters // receivers parked on an empty group
 	closed    atomic.Bool
+	// expiring is set, for good, before the first message with an expiry
+	// can reach a receiver: from then on takes look for expired ones
+	// (expireTaken). Until then they pay nothing for expiry.
+	expiring atomic.Bool
 	_         pad
 	lat       timing // set before the group is used
 	// takeAt is the shard receivers look at first (see tookFrom): read by
@@ -33,6 +37,14 @@ type group struct {
 	// when the shard it names was found empty; on a line of its own.
 	takeAt atomic.Uint32
 	_      pad
+}
+
+// noteExpiring sets g.expiring if it is not set (a load first: the line
+// stays shared once it is).
+func (g *group) noteExpiring() {
+	if !g.expiring.Load() {
+		g.expiring.Store(true)
+	}
 }
 
 // initTiming sets g.lat up from g.opts.

@@ -34,7 +34,8 @@ import (
 type Queue struct {
 	group  // receivers, closed, and what leases need
 	opts   Options
-	shards []*qshard
+	shards []*qshard // Priorities lanes of Shards shards (queue_life.go)
+	queueLife
 	dir    spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 
 	// Persistent only (queue_durable*.go): the syncer, the first storage failure
@@ -88,6 +89,9 @@ func OpenQueue(opts Options) (*Queue, error) {
 	if opts.Retention != (Retention{}) {
 		return nil, fmt.Errorf("%w: Retention applies to a Persistent Topic, not a Queue (a Queue deletes what is settled)", ErrInvalidOptions)
 	}
+	if opts.Durability == Persistent && opts.Priorities > 1 {
+		return nil, fmt.Errorf("%w: Priorities on a Persistent queue are not supported yet", ErrInvalidOptions)
+	}
 	q := &Queue{opts: opts, stop: make(chan struct{})}
 	q.group.opts, q.group.name = &q.opts, opts.Name
 	q.group.initTiming()
@@ -97,10 +101,11 @@ func OpenQueue(opts Options) (*Queue, error) {
 		}
 		opts = q.opts
 	}
-	q.shards = make([]*qshard, opts.Shards)
+	q.shards = make([]*qshard, opts.Shards*opts.Priorities)
 	for i := range q.shards {
 		q.shards[i] = newShard(q, i)
 	}
+	q.initLife()
 	q.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	if opts.Durability == Persistent {
 		q.persistent, q.always = true, opts.Sync == SyncAlways
@@ -143,6 +148,7 @@ func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return ErrClosed
 	}
+	q.closeLife()
 	close(q.stop)
 	if q.persistent {
 		close(q.sy.stop) // its final round serves whoever still waits
@@ -211,6 +217,7 @@ func (q *Queue) StatsWith(o StatsOptions) Stats {
 		}
 	}
 	st.Syncs += q.fsyncs.Load()
+	q.addLifeStats(&st)
 	q.finishTiming(&st, oldest, o.Histograms)
 	return st
 }

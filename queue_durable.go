@@ -93,6 +93,9 @@ func (d *durable) records(ms []Message, st stamps) []codec.Record {
 	for i := range ms {
 		m, r := &ms[i], &recs[i]
 		r.Key, r.Value, r.Timestamp = m.Key, m.Value, st.take()
+		if !m.ExpiresAt.IsZero() {
+			r.ExpiresAt = m.ExpiresAt.UnixNano()
+		}
 		if len(m.Headers) > 0 {
 			start := len(hdrs)
 			for _, h := range m.Headers {
@@ -175,12 +178,12 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 	switch {
 	case q.syncAlways():
 	case !s.spilling.Load():
-		if pushed = s.pushInPlace(ms[:n]); pushed < n {
+		if pushed = s.pushInPlace(ms[:n], true); pushed < n {
 			d.spillFrom.Store(first + uint64(pushed))
 			s.spilling.Store(true)
 		}
 	case resume:
-		if pushed = s.pushInPlace(ms[:n]); pushed < n {
+		if pushed = s.pushInPlace(ms[:n], true); pushed < n {
 			d.nextSpill.Store(first + uint64(pushed))
 		}
 	}
@@ -457,7 +460,7 @@ func (s *qshard) addStatsDurable(st *Stats) (oldest int64) {
 	}
 	next := d.log.NextOffset()
 	st.Sent += next - d.sentBase
-	st.Delivered += delivered - d.base - drops
+	st.Delivered += delivered - d.base - drops - s.expiredFresh.Load()
 	st.Spilled += s.spilled.Load()
 	st.Depth += int64(next - delivered)
 	s.ackBook.addStats(st)

@@ -392,6 +392,9 @@ func (s *ackBook) restore(leases []recovered, now, wall int64) {
 // bytes (which the reader gave to the caller to keep).
 func recordMessage(r *codec.Record) Message {
 	m := Message{Key: owned(r.Key), Value: owned(r.Value)}
+	if r.ExpiresAt != 0 {
+		m.ExpiresAt = time.Unix(0, r.ExpiresAt)
+	}
 	if len(r.Headers) > 0 {
 		m.Headers = make([]Header, len(r.Headers))
 		for i, h := range r.Headers {

@@ -411,6 +411,9 @@ func (s *ackBook) movedBatch(l *lease) ([]byte, error) {
 // batch of one record at offset off.
 func messageBatch(off uint64, m *Message, sent int64) ([]byte, error) {
 	rec := [1]codec.Record{{Key: m.Key, Value: m.Value, Timestamp: sent}}
+	if !m.ExpiresAt.IsZero() {
+		rec[0].ExpiresAt = m.ExpiresAt.UnixNano()
+	}
 	if len(m.Headers) > 0 {
 		hs := make([]codec.Header, len(m.Headers))
 		for i, h := range m.Headers {

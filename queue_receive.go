@@ -104,12 +104,31 @@ func (q *Queue) tryReceive(dst []Delivery) int {
 // that looked too late, after a sender had filled the ring and stopped,
 // would count a mere batch and look later still (park.AwaitN: a look that
 // finds half the capacity or more looks sooner next time).
+//
+// With priorities, it looks at the lanes from the highest down, each in
+// the same round robin.
 func (q *Queue) takeSome(dst []Delivery, how look) (n, seen int) {
-	shards := len(q.shards)
+	if len(q.shards) == q.opts.Shards {
+		return q.takeLane(dst, how, 0)
+	}
+	for base := len(q.shards) - q.opts.Shards; base >= 0; base -= q.opts.Shards {
+		if n, seen = q.takeLane(dst, how, base); n > 0 {
+			return n, seen
+		}
+		if q.closed.Load() {
+			return 0, 0
+		}
+	}
+	return 0, 0
+}
+
+// takeLane is takeSome in the lane of shards q.shards[base:][:Shards].
+func (q *Queue) takeLane(dst []Delivery, how look, base int) (n, seen int) {
+	shards := q.opts.Shards
 	start := int(q.takeAt.Load())
 	skipped := false // a shard was skipped because another receiver held it
 	for i := range shards {
-		idx := (start + i) & (shards - 1)
+		idx := base + (start+i)&(shards-1)
 		s := q.shards[idx]
 		if !s.recvMu.TryLock() {
 			skipped = true
@@ -171,14 +190,44 @@ func (s *qshard) emptyLocked() bool {
 // clear) once per batch.
 //
 // A message's offset is the number of messages delivered (or dropped)
-// before it: its ring position plus direct. REQUIRES: s.recvMu.
+// before it: its ring position plus direct. Expired messages are taken out
+// (expireTaken) and more taken in their place. REQUIRES: s.recvMu.
 func (s *qshard) take(dst []Delivery) int {
 	n := 0
+	for {
+		k, first, now := s.fill(dst[n:])
+		got := dst[n : n+k]
+		kept := k
+		if k > first && s.g.expiring.Load() {
+			kept = first + s.expireTaken(got[first:])
+		}
+		if s.g.opts.Ack == ManualAck && kept > first {
+			s.leaseOut(got[first:kept], now)
+		}
+		if s.prio != 0 {
+			for i := first; i < kept; i++ {
+				got[i].Priority = s.prio
+			}
+		}
+		if s.d != nil && k > 0 {
+			s.noteDelivered() // after the leases: a checkpoint sees them before the cursor passes them
+		}
+		n += kept
+		if kept == k || n == len(dst) {
+			return n
+		}
+	}
+}
+
+// fill is take's work but for expiry, leases and the cursor: it returns
+// how many deliveries it filled dst with, how many of them first are
+// redeliveries (the rest are fresh, in offset order), and the time it
+// read, if it read one (0 otherwise). REQUIRES: s.recvMu.
+func (s *qshard) fill(dst []Delivery) (n, first int, now int64) {
 	if s.readyLen.Load() > 0 {
 		n = s.takeReady(dst)
 	}
-	first := n
-	var now int64 // the time of the deliveries, once a timed one was read
+	first = n
 	for n < len(dst) {
 		if s.lo < s.hi {
 			m := min(len(dst)-n, s.hi-s.lo)
@@ -257,13 +306,7 @@ func (s *qshard) take(dst []Delivery) int {
 	if invariants.Enabled {
 		s.checkBuffers()
 	}
-	if s.g.opts.Ack == ManualAck && n > first {
-		s.leaseOut(dst[first:n], now)
-	}
-	if s.d != nil && n > 0 {
-		s.noteDelivered() // after the leases: a checkpoint sees them before the cursor passes them
-	}
-	return n
+	return n, first, now
 }
 
 // takeCarry delivers into dst what carry holds, up to len(dst), and
@@ -282,6 +325,7 @@ func (s *qshard) takeCarry(dst []Delivery, now *int64) int {
 		d.clearLifecycle()
 		if r.ExpiresAt != 0 {
 			d.ExpiresAt = time.Unix(0, r.ExpiresAt)
+			s.g.noteExpiring()
 		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
 		d.lease, d.gen = nil, 0

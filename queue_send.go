@@ -18,12 +18,15 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 	if !m.fits(q.opts.MaxMessageBytes) {
 		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
+	if !m.plain() || q.opts.MessageTTL != 0 {
+		return q.sendLife(ctx, m, true)
+	}
 	if q.persistent {
 		ms := [1]Message{m}
 		_, err := q.sendDurable(ctx, q.durableShard(m.Key), ms[:], true)
 		return err
 	}
-	s := q.shards[shard.Of(m.Key, len(q.shards))]
+	s := q.shards[shard.Of(m.Key, q.opts.Shards)]
 	e := newEntry(m.Key, m.Value, m.Headers)
 	if every := q.lat.every; every != 0 && s.ring.Pushed()&uint64(every-1) == 0 {
 		e.at = q.lat.now() // push's test, written out: this is the one-at-a-time path
@@ -43,12 +46,15 @@ func (q *Queue) TrySend(m Message) error {
 	if !m.fits(q.opts.MaxMessageBytes) {
 		return m.tooLarge(q.opts.MaxMessageBytes)
 	}
+	if !m.plain() || q.opts.MessageTTL != 0 {
+		return q.sendLife(context.Background(), m, false)
+	}
 	if q.persistent {
 		ms := [1]Message{m}
 		_, err := q.sendDurable(context.Background(), q.durableShard(m.Key), ms[:], false)
 		return err
 	}
-	s := q.shards[shard.Of(m.Key, len(q.shards))]
+	s := q.shards[shard.Of(m.Key, q.opts.Shards)]
 	return q.trySend(s, newEntry(m.Key, m.Value, m.Headers))
 }
 
@@ -58,17 +64,32 @@ func (q *Queue) TrySend(m Message) error {
 // for; under Block the rest waits, and goes in a run at a time as
 // receivers make room. On error, the messages before the failing one were
 // queued and the rest were not: the error is a *BatchError, which says how
-// many were queued and wraps the cause.
+// many were queued and wraps the cause. Messages with lifecycle fields
+// (and all of them under MessageTTL) are sent one at a time, as by Send;
+// duplicates within the batch are caught as across batches.
 func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
-	keyless := shard.Random(len(q.shards))
+	shards := q.opts.Shards
+	keyless := shard.Random(shards)
 	if q.always {
-		keyless = int(q.sy.keylessShard.Load()) & (len(q.shards) - 1)
+		keyless = int(q.sy.keylessShard.Load()) & (shards - 1)
 	}
+	ttl := q.opts.MessageTTL != 0
 	for i := 0; i < len(ms); {
-		// A run of messages for one shard.
+		if ttl || !ms[i].plain() {
+			m := &ms[i]
+			if !m.fits(q.opts.MaxMessageBytes) {
+				return &BatchError{Queued: i, Err: m.tooLarge(q.opts.MaxMessageBytes)}
+			}
+			if err := q.sendLife(ctx, *m, true); err != nil {
+				return &BatchError{Queued: i, Err: err}
+			}
+			i++
+			continue
+		}
+		// A run of plain messages for one shard.
 		si := keyless
 		if len(ms[i].Key) > 0 {
-			si = shard.Of(ms[i].Key, len(q.shards))
+			si = shard.Of(ms[i].Key, shards)
 		}
 		n := 0
 		if si == keyless {
@@ -77,7 +98,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 			max := q.opts.MaxMessageBytes
 			for i+n < len(ms) {
 				m := &ms[i+n]
-				if len(m.Key)|len(m.Headers) != 0 || len(m.Value) > max {
+				if len(m.Key)|len(m.Headers) != 0 || len(m.Value) > max || !m.plain() {
 					break
 				}
 				n++
@@ -91,7 +112,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 				}
 				break
 			}
-			if k := m.Key; len(k) > 0 && shard.Of(k, len(q.shards)) != si || len(k) == 0 && si != keyless {
+			if k := m.Key; len(k) > 0 && shard.Of(k, shards) != si || len(k) == 0 && si != keyless || !m.plain() {
 				break
 			}
 			n++
@@ -107,7 +128,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 		}
 		done := 0
 		if !s.spilling.Load() {
-			done = s.pushInPlace(ms[i : i+n])
+			done = s.pushInPlace(ms[i:i+n], false)
 			q.receivers.Wake(done)
 		}
 		if done < n {
@@ -122,8 +143,9 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 
 // pushInPlace puts as many of ms as its ring has room for into s's ring,
 // writing each entry straight into its slot (the timed ones with their
-// send time), and returns how many.
-func (s *qshard) pushInPlace(ms []Message) int {
+// send time; with expiring, those with an ExpiresAt with it), and returns
+// how many.
+func (s *qshard) pushInPlace(ms []Message, expiring bool) int {
 	done := 0
 	for done < len(ms) {
 		first, k := s.ring.Claim(len(ms) - done)
@@ -138,6 +160,13 @@ func (s *qshard) pushInPlace(ms []Message) int {
 		st := s.g.lat.stampsAt(first, k)
 		for j := st.next; j < k; j += st.every {
 			s.ring.At(first + uint64(j)).at = st.at
+		}
+		if expiring {
+			for j := range k {
+				if m := &ms[done+j]; !m.ExpiresAt.IsZero() {
+					s.ring.At(first + uint64(j)).exp = m.ExpiresAt.UnixNano()
+				}
+			}
 		}
 		s.ring.Publish(first, k)
 		done += k
@@ -354,7 +383,7 @@ func (s *qshard) dropOldest() {
 // sync round gathers keyless messages in (syncer.keyless), else any.
 func (q *Queue) durableShard(key []byte) *qshard {
 	if len(key) == 0 && q.always {
-		return q.shards[int(q.sy.keylessShard.Load())&(len(q.shards)-1)]
+		return q.shards[int(q.sy.keylessShard.Load())&(q.opts.Shards-1)]
 	}
-	return q.shards[shard.Of(key, len(q.shards))]
+	return q.shards[shard.Of(key, q.opts.Shards)]
 }

@@ -37,6 +37,7 @@ type qshard struct {
 	ackBook  // ManualAck state and counters
 	q        *Queue
 	d        *durable // Persistent only: the shard's log, cursor and journal
+	prio     uint8    // the priority of the shard's lane
 	ring     *ring.MPSC[entry]
 	spilling atomic.Bool
 	senders  park.Waiters // senders waiting for room in this shard
@@ -83,7 +84,7 @@ type qshard struct {
 }
 
 func newShard(q *Queue, idx int) *qshard {
-	s := &qshard{q: q, ring: ring.NewMPSC[entry](q.opts.RingSize)}
+	s := &qshard{q: q, ring: ring.NewMPSC[entry](q.opts.RingSize), prio: uint8(idx / q.opts.Shards)}
 	s.ackBook.init(&q.group, idx)
 	return s
 }
@@ -110,7 +111,7 @@ func (s *qshard) addStats(st *Stats) (oldest int64) {
 	pushed := s.ring.Pushed()
 	spilled, ringDropped := s.spilled.Load(), s.ringDropped.Load()
 	st.Sent += pushed + spilled
-	st.Delivered += head - uint64(local) - ringDropped + direct
+	st.Delivered += head - uint64(local) - ringDropped + direct - s.expiredFresh.Load()
 	st.Dropped += ringDropped
 	st.Spilled += spilled
 	st.Depth += int64(pushed-head) + local + carry

@@ -14,8 +14,12 @@ type Stats struct {
 	Dropped      uint64 // messages lost to DropOldest, a full dead-letter queue, a failed spill, or Close
 	Spilled      uint64 // messages written to a spill log
 	Trimmed      uint64 // a Persistent topic's messages retention removed before the subscription read them (Limits)
+	Expired      uint64 // messages past their ExpiresAt (or MessageTTL) before a delivery: dead-lettered (DeadExpired) or dropped
+	Deduplicated uint64 // messages not queued because their ID was sent within DedupWindow
+	DedupEvicted uint64 // ids the window forgot before their time, to stay within DedupMaxIDs
 
-	Depth     int64  // messages waiting to be delivered: in rings, on disk, or waiting for redelivery
+	Depth     int64  // messages waiting to be delivered: in rings, on disk, or waiting for redelivery (Delayed ones are not in it)
+	Delayed   int64  // messages held until their DeliverAt
 	InFlight  int64  // ManualAck deliveries not yet settled
 	DiskBytes int64  // bytes the spill files (Persistent: the logs) reserve on disk
 	DataBytes int64  // bytes of batches the spill files (the logs) hold (at most DiskBytes)
@@ -83,6 +87,10 @@ func (st *Stats) add(part *Stats) {
 	st.Dropped += part.Dropped
 	st.Spilled += part.Spilled
 	st.Trimmed += part.Trimmed
+	st.Expired += part.Expired
+	st.Deduplicated += part.Deduplicated
+	st.DedupEvicted += part.DedupEvicted
+	st.Delayed += part.Delayed
 	st.Depth += part.Depth
 	st.InFlight += part.InFlight
 	st.DiskBytes += part.DiskBytes

@@ -1,0 +1,61 @@
+package spillway
+
+import (
+	"fmt"
+	"time"
+)
+
+// The lifecycle of a message (Message.ID, DeliverAt, ExpiresAt, Priority;
+// Options.DedupWindow, MessageTTL, Priorities), common to Queue and Topic.
+//
+// A message with none of the fields, on a queue without MessageTTL, takes
+// the paths it took before they existed: one test of its fields
+// (Message.plain) is all it pays. The others go through sendLife:
+// deduplication first (a duplicate ends there), then the delay (a message
+// due later waits in the delay wheel, not in a ring), then its shard, with
+// its expiry in the entry. Expiry is checked where a message is handed to
+// a receiver (expireTaken, and takeReady for redeliveries): an expired
+// message is never delivered.
+
+var zeroTime time.Time
+
+// plain reports whether m has none of the lifecycle fields. A time.Time
+// compares equal to the zero value only when it is one (a zero time in
+// another location goes the slow way, which uses IsZero).
+func (m *Message) plain() bool {
+	return m.ID == "" && m.Priority == 0 && m.DeliverAt == zeroTime && m.ExpiresAt == zeroTime
+}
+
+// checkLife reports what is wrong with m's lifecycle fields under o: an ID
+// past MaxIDBytes (ErrTooLarge), a Priority out of range, a DeliverAt
+// after the ExpiresAt (ErrInvalidMessage: a message that would expire
+// before it is due is refused rather than silently expired).
+func checkLife(m *Message, o *Options) error {
+	switch {
+	case len(m.ID) > MaxIDBytes:
+		return fmt.Errorf("%w: ID of %d bytes, limit %d", ErrTooLarge, len(m.ID), MaxIDBytes)
+	case int(m.Priority) >= o.Priorities:
+		return fmt.Errorf("%w: priority %d, Options.Priorities is %d", ErrInvalidMessage, m.Priority, o.Priorities)
+	case !m.DeliverAt.IsZero() && !m.ExpiresAt.IsZero() && m.DeliverAt.After(m.ExpiresAt):
+		return fmt.Errorf("%w: DeliverAt %v is after ExpiresAt %v", ErrInvalidMessage, m.DeliverAt, m.ExpiresAt)
+	}
+	return nil
+}
+
+// lifeTimes returns when m is due (unix ns; 0: now, not delayed) and when
+// it expires (0: never), at now: its ExpiresAt, or, without one, ttl
+// after it is due (or sent).
+func lifeTimes(m *Message, ttl time.Duration, now int64) (due, exp int64) {
+	if !m.DeliverAt.IsZero() {
+		if d := m.DeliverAt.UnixNano(); d > now {
+			due = d
+		}
+	}
+	switch {
+	case !m.ExpiresAt.IsZero():
+		exp = m.ExpiresAt.UnixNano()
+	case ttl > 0:
+		exp = max(now, due) + int64(ttl)
+	}
+	return due, exp
+}

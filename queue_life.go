@@ -1,0 +1,230 @@
+package spillway
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/spillway-io/spillway/shard"
+)
+
+// The Queue's side of the message lifecycle (lifecycle.go): priority
+// lanes, the lifecycle send path, delayed messages coming due, and expiry
+// at the take.
+//
+// Priorities: with Options.Priorities p > 1 the queue has p lanes of
+// Options.Shards shards each, q.shards[lane*Shards:][:Shards]; a message of
+// priority k goes to lane k's shard for its key, and receivers look at
+// the lanes from the highest down (takeSome). With p = 1 there is one lane:
+// the queue as it was.
+
+// laneShard returns the shard of a message with key and priority prio.
+func (q *Queue) laneShard(key []byte, prio uint8) *qshard {
+	n := q.opts.Shards
+	return q.shards[int(prio)*n+shard.Of(key, n)]
+}
+
+// sendLife is Send (wait) or TrySend (!wait) for a message with lifecycle
+// fields, or any message of a queue with MessageTTL.
+func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
+	if err := checkLife(&m, &q.opts); err != nil {
+		return err
+	}
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	now := q.opts.Clock.Now().UnixNano()
+	due, exp := lifeTimes(&m, q.opts.MessageTTL, now)
+	if m.ID != "" && q.dedup != nil {
+		dup, err := q.dedup.begin(ctx, m.ID, now)
+		if err != nil {
+			return err
+		}
+		if dup {
+			q.deduplicated.Add(1)
+			return nil
+		}
+		err = q.sendTimed(ctx, &m, due, exp, now, wait)
+		q.dedup.end(m.ID, err == nil, now)
+		return err
+	}
+	return q.sendTimed(ctx, &m, due, exp, now, wait)
+}
+
+// sendTimed queues m, due at due (0: now), expiring at exp (0: never).
+func (q *Queue) sendTimed(ctx context.Context, m *Message, due, exp, now int64, wait bool) error {
+	switch {
+	case due != 0:
+		if q.persistent {
+			return errDelayPersistent
+		}
+		return q.delay.add(m, due, exp, now)
+	case exp != 0 && exp <= now:
+		// Expired on arrival: accepted, and expired at once.
+		q.expireSent(m)
+		return nil
+	}
+	if exp != 0 {
+		q.noteExpiring()
+	}
+	s := q.laneShard(m.Key, m.Priority)
+	if q.persistent {
+		if exp != 0 {
+			m.ExpiresAt = time.Unix(0, exp)
+		}
+		ms := [1]Message{*m}
+		_, err := q.sendDurable(ctx, s, ms[:], wait)
+		return err
+	}
+	e := newEntry(m.Key, m.Value, m.Headers)
+	e.exp = exp
+	if !wait {
+		return q.trySend(s, e)
+	}
+	if !s.spilling.Load() && s.push(e) {
+		q.receivers.Wake(1)
+		return nil
+	}
+	return q.sendSlow(ctx, s, e)
+}
+
+// errDelayPersistent: delayed delivery is not yet kept on disk.
+var errDelayPersistent = errors.New("spillway: invalid message: DeliverAt on a Persistent queue is not supported yet")
+
+// sendDue queues delayed messages that came due (the delayer's send): as
+// Send would, waiting for room under Block (until Close), expiring those
+// past their expiry, and dead-lettering (DeadRejected) those the policy
+// refuses (Reject, a full disk quota).
+func (q *Queue) sendDue(ms []dueMessage) {
+	now := q.opts.Clock.Now().UnixNano()
+	for i := range ms {
+		d := &ms[i]
+		if d.exp != 0 && d.exp <= now {
+			q.expireSent(&d.m)
+			continue
+		}
+		if d.exp != 0 {
+			q.noteExpiring()
+		}
+		s := q.laneShard(d.m.Key, d.m.Priority)
+		e := newEntry(d.m.Key, d.m.Value, d.m.Headers)
+		e.exp = d.exp
+		var err error
+		if !s.spilling.Load() && s.push(e) {
+			q.receivers.Wake(1)
+		} else {
+			err = q.sendSlow(q.lifeCtx, s, e)
+		}
+		switch {
+		case err == nil:
+		case q.closed.Load():
+			q.unqueued.Add(1)
+			q.lifeDropped.Add(1)
+		default:
+			q.deadLetterSent(&d.m, deadRejected)
+		}
+	}
+}
+
+// expireSent expires m, which no shard holds (it expired before it got to
+// one): to the dead-letter queue if there is one, counted either way.
+func (q *Queue) expireSent(m *Message) {
+	q.unqueued.Add(1)
+	q.lifeExpired.Add(1)
+	if q.opts.DeadLetter != nil {
+		q.deadLetterSent(m, deadExpired)
+	}
+}
+
+// deadLetterSent hands m, never delivered, to the dead-letter queue for
+// why, counting it (and, if the dead-letter queue refuses it or there is
+// none, as dropped).
+func (q *Queue) deadLetterSent(m *Message, why deadReason) {
+	if why != deadExpired {
+		q.unqueued.Add(1)
+	}
+	q.lifeDeadLettered.Add(1)
+	dlq := q.opts.DeadLetter
+	if dlq == nil || dlq.TrySend(q.group.deadMessage(*m, why, 0, 0, 0, false)) != nil {
+		q.lifeDropped.Add(1)
+	}
+}
+
+// expireTaken removes from ds, fresh deliveries just taken from s, those
+// past their expiry, which go to the dead-letter queue (DeadExpired) or
+// are dropped, counted either way; it returns how many are left, in order
+// at the front of ds. REQUIRES: s.recvMu.
+func (s *qshard) expireTaken(ds []Delivery) int {
+	now := s.g.opts.Clock.Now().UnixNano()
+	kept := 0
+	for i := range ds {
+		d := &ds[i]
+		if d.ExpiresAt.IsZero() || d.ExpiresAt.UnixNano() > now {
+			if kept != i {
+				ds[kept] = *d
+			}
+			kept++
+			continue
+		}
+		s.expired.Add(1)
+		s.expiredFresh.Add(1)
+		if dlq := s.g.opts.DeadLetter; dlq != nil {
+			s.deadLettered.Add(1)
+			if dlq.TrySend(s.g.deadMessage(d.Message, deadExpired, 0, 0, 0, false)) != nil {
+				s.dropped.Add(1)
+			}
+		}
+	}
+	clear(ds[kept:])
+	return kept
+}
+
+// life is the Queue's lifecycle state.
+type queueLife struct {
+	dedup   *dedup   // nil: DedupWindow negative
+	delay   *delayer // made at open; its goroutine at the first delayed message
+	lifeCtx context.Context
+	cancel  context.CancelFunc // ends lifeCtx: Close
+	// Counters of what never reached a shard: messages accepted but
+	// expired, refused or dropped before (unqueued counts them all, for
+	// Sent), and the duplicates.
+	unqueued         atomic.Uint64
+	lifeExpired      atomic.Uint64
+	lifeDeadLettered atomic.Uint64
+	lifeDropped      atomic.Uint64
+	deduplicated     atomic.Uint64
+}
+
+// initLife sets up q's lifecycle state from q.opts.
+func (q *Queue) initLife() {
+	q.dedup = newDedup(&q.opts)
+	q.delay = newDelayer(q.opts.Clock, q.opts.DelayTick, q.sendDue)
+	q.lifeCtx, q.cancel = context.WithCancel(context.Background())
+	if q.opts.MessageTTL > 0 {
+		q.noteExpiring()
+	}
+}
+
+// closeLife stops the delays, dropping (and counting) what they held.
+// REQUIRES: q.closed.
+func (q *Queue) closeLife() {
+	q.cancel()
+	if n := uint64(q.delay.close()); n > 0 {
+		q.unqueued.Add(n)
+		q.lifeDropped.Add(n)
+	}
+}
+
+// addLifeStats adds the queue-wide lifecycle counters to st.
+func (q *Queue) addLifeStats(st *Stats) {
+	st.Sent += q.unqueued.Load() + uint64(q.delay.waiting.Load())
+	st.Expired += q.lifeExpired.Load()
+	st.DeadLettered += q.lifeDeadLettered.Load()
+	st.Dropped += q.lifeDropped.Load()
+	st.Deduplicated += q.deduplicated.Load()
+	st.Delayed = q.delay.waiting.Load()
+	if q.dedup != nil {
+		_, st.DedupEvicted = q.dedup.stats()
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -286,5 +287,319 @@ func TestQueueLifeBadInput(t *testing.T) {
 		if _, err := OpenQueue(o); !errors.Is(err, ErrInvalidOptions) {
 			t.Fatalf("%+v: %v", o, err)
 		}
+	}
+}
+
+// TestQueueDedupRetries: producers send 100 k messages (fewer with
+// -short), 30% of them retried with the same ID by another producer at
+// once; every ID is delivered exactly once, and Stats count each retry.
+func TestQueueDedupRetries(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 10_000
+	}
+	rng := newRand(t)
+	q := openQueue(t, Options{Shards: 4, RingSize: 256})
+	ctx := context.Background()
+	const producers = 4
+	retried := 0
+	plan := make([][]int, producers) // ids each producer sends, in order
+	for id := range n {
+		p := rng.IntN(producers)
+		plan[p] = append(plan[p], id)
+		if rng.IntN(10) < 3 {
+			retried++
+			r := (p + 1 + rng.IntN(producers-1)) % producers
+			plan[r] = append(plan[r], id)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, producers+1)
+	for p := range producers {
+		wg.Go(func() {
+			for _, id := range plan[p] {
+				m := Message{Key: []byte{byte(id)}, Value: binary.AppendUvarint(nil, uint64(id)), ID: fmt.Sprintf("order-%d", id)}
+				if err := q.Send(ctx, m); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	seen := make([]bool, n)
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		for range n {
+			d, err := q.Receive(rctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			id, _ := binary.Uvarint(d.Value)
+			if seen[id] {
+				errs <- fmt.Errorf("id %d delivered twice", id)
+				return
+			}
+			seen[id] = true
+		}
+	}()
+	wg.Wait()
+	<-recvDone
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if d, err := q.TryReceive(); err == nil {
+		id, _ := binary.Uvarint(d.Value)
+		t.Fatalf("id %d delivered again", id)
+	}
+	if st := q.Stats(); st.Deduplicated != uint64(retried) || st.Sent != uint64(n) || st.Delivered != uint64(n) {
+		t.Fatalf("%d retries: stats %+v", retried, st)
+	}
+}
+
+// TestQueueDedupWindow: an ID is remembered for DedupWindow (by the
+// queue's clock) and then forgotten; duplicates inside one SendBatch are
+// caught; a send that failed leaves no trace (its retry is queued);
+// DedupMaxIDs forgets the oldest early, counted; a negative window turns
+// deduplication off.
+func TestQueueDedupWindow(t *testing.T) {
+	clock := NewManualClock(lifeStart)
+	q := openQueue(t, Options{Shards: 1, RingSize: 2, Clock: clock, DedupWindow: time.Minute, DedupMaxIDs: 64 * 4})
+	ctx := context.Background()
+	send := func(id, v string) {
+		t.Helper()
+		if err := q.Send(ctx, Message{ID: id, Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(vs ...string) {
+		t.Helper()
+		for _, v := range vs {
+			if d := recvN(t, q, 1)[0]; string(d.Value) != v {
+				t.Fatalf("got %q, want %q", d.Value, v)
+			}
+		}
+		if d, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
+			t.Fatalf("got %q, %v", d.Value, err)
+		}
+	}
+	send("a", "a1")
+	clock.Advance(59 * time.Second)
+	send("a", "a2")
+	expect("a1")
+	clock.Advance(2 * time.Second) // a1's window is over
+	send("a", "a3")
+	expect("a3")
+	// Duplicates inside a batch.
+	if err := q.SendBatch(ctx, []Message{{ID: "b", Value: []byte("b1")}, {ID: "b", Value: []byte("b2")}}); err != nil {
+		t.Fatal(err)
+	}
+	expect("b1")
+	// A send that fails (ring full, TrySend) is not remembered.
+	send("c", "c1")
+	send("d", "d1")
+	if err := q.TrySend(Message{ID: "e", Value: []byte("e1")}); !errors.Is(err, ErrFull) {
+		t.Fatalf("TrySend on a full ring: %v", err)
+	}
+	expect("c1", "d1")
+	send("e", "e2")
+	expect("e2")
+	if st := q.Stats(); st.Deduplicated != 2 || st.DedupEvicted != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// More ids than DedupMaxIDs in one stripe's share: the oldest go early.
+	for i := range 2000 {
+		if err := q.TrySend(Message{ID: fmt.Sprint("f", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.TryReceive(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := q.Stats(); st.DedupEvicted == 0 {
+		t.Fatalf("nothing evicted: %+v", st)
+	}
+	held, _ := q.dedup.stats()
+	if held > 64*4 {
+		t.Fatalf("%d ids held, at most %d", held, 64*4)
+	}
+
+	off := openQueue(t, Options{Shards: 1, DedupWindow: -1})
+	for range 2 {
+		if err := off.Send(ctx, Message{ID: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := off.Stats(); st.Depth != 2 || st.Deduplicated != 0 {
+		t.Fatalf("window off: %+v", st)
+	}
+}
+
+// TestQueueDedupWaitsForPending: a retry of an ID whose first send is
+// still under way (waiting for room) waits for its outcome: if the first
+// fails, the retry is queued; while waiting, its own context still ends
+// it.
+func TestQueueDedupWaitsForPending(t *testing.T) {
+	q := openQueue(t, Options{Shards: 1, RingSize: 1})
+	ctx := context.Background()
+	if err := q.Send(ctx, Message{Value: []byte("filler")}); err != nil {
+		t.Fatal(err)
+	}
+	firstCtx, cancelFirst := context.WithCancel(ctx)
+	first := make(chan error, 1)
+	go func() { first <- q.Send(firstCtx, Message{ID: "p", Value: []byte("first")}) }()
+	waitFor(t, "the first send to wait for room", func() bool { return q.shards[0].senders.Pending() })
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if err := q.Send(short, Message{ID: "p", Value: []byte("impatient")}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("retry while pending: %v", err)
+	}
+	retry := make(chan error, 1)
+	go func() { retry <- q.Send(ctx, Message{ID: "p", Value: []byte("retry")}) }()
+	cancelFirst()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first: %v", err)
+	}
+	if d := recvN(t, q, 1)[0]; string(d.Value) != "filler" {
+		t.Fatalf("got %q", d.Value)
+	}
+	if err := <-retry; err != nil {
+		t.Fatal(err)
+	}
+	if d := recvN(t, q, 1)[0]; string(d.Value) != "retry" {
+		t.Fatalf("got %q", d.Value)
+	}
+}
+
+// TestQueuePriorities: a receiver gets the highest priority waiting,
+// FIFO within a priority and per key; lower ones move when nothing above
+// waits; Delivery.Priority says which.
+func TestQueuePriorities(t *testing.T) {
+	rng := newRand(t)
+	q := openQueue(t, Options{Shards: 2, Priorities: 4, RingSize: 64, Dir: t.TempDir()})
+	ctx := context.Background()
+	const n = 2000
+	for i := range n {
+		p := uint8(rng.IntN(4))
+		m := Message{Key: []byte{byte(i % 3)}, Value: binary.AppendUvarint([]byte{p}, uint64(i)), Priority: p}
+		if err := q.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := q.Stats(); st.Spilled == 0 {
+		t.Fatal("nothing spilled")
+	}
+	last := map[[2]int]int{}
+	prio := 3
+	for _, d := range recvN(t, q, n) {
+		p := int(d.Value[0])
+		i, _ := binary.Uvarint(d.Value[1:])
+		if int(d.Priority) != p {
+			t.Fatalf("message %d of priority %d delivered with %d", i, p, d.Priority)
+		}
+		if p > prio {
+			t.Fatalf("message %d of priority %d after one of %d", i, p, prio)
+		}
+		prio = p
+		k := [2]int{p, int(d.Key[0])}
+		if prev, ok := last[k]; ok && int(i) < prev {
+			t.Fatalf("priority %d key %d: %d after %d", p, d.Key[0], i, prev)
+		}
+		last[k] = int(i)
+	}
+}
+
+// TestQueuePrioritiesCompeting: with receivers competing while senders
+// send, every message is delivered once, FIFO per priority and key for
+// each receiver, and a high-priority message overtakes a backlog of low
+// ones.
+func TestQueuePrioritiesCompeting(t *testing.T) {
+	q := openQueue(t, Options{Shards: 2, Priorities: 3, RingSize: 128})
+	ctx := context.Background()
+	// A backlog of low ones, then one high: the next receive takes it.
+	for i := range 100 {
+		if err := q.Send(ctx, Message{Value: []byte{0, byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Send(ctx, Message{Value: []byte{2, 0}, Priority: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if d := recvN(t, q, 1)[0]; d.Priority != 2 {
+		t.Fatalf("got priority %d first", d.Priority)
+	}
+	recvN(t, q, 100)
+
+	const senders, receivers, each = 3, 4, 3000
+	var wg sync.WaitGroup
+	errs := make(chan error, senders+receivers)
+	for s := range senders {
+		wg.Go(func() {
+			for i := range each {
+				p := uint8(i % 3)
+				v := binary.AppendUvarint([]byte{byte(s), p}, uint64(i))
+				if err := q.Send(ctx, Message{Key: []byte{byte(s)}, Value: v, Priority: p}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	var mu sync.Mutex
+	got := 0
+	seen := map[[3]int]bool{}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for range receivers {
+		wg.Go(func() {
+			last := map[[2]int]int{}
+			for {
+				mu.Lock()
+				done := got == senders*each
+				mu.Unlock()
+				if done {
+					return
+				}
+				var ds [8]Delivery
+				k, err := q.ReceiveBatch(rctx, ds[:])
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, d := range ds[:k] {
+					s, p := int(d.Value[0]), int(d.Value[1])
+					i, _ := binary.Uvarint(d.Value[2:])
+					key := [3]int{s, p, int(i)}
+					if seen[key] {
+						errs <- fmt.Errorf("sender %d message %d twice", s, i)
+					}
+					seen[key] = true
+					if prev, ok := last[[2]int{s, p}]; ok && int(i) < prev {
+						errs <- fmt.Errorf("sender %d priority %d: %d after %d", s, p, i, prev)
+					}
+					last[[2]int{s, p}] = int(i)
+				}
+				got += k
+				if got == senders*each {
+					cancel() // the others stop waiting
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+	if got != senders*each {
+		t.Fatalf("%d delivered of %d", got, senders*each)
 	}
 }

@@ -9,31 +9,41 @@ import (
 
 // dedup is the duplicate window of a Queue or Topic: the ids
 // (Message.ID) of the messages sent within the last DedupWindow, exactly
-// (a map keyed by the id itself: no false positive, ever).
+// (maps keyed by the id itself, each with its send time: no false
+// positive, ever, and an id sent longer ago than the window is not taken
+// for a duplicate).
 //
 // Ids are spread over stripes by their hash, each under its own mutex:
-// senders of different ids rarely meet. In a stripe, ids maps an id to when
-// its message was sent (unix ns), or to pending while that send is under
-// way; order lists the ids in the order they were sent, for the window to
-// forget them from the oldest. A second send of an id whose first is
-// pending waits for the first's outcome: if it fails, the id was never
-// sent, and the second goes on as a first.
+// senders of different ids rarely meet. A stripe keeps two generations of
+// ids, cur and prev, and never deletes an id from a map (a map that
+// churns through deletes fills with tombstones and its lookups slow down
+// many times over): new ids go into cur; prev is dropped whole once its
+// newest id is older than the window; cur becomes prev when it holds half
+// the stripe's share of DedupMaxIDs (prev's ids still within the window
+// are then forgotten early, and counted), or, when there is no prev, once
+// its oldest id is older than the window (so that a quiet queue forgets
+// too). A stripe thus holds at most its share of DedupMaxIDs.
+//
+// A second send of an id whose first is pending waits for the first's
+// outcome: if it fails, the id was never sent, and the second goes on as
+// a first.
 type dedup struct {
-	window  int64 // ns
-	max     int   // ids per stripe
-	stripes [dedupStripes]dedupStripe
+	window int64 // ns
+	half   int   // ids per generation of a stripe
+	stripe [dedupStripes]dedupStripe
 }
 
 const dedupStripes = 64
 
-// pending marks an id whose first send is under way.
+// pending is the time of an id whose first send is under way.
 const pending = -1
 
 type dedupStripe struct {
-	mu      sync.Mutex
-	ids     map[string]int64
-	order   []sentID // a circular buffer: order[head:] then order[:head], len n
-	head, n int
+	mu         sync.Mutex
+	cur, prev  map[string]int64 // id → when its message was sent (unix ns), or pending
+	curOldest  int64            // the first send time cur holds
+	curNewest  int64            // the last
+	prevNewest int64
 	// waits holds, for a pending id that another send of it waits on, the
 	// channel end closes; made only then.
 	waits   map[string]chan struct{}
@@ -41,21 +51,19 @@ type dedupStripe struct {
 	_       pad
 }
 
-type sentID struct {
-	id string
-	at int64
-}
-
 func newDedup(o *Options) *dedup {
 	if o.DedupWindow < 0 {
 		return nil
 	}
-	d := &dedup{window: int64(o.DedupWindow), max: max(1, o.DedupMaxIDs/dedupStripes)}
-	for i := range d.stripes {
-		st := &d.stripes[i]
-		st.ids = make(map[string]int64)
+	d := &dedup{window: int64(o.DedupWindow), half: max(1, o.DedupMaxIDs/dedupStripes/2)}
+	for i := range d.stripe {
+		d.stripe[i].cur = make(map[string]int64)
 	}
 	return d
+}
+
+func (d *dedup) stripeOf(id string) *dedupStripe {
+	return &d.stripe[xxhash.Sum64String(id)&(dedupStripes-1)]
 }
 
 // begin reports whether id was sent within the window before now (dup), or
@@ -63,14 +71,20 @@ func newDedup(o *Options) *dedup {
 // It waits while another send of id is pending, until that one ends or ctx
 // does.
 func (d *dedup) begin(ctx context.Context, id string, now int64) (dup bool, err error) {
-	st := &d.stripes[xxhash.Sum64String(id)&(dedupStripes-1)]
+	st := d.stripeOf(id)
 	for {
 		st.mu.Lock()
-		st.forget(now - d.window)
-		at, ok := st.ids[id]
+		st.age(now, d)
+		at, ok := st.cur[id]
+		if !ok && st.prev != nil {
+			at, ok = st.prev[id]
+		}
 		switch {
-		case !ok:
-			st.ids[id] = pending
+		case !ok || at != pending && at < now-d.window:
+			if len(st.cur) == 0 {
+				st.curOldest = now
+			}
+			st.cur[id] = pending
 			st.mu.Unlock()
 			return false, nil
 		case at != pending:
@@ -96,13 +110,19 @@ func (d *dedup) begin(ctx context.Context, id string, now int64) (dup bool, err 
 
 // end settles id, which begin marked pending: sent (at now) or not.
 func (d *dedup) end(id string, sent bool, now int64) {
-	st := &d.stripes[xxhash.Sum64String(id)&(dedupStripes-1)]
+	st := d.stripeOf(id)
 	st.mu.Lock()
+	m, newest := st.cur, &st.curNewest
+	if _, ok := m[id]; !ok && st.prev != nil {
+		if _, ok := st.prev[id]; ok {
+			m, newest = st.prev, &st.prevNewest
+		}
+	}
 	if sent {
-		st.ids[id] = now
-		st.push(sentID{id, now}, d.max)
+		m[id] = now
+		*newest = max(*newest, now)
 	} else {
-		delete(st.ids, id)
+		delete(m, id) // rare: a failed send
 	}
 	if c, ok := st.waits[id]; ok {
 		close(c)
@@ -111,51 +131,45 @@ func (d *dedup) end(id string, sent bool, now int64) {
 	st.mu.Unlock()
 }
 
-// forget drops the ids sent before cutoff. REQUIRES: st.mu.
-func (st *dedupStripe) forget(cutoff int64) {
-	for st.n > 0 {
-		s := &st.order[st.head]
-		if s.at >= cutoff {
-			return
+// age drops what the window and the stripe's share let go, as the type's
+// comment says. REQUIRES: st.mu.
+func (st *dedupStripe) age(now int64, d *dedup) {
+	cutoff := now - d.window
+	if st.prev != nil && st.prevNewest < cutoff {
+		st.dropPrev(cutoff)
+	}
+	full := len(st.cur) >= d.half
+	if !full && (st.prev != nil || len(st.cur) == 0 || st.curOldest >= cutoff) {
+		return
+	}
+	st.dropPrev(cutoff)
+	st.prev, st.prevNewest = st.cur, st.curNewest
+	st.cur = make(map[string]int64, len(st.prev))
+	st.curOldest, st.curNewest = now, 0
+}
+
+// dropPrev drops prev, counting its ids still within the window (cutoff)
+// as evicted, and keeping its pending ones (in cur). REQUIRES: st.mu.
+func (st *dedupStripe) dropPrev(cutoff int64) {
+	for id, at := range st.prev {
+		switch {
+		case at == pending:
+			if _, ok := st.cur[id]; !ok {
+				st.cur[id] = pending // a retry must still find it
+			}
+		case at >= cutoff:
+			st.evicted++
 		}
-		st.pop()
 	}
-}
-
-// pop forgets the oldest id. REQUIRES: st.mu, st.n > 0.
-func (st *dedupStripe) pop() {
-	s := &st.order[st.head]
-	if st.ids[s.id] == s.at { // not sent again since (the later send is listed further on)
-		delete(st.ids, s.id)
-	}
-	*s = sentID{}
-	st.head = (st.head + 1) % len(st.order)
-	st.n--
-}
-
-// push lists s as the newest, forgetting the oldest first when the stripe
-// holds max. REQUIRES: st.mu.
-func (st *dedupStripe) push(s sentID, limit int) {
-	if st.n == limit {
-		st.pop()
-		st.evicted++
-	}
-	if st.n == len(st.order) {
-		grown := make([]sentID, max(16, min(2*len(st.order), limit)))
-		k := copy(grown, st.order[st.head:])
-		copy(grown[k:], st.order[:st.head])
-		st.order, st.head = grown, 0
-	}
-	st.order[(st.head+st.n)%len(st.order)] = s
-	st.n++
+	st.prev = nil
 }
 
 // stats returns the ids held and those evicted early.
 func (d *dedup) stats() (held int, evicted uint64) {
-	for i := range d.stripes {
-		st := &d.stripes[i]
+	for i := range d.stripe {
+		st := &d.stripe[i]
 		st.mu.Lock()
-		held += len(st.ids)
+		held += len(st.cur) + len(st.prev)
 		evicted += st.evicted
 		st.mu.Unlock()
 	}

@@ -37,6 +37,10 @@ type delayer struct {
 	wg      sync.WaitGroup
 	waiting atomic.Int64 // in the wheel, or fired and not yet handed over (Stats.Delayed)
 	fires   atomic.Uint64
+	// lastNow is the clock's time (unix ns) at the mover's last fire, or
+	// at the add that started the ticker: at most a tick (and the mover's
+	// lag) behind the clock while the ticker runs; 0 while it does not.
+	lastNow atomic.Int64
 }
 
 // dueMessage is a delayed message that came due: its expiry (unix ns, 0:
@@ -71,6 +75,12 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// coarseNow returns a time the clock has passed, at most a tick and the
+// mover's lag ago, or 0 if the delayer is idle. A message due after it
+// can go into the wheel without a clock read: if it is in fact due
+// already, the next tick delivers it, within the delay's resolution.
+func (d *delayer) coarseNow() int64 { return d.lastNow.Load() }
+
 // add holds m until unix ns at (after now), with expiry exp. It fails
 // with ErrClosed after close.
 func (d *delayer) add(m *Message, at, exp, now int64) error {
@@ -84,6 +94,7 @@ func (d *delayer) add(m *Message, at, exp, now int64) error {
 		// (nothing to fire) and start ticking again.
 		d.w.now = max(d.w.now, d.tickOf(now))
 		d.tickC, d.stopTick = d.clock.Ticker(time.Duration(d.tick))
+		d.lastNow.Store(now)
 		select {
 		case d.kick <- struct{}{}:
 		default:
@@ -130,9 +141,11 @@ func (d *delayer) fire() {
 		d.w.nodes.release(i)
 	}
 	d.fired = fired
+	d.lastNow.Store(now)
 	if d.w.len() == 0 && d.tickC != nil {
 		d.stopTick()
 		d.tickC, d.stopTick = nil, nil
+		d.lastNow.Store(0)
 	}
 	d.mu.Unlock()
 	if len(out) > 0 {

@@ -34,7 +34,7 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
-	now := q.opts.Clock.Now().UnixNano()
+	now := q.now(&m)
 	due, exp := lifeTimes(&m, q.opts.MessageTTL, now)
 	if m.ID != "" && q.dedup != nil {
 		dup, err := q.dedup.begin(ctx, m.ID, now)
@@ -50,6 +50,18 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 		return err
 	}
 	return q.sendTimed(ctx, &m, due, exp, now, wait)
+}
+
+// now returns the time for m's lifecycle: the clock's, or, for a message
+// with neither ID nor ExpiresAt due after what the running delayer last
+// read, that (a clock read costs more than the rest of a delayed send).
+func (q *Queue) now(m *Message) int64 {
+	if m.ID == "" && m.ExpiresAt == zeroTime && m.DeliverAt != zeroTime {
+		if c := q.delay.coarseNow(); c != 0 && m.DeliverAt.UnixNano() > c {
+			return c
+		}
+	}
+	return q.opts.Clock.Now().UnixNano()
 }
 
 // sendTimed queues m, due at due (0: now), expiring at exp (0: never).

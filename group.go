@@ -30,8 +30,8 @@ type group struct {
 	// can reach a receiver: from then on takes look for expired ones
 	// (expireTaken). Until then they pay nothing for expiry.
 	expiring atomic.Bool
-	_         pad
-	lat       timing // set before the group is used
+	_        pad
+	lat      timing // set before the group is used
 	// takeAt is the shard receivers look at first (see tookFrom): read by
 	// every take, written once per takeRun messages taken from a shard, or
 	// when the shard it names was found empty; on a line of its own.

@@ -36,7 +36,7 @@ type Queue struct {
 	opts   Options
 	shards []*qshard // Priorities lanes of Shards shards (queue_life.go)
 	queueLife
-	dir    spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
+	dir spillDir // with Dir: the lock, the spill encoder, the quota shared by the shards' logs
 
 	// Persistent only (queue_durable*.go): the syncer, the first storage failure
 	// (sticky), what the open recovered, and fdatasync calls made.

@@ -19,6 +19,9 @@ import (
 
 var zeroTime time.Time
 
+// errDelayPersistent: delayed delivery is not kept on disk yet.
+var errDelayPersistent = fmt.Errorf("%w: DeliverAt on a Persistent queue or topic is not supported yet", ErrInvalidMessage)
+
 // plain reports whether m has none of the lifecycle fields. A time.Time
 // compares equal to the zero value only when it is one (a zero time in
 // another location goes the slow way, which uses IsZero).

@@ -2,7 +2,6 @@ package spillway
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"time"
 
@@ -101,8 +100,6 @@ func (q *Queue) sendTimed(ctx context.Context, m *Message, due, exp, now int64, 
 	return q.sendSlow(ctx, s, e)
 }
 
-// errDelayPersistent: delayed delivery is not yet kept on disk.
-var errDelayPersistent = errors.New("spillway: invalid message: DeliverAt on a Persistent queue is not supported yet")
 
 // sendDue queues delayed messages that came due (the delayer's send): as
 // Send would, waiting for room under Block (until Close), expiring those

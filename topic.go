@@ -57,6 +57,7 @@ type Topic struct {
 	subs   atomic.Pointer[map[string]*subscription] // copy-on-write
 	groups atomic.Pointer[[]*subscription]          // the same, as a slice for publishers to wake
 	closed atomic.Bool
+	topicLife
 
 	// sticky is the shard keyless publishes try first (see lockShard):
 	// read by every keyless publish, written once per stickyRun of them,
@@ -92,7 +93,11 @@ func OpenTopic(opts Options) (*Topic, error) {
 	if err := checkTopicOptions(&opts); err != nil {
 		return nil, err
 	}
+	if err := checkTopicLife(&opts); err != nil {
+		return nil, err
+	}
 	t := &Topic{opts: opts, stop: make(chan struct{})}
+	t.initLife()
 	t.subs.Store(&map[string]*subscription{})
 	t.groups.Store(new([]*subscription))
 	t.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
@@ -344,6 +349,7 @@ func (t *Topic) StatsWith(o StatsOptions) Stats {
 			parts[i].add(&sparts[i])
 		}
 	}
+	t.addLifeStats(&st)
 	if o.Shards {
 		st.Shards = shardParts(parts, olds, &t.lat)
 	}
@@ -380,6 +386,7 @@ func (t *Topic) Close() error {
 	}
 	subs := *t.subs.Load()
 	t.mu.Unlock()
+	t.closeLife()
 	close(t.stop)
 	if t.sy != nil {
 		close(t.sy.stop) // its final round serves whoever still waits

@@ -19,6 +19,9 @@ func (t *Topic) Publish(ctx context.Context, m Message) error {
 	if !m.fits(t.opts.MaxMessageBytes) {
 		return m.tooLarge(t.opts.MaxMessageBytes)
 	}
+	if !m.plain() {
+		return t.publishLife(ctx, m)
+	}
 	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
 	s := t.lockShard(m.Key, 1)
@@ -30,11 +33,22 @@ func (t *Topic) Publish(ctx context.Context, m Message) error {
 // same shard go in with one lock and one publication. On error, the
 // messages before the failing one were published and the rest were not:
 // the error is a *BatchError, which says how many were published (its
-// Queued) and wraps the cause.
+// Queued) and wraps the cause. Messages with lifecycle fields are
+// published one at a time, as by Publish.
 func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 	var buf [64]tentry
 	defer clear(buf[:])
 	for i := 0; i < len(ms); {
+		if m := &ms[i]; !m.plain() {
+			if !m.fits(t.opts.MaxMessageBytes) {
+				return &BatchError{Queued: i, Err: m.tooLarge(t.opts.MaxMessageBytes)}
+			}
+			if err := t.publishLife(ctx, *m); err != nil {
+				return &BatchError{Queued: i, Err: err}
+			}
+			i++
+			continue
+		}
 		key := ms[i].Key
 		si := -1
 		if len(key) > 0 {
@@ -47,7 +61,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 			max := t.opts.MaxMessageBytes
 			for i+n < len(ms) && n < len(buf) {
 				m := &ms[i+n]
-				if len(m.Key)|len(m.Headers) != 0 || len(m.Value) > max {
+				if len(m.Key)|len(m.Headers) != 0 || len(m.Value) > max || !m.plain() {
 					break
 				}
 				buf[n].set(m.Key, m.Value, m.Headers)
@@ -62,7 +76,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 				}
 				break
 			}
-			if k := m.Key; len(k) > 0 && shard.Of(k, len(t.shards)) != si || len(k) == 0 && si >= 0 {
+			if k := m.Key; len(k) > 0 && shard.Of(k, len(t.shards)) != si || len(k) == 0 && si >= 0 || !m.plain() {
 				break
 			}
 			buf[n].set(m.Key, m.Value, m.Headers)

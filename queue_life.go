@@ -100,7 +100,6 @@ func (q *Queue) sendTimed(ctx context.Context, m *Message, due, exp, now int64, 
 	return q.sendSlow(ctx, s, e)
 }
 
-
 // sendDue queues delayed messages that came due (the delayer's send): as
 // Send would, waiting for room under Block (until Close), expiring those
 // past their expiry, and dead-lettering (DeadRejected) those the policy

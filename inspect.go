@@ -47,7 +47,7 @@ func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
 		rep.ManifestErr = err
 	default:
 		rep.Manifest = true
-		rep.Format, rep.Kind, rep.Shards = m.Format, m.Kind, m.Shards
+		rep.Format, rep.Kind, rep.Shards, rep.Priorities = m.Format, m.Kind, m.Shards, m.levels()
 		rep.id, rep.Sealed = m.ID, m.Sealed
 		for id := range m.Keys {
 			n, _ := strconv.ParseUint(id, 10, 32)
@@ -132,6 +132,7 @@ type DirReport struct {
 	Sync        SyncPolicy // Persistent only
 	Compression Compression
 	Shards      int
+	Priorities  int // a Queue's priority levels, each with Shards shard directories
 	ManifestErr error
 
 	// Encryption: Sealed says every batch is sealed (the directory was

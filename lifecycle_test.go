@@ -603,3 +603,61 @@ func TestQueuePrioritiesCompeting(t *testing.T) {
 		t.Fatalf("%d delivered of %d", got, senders*each)
 	}
 }
+
+// TestPersistentQueueLife: on a Persistent queue, priorities and expiry
+// survive a reopen: the levels are recorded (reopening with others is
+// refused), messages come back highest first, and one that expired while
+// the queue was closed is not delivered.
+func TestPersistentQueueLife(t *testing.T) {
+	dir := t.TempDir()
+	clock := NewManualClock(lifeStart)
+	opts := Options{Dir: dir, Durability: Persistent, Shards: 2, Priorities: 3, Clock: clock}
+	q, err := OpenQueue(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 30 {
+		m := Message{Key: []byte{byte(i % 4)}, Value: []byte{byte(i)}, Priority: uint8(i % 3)}
+		if i%5 == 0 {
+			m.ExpiresAt = clock.Now().Add(time.Minute)
+		}
+		if err := q.Send(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Send(ctx, Message{DeliverAt: clock.Now().Add(time.Hour)}); !errors.Is(err, ErrInvalidMessage) {
+		t.Fatalf("delayed on a Persistent queue: %v", err)
+	}
+	closeOK(t, q)
+	if _, err := OpenQueue(Options{Dir: dir, Durability: Persistent, Priorities: 2, Clock: clock}); !errors.Is(err, ErrInvalidOptions) {
+		t.Fatalf("reopened with other priorities: %v", err)
+	}
+	clock.Advance(2 * time.Minute)
+	q = openQueue(t, Options{Dir: dir, Durability: Persistent, Clock: clock})
+	got := recvN(t, q, 24)
+	prio := 2
+	for _, d := range got {
+		i := int(d.Value[0])
+		switch {
+		case i%5 == 0:
+			t.Fatalf("message %d delivered after it expired", i)
+		case int(d.Priority) != i%3 || int(d.Priority) > prio:
+			t.Fatalf("message %d: priority %d after %d", i, d.Priority, prio)
+		}
+		prio = int(d.Priority)
+	}
+	if d, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("got %v, %v", d.Value, err)
+	}
+	if st := q.Stats(); st.Expired != 6 || st.Depth != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	rep, err := InspectDir(dir, InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Priorities != 3 || len(rep.Logs) != 6 {
+		t.Fatalf("inspect: %d priorities, %d logs", rep.Priorities, len(rep.Logs))
+	}
+}

@@ -39,7 +39,8 @@ type manifest struct {
 	Kind        string `json:"kind"`       // "queue" or "topic"
 	Durability  string `json:"durability"` // Durability.String()
 	Shards      int    `json:"shards"`
-	Sync        string `json:"sync,omitempty"` // SyncPolicy.String(), Persistent only
+	Priorities  int    `json:"priorities,omitempty"` // a Queue's priority levels, each with Shards shards; absent: 1
+	Sync        string `json:"sync,omitempty"`       // SyncPolicy.String(), Persistent only
 	Compression string `json:"compression"`
 	// Encryption (format 2): the directory's identity, bound into every
 	// sealed batch; whether every batch is sealed (it was created with
@@ -55,6 +56,9 @@ func (m manifest) equal(o manifest) bool { return bytes.Equal(m.marshal(), o.mar
 
 func newManifest(o *Options, kind string) manifest {
 	m := manifest{Format: 1, Kind: kind, Durability: o.Durability.String(), Shards: o.Shards, Compression: o.Compression.String()}
+	if o.Priorities > 1 {
+		m.Priorities = o.Priorities
+	}
 	if o.Durability == Persistent {
 		m.Sync = o.Sync.String()
 	}
@@ -152,3 +156,6 @@ func writeDurably(fsys mmap.FS, path string, data []byte) error {
 	}
 	return err
 }
+
+// levels returns the priority levels m records.
+func (m manifest) levels() int { return max(m.Priorities, 1) }

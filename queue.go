@@ -81,7 +81,7 @@ type Queue struct {
 // files an earlier process left, a Persistent one resumes from what it
 // finds (see Recovery).
 func OpenQueue(opts Options) (*Queue, error) {
-	shardsGiven := opts.Shards
+	shardsGiven, prioritiesGiven := opts.Shards, opts.Priorities
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -89,14 +89,11 @@ func OpenQueue(opts Options) (*Queue, error) {
 	if opts.Retention != (Retention{}) {
 		return nil, fmt.Errorf("%w: Retention applies to a Persistent Topic, not a Queue (a Queue deletes what is settled)", ErrInvalidOptions)
 	}
-	if opts.Durability == Persistent && opts.Priorities > 1 {
-		return nil, fmt.Errorf("%w: Priorities on a Persistent queue are not supported yet", ErrInvalidOptions)
-	}
 	q := &Queue{opts: opts, stop: make(chan struct{})}
 	q.group.opts, q.group.name = &q.opts, opts.Name
 	q.group.initTiming()
 	if opts.Dir != "" {
-		if q.dir, err = openDir(&q.opts, "queue", shardsGiven); err != nil {
+		if q.dir, err = openDir(&q.opts, "queue", shardsGiven, prioritiesGiven); err != nil {
 			return nil, err
 		}
 		opts = q.opts

@@ -52,10 +52,10 @@ func (d *spillDir) logOptions(o mmap.Options, kind, what string) mmap.Options {
 // Persistent one opened Ephemeral (which would delete its messages), is
 // refused. Reopening a Persistent directory with o.Shards unset
 // (shardsGiven 0) takes the stored shard count into o; another count than
-// the stored one is refused. Spill files an earlier Ephemeral process left
+// the stored one is refused; so are the priority levels (prioritiesGiven). Spill files an earlier Ephemeral process left
 // are removed. The manifest is (re)written when anything it records
 // changed.
-func openDir(o *Options, kind string, shardsGiven int) (spillDir, error) {
+func openDir(o *Options, kind string, shardsGiven, prioritiesGiven int) (spillDir, error) {
 	var d spillDir
 	fsys := o.fs
 	if err := fsys.MkdirAll(o.Dir, 0o700); err != nil {
@@ -89,6 +89,11 @@ func openDir(o *Options, kind string, shardsGiven int) (spillDir, error) {
 				o.Shards = m.Shards
 			} else if o.Shards != m.Shards {
 				return fail(fmt.Errorf("%w: %s was created with %d shards, and %d were asked for: keys would hash to other shards (open it with Shards 0 or %d)", ErrInvalidOptions, o.Dir, m.Shards, shardsGiven, m.Shards))
+			}
+			if prioritiesGiven == 0 {
+				o.Priorities = m.levels()
+			} else if o.Priorities != m.levels() {
+				return fail(fmt.Errorf("%w: %s was created with %d priority levels, and %d were asked for (open it with Priorities 0 or %d)", ErrInvalidOptions, o.Dir, m.levels(), prioritiesGiven, m.levels()))
 			}
 		}
 	}

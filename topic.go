@@ -104,7 +104,7 @@ func OpenTopic(opts Options) (*Topic, error) {
 	t.lat.init(&t.opts)
 	t.shards = make([]*tshard, opts.Shards)
 	if opts.Dir != "" {
-		if t.dir, err = openDir(&t.opts, "topic", shardsGiven); err != nil {
+		if t.dir, err = openDir(&t.opts, "topic", shardsGiven, 1); err != nil {
 			return nil, err
 		}
 		if opts.Durability == Persistent {

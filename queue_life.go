@@ -159,11 +159,11 @@ func (q *Queue) deadLetterSent(m *Message, why deadReason) {
 	}
 }
 
-// expireTaken removes from ds, fresh deliveries just taken from s, those
-// past their expiry, which go to the dead-letter queue (DeadExpired) or
-// are dropped, counted either way; it returns how many are left, in order
-// at the front of ds. REQUIRES: s.recvMu.
-func (s *qshard) expireTaken(ds []Delivery) int {
+// expireTaken removes from ds, fresh deliveries just taken from s's
+// shard, those past their expiry, which go to the dead-letter queue
+// (DeadExpired) or are dropped, counted either way; it returns how many
+// are left, in order at the front of ds. REQUIRES: the shard's recvMu.
+func (s *ackBook) expireTaken(ds []Delivery) int {
 	now := s.g.opts.Clock.Now().UnixNano()
 	kept := 0
 	for i := range ds {

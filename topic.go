@@ -194,6 +194,9 @@ func (t *Topic) subscribe(name string, start StartAt, check bool) (*Subscription
 	next := maps.Clone(*t.subs.Load())
 	next[name] = sub
 	t.setSubs(next)
+	if t.expiring.Load() { // after setSubs: see Topic.noteExpiring
+		sub.noteExpiring()
+	}
 	sub.attached.Add(1)
 	return &Subscription{sub: sub, t: t}, nil
 }
@@ -218,6 +221,9 @@ func (t *Topic) newSubscription(name string, start StartAt) *subscription {
 	}
 	sub.group.initTiming()
 	sub.group.lat.shareClock(&t.lat)
+	if t.expiring.Load() {
+		sub.noteExpiring()
+	}
 	for i, s := range t.shards {
 		ss := &subShard{ts: s}
 		ss.ackBook.init(&sub.group, i)

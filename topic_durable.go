@@ -266,12 +266,16 @@ func (t *Topic) closeLogs() error {
 	return errors.Join(errs...)
 }
 
-// records converts es into d.recs for the log, every one stamped at. REQUIRES: pub.
-func (d *tdurable) records(es []tentry, at int64) []codec.Record {
+// records converts es, expiring at exps (nil: none), into d.recs for the
+// log, every one stamped at. REQUIRES: pub.
+func (d *tdurable) records(es []tentry, exps []int64, at int64) []codec.Record {
 	recs := growRecords(d.recs, len(es))
 	hdrs := d.hdrs[:0]
 	for i := range es {
 		e := es[i].unpack()
+		if exps != nil {
+			e.exp = exps[i]
+		}
 		hdrs = codecRecord(&recs[i], &e, hdrs)
 		recs[i].Timestamp = at
 	}
@@ -285,7 +289,7 @@ func (d *tdurable) records(es []tentry, at int64) []codec.Record {
 // never waits for room: a full disk (or MaxDiskBytes) fails it with
 // ErrDiskFull.
 // REQUIRES: s.pub, which it releases.
-func (s *tshard) publishDurable(es []tentry) (int, error) {
+func (s *tshard) publishDurable(es []tentry, exps []int64) (int, error) {
 	t, d := s.t, s.d
 	if s.closed {
 		s.pub.Unlock()
@@ -300,7 +304,7 @@ func (s *tshard) publishDurable(es []tentry) (int, error) {
 	}
 	at := max(t.lat.now(), d.last)
 	d.last = at
-	recs := d.records(es, at)
+	recs := d.records(es, exps, at)
 	_, err := d.log.AppendRecords(recs)
 	clear(recs)
 	clear(d.hdrs)
@@ -321,6 +325,7 @@ func (s *tshard) publishDurable(es []tentry) (int, error) {
 		}
 	}
 	s.stamp(s.ring.Tail(), len(es))
+	s.noteExps(s.ring.Tail(), len(es), exps)
 	for p := s.ring.Tail(); p < s.ring.Tail()+uint64(len(es)); p++ {
 		d.sent[p&d.sentMask].Store(at)
 	}

@@ -15,10 +15,14 @@ import (
 //     held by the topic and published when due, to every subscription
 //     there is then (a subscription created meanwhile gets it: it was not
 //     published yet).
-//   - Expiry (ExpiresAt, MessageTTL) and Priorities are a Queue's: a
-//     Topic refuses them (ErrInvalidMessage, ErrInvalidOptions) rather
-//     than ignore them. A subscription's backlog is bounded by Retention
-//     instead.
+//   - Expiry (ExpiresAt, MessageTTL) is per delivery: each subscription
+//     skips a message past its expiry when it comes to it (dead-letters
+//     it, with the subscription as source, or drops it), counted in its
+//     Stats.Expired. The expiry travels beside the message: in a shard's
+//     expiry table by ring position (made at the first message with
+//     one), in the record on disk (spill, log).
+//   - Priorities are a Queue's: a Topic refuses them
+//     (ErrInvalidOptions, ErrInvalidMessage) rather than ignore them.
 
 type topicLife struct {
 	dedup   *dedup   // nil: DedupWindow negative
@@ -31,6 +35,9 @@ type topicLife struct {
 	unqueued     atomic.Uint64
 	lifeDropped  atomic.Uint64
 	deduplicated atomic.Uint64
+	// expiring is set before the first message with an expiry is
+	// published; subscriptions made after copy it.
+	expiring atomic.Bool
 }
 
 // checkTopicLife refuses the lifecycle options a Topic does not take.
@@ -38,18 +45,51 @@ func checkTopicLife(o *Options) error {
 	switch {
 	case o.Priorities > 1:
 		return fmt.Errorf("%w: Priorities apply to a Queue, not a Topic", ErrInvalidOptions)
-	case o.MessageTTL != 0:
-		return fmt.Errorf("%w: MessageTTL applies to a Queue, not a Topic (Retention bounds a topic's logs)", ErrInvalidOptions)
 	}
 	return nil
 }
-
-var errTopicExpiry = fmt.Errorf("%w: ExpiresAt applies to a Queue, not a Topic", ErrInvalidMessage)
 
 func (t *Topic) initLife() {
 	t.dedup = newDedup(&t.opts)
 	t.delay = newDelayer(t.opts.Clock, t.opts.DelayTick, t.publishDue)
 	t.lifeCtx, t.cancel = context.WithCancel(context.Background())
+	if t.opts.MessageTTL > 0 || t.opts.Durability == Persistent {
+		// A Persistent topic's log may hold expiring messages from
+		// before: its subscriptions look from the start.
+		t.expiring.Store(true)
+	}
+}
+
+// expTable is a topic shard's expiry table: the expiry (unix ns, 0:
+// none) of each position the ring holds, at position & mask. Written by
+// the publisher (under pub) before it pushes the positions, read by
+// subscriptions after they popped them: the ring's publication orders
+// the two. Made at the shard's first message with an expiry; from then on
+// every publish writes it.
+type expTable struct {
+	exp  []atomic.Int64
+	mask uint64
+}
+
+// noteExps records the expiries of the n positions from from (exps nil:
+// none). REQUIRES: s.pub; the positions are within the ring's room.
+func (s *tshard) noteExps(from uint64, n int, exps []int64) {
+	tab := s.exps.Load()
+	if tab == nil {
+		if exps == nil {
+			return
+		}
+		c := s.ring.Cap()
+		tab = &expTable{exp: make([]atomic.Int64, c), mask: uint64(c - 1)}
+		s.exps.Store(tab)
+	}
+	for j := range n {
+		var e int64
+		if exps != nil {
+			e = exps[j]
+		}
+		tab.exp[(from+uint64(j))&tab.mask].Store(e)
+	}
 }
 
 // closeLife stops the delays, dropping (and counting) what they held.
@@ -67,19 +107,16 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 	if err := checkLife(&m, &t.opts); err != nil {
 		return err
 	}
-	if !m.ExpiresAt.IsZero() {
-		return errTopicExpiry
-	}
 	if t.closed.Load() {
 		return ErrClosed
 	}
 	now := t.now(&m)
-	due, _ := lifeTimes(&m, 0, now)
+	due, exp := lifeTimes(&m, t.opts.MessageTTL, now)
 	if due != 0 && t.sy != nil {
 		return errDelayPersistent
 	}
 	if m.ID == "" || t.dedup == nil {
-		return t.publishTimed(ctx, &m, due, now)
+		return t.publishTimed(ctx, &m, due, exp, now)
 	}
 	dup, err := t.dedup.begin(ctx, m.ID, now)
 	if err != nil {
@@ -89,14 +126,14 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 		t.deduplicated.Add(1)
 		return nil
 	}
-	err = t.publishTimed(ctx, &m, due, now)
+	err = t.publishTimed(ctx, &m, due, exp, now)
 	t.dedup.end(m.ID, err == nil, now)
 	return err
 }
 
 // now is Queue.now for a topic.
 func (t *Topic) now(m *Message) int64 {
-	if m.ID == "" && m.DeliverAt != zeroTime {
+	if m.ID == "" && m.ExpiresAt == zeroTime && m.DeliverAt != zeroTime {
 		if c := t.delay.coarseNow(); c != 0 && m.DeliverAt.UnixNano() > c {
 			return c
 		}
@@ -104,16 +141,32 @@ func (t *Topic) now(m *Message) int64 {
 	return t.opts.Clock.Now().UnixNano()
 }
 
-// publishTimed publishes m, or holds it until due (0: now).
-func (t *Topic) publishTimed(ctx context.Context, m *Message, due, now int64) error {
+// publishTimed publishes m, expiring at exp (0: never), or holds it until
+// due (0: now).
+func (t *Topic) publishTimed(ctx context.Context, m *Message, due, exp, now int64) error {
 	if due != 0 {
-		return t.delay.add(m, due, 0, now)
+		return t.delay.add(m, due, exp, now)
+	}
+	if exp != 0 {
+		t.noteExpiring()
 	}
 	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
+	exps := [1]int64{exp}
 	s := t.lockShard(m.Key, 1)
-	_, err := s.publishLocked(ctx, e[:])
+	_, err := s.publishLocked(ctx, e[:], exps[:])
 	return err
+}
+
+// noteExpiring tells every subscription, now and to come, to look for
+// expired messages: before the first one with an expiry is published.
+func (t *Topic) noteExpiring() {
+	if !t.expiring.Load() {
+		t.expiring.Store(true)
+		for _, sub := range *t.groups.Load() {
+			sub.noteExpiring()
+		}
+	}
 }
 
 // publishDue publishes delayed messages that came due (the delayer's
@@ -122,10 +175,14 @@ func (t *Topic) publishTimed(ctx context.Context, m *Message, due, now int64) er
 func (t *Topic) publishDue(ms []dueMessage) {
 	for i := range ms {
 		m := &ms[i].m
+		if ms[i].exp != 0 {
+			t.noteExpiring()
+		}
 		var e [1]tentry
 		e[0].set(m.Key, m.Value, m.Headers)
+		exps := [1]int64{ms[i].exp}
 		s := t.lockShard(m.Key, 1)
-		if _, err := s.publishLocked(t.lifeCtx, e[:]); err != nil {
+		if _, err := s.publishLocked(t.lifeCtx, e[:], exps[:]); err != nil {
 			t.unqueued.Add(1)
 			t.lifeDropped.Add(1)
 		}

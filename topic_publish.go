@@ -19,13 +19,13 @@ func (t *Topic) Publish(ctx context.Context, m Message) error {
 	if !m.fits(t.opts.MaxMessageBytes) {
 		return m.tooLarge(t.opts.MaxMessageBytes)
 	}
-	if !m.plain() {
+	if !m.plain() || t.opts.MessageTTL != 0 {
 		return t.publishLife(ctx, m)
 	}
 	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
 	s := t.lockShard(m.Key, 1)
-	_, err := s.publishLocked(ctx, e[:])
+	_, err := s.publishLocked(ctx, e[:], nil)
 	return err
 }
 
@@ -39,7 +39,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 	var buf [64]tentry
 	defer clear(buf[:])
 	for i := 0; i < len(ms); {
-		if m := &ms[i]; !m.plain() {
+		if m := &ms[i]; !m.plain() || t.opts.MessageTTL != 0 {
 			if !m.fits(t.opts.MaxMessageBytes) {
 				return &BatchError{Queued: i, Err: m.tooLarge(t.opts.MaxMessageBytes)}
 			}
@@ -83,7 +83,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 			n++
 		}
 		s := t.lockShard(key, n)
-		if k, err := s.publishLocked(ctx, buf[:n]); err != nil {
+		if k, err := s.publishLocked(ctx, buf[:n], nil); err != nil {
 			return &BatchError{Queued: i + k, Err: err}
 		}
 		i += n
@@ -128,11 +128,12 @@ func (t *Topic) tookKeyless(s *tshard, n int) *tshard {
 // stickyRun is how many keyless messages a shard takes in a row.
 const stickyRun = 64
 
-// publishLocked pushes es, in order, and releases pub. It returns how many
-// it published. REQUIRES: s.pub, which it releases.
-func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
+// publishLocked pushes es, in order, with their expiries exps (nil: none),
+// and releases pub. It returns how many it published. REQUIRES: s.pub,
+// which it releases.
+func (s *tshard) publishLocked(ctx context.Context, es []tentry, exps []int64) (int, error) {
 	if s.d != nil {
-		return s.publishDurable(es)
+		return s.publishDurable(es, exps)
 	}
 	done := 0
 	for done < len(es) {
@@ -143,8 +144,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 		if s.spill == nil {
 			// No spill: push what fits, and deal with a full ring if
 			// nothing does.
-			s.stamp(s.ring.Tail(), len(es)-done)
-			if pushed := s.ring.PushBatch(es[done:]); pushed > 0 {
+			if pushed := s.push(es[done:], sub(exps, done, len(es)), true); pushed > 0 {
 				done += pushed
 				continue
 			}
@@ -161,7 +161,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 		if s.spill != nil {
 			// Written to the log before the ring: the log must hold every
 			// position a subscription reading it will ask for.
-			n, err := s.spill.write(s, es[done:done+k])
+			n, err := s.spill.write(s, es[done:done+k], sub(exps, done, done+k))
 			if n < k {
 				k = n
 			}
@@ -180,7 +180,7 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 				continue
 			}
 		}
-		pushed := s.ring.PushBatch(es[done : done+k])
+		pushed := s.push(es[done:done+k], sub(exps, done, done+k), false) // stamped above
 		done += pushed
 		if s.spill != nil {
 			s.spill.pinTo(s, s.ring.Tail(), s.lazyPinStep())
@@ -189,6 +189,29 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry) (int, error) {
 	s.pub.Unlock()
 	s.t.wakeReceivers(len(es))
 	return done, nil
+}
+
+// push records es's expiries (and, with stamp, their timing stamps) and
+// pushes as many as the ring has room for; it returns how many.
+// REQUIRES: s.pub.
+func (s *tshard) push(es []tentry, exps []int64, stamp bool) int {
+	k := s.ring.Room(len(es))
+	if k == 0 {
+		return 0
+	}
+	if stamp {
+		s.stamp(s.ring.Tail(), k)
+	}
+	s.noteExps(s.ring.Tail(), k, exps)
+	return s.ring.PushBatch(es[:k])
+}
+
+// sub returns exps[i:j], or nil if exps is.
+func sub(exps []int64, i, j int) []int64 {
+	if exps == nil {
+		return nil
+	}
+	return exps[i:j]
 }
 
 // waitUnlocked releases pub, parks until cond holds (checked without pub)

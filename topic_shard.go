@@ -35,6 +35,9 @@ type tshard struct {
 	ring   *ring.Broadcast[tentry]
 	stamps topicStamps // publish times of the timed positions
 	d      *tdurable   // Persistent only: the shard's log
+	// exps is the expiry table (topic_life.go), nil until the shard's
+	// first message with an expiry; set under pub.
+	exps atomic.Pointer[expTable]
 
 	// The publisher's line: pub and what it guards.
 	_      pad

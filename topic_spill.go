@@ -78,12 +78,20 @@ func (s *tshard) startSpill() (*tspill, error) {
 	// Copy what the ring holds from base on: the subShards about to move
 	// to the spill have not read it yet.
 	var buf [64]tentry
+	var exps []int64
+	tab := s.exps.Load()
+	if tab != nil {
+		exps = make([]int64, len(buf))
+	}
 	for p := base; p < s.ring.Tail(); {
 		n := 0
 		for ; n < len(buf) && p+uint64(n) < s.ring.Tail(); n++ {
 			buf[n], _ = s.ring.At(p + uint64(n))
+			if tab != nil {
+				exps[n] = tab.exp[(p+uint64(n))&tab.mask].Load()
+			}
 		}
-		k, err := sp.write(s, buf[:n])
+		k, err := sp.write(s, buf[:n], sub(exps, 0, n))
 		clear(buf[:])
 		if k < n || err != nil {
 			s.ring.KeepPassed(false)
@@ -105,7 +113,7 @@ func (s *tshard) startSpill() (*tspill, error) {
 // It only gathers references to the messages (refBatch); each batch is
 // handed to the writer when it reaches the target size, and a batch the
 // writer has no room for yet waits here, full, for the next write or flush.
-func (sp *tspill) write(s *tshard, es []tentry) (int, error) {
+func (sp *tspill) write(s *tshard, es []tentry, exps []int64) (int, error) {
 	n := 0
 	var err error
 	for n < len(es) {
@@ -118,7 +126,11 @@ func (sp *tspill) write(s *tshard, es []tentry) (int, error) {
 		if sp.pend == nil {
 			sp.pend = sp.newBatch()
 		}
-		sp.pend.add(&es[n], s.stamps.timeOf(sp.base+sp.end+uint64(n)))
+		var exp int64
+		if exps != nil {
+			exp = exps[n]
+		}
+		sp.pend.add(&es[n], s.stamps.timeOf(sp.base+sp.end+uint64(n)), exp)
 		n++
 	}
 	if err == nil && sp.pend != nil && sp.pend.bytes >= sp.target {

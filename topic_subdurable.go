@@ -476,6 +476,7 @@ func logEntries(dst []entry, recs []codec.Record) []entry {
 		}
 		e := newEntry(owned(r.Key), owned(r.Value), headers)
 		e.at = r.Timestamp // every one: Delivery.SentAt (take times only the sampled ones)
+		e.exp = r.ExpiresAt
 		dst = append(dst, e)
 	}
 	return dst

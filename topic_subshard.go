@@ -46,7 +46,10 @@ type subShard struct {
 	// localAt, on a Persistent topic, holds local's publish times, read
 	// from the shard's table as they are popped (tdurable.sent); nil
 	// otherwise.
-	localAt   []int64
+	localAt []int64
+	// localExp holds local's expiries (0: none), copied from the shard's
+	// expiry table as they are popped; nil until the table exists.
+	localExp  []int64
 	lo, hi    int
 	localHead uint64
 	detached  bool // unsubscribed or closed; guarded by recvMu
@@ -127,17 +130,45 @@ func (ss *subShard) nextPosition() uint64 {
 
 // take fills dst: redeliveries first, then what was popped from the ring,
 // then what was read from the spill, then more from the ring or the spill.
-// REQUIRES: ss.recvMu.
+// Expired messages are taken out (expireTaken) and more taken in their
+// place. REQUIRES: ss.recvMu.
 func (ss *subShard) take(dst []Delivery) int {
-	if ss.detached {
-		return 0
-	}
 	n := 0
+	for {
+		k, first, now := ss.fill(dst[n:])
+		got := dst[n : n+k]
+		kept := k
+		if k > first && ss.g.expiring.Load() {
+			kept = first + ss.expireTaken(got[first:])
+		}
+		if kept > first {
+			ss.delivered += uint64(kept - first)
+			if ss.g.opts.Ack == ManualAck {
+				ss.leaseOut(got[first:kept], now)
+			}
+		}
+		if k > first && ss.cur != nil {
+			ss.saveCursor()
+		}
+		n += kept
+		if kept == k || n == len(dst) {
+			return n
+		}
+	}
+}
+
+// fill is take's work but for expiry, leases and the cursor: it returns
+// how many deliveries it filled dst with, how many of them first are
+// redeliveries, and the time it read, if it read one (0 otherwise).
+// REQUIRES: ss.recvMu.
+func (ss *subShard) fill(dst []Delivery) (n, first int, now int64) {
+	if ss.detached {
+		return 0, 0, 0
+	}
 	if ss.readyLen.Load() > 0 {
 		n = ss.takeReady(dst)
 	}
-	first := n
-	var now int64 // the time of the deliveries, once a timed one was taken
+	first = n
 	for n < len(dst) {
 		switch {
 		case ss.lo < ss.hi:
@@ -149,6 +180,13 @@ func (ss *subShard) take(dst []Delivery) int {
 			if ss.localAt != nil {
 				for j := range m {
 					dst[n+j].SentAt = time.Unix(0, ss.localAt[ss.lo+j])
+				}
+			}
+			if ss.localExp != nil {
+				for j := range m {
+					if e := ss.localExp[ss.lo+j]; e != 0 {
+						dst[n+j].ExpiresAt = time.Unix(0, e)
+					}
 				}
 			}
 			if ss.r != nil && ss.ts.stamps.at != nil {
@@ -185,6 +223,7 @@ func (ss *subShard) take(dst []Delivery) int {
 					ss.localAt[j] = d.sent[(head+uint64(j))&d.sentMask].Load()
 				}
 			}
+			ss.popExps(head, 0, k)
 			ss.lo, ss.hi, ss.localHead = 0, k, head
 		default:
 			if !ss.readDisk() {
@@ -202,16 +241,24 @@ out:
 	if invariants.Enabled && !ss.detached && (ss.r == nil) == (ss.spill == nil) {
 		invariants.Failf("subscription shard %d reads the ring (%v) and the spill (%v)", ss.idx, ss.r != nil, ss.spill != nil)
 	}
-	if n > first {
-		ss.delivered += uint64(n - first)
-		if ss.g.opts.Ack == ManualAck {
-			ss.leaseOut(dst[first:n], now)
-		}
-		if ss.cur != nil {
-			ss.saveCursor()
-		}
+	return n, first, now
+}
+
+// popExps copies the expiries of the k positions from head, just popped
+// into local[at:], from the shard's expiry table (if it has one): the
+// publisher may reuse their slots once they are popped.
+// REQUIRES: ss.recvMu.
+func (ss *subShard) popExps(head uint64, at, k int) {
+	tab := ss.ts.exps.Load()
+	if tab == nil {
+		return // no position ever had an expiry (localExp, if made, is all zero)
 	}
-	return n
+	if ss.localExp == nil {
+		ss.localExp = make([]int64, len(ss.local))
+	}
+	for j := range k {
+		ss.localExp[at+j] = tab.exp[(head+uint64(j))&tab.mask].Load()
+	}
 }
 
 // dropOldest drops the oldest message ss has yet to deliver, freeing one
@@ -226,7 +273,13 @@ func (ss *subShard) dropOldest() {
 		ss.dropped.Add(uint64(ss.r.Skip(1)))
 		return
 	}
-	ss.lo, ss.hi, ss.localHead = dropFirst(ss.local[:], ss.lo, ss.hi, ss.localHead)
+	lo, hi, head := ss.lo, ss.hi, ss.localHead
+	ss.lo, ss.hi, ss.localHead = dropFirst(ss.local[:], lo, hi, head)
+	if ss.localExp != nil {
+		dropFirst(ss.localExp, lo, hi, head)
+	}
 	ss.dropped.Add(1)
-	ss.hi += ss.r.PopBatch(ss.local[ss.hi : ss.hi+1]) // at position localHead+hi
+	k := ss.r.PopBatch(ss.local[ss.hi : ss.hi+1]) // at position localHead+hi
+	ss.popExps(ss.localHead+uint64(ss.hi), ss.hi, k)
+	ss.hi += k
 }

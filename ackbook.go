@@ -32,6 +32,13 @@ type ackBook struct {
 	inFlight int64  // leased deliveries; guarded by leaseMu
 	acked    uint64 // guarded by leaseMu
 	delayed  atomic.Int64
+	// parked counts the leases of a Persistent queue's delayed messages
+	// waiting for their DeliverAt (attempt 0, leaseDelayed: see park);
+	// parkedTotal those ever parked, firstOut those of them delivered
+	// since (Stats.Delivered counts them then, not when parked).
+	parked      atomic.Int64
+	parkedTotal atomic.Uint64
+	firstOut    atomic.Uint64
 
 	redelivered  atomic.Uint64
 	deadLettered atomic.Uint64
@@ -56,8 +63,8 @@ type ackBook struct {
 
 func (b *ackBook) init(g *group, idx int) {
 	b.g, b.idx = g, idx
-	if g.opts.Ack == ManualAck {
-		b.wheel = newWheel(0)
+	if g.opts.Ack == ManualAck || g.opts.Durability == Persistent {
+		b.wheel = newWheel(0) // Persistent: delayed messages wait on it (park)
 	}
 }
 
@@ -89,6 +96,9 @@ func (b *ackBook) addStats(st *Stats) {
 	st.DeadLettered += b.deadLettered.Load()
 	st.Dropped += b.dropped.Load()
 	st.Expired += b.expired.Load()
+	st.Delayed += b.parked.Load()
+	st.Delivered += b.firstOut.Load()
+	st.Delivered -= b.parkedTotal.Load()
 	st.Depth += b.readyLen.Load() + b.delayed.Load()
 }
 
@@ -144,12 +154,14 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 	n := 0
 	var now int64 // read at the first message with an expiry
 	var expired []*lease
+	firsts := 0 // first deliveries: parked delayed messages
 	s.leaseMu.Lock()
 	for n < len(dst) {
 		l := s.ready.pop()
 		if l == nil {
 			break
 		}
+		first := l.attempt == 0 // a parked delayed message, now due
 		if !l.msg.ExpiresAt.IsZero() {
 			if now == 0 {
 				now = g.opts.Clock.Now().UnixNano()
@@ -164,6 +176,10 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 		l.attempt++
 		l.leasedAt = 0 // redeliveries are not timed
 		l.lastTick = g.clock.now.Load()
+		if first {
+			l.firstTick = l.lastTick
+			firsts++
+		}
 		if s.j != nil {
 			// Before the receiver has it: a crash from here on counts
 			// this attempt.
@@ -186,7 +202,8 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 	}
 	s.leaseMu.Unlock()
 	s.readyLen.Add(-int64(n))
-	s.redelivered.Add(uint64(n))
+	s.redelivered.Add(uint64(n - firsts))
+	s.firstOut.Add(uint64(firsts))
 	for _, l := range expired {
 		s.deadLetter(l)
 	}
@@ -301,7 +318,11 @@ func (s *ackBook) expire(t int64, dead []*lease) []*lease {
 				dead = append(dead, l)
 			}
 		case leaseDelayed:
-			s.delayed.Add(-1)
+			if l.attempt == 0 {
+				s.parked.Add(-1)
+			} else {
+				s.delayed.Add(-1)
+			}
 			l.state = leaseReady
 			s.ready.push(l)
 			s.readyLen.Add(1)
@@ -318,4 +339,36 @@ func (s *ackBook) notBefore(l *lease) int64 {
 		return s.g.clock.wall(l.due)
 	}
 	return 0
+}
+
+// park holds d, a fresh delivery of a Persistent queue's delayed message
+// taken before it is due, on the wheel until its DeliverAt (to the lease
+// clock's tick), as a lease of attempt 0 in the offset list: the journal
+// records it with its DeliverAt, so that a reopen holds it again (restore).
+// When due it is ready, and its first delivery is takeReady's.
+// REQUIRES: the shard's recvMu (d is fresh: offsets in order).
+func (s *ackBook) park(d *Delivery, now int64) {
+	g := s.g
+	at := d.DeliverAt.UnixNano()
+	s.leaseMu.Lock()
+	l := s.free
+	if l != nil {
+		s.free = l.next
+	} else {
+		l = &lease{s: s}
+	}
+	l.msg, l.offset, l.attempt = d.Message, d.Offset, 0
+	l.msg.DeliverAt = time.Time{}
+	l.firstTick, l.lastTick, l.leasedAt, l.sent = -1, 0, 0, 0
+	l.state, l.due = leaseDelayed, g.clock.now.Load()+g.clock.ticks(time.Duration(at-now))
+	s.wheel.add(l)
+	if s.track {
+		s.byOffset.push(l)
+	}
+	if s.j != nil {
+		s.persist(s.j.attempt(l.offset, 0, at))
+	}
+	s.leaseMu.Unlock()
+	s.parked.Add(1)
+	s.parkedTotal.Add(1)
 }

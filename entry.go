@@ -14,8 +14,10 @@ import (
 // sender writes then costs it one line from the receiver, not two. at is
 // the send time (unix ns) of a message picked for timing
 // (Options.LatencySampling), 0 for the others; it goes to disk with the
-// message, as the record's Timestamp. exp is the message's expiry (unix
-// ns; 0: none), the record's ExpiresAt on disk.
+// message, as the record's Timestamp; a negative at is instead a
+// Persistent queue's delayed message, due at -at (unix ns: the record's
+// DeliverAt), which the take parks (lifeTaken). exp is the message's
+// expiry (unix ns; 0: none), the record's ExpiresAt on disk.
 type entry struct {
 	key     *byte
 	value   *byte
@@ -66,6 +68,9 @@ func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
 	if e.exp != 0 {
 		d.ExpiresAt = time.Unix(0, e.exp)
 	}
+	if e.at < 0 {
+		d.DeliverAt = time.Unix(0, -e.at)
+	}
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
 	d.lease, d.gen = nil, 0
 	d.SentAt = time.Time{}
@@ -89,6 +94,9 @@ func codecRecord(rec *codec.Record, e *entry, hdrs []codec.Header) []codec.Heade
 	rec.Value = unsafe.Slice(e.value, e.valLen)
 	rec.Headers = nil
 	rec.Timestamp, rec.ExpiresAt = e.at, e.exp
+	if e.at < 0 {
+		rec.Timestamp, rec.DeliverAt = 0, -e.at
+	}
 	if e.headers != nil {
 		start := len(hdrs)
 		for _, h := range unsafe.Slice(e.headers, e.hdrLen()) {

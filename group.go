@@ -27,8 +27,9 @@ type group struct {
 	receivers park.Waiters // receivers parked on an empty group
 	closed    atomic.Bool
 	// expiring is set, for good, before the first message with an expiry
-	// can reach a receiver: from then on takes look for expired ones
-	// (expireTaken). Until then they pay nothing for expiry.
+	// (or, on a Persistent queue, a delay) can reach a receiver: from then
+	// on takes look for expired and delayed ones (lifeTaken). Until then
+	// they pay nothing for the lifecycle.
 	expiring atomic.Bool
 	_        pad
 	lat      timing // set before the group is used

@@ -19,8 +19,8 @@ import (
 
 var zeroTime time.Time
 
-// errDelayPersistent: delayed delivery is not kept on disk yet.
-var errDelayPersistent = fmt.Errorf("%w: DeliverAt on a Persistent queue or topic is not supported yet", ErrInvalidMessage)
+// errDelayPersistent: a Persistent topic does not keep delayed messages yet.
+var errDelayPersistent = fmt.Errorf("%w: DeliverAt on a Persistent topic is not supported yet", ErrInvalidMessage)
 
 // plain reports whether m has none of the lifecycle fields. A time.Time
 // compares equal to the zero value only when it is one (a zero time in

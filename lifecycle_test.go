@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spillway-io/spillway/mmap"
 )
 
 var lifeStart = time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
@@ -626,9 +628,6 @@ func TestPersistentQueueLife(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := q.Send(ctx, Message{DeliverAt: clock.Now().Add(time.Hour)}); !errors.Is(err, ErrInvalidMessage) {
-		t.Fatalf("delayed on a Persistent queue: %v", err)
-	}
 	closeOK(t, q)
 	if _, err := OpenQueue(Options{Dir: dir, Durability: Persistent, Priorities: 2, Clock: clock}); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("reopened with other priorities: %v", err)
@@ -659,5 +658,140 @@ func TestPersistentQueueLife(t *testing.T) {
 	}
 	if rep.Priorities != 3 || len(rep.Logs) != 6 {
 		t.Fatalf("inspect: %d priorities, %d logs", rep.Priorities, len(rep.Logs))
+	}
+}
+
+// TestPersistentQueueDelay: a Persistent queue's delayed messages (1 ms to
+// 30 days) are in the log when Send returns; a receiver that comes to one
+// early parks it until its DeliverAt, and it stays delayed across a close,
+// and across a crash (kill -9: the unsynced pages kept) of a queue that
+// had parked it; each comes at the first lease tick at or after its
+// DeliverAt (AckTimeout/256, here 1 ms), never before, as attempt 1.
+func TestPersistentQueueDelay(t *testing.T) {
+	for _, ack := range []AckMode{AutoAck, ManualAck} {
+		for _, crash := range []bool{false, true} {
+			t.Run(fmt.Sprintf("ack=%v/crash=%v", ack, crash), func(t *testing.T) {
+				rng := newRand(t)
+				clock := NewManualClock(lifeStart)
+				fs := mmap.NewMemFS()
+				opts := Options{Dir: "/q", Durability: Persistent, Sync: SyncAlways, Shards: 2, RingSize: 16,
+					Ack: ack, AckTimeout: 256 * time.Millisecond, Clock: clock, fs: fs, segmentSize: 128 << 10}
+				q, err := OpenQueue(opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := context.Background()
+				spans := []time.Duration{time.Millisecond, time.Second, time.Minute, time.Hour, 30 * 24 * time.Hour}
+				due := map[int]time.Time{}
+				const n = 200
+				for i := range n {
+					m := Message{Key: []byte{byte(i % 5)}, Value: binary.AppendUvarint(nil, uint64(i))}
+					if i%4 != 0 {
+						d := time.Duration(1 + rng.Int64N(int64(spans[rng.IntN(len(spans))])))
+						m.DeliverAt = clock.Now().Add(d)
+						due[i] = m.DeliverAt
+					}
+					if err := q.Send(ctx, m); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// The immediate ones come; the delayed ones are parked.
+				for _, d := range recvN(t, q, n/4) {
+					i, _ := binary.Uvarint(d.Value)
+					if _, delayed := due[int(i)]; delayed {
+						t.Fatalf("message %d, due %v, delivered at once", i, due[int(i)])
+					}
+					if ack == ManualAck {
+						if err := d.Ack(); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if d, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
+					t.Fatalf("got %v, %v", d.Value, err)
+				}
+				if st := q.Stats(); st.Delayed != int64(len(due)) || st.Delivered != n/4 {
+					t.Fatalf("stats %+v", st)
+				}
+				if crash {
+					opts.fs = fs.CrashClone(mmap.CrashOptions{KeepUnsynced: 1})
+				}
+				closeOK(t, q)
+				q = openQueue(t, opts)
+				if st := q.Stats(); st.Delayed != int64(len(due)) {
+					t.Fatalf("reopened: Delayed %d, want %d", st.Delayed, len(due))
+				}
+				type pending struct {
+					at time.Time
+					i  int
+				}
+				var order []pending
+				for i, at := range due {
+					order = append(order, pending{at, i})
+				}
+				slices.SortFunc(order, func(a, b pending) int { return a.at.Compare(b.at) })
+				tick := q.clock.tick
+				advance := func(to time.Time, must bool) {
+					d := to.Sub(clock.Now())
+					if d < tick && !must {
+						return
+					}
+					before := q.clock.reaped.Load()
+					clock.Advance(max(d, tick))
+					waitFor(t, "the reaper", func() bool { return q.clock.reaped.Load() > before })
+				}
+				seen := map[int]bool{}
+				for next := 0; next < len(order); {
+					at := order[next].at
+					advance(at.Add(-2*tick), false) // just before: it must not come
+					if d, err := q.TryReceive(); err == nil {
+						i, _ := binary.Uvarint(d.Value)
+						t.Fatalf("message %d due %v came at %v", i, due[int(i)], clock.Now())
+					}
+					advance(at.Add(2*tick), true)
+					now := clock.Now()
+					k := next
+					for k < len(order) && !order[k].at.After(now.Add(-2*tick)) {
+						k++
+					}
+					for {
+						d, err := q.TryReceive()
+						if errors.Is(err, ErrEmpty) {
+							break
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+						i, _ := binary.Uvarint(d.Value)
+						at, ok := due[int(i)]
+						switch {
+						case !ok || seen[int(i)]:
+							t.Fatalf("message %d delivered again", i)
+						case at.After(now):
+							t.Fatalf("message %d due %v came at %v", i, at, now)
+						case d.Attempt != 1 || !d.DeliverAt.IsZero():
+							t.Fatalf("message %d: attempt %d, DeliverAt %v", i, d.Attempt, d.DeliverAt)
+						}
+						seen[int(i)] = true
+						if ack == ManualAck {
+							if err := d.Ack(); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					for _, p := range order[next:k] {
+						if !seen[p.i] {
+							t.Fatalf("message %d due %v not delivered by %v", p.i, p.at, now)
+						}
+					}
+					for next < len(order) && seen[order[next].i] {
+						next++
+					}
+				}
+				if st := q.Stats(); st.Delayed != 0 || st.Depth != 0 || st.Redelivered != 0 || st.InFlight != 0 {
+					t.Fatalf("stats %+v", st)
+				}
+			})
+		}
 	}
 }

@@ -118,7 +118,7 @@ func OpenQueue(opts Options) (*Queue, error) {
 			return nil, err
 		}
 	}
-	if opts.Ack == ManualAck {
+	if opts.Ack == ManualAck || q.persistent { // Persistent: delayed messages wait on the lease wheels
 		c, stop := opts.Clock.Ticker(q.clock.tick) // before Open returns, so no tick is missed
 		q.wg.Add(1)
 		go func() {

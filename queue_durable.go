@@ -96,6 +96,9 @@ func (d *durable) records(ms []Message, st stamps) []codec.Record {
 		if !m.ExpiresAt.IsZero() {
 			r.ExpiresAt = m.ExpiresAt.UnixNano()
 		}
+		if !m.DeliverAt.IsZero() {
+			r.DeliverAt, r.Timestamp = m.DeliverAt.UnixNano(), 0
+		}
 		if len(m.Headers) > 0 {
 			start := len(hdrs)
 			for _, h := range m.Headers {

@@ -379,7 +379,11 @@ func (s *ackBook) restore(leases []recovered, now, wall int64) {
 		if l.notBefore > wall {
 			l.state, l.due = leaseDelayed, now+s.g.clock.ticks(time.Duration(l.notBefore-wall))
 			s.wheel.add(l.lease)
-			s.delayed.Add(1)
+			if l.attempt == 0 {
+				s.parked.Add(1) // a delayed message (park)
+			} else {
+				s.delayed.Add(1)
+			}
 		} else {
 			l.state = leaseReady
 			s.ready.push(l.lease)

@@ -66,23 +66,26 @@ func (q *Queue) now(m *Message) int64 {
 // sendTimed queues m, due at due (0: now), expiring at exp (0: never).
 func (q *Queue) sendTimed(ctx context.Context, m *Message, due, exp, now int64, wait bool) error {
 	switch {
-	case due != 0:
-		if q.persistent {
-			return errDelayPersistent
-		}
+	case due != 0 && !q.persistent:
 		return q.delay.add(m, due, exp, now)
 	case exp != 0 && exp <= now:
 		// Expired on arrival: accepted, and expired at once.
 		q.expireSent(m)
 		return nil
 	}
-	if exp != 0 {
+	if exp != 0 || due != 0 {
 		q.noteExpiring()
 	}
 	s := q.laneShard(m.Key, m.Priority)
 	if q.persistent {
+		// The message goes to its log now, with its times: a receiver that
+		// comes to it before it is due parks it (lifeTaken) until then.
+		m.ExpiresAt, m.DeliverAt = time.Time{}, time.Time{}
 		if exp != 0 {
 			m.ExpiresAt = time.Unix(0, exp)
+		}
+		if due != 0 {
+			m.DeliverAt = time.Unix(0, due)
 		}
 		ms := [1]Message{*m}
 		_, err := q.sendDurable(ctx, s, ms[:], wait)
@@ -159,15 +162,24 @@ func (q *Queue) deadLetterSent(m *Message, why deadReason) {
 	}
 }
 
-// expireTaken removes from ds, fresh deliveries just taken from s's
-// shard, those past their expiry, which go to the dead-letter queue
-// (DeadExpired) or are dropped, counted either way; it returns how many
-// are left, in order at the front of ds. REQUIRES: the shard's recvMu.
-func (s *ackBook) expireTaken(ds []Delivery) int {
+// lifeTaken removes from ds, fresh deliveries just taken from s's shard,
+// those past their expiry, which go to the dead-letter queue
+// (DeadExpired) or are dropped, counted either way, and those not due yet
+// (a Persistent queue's delayed messages), which it parks until they are;
+// it returns how many are left, in order at the front of ds.
+// REQUIRES: the shard's recvMu.
+func (s *ackBook) lifeTaken(ds []Delivery) int {
 	now := s.g.opts.Clock.Now().UnixNano()
 	kept := 0
 	for i := range ds {
 		d := &ds[i]
+		if !d.DeliverAt.IsZero() {
+			if d.DeliverAt.UnixNano() > now {
+				s.park(d, now)
+				continue
+			}
+			d.DeliverAt = time.Time{}
+		}
 		if d.ExpiresAt.IsZero() || d.ExpiresAt.UnixNano() > now {
 			if kept != i {
 				ds[kept] = *d
@@ -231,7 +243,7 @@ func (q *Queue) addLifeStats(st *Stats) {
 	st.DeadLettered += q.lifeDeadLettered.Load()
 	st.Dropped += q.lifeDropped.Load()
 	st.Deduplicated += q.deduplicated.Load()
-	st.Delayed = q.delay.waiting.Load()
+	st.Delayed += q.delay.waiting.Load()
 	if q.dedup != nil {
 		_, st.DedupEvicted = q.dedup.stats()
 	}

@@ -199,7 +199,7 @@ func (s *qshard) take(dst []Delivery) int {
 		got := dst[n : n+k]
 		kept := k
 		if k > first && s.g.expiring.Load() {
-			kept = first + s.expireTaken(got[first:])
+			kept = first + s.lifeTaken(got[first:])
 		}
 		if s.g.opts.Ack == ManualAck && kept > first {
 			s.leaseOut(got[first:kept], now)
@@ -234,7 +234,7 @@ func (s *qshard) fill(dst []Delivery) (n, first int, now int64) {
 			base := s.localHead + s.direct
 			for j := range m {
 				e := &s.local[s.lo+j]
-				if e.at != 0 {
+				if e.at > 0 {
 					s.g.lat.waited(&now, e.at)
 				}
 				e.deliver(&dst[n+j], s.idx, base+uint64(s.lo+j))
@@ -327,6 +327,10 @@ func (s *qshard) takeCarry(dst []Delivery, now *int64) int {
 			d.ExpiresAt = time.Unix(0, r.ExpiresAt)
 			s.g.noteExpiring()
 		}
+		if r.DeliverAt != 0 {
+			d.DeliverAt = time.Unix(0, r.DeliverAt)
+			s.g.noteExpiring()
+		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1
 		d.lease, d.gen = nil, 0
 		d.SentAt = time.Time{}
@@ -349,7 +353,7 @@ func (s *qshard) takeInPlace(dst []Delivery, now *int64) int {
 	base := head + s.direct
 	for j := range k {
 		e := s.ring.At(head + uint64(j))
-		if e.at != 0 {
+		if e.at > 0 {
 			s.g.lat.waited(now, e.at)
 		}
 		e.deliver(&dst[j], s.idx, base+uint64(j))

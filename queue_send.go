@@ -143,9 +143,10 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 
 // pushInPlace puts as many of ms as its ring has room for into s's ring,
 // writing each entry straight into its slot (the timed ones with their
-// send time; with expiring, those with an ExpiresAt with it), and returns
+// send time; with life, those with an ExpiresAt with it, those with a
+// DeliverAt (Persistent: only future ones get here) delayed), and returns
 // how many.
-func (s *qshard) pushInPlace(ms []Message, expiring bool) int {
+func (s *qshard) pushInPlace(ms []Message, life bool) int {
 	done := 0
 	for done < len(ms) {
 		first, k := s.ring.Claim(len(ms) - done)
@@ -161,10 +162,14 @@ func (s *qshard) pushInPlace(ms []Message, expiring bool) int {
 		for j := st.next; j < k; j += st.every {
 			s.ring.At(first + uint64(j)).at = st.at
 		}
-		if expiring {
+		if life {
 			for j := range k {
-				if m := &ms[done+j]; !m.ExpiresAt.IsZero() {
-					s.ring.At(first + uint64(j)).exp = m.ExpiresAt.UnixNano()
+				m, e := &ms[done+j], s.ring.At(first+uint64(j))
+				if !m.ExpiresAt.IsZero() {
+					e.exp = m.ExpiresAt.UnixNano()
+				}
+				if !m.DeliverAt.IsZero() {
+					e.at = -m.DeliverAt.UnixNano()
 				}
 			}
 		}

@@ -146,7 +146,7 @@ func (s *qshard) oldestLocked() int64 {
 		}
 	}
 	for i := s.lo; i < s.hi; i++ {
-		if at := s.local[i].at; at != 0 {
+		if at := s.local[i].at; at > 0 {
 			older(at)
 			break
 		}

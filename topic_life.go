@@ -194,7 +194,7 @@ func (t *Topic) addLifeStats(st *Stats) {
 	st.Sent += t.unqueued.Load() + uint64(t.delay.waiting.Load())
 	st.Dropped += t.lifeDropped.Load()
 	st.Deduplicated += t.deduplicated.Load()
-	st.Delayed = t.delay.waiting.Load()
+	st.Delayed += t.delay.waiting.Load()
 	if t.dedup != nil {
 		_, st.DedupEvicted = t.dedup.stats()
 	}

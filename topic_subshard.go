@@ -139,7 +139,7 @@ func (ss *subShard) take(dst []Delivery) int {
 		got := dst[n : n+k]
 		kept := k
 		if k > first && ss.g.expiring.Load() {
-			kept = first + ss.expireTaken(got[first:])
+			kept = first + ss.lifeTaken(got[first:])
 		}
 		if kept > first {
 			ss.delivered += uint64(kept - first)

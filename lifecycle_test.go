@@ -664,13 +664,16 @@ func TestPersistentQueueLife(t *testing.T) {
 // TestPersistentQueueDelay: a Persistent queue's delayed messages (1 ms to
 // 30 days) are in the log when Send returns; a receiver that comes to one
 // early parks it until its DeliverAt, and it stays delayed across a close,
-// and across a crash (kill -9: the unsynced pages kept) of a queue that
-// had parked it; each comes at the first lease tick at or after its
-// DeliverAt (AckTimeout/256, here 1 ms), never before, as attempt 1.
+// a kill -9 and a power loss (SyncAlways: Send returned, so it is synced)
+// of a queue that had parked it; each comes at the first lease tick at or
+// after its DeliverAt (AckTimeout/256, here 1 ms), never before, as
+// attempt 1.
 func TestPersistentQueueDelay(t *testing.T) {
 	for _, ack := range []AckMode{AutoAck, ManualAck} {
-		for _, crash := range []bool{false, true} {
-			t.Run(fmt.Sprintf("ack=%v/crash=%v", ack, crash), func(t *testing.T) {
+		// keep: -1 closes cleanly; otherwise a power loss keeping each
+		// unsynced page with that probability (1: what a kill -9 keeps).
+		for _, keep := range []float64{-1, 1, 0, 0.5} {
+			t.Run(fmt.Sprintf("ack=%v/keep=%v", ack, keep), func(t *testing.T) {
 				rng := newRand(t)
 				clock := NewManualClock(lifeStart)
 				fs := mmap.NewMemFS()
@@ -713,12 +716,16 @@ func TestPersistentQueueDelay(t *testing.T) {
 				if st := q.Stats(); st.Delayed != int64(len(due)) || st.Delivered != n/4 {
 					t.Fatalf("stats %+v", st)
 				}
-				if crash {
-					opts.fs = fs.CrashClone(mmap.CrashOptions{KeepUnsynced: 1})
+				if keep >= 0 {
+					opts.fs = fs.CrashClone(mmap.CrashOptions{KeepUnsynced: keep, Rand: rng})
 				}
 				closeOK(t, q)
 				q = openQueue(t, opts)
-				if st := q.Stats(); st.Delayed != int64(len(due)) {
+				power := keep >= 0 && keep < 1
+				if st := q.Stats(); !power && st.Delayed != int64(len(due)) {
+					// (After a power loss the parks may be gone with the
+					// cursor: the messages wait in the log, to be parked
+					// again.)
 					t.Fatalf("reopened: Delayed %d, want %d", st.Delayed, len(due))
 				}
 				type pending struct {
@@ -744,9 +751,15 @@ func TestPersistentQueueDelay(t *testing.T) {
 				for next := 0; next < len(order); {
 					at := order[next].at
 					advance(at.Add(-2*tick), false) // just before: it must not come
-					if d, err := q.TryReceive(); err == nil {
+					for {
+						d, err := q.TryReceive()
+						if err != nil {
+							break
+						}
 						i, _ := binary.Uvarint(d.Value)
-						t.Fatalf("message %d due %v came at %v", i, due[int(i)], clock.Now())
+						if _, delayed := due[int(i)]; delayed || !power {
+							t.Fatalf("message %d due %v came at %v", i, due[int(i)], clock.Now())
+						}
 					}
 					advance(at.Add(2*tick), true)
 					now := clock.Now()
@@ -764,6 +777,9 @@ func TestPersistentQueueDelay(t *testing.T) {
 						}
 						i, _ := binary.Uvarint(d.Value)
 						at, ok := due[int(i)]
+						if !ok && power {
+							continue // an AutoAck delivery whose cursor the power loss took back
+						}
 						switch {
 						case !ok || seen[int(i)]:
 							t.Fatalf("message %d delivered again", i)

@@ -178,6 +178,11 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		delivered = log.FirstOffset()
 	}
 	unsettled := js.unsettled
+	if js.found {
+		if err := reparkDelayed(log, unsettled, js.settled, js.delivered, delivered); err != nil {
+			return rec, fmt.Errorf("%w: shard %d: %w", ErrStorage, s.idx, err)
+		}
+	}
 	if js.manual {
 		for off := js.delivered; off < delivered; off++ {
 			if !js.settled[off] && unsettled[off] == nil {
@@ -454,4 +459,43 @@ func (q *Queue) logRecovery() {
 		slog.Uint64("skipped", r.Skipped), slog.Uint64("lost", r.Lost),
 		slog.Int64("truncated_bytes", r.TruncatedBytes), slog.Int("quarantined", r.Quarantined),
 		slog.Int("segments", r.Segments), slog.Int("scanned", r.Scanned), slog.Duration("took", r.Took))
+}
+
+// reparkDelayed adds to unsettled the delayed messages (records with a
+// DeliverAt) at offsets in [from, to) that the journal neither settled nor
+// lists: messages a receiver parked (ackBook.park) after the journal's
+// last checkpoint, whose record of it a crash may have lost while the
+// cursor, past them, survived. They wait for their DeliverAt again: a
+// delayed message is never taken for delivered, nor delivered early,
+// because its park was not on disk. (One parked and then delivered whose
+// settle was lost comes again: at least once.)
+func reparkDelayed(log *mmap.Log, unsettled map[uint64]*journalEntry, settled map[uint64]bool, from, to uint64) error {
+	from = max(from, log.FirstOffset())
+	to = min(to, log.NextOffset())
+	if from >= to {
+		return nil
+	}
+	r, err := log.NewPeekReader(from)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.Close() }()
+	var recs []codec.Record
+	for r.Offset() < to {
+		first, got, err := r.ReadRecords(recs, to, 1<<20)
+		recs = got
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, mmap.ErrCorrupt) {
+			return err
+		}
+		for i := range recs {
+			off := first + uint64(i)
+			if at := recs[i].DeliverAt; at != 0 && !settled[off] && unsettled[off] == nil {
+				unsettled[off] = &journalEntry{attempts: 0, notBefore: at}
+			}
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package spillway
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -68,9 +69,9 @@ func (d *dedup) stripeOf(id string) *dedupStripe {
 
 // begin reports whether id was sent within the window before now (dup), or
 // else marks it pending: the caller sends its message and then calls end.
-// It waits while another send of id is pending, until that one ends or ctx
-// does.
-func (d *dedup) begin(ctx context.Context, id string, now int64) (dup bool, err error) {
+// While another send of id is pending it waits until that one ends or ctx
+// does, or, without wait, fails with ErrFull (a TrySend must not wait).
+func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup bool, err error) {
 	st := d.stripeOf(id)
 	for {
 		st.mu.Lock()
@@ -90,6 +91,10 @@ func (d *dedup) begin(ctx context.Context, id string, now int64) (dup bool, err 
 		case at != pending:
 			st.mu.Unlock()
 			return true, nil
+		}
+		if !wait {
+			st.mu.Unlock()
+			return false, fmt.Errorf("%w: a send of ID %q is under way", ErrFull, id)
 		}
 		if st.waits == nil {
 			st.waits = make(map[string]chan struct{})

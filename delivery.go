@@ -123,7 +123,11 @@ func (d *Delivery) Term() error {
 }
 
 // clearLifecycle zeroes the lifecycle fields of d's message, which a
-// delivery fills only from what its message carries.
+// delivery fills only from what its message carries. Deliveries are
+// mostly zero there already (a fresh one, or a reused one whose message
+// had none): loads that find them so cost less than the stores.
 func (d *Delivery) clearLifecycle() {
-	d.ID, d.DeliverAt, d.ExpiresAt, d.Priority = "", time.Time{}, time.Time{}, 0
+	if len(d.ID) != 0 || d.Priority != 0 || d.DeliverAt != zeroTime || d.ExpiresAt != zeroTime {
+		d.ID, d.DeliverAt, d.ExpiresAt, d.Priority = "", time.Time{}, time.Time{}, 0
+	}
 }

@@ -68,6 +68,16 @@
 //	...
 //	err = rebuild.Seek(spillway.AtTime(yesterday))
 //
+// Messages have a lifecycle, as in SQS, RabbitMQ and JetStream: an ID
+// deduplicates retries within Options.DedupWindow (exactly, in memory);
+// DeliverAt holds a message until then (a timing wheel in memory; on a
+// Persistent queue the log, across restarts); ExpiresAt (or
+// Options.MessageTTL) keeps it from being delivered after then (it is
+// dead-lettered with reason "expired", or dropped, and counted); Priority
+// orders a Queue with Options.Priorities levels.
+//
+//	err = q.Send(ctx, spillway.Message{Value: v, ID: orderID, DeliverAt: time.Now().Add(time.Minute)})
+//
 // Guarantees, per shard: FIFO order, across the move to disk and back and
 // across restarts (a redelivery is the exception: it comes back out of
 // order). AutoAck delivers each message at most once; ManualAck at least

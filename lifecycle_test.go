@@ -444,7 +444,7 @@ func TestQueueDedupWindow(t *testing.T) {
 // TestQueueDedupWaitsForPending: a retry of an ID whose first send is
 // still under way (waiting for room) waits for its outcome: if the first
 // fails, the retry is queued; while waiting, its own context still ends
-// it.
+// it; a TrySend does not wait (ErrFull).
 func TestQueueDedupWaitsForPending(t *testing.T) {
 	q := openQueue(t, Options{Shards: 1, RingSize: 1})
 	ctx := context.Background()
@@ -455,6 +455,9 @@ func TestQueueDedupWaitsForPending(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- q.Send(firstCtx, Message{ID: "p", Value: []byte("first")}) }()
 	waitFor(t, "the first send to wait for room", func() bool { return q.shards[0].senders.Pending() })
+	if err := q.TrySend(Message{ID: "p", Value: []byte("try")}); !errors.Is(err, ErrFull) {
+		t.Fatalf("TrySend while pending: %v", err)
+	}
 	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel()
 	if err := q.Send(short, Message{ID: "p", Value: []byte("impatient")}); !errors.Is(err, context.DeadlineExceeded) {

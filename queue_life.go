@@ -36,7 +36,7 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 	now := q.now(&m)
 	due, exp := lifeTimes(&m, q.opts.MessageTTL, now)
 	if m.ID != "" && q.dedup != nil {
-		dup, err := q.dedup.begin(ctx, m.ID, now)
+		dup, err := q.dedup.begin(ctx, m.ID, now, wait)
 		if err != nil {
 			return err
 		}
@@ -51,12 +51,16 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 	return q.sendTimed(ctx, &m, due, exp, now, wait)
 }
 
-// now returns the time for m's lifecycle: the clock's, or, for a message
-// with neither ID nor ExpiresAt due after what the running delayer last
-// read, that (a clock read costs more than the rest of a delayed send).
+// now returns the time for m's lifecycle: the clock's, or none (0) for a
+// message that needs none (a Priority alone), or, for a message with
+// neither ID nor ExpiresAt due after what the running delayer last read,
+// that (a clock read costs more than the rest of a delayed send).
 func (q *Queue) now(m *Message) int64 {
-	if m.ID == "" && m.ExpiresAt == zeroTime && m.DeliverAt != zeroTime {
-		if c := q.delay.coarseNow(); c != 0 && m.DeliverAt.UnixNano() > c {
+	if m.ID == "" && m.ExpiresAt == zeroTime {
+		if m.DeliverAt == zeroTime && q.opts.MessageTTL == 0 {
+			return 0
+		}
+		if c := q.delay.coarseNow(); c != 0 && m.DeliverAt != zeroTime && m.DeliverAt.UnixNano() > c {
 			return c
 		}
 	}

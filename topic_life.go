@@ -118,7 +118,7 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 	if m.ID == "" || t.dedup == nil {
 		return t.publishTimed(ctx, &m, due, exp, now)
 	}
-	dup, err := t.dedup.begin(ctx, m.ID, now)
+	dup, err := t.dedup.begin(ctx, m.ID, now, true)
 	if err != nil {
 		return err
 	}

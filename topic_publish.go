@@ -195,6 +195,13 @@ func (s *tshard) publishLocked(ctx context.Context, es []tentry, exps []int64) (
 // pushes as many as the ring has room for; it returns how many.
 // REQUIRES: s.pub.
 func (s *tshard) push(es []tentry, exps []int64, stamp bool) int {
+	if exps == nil && s.exps.Load() == nil {
+		// No expiry ever: what the ring takes needs no room computed first.
+		if stamp {
+			s.stamp(s.ring.Tail(), len(es))
+		}
+		return s.ring.PushBatch(es)
+	}
 	k := s.ring.Room(len(es))
 	if k == 0 {
 		return 0

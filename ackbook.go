@@ -186,6 +186,7 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 			s.persist(s.j.attempt(l.offset, uint32(l.attempt), 0))
 		}
 		dst[n] = Delivery{Message: l.msg, Shard: s.idx, Offset: l.offset, Attempt: l.attempt, lease: l, gen: l.gen}
+		dst[n].life = true // the message may carry lifecycle fields: the next take clears them
 		if l.sent != 0 {
 			dst[n].SentAt = time.Unix(0, l.sent)
 		}

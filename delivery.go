@@ -123,11 +123,12 @@ func (d *Delivery) Term() error {
 }
 
 // clearLifecycle zeroes the lifecycle fields of d's message, which a
-// delivery fills only from what its message carries. Deliveries are
-// mostly zero there already (a fresh one, or a reused one whose message
-// had none): loads that find them so cost less than the stores.
+// delivery fills only from what its message carries, if a take filled
+// them (life): deliveries mostly have none, and one test costs less than
+// the stores. (Fields a caller set itself in a Delivery it passes to a
+// receive stay; a take overwrites only what it filled.)
 func (d *Delivery) clearLifecycle() {
-	if len(d.ID) != 0 || d.Priority != 0 || d.DeliverAt != zeroTime || d.ExpiresAt != zeroTime {
-		d.ID, d.DeliverAt, d.ExpiresAt, d.Priority = "", time.Time{}, time.Time{}, 0
+	if d.life {
+		d.ID, d.DeliverAt, d.ExpiresAt, d.Priority, d.life = "", time.Time{}, time.Time{}, 0, false
 	}
 }

@@ -65,15 +65,24 @@ func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
 	d.Value = unsafe.Slice(e.value, e.valLen)
 	d.Headers = unsafe.Slice(e.headers, e.hdrLen())
 	d.clearLifecycle()
+	if e.exp != 0 || e.at < 0 {
+		e.lifeTo(d)
+	}
+	d.Shard, d.Offset, d.Attempt = shard, offset, 1
+	d.lease, d.gen = nil, 0
+	d.SentAt = time.Time{}
+}
+
+// lifeTo fills d's lifecycle fields from e (an expiry, or a Persistent
+// queue's delay).
+func (e *entry) lifeTo(d *Delivery) {
 	if e.exp != 0 {
 		d.ExpiresAt = time.Unix(0, e.exp)
 	}
 	if e.at < 0 {
 		d.DeliverAt = time.Unix(0, -e.at)
 	}
-	d.Shard, d.Offset, d.Attempt = shard, offset, 1
-	d.lease, d.gen = nil, 0
-	d.SentAt = time.Time{}
+	d.life = true
 }
 
 // growRecords returns recs[:n], reallocated if its capacity is short.

@@ -49,6 +49,11 @@ type Message struct {
 	// receiver gets the highest-priority message waiting. Delivered as
 	// set.
 	Priority uint8
+
+	// life is set on a Delivery whose lifecycle fields a take filled, so
+	// that the next take into it clears them (clearLifecycle) without
+	// looking at each. (In the padding after Priority: no room taken.)
+	life bool
 }
 
 // Bounds on a message besides Options.MaxMessageBytes, from the 32-byte

@@ -193,12 +193,29 @@ func (s *qshard) emptyLocked() bool {
 // before it: its ring position plus direct. Expired messages are taken out
 // (expireTaken) and more taken in their place. REQUIRES: s.recvMu.
 func (s *qshard) take(dst []Delivery) int {
-	n := 0
+	n, first, now := s.fill(dst)
+	if n > first && (s.prio != 0 || s.g.expiring.Load()) {
+		return s.takeLife(dst, n, first, now)
+	}
+	if s.g.opts.Ack == ManualAck && n > first {
+		s.leaseOut(dst[first:n], now)
+	}
+	if s.d != nil && n > 0 {
+		s.noteDelivered() // after the leases: a checkpoint sees them before the cursor passes them
+	}
+	return n
+}
+
+// takeLife is take's end for deliveries of a shard with a priority, or
+// when messages may expire or wait for their DeliverAt: dst[:n] was
+// filled, first of them redeliveries. It takes out the expired and the
+// parked ones (lifeTaken), and more in their place.
+func (s *qshard) takeLife(dst []Delivery, n, first int, now int64) int {
+	done := 0
 	for {
-		k, first, now := s.fill(dst[n:])
-		got := dst[n : n+k]
-		kept := k
-		if k > first && s.g.expiring.Load() {
+		got := dst[done : done+n]
+		kept := n
+		if n > first && s.g.expiring.Load() {
 			kept = first + s.lifeTaken(got[first:])
 		}
 		if s.g.opts.Ack == ManualAck && kept > first {
@@ -206,16 +223,17 @@ func (s *qshard) take(dst []Delivery) int {
 		}
 		if s.prio != 0 {
 			for i := first; i < kept; i++ {
-				got[i].Priority = s.prio
+				got[i].Priority, got[i].life = s.prio, true
 			}
 		}
-		if s.d != nil && k > 0 {
-			s.noteDelivered() // after the leases: a checkpoint sees them before the cursor passes them
+		if s.d != nil && n > 0 {
+			s.noteDelivered()
 		}
-		n += kept
-		if kept == k || n == len(dst) {
-			return n
+		done += kept
+		if kept == n || done == len(dst) {
+			return done
 		}
+		n, first, now = s.fill(dst[done:])
 	}
 }
 
@@ -324,11 +342,11 @@ func (s *qshard) takeCarry(dst []Delivery, now *int64) int {
 		}
 		d.clearLifecycle()
 		if r.ExpiresAt != 0 {
-			d.ExpiresAt = time.Unix(0, r.ExpiresAt)
+			d.ExpiresAt, d.life = time.Unix(0, r.ExpiresAt), true
 			s.g.noteExpiring()
 		}
 		if r.DeliverAt != 0 {
-			d.DeliverAt = time.Unix(0, r.DeliverAt)
+			d.DeliverAt, d.life = time.Unix(0, r.DeliverAt), true
 			s.g.noteExpiring()
 		}
 		d.Shard, d.Offset, d.Attempt = s.idx, base+uint64(j), 1

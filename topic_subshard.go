@@ -185,7 +185,7 @@ func (ss *subShard) fill(dst []Delivery) (n, first int, now int64) {
 			if ss.localExp != nil {
 				for j := range m {
 					if e := ss.localExp[ss.lo+j]; e != 0 {
-						dst[n+j].ExpiresAt = time.Unix(0, e)
+						dst[n+j].ExpiresAt, dst[n+j].life = time.Unix(0, e), true
 					}
 				}
 			}

@@ -103,6 +103,9 @@ func OpenQueue(opts Options) (*Queue, error) {
 		q.shards[i] = newShard(q, i)
 	}
 	q.initLife()
+	for _, s := range q.shards {
+		s.simple = opts.Ack == AutoAck && opts.Durability == Ephemeral && s.prio == 0
+	}
 	q.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	if opts.Durability == Persistent {
 		q.persistent, q.always = true, opts.Sync == SyncAlways

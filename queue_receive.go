@@ -111,6 +111,11 @@ func (q *Queue) takeSome(dst []Delivery, how look) (n, seen int) {
 	if len(q.shards) == q.opts.Shards {
 		return q.takeLane(dst, how, 0)
 	}
+	return q.takeLanes(dst, how)
+}
+
+// takeLanes is takeSome with priorities: the lanes from the highest down.
+func (q *Queue) takeLanes(dst []Delivery, how look) (n, seen int) {
 	for base := len(q.shards) - q.opts.Shards; base >= 0; base -= q.opts.Shards {
 		if n, seen = q.takeLane(dst, how, base); n > 0 {
 			return n, seen
@@ -194,22 +199,18 @@ func (s *qshard) emptyLocked() bool {
 // (expireTaken) and more taken in their place. REQUIRES: s.recvMu.
 func (s *qshard) take(dst []Delivery) int {
 	n, first, now := s.fill(dst)
-	if n > first && (s.prio != 0 || s.g.expiring.Load()) {
+	if !s.simple || s.g.expiring.Load() {
 		return s.takeLife(dst, n, first, now)
-	}
-	if s.g.opts.Ack == ManualAck && n > first {
-		s.leaseOut(dst[first:n], now)
-	}
-	if s.d != nil && n > 0 {
-		s.noteDelivered() // after the leases: a checkpoint sees them before the cursor passes them
 	}
 	return n
 }
 
-// takeLife is take's end for deliveries of a shard with a priority, or
-// when messages may expire or wait for their DeliverAt: dst[:n] was
+// takeLife is take's end but for an AutoAck Ephemeral shard of the
+// lowest priority whose messages cannot expire (simple): dst[:n] was
 // filled, first of them redeliveries. It takes out the expired and the
-// parked ones (lifeTaken), and more in their place.
+// parked ones (lifeTaken), and more in their place, leases the fresh ones
+// (ManualAck), gives them the shard's priority and moves the cursor
+// (Persistent).
 func (s *qshard) takeLife(dst []Delivery, n, first int, now int64) int {
 	done := 0
 	for {

@@ -38,6 +38,7 @@ type qshard struct {
 	q        *Queue
 	d        *durable // Persistent only: the shard's log, cursor and journal
 	prio     uint8    // the priority of the shard's lane
+	simple   bool     // AutoAck, Ephemeral, priority 0: a take ends with no more than its fill (see take)
 	ring     *ring.MPSC[entry]
 	spilling atomic.Bool
 	senders  park.Waiters // senders waiting for room in this shard

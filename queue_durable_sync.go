@@ -312,7 +312,7 @@ func (q *Queue) housekeep() {
 		// Senders waiting for room on a full disk try again once a tick:
 		// room may come from outside the queue.
 		s.senders.WakeAll()
-		if q.opts.Ack == ManualAck {
+		if q.opts.Ack == ManualAck || s.parked.Load() > 0 { // parked: delayed messages, under AutoAck too
 			s.moveStragglers()
 		}
 		floor := s.trimFloor()

@@ -169,6 +169,22 @@ func (st *dedupStripe) dropPrev(cutoff int64) {
 	st.prev = nil
 }
 
+// restore puts id, sent at at, in the window, as a reopen finds it.
+func (d *dedup) restore(id string, at int64) {
+	st := d.stripeOf(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.age(at, d)
+	if prev, ok := st.cur[id]; ok && prev >= at {
+		return
+	}
+	if len(st.cur) == 0 {
+		st.curOldest = at
+	}
+	st.cur[id] = at
+	st.curNewest = max(st.curNewest, at)
+}
+
 // stats returns the ids held and those evicted early.
 func (d *dedup) stats() (held int, evicted uint64) {
 	for i := range d.stripe {

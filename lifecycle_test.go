@@ -814,3 +814,76 @@ func TestPersistentQueueDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestPersistentQueueDedup: a Persistent queue's duplicate window
+// survives a close, a kill -9 and a power loss (SyncAlways: what Send
+// returned for is synced, its ID with it), and the consumption of the
+// messages (their segments stay while their ids are in the window); the
+// ID never reaches a receiver; after the window, the ids are forgotten.
+func TestPersistentQueueDedup(t *testing.T) {
+	for _, keep := range []float64{-1, 1, 0} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			clock := NewManualClock(lifeStart)
+			fs := mmap.NewMemFS()
+			opts := Options{Dir: "/q", Durability: Persistent, Sync: SyncAlways, Shards: 2, Clock: clock,
+				DedupWindow: time.Hour, SyncEvery: time.Second, fs: fs, segmentSize: 64 << 10}
+			q, err := OpenQueue(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			const n = 300
+			send := func(q *Queue, i int) {
+				t.Helper()
+				m := Message{Key: []byte{byte(i)}, Value: make([]byte, 500), ID: fmt.Sprint("order-", i),
+					Headers: []Header{{Key: "h", Value: []byte{byte(i)}}}}
+				if err := q.Send(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range n {
+				send(q, i)
+			}
+			// Consume them all, and let the housekeeping run: their
+			// segments stay for the window's sake.
+			for _, d := range recvN(t, q, n) {
+				if len(d.Headers) != 1 || d.Headers[0].Key != "h" || d.ID != "" {
+					t.Fatalf("delivered headers %v, ID %q", d.Headers, d.ID)
+				}
+			}
+			before := q.housekeeps.Load()
+			clock.Advance(2 * time.Second)
+			waitFor(t, "the housekeeping", func() bool { return q.housekeeps.Load() > before })
+			if keep >= 0 {
+				opts.fs = fs.CrashClone(mmap.CrashOptions{KeepUnsynced: keep, Rand: newRand(t)})
+			}
+			closeOK(t, q)
+			q = openQueue(t, opts)
+			for i := range n {
+				send(q, i) // retries, after the reopen
+			}
+			st := q.Stats()
+			if st.Deduplicated != n || st.Sent != 0 {
+				t.Fatalf("after the reopen: %+v", st)
+			}
+			if st.Depth != 0 {
+				// A power loss may take the AutoAck cursor back (the
+				// consumed messages come again), never the ids.
+				if keep != 0 {
+					t.Fatalf("after the reopen: %+v", st)
+				}
+				for range st.Depth {
+					if _, err := q.TryReceive(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// Past the window: the same ids are new.
+			clock.Advance(2 * time.Hour)
+			send(q, 7)
+			if d := recvN(t, q, 1)[0]; d.Key[0] != 7 {
+				t.Fatalf("got %v", d.Key)
+			}
+		})
+	}
+}

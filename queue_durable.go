@@ -86,8 +86,10 @@ const batchCap = 1 << 20
 
 // records converts ms into d.recs for the log. Only the messages st times
 // carry a timestamp: a clock read costs more than the rest of an append.
+// A message with an ID (sent at idAt) carries it in a last header of its
+// own (idHeader), for the duplicate window to be rebuilt at the next open.
 // REQUIRES: appendMu.
-func (d *durable) records(ms []Message, st stamps) []codec.Record {
+func (d *durable) records(ms []Message, st stamps, idAt int64) []codec.Record {
 	recs := growRecords(d.recs, len(ms))
 	hdrs := d.hdrs[:0]
 	for i := range ms {
@@ -99,10 +101,13 @@ func (d *durable) records(ms []Message, st stamps) []codec.Record {
 		if !m.DeliverAt.IsZero() {
 			r.DeliverAt, r.Timestamp = m.DeliverAt.UnixNano(), 0
 		}
-		if len(m.Headers) > 0 {
+		if len(m.Headers) > 0 || m.ID != "" {
 			start := len(hdrs)
 			for _, h := range m.Headers {
 				hdrs = append(hdrs, codec.Header{Key: unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)), Value: h.Value})
+			}
+			if m.ID != "" {
+				hdrs = append(hdrs, codec.Header{Key: []byte(idHeader), Value: appendIDValue(nil, idAt, m.ID)})
 			}
 			r.Headers = hdrs[start:len(hdrs):len(hdrs)]
 		}
@@ -133,7 +138,7 @@ func (q *Queue) room(s *qshard, want int) int {
 // now, as one batch, and pushes them into the ring when the shard does not
 // spill. It returns how many it appended; none with ErrFull when there is
 // no room, ErrDiskFull when the disk has none, or the queue's failure.
-func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
+func (q *Queue) appendSome(s *qshard, ms []Message, idAt int64) (int, error) {
 	d := s.d
 	d.appendMu.Lock()
 	defer d.appendMu.Unlock()
@@ -166,7 +171,7 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 	if q.appendHook != nil {
 		q.appendHook(resume)
 	}
-	recs := d.records(ms[:n], q.lat.stampsAt(d.log.NextOffset(), n))
+	recs := d.records(ms[:n], q.lat.stampsAt(d.log.NextOffset(), n), idAt)
 	first, err := d.log.AppendRecords(recs)
 	clear(recs)
 	clear(d.hdrs)
@@ -199,8 +204,8 @@ func (q *Queue) appendSome(s *qshard, ms []Message) (int, error) {
 // also synced. With wait, it waits where the policy says to (Block, a full
 // disk) until ctx ends; DropOldest drops to make room. It returns how many
 // it queued.
-func (q *Queue) sendDurable(ctx context.Context, s *qshard, ms []Message, wait bool) (int, error) {
-	done, err := q.appendAll(ctx, s, ms, wait)
+func (q *Queue) sendDurable(ctx context.Context, s *qshard, ms []Message, wait bool, idAt int64) (int, error) {
+	done, err := q.appendAll(ctx, s, ms, wait, idAt)
 	if done > 0 && q.syncAlways() {
 		if cerr := q.sy.wait(needLog); cerr != nil {
 			return 0, cerr
@@ -213,7 +218,7 @@ func (q *Queue) sendDurable(ctx context.Context, s *qshard, ms []Message, wait b
 }
 
 // appendAll is sendDurable without the sync.
-func (q *Queue) appendAll(ctx context.Context, s *qshard, ms []Message, wait bool) (int, error) {
+func (q *Queue) appendAll(ctx context.Context, s *qshard, ms []Message, wait bool, idAt int64) (int, error) {
 	done := 0
 	appended := func(n int) {
 		done += n
@@ -222,7 +227,7 @@ func (q *Queue) appendAll(ctx context.Context, s *qshard, ms []Message, wait boo
 		}
 	}
 	for done < len(ms) {
-		n, err := q.appendSome(s, ms[done:])
+		n, err := q.appendSome(s, ms[done:], idAt)
 		if n > 0 {
 			appended(n)
 			continue
@@ -239,7 +244,7 @@ func (q *Queue) appendAll(ctx context.Context, s *qshard, ms []Message, wait boo
 		// for a full disk, the housekeeping that deletes what they
 		// consumed) wake the shard's senders.
 		werr := park.AwaitN(ctx, &s.senders, s.ring.Cap(), func() int {
-			n, aerr := q.appendSome(s, ms[done:])
+			n, aerr := q.appendSome(s, ms[done:], idAt)
 			switch {
 			case n > 0:
 				appended(n)

@@ -134,6 +134,7 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		Sync:        logSync,
 		Quota:       q.dir.quota,
 		FS:          fsys,
+		Now:         q.opts.Clock.Now, // segments' times (the duplicate window keeps them by it)
 	}, "queue", shardDirName(s.idx)))
 	if err != nil {
 		return rec, fmt.Errorf("%w: opening shard %d's log in %s: %w", ErrStorage, s.idx, dir, err)
@@ -263,9 +264,14 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		return rec, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	d.synced.Store(log.NextOffset())
+	// The duplicate window's ids, from the segments that may hold some,
+	// before settled segments go.
+	if err := q.rebuildDedup(log); err != nil {
+		return rec, fmt.Errorf("%w: shard %d: reading the duplicate window back: %w", ErrStorage, s.idx, err)
+	}
 	// Segments wholly settled before the crash, which it kept from being
-	// deleted, go now.
-	log.Trim(s.trimFloor())
+	// deleted, go now (but those the window needs).
+	log.Trim(q.dedupFloor(log.Segments(), s.trimFloor()))
 	return rec, nil
 }
 
@@ -401,12 +407,13 @@ func (s *ackBook) restore(leases []recovered, now, wall int64) {
 // bytes (which the reader gave to the caller to keep).
 func recordMessage(r *codec.Record) Message {
 	m := Message{Key: owned(r.Key), Value: owned(r.Value)}
+	hs := withoutID(r.Headers)
 	if r.ExpiresAt != 0 {
 		m.ExpiresAt = time.Unix(0, r.ExpiresAt)
 	}
-	if len(r.Headers) > 0 {
-		m.Headers = make([]Header, len(r.Headers))
-		for i, h := range r.Headers {
+	if len(hs) > 0 {
+		m.Headers = make([]Header, len(hs))
+		for i, h := range hs {
 			m.Headers[i] = Header{Key: unsafe.String(unsafe.SliceData(h.Key), len(h.Key)), Value: owned(h.Value)}
 		}
 	}

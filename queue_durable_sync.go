@@ -315,8 +315,8 @@ func (q *Queue) housekeep() {
 		if q.opts.Ack == ManualAck || s.parked.Load() > 0 { // parked: delayed messages, under AutoAck too
 			s.moveStragglers()
 		}
-		floor := s.trimFloor()
 		segs := d.log.Segments()
+		floor := q.dedupFloor(segs, s.trimFloor())
 		if len(segs) < 2 || segs[0].Next > floor {
 			continue
 		}

@@ -82,8 +82,14 @@ func (q *Queue) sendTimed(ctx context.Context, m *Message, due, exp, now int64, 
 	}
 	s := q.laneShard(m.Key, m.Priority)
 	if q.persistent {
-		// The message goes to its log now, with its times: a receiver that
-		// comes to it before it is due parks it (lifeTaken) until then.
+		if q.dedup == nil {
+			m.ID = "" // no window to rebuild
+		} else if !q.idsUsed.Load() {
+			q.idsUsed.Store(true)
+		}
+		// The message goes to its log now, with its times (and its ID): a
+		// receiver that comes to it before it is due parks it (lifeTaken)
+		// until then.
 		m.ExpiresAt, m.DeliverAt = time.Time{}, time.Time{}
 		if exp != 0 {
 			m.ExpiresAt = time.Unix(0, exp)
@@ -92,7 +98,7 @@ func (q *Queue) sendTimed(ctx context.Context, m *Message, due, exp, now int64, 
 			m.DeliverAt = time.Unix(0, due)
 		}
 		ms := [1]Message{*m}
-		_, err := q.sendDurable(ctx, s, ms[:], wait)
+		_, err := q.sendDurable(ctx, s, ms[:], wait, now)
 		return err
 	}
 	e := newEntry(m.Key, m.Value, m.Headers)
@@ -213,6 +219,9 @@ type queueLife struct {
 	// Counters of what never reached a shard: messages accepted but
 	// expired, refused or dropped before (unqueued counts them all, for
 	// Sent), and the duplicates.
+	// idsUsed: a Persistent queue holds ids on disk (sent, or found at
+	// open): the housekeeping keeps the window's segments (dedupFloor).
+	idsUsed          atomic.Bool
 	unqueued         atomic.Uint64
 	lifeExpired      atomic.Uint64
 	lifeDeadLettered atomic.Uint64

@@ -338,7 +338,11 @@ func (s *qshard) takeCarry(dst []Delivery, now *int64) int {
 		r, d := &s.carry[s.carryNext+j], &dst[j]
 		d.Key, d.Value, d.Headers = owned(r.Key), owned(r.Value), nil
 		if nh := len(r.Headers); nh > 0 {
-			d.Headers = s.carryHdrs[s.carryHdrNext : s.carryHdrNext+nh : s.carryHdrNext+nh]
+			keep := len(withoutID(r.Headers)) // a Persistent queue's ID header stays on disk
+			d.Headers = s.carryHdrs[s.carryHdrNext : s.carryHdrNext+keep : s.carryHdrNext+keep]
+			if keep == 0 {
+				d.Headers = nil
+			}
 			s.carryHdrNext += nh
 		}
 		d.clearLifecycle()

@@ -23,7 +23,7 @@ func (q *Queue) Send(ctx context.Context, m Message) error {
 	}
 	if q.persistent {
 		ms := [1]Message{m}
-		_, err := q.sendDurable(ctx, q.durableShard(m.Key), ms[:], true)
+		_, err := q.sendDurable(ctx, q.durableShard(m.Key), ms[:], true, 0)
 		return err
 	}
 	s := q.shards[shard.Of(m.Key, q.opts.Shards)]
@@ -51,7 +51,7 @@ func (q *Queue) TrySend(m Message) error {
 	}
 	if q.persistent {
 		ms := [1]Message{m}
-		_, err := q.sendDurable(context.Background(), q.durableShard(m.Key), ms[:], false)
+		_, err := q.sendDurable(context.Background(), q.durableShard(m.Key), ms[:], false, 0)
 		return err
 	}
 	s := q.shards[shard.Of(m.Key, q.opts.Shards)]
@@ -120,7 +120,7 @@ func (q *Queue) SendBatch(ctx context.Context, ms []Message) error {
 		s := q.shards[si]
 		if q.persistent {
 			// One append (and one sync) per run.
-			if k, err := q.sendDurable(ctx, s, ms[i:i+n], true); err != nil {
+			if k, err := q.sendDurable(ctx, s, ms[i:i+n], true, 0); err != nil {
 				return &BatchError{Queued: i + k, Err: err}
 			}
 			i += n

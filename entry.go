@@ -60,12 +60,19 @@ func owned(b []byte) []byte {
 // whole-struct assignment of a Delivery goes through typedmemmove, several
 // times slower.
 func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
-	// unsafe.Slice(nil, 0) is nil: absent parts need no branch.
-	d.Key = unsafe.Slice(e.key, e.keyLen())
-	d.Value = unsafe.Slice(e.value, e.valLen)
-	d.Headers = unsafe.Slice(e.headers, e.hdrLen())
-	d.clearLifecycle()
-	if e.exp != 0 || e.at < 0 {
+	// Absent parts (nil) skip unsafe.Slice's checks: most messages have
+	// no key or no headers.
+	d.Key, d.Value, d.Headers = nil, nil, nil
+	if e.key != nil {
+		d.Key = unsafe.Slice(e.key, e.keyLen())
+	}
+	if e.value != nil {
+		d.Value = unsafe.Slice(e.value, e.valLen)
+	}
+	if e.headers != nil {
+		d.Headers = unsafe.Slice(e.headers, e.hdrLen())
+	}
+	if d.life || e.exp != 0 || e.at < 0 {
 		e.lifeTo(d)
 	}
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
@@ -73,9 +80,13 @@ func (e *entry) deliver(d *Delivery, shard int, offset uint64) {
 	d.SentAt = time.Time{}
 }
 
-// lifeTo fills d's lifecycle fields from e (an expiry, or a Persistent
-// queue's delay).
+// lifeTo sets d's lifecycle fields from e (an expiry, or a Persistent
+// queue's delay), clearing what an earlier take left.
 func (e *entry) lifeTo(d *Delivery) {
+	d.clearLifecycle()
+	if e.exp == 0 && e.at >= 0 {
+		return
+	}
 	if e.exp != 0 {
 		d.ExpiresAt = time.Unix(0, e.exp)
 	}

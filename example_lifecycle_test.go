@@ -18,7 +18,6 @@ func ExampleMessage_lifecycle() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer q.Close()
 	ctx := context.Background()
 	now := clock.Now()
 	for _, m := range []spillway.Message{
@@ -45,6 +44,9 @@ func ExampleMessage_lifecycle() {
 	receive()
 	st := q.Stats()
 	fmt.Println("deduplicated:", st.Deduplicated, "expired:", st.Expired)
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// alarm
 	// order 1

@@ -61,29 +61,31 @@ func (q *Queue) rebuildDedup(log *mmap.Log) error {
 			break
 		}
 	}
-	return readIDs(log, from, func(id string, at int64) {
-		if at >= cutoff {
+	return scanRecords(log, from, log.NextOffset(), func(_ uint64, r *codec.Record) {
+		if id, at, ok := recordID(r); ok && at >= cutoff {
 			q.dedup.restore(id, at)
 			q.idsUsed.Store(true)
 		}
 	})
 }
 
-// readIDs calls fn with every ID the records of log from offset from on
-// carry.
-func readIDs(log *mmap.Log, from uint64, fn func(id string, at int64)) error {
-	to := log.NextOffset()
+// scanRecords calls fn with every record of log in [from, to) that can
+// be read (a corrupt batch is skipped, as recovery does), and its offset;
+// the record's bytes are valid only during the call.
+func scanRecords(log *mmap.Log, from, to uint64, fn func(off uint64, r *codec.Record)) error {
+	from = max(from, log.FirstOffset())
+	to = min(to, log.NextOffset())
 	if from >= to {
 		return nil
 	}
-	r, err := log.NewPeekReader(max(from, log.FirstOffset()))
+	r, err := log.NewPeekReader(from)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = r.Close() }()
 	var recs []codec.Record
 	for r.Offset() < to {
-		_, got, err := r.ReadRecords(recs, to, 1<<20)
+		first, got, err := r.ReadRecords(recs, to, 1<<20)
 		recs = got
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -92,9 +94,7 @@ func readIDs(log *mmap.Log, from uint64, fn func(id string, at int64)) error {
 			return err
 		}
 		for i := range recs {
-			if id, at, ok := recordID(&recs[i]); ok {
-				fn(id, at)
-			}
+			fn(first+uint64(i), &recs[i])
 		}
 	}
 	return nil

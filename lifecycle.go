@@ -1,7 +1,9 @@
 package spillway
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,4 +63,48 @@ func lifeTimes(m *Message, ttl time.Duration, now int64) (due, exp int64) {
 		exp = max(now, due) + int64(ttl)
 	}
 	return due, exp
+}
+
+// life is the lifecycle state a Queue and a Topic share: the duplicate
+// window, the delays, and the counters of messages accepted that never
+// reached a shard.
+type life struct {
+	dedup   *dedup   // nil: DedupWindow negative
+	delay   *delayer // made at open; its goroutine at the first delayed message
+	lifeCtx context.Context
+	cancel  context.CancelFunc // ends lifeCtx: Close
+	// unqueued counts the messages accepted that never reached a shard
+	// (expired, refused or dropped first), for Sent; lifeDropped those of
+	// them lost; deduplicated the duplicates.
+	unqueued     atomic.Uint64
+	lifeDropped  atomic.Uint64
+	deduplicated atomic.Uint64
+}
+
+// init sets l up from o; send gets the delayed messages that come due.
+func (l *life) init(o *Options, send func([]dueMessage)) {
+	l.dedup = newDedup(o)
+	l.delay = newDelayer(o.Clock, o.DelayTick, send)
+	l.lifeCtx, l.cancel = context.WithCancel(context.Background())
+}
+
+// close stops the delays (ending what waits on lifeCtx), dropping (and
+// counting) what they held. REQUIRES: the owner is closed.
+func (l *life) close() {
+	l.cancel()
+	if n := uint64(l.delay.close()); n > 0 {
+		l.unqueued.Add(n)
+		l.lifeDropped.Add(n)
+	}
+}
+
+// addStats adds l's counters and gauges to st.
+func (l *life) addStats(st *Stats) {
+	st.Sent += l.unqueued.Load() + uint64(l.delay.waiting.Load())
+	st.Dropped += l.lifeDropped.Load()
+	st.Deduplicated += l.deduplicated.Load()
+	st.Delayed += l.delay.waiting.Load()
+	if l.dedup != nil {
+		_, st.DedupEvicted = l.dedup.stats()
+	}
 }

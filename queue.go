@@ -148,7 +148,7 @@ func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return ErrClosed
 	}
-	q.closeLife()
+	q.life.close()
 	close(q.stop)
 	if q.persistent {
 		close(q.sy.stop) // its final round serves whoever still waits

@@ -477,32 +477,9 @@ func (q *Queue) logRecovery() {
 // because its park was not on disk. (One parked and then delivered whose
 // settle was lost comes again: at least once.)
 func reparkDelayed(log *mmap.Log, unsettled map[uint64]*journalEntry, settled map[uint64]bool, from, to uint64) error {
-	from = max(from, log.FirstOffset())
-	to = min(to, log.NextOffset())
-	if from >= to {
-		return nil
-	}
-	r, err := log.NewPeekReader(from)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = r.Close() }()
-	var recs []codec.Record
-	for r.Offset() < to {
-		first, got, err := r.ReadRecords(recs, to, 1<<20)
-		recs = got
-		if errors.Is(err, io.EOF) {
-			break
+	return scanRecords(log, from, to, func(off uint64, r *codec.Record) {
+		if at := r.DeliverAt; at != 0 && !settled[off] && unsettled[off] == nil {
+			unsettled[off] = &journalEntry{attempts: 0, notBefore: at}
 		}
-		if err != nil && !errors.Is(err, mmap.ErrCorrupt) {
-			return err
-		}
-		for i := range recs {
-			off := first + uint64(i)
-			if at := recs[i].DeliverAt; at != 0 && !settled[off] && unsettled[off] == nil {
-				unsettled[off] = &journalEntry{attempts: 0, notBefore: at}
-			}
-		}
-	}
-	return nil
+	})
 }

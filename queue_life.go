@@ -210,54 +210,27 @@ func (s *ackBook) lifeTaken(ds []Delivery) int {
 	return kept
 }
 
-// life is the Queue's lifecycle state.
+// queueLife is the Queue's lifecycle state.
 type queueLife struct {
-	dedup   *dedup   // nil: DedupWindow negative
-	delay   *delayer // made at open; its goroutine at the first delayed message
-	lifeCtx context.Context
-	cancel  context.CancelFunc // ends lifeCtx: Close
-	// Counters of what never reached a shard: messages accepted but
-	// expired, refused or dropped before (unqueued counts them all, for
-	// Sent), and the duplicates.
+	life
 	// idsUsed: a Persistent queue holds ids on disk (sent, or found at
 	// open): the housekeeping keeps the window's segments (dedupFloor).
 	idsUsed          atomic.Bool
-	unqueued         atomic.Uint64
-	lifeExpired      atomic.Uint64
-	lifeDeadLettered atomic.Uint64
-	lifeDropped      atomic.Uint64
-	deduplicated     atomic.Uint64
+	lifeExpired      atomic.Uint64 // expired before reaching a shard
+	lifeDeadLettered atomic.Uint64 // of those and the refused, dead-lettered
 }
 
 // initLife sets up q's lifecycle state from q.opts.
 func (q *Queue) initLife() {
-	q.dedup = newDedup(&q.opts)
-	q.delay = newDelayer(q.opts.Clock, q.opts.DelayTick, q.sendDue)
-	q.lifeCtx, q.cancel = context.WithCancel(context.Background())
+	q.life.init(&q.opts, q.sendDue)
 	if q.opts.MessageTTL > 0 {
 		q.noteExpiring()
 	}
 }
 
-// closeLife stops the delays, dropping (and counting) what they held.
-// REQUIRES: q.closed.
-func (q *Queue) closeLife() {
-	q.cancel()
-	if n := uint64(q.delay.close()); n > 0 {
-		q.unqueued.Add(n)
-		q.lifeDropped.Add(n)
-	}
-}
-
 // addLifeStats adds the queue-wide lifecycle counters to st.
 func (q *Queue) addLifeStats(st *Stats) {
-	st.Sent += q.unqueued.Load() + uint64(q.delay.waiting.Load())
+	q.life.addStats(st)
 	st.Expired += q.lifeExpired.Load()
 	st.DeadLettered += q.lifeDeadLettered.Load()
-	st.Dropped += q.lifeDropped.Load()
-	st.Deduplicated += q.deduplicated.Load()
-	st.Delayed += q.delay.waiting.Load()
-	if q.dedup != nil {
-		_, st.DedupEvicted = q.dedup.stats()
-	}
 }

@@ -355,7 +355,7 @@ func (t *Topic) StatsWith(o StatsOptions) Stats {
 			parts[i].add(&sparts[i])
 		}
 	}
-	t.addLifeStats(&st)
+	t.life.addStats(&st)
 	if o.Shards {
 		st.Shards = shardParts(parts, olds, &t.lat)
 	}
@@ -392,7 +392,7 @@ func (t *Topic) Close() error {
 	}
 	subs := *t.subs.Load()
 	t.mu.Unlock()
-	t.closeLife()
+	t.life.close()
 	close(t.stop)
 	if t.sy != nil {
 		close(t.sy.stop) // its final round serves whoever still waits

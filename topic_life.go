@@ -25,16 +25,7 @@ import (
 //     (ErrInvalidOptions, ErrInvalidMessage) rather than ignore them.
 
 type topicLife struct {
-	dedup   *dedup   // nil: DedupWindow negative
-	delay   *delayer // made at open; its goroutine at the first delayed message
-	lifeCtx context.Context
-	cancel  context.CancelFunc // ends lifeCtx: Close
-	// unqueued counts messages accepted but never published (held by
-	// the delay at Close, or refused when due), for Sent; lifeDropped
-	// those of them lost.
-	unqueued     atomic.Uint64
-	lifeDropped  atomic.Uint64
-	deduplicated atomic.Uint64
+	life
 	// expiring is set before the first message with an expiry is
 	// published; subscriptions made after copy it.
 	expiring atomic.Bool
@@ -50,9 +41,7 @@ func checkTopicLife(o *Options) error {
 }
 
 func (t *Topic) initLife() {
-	t.dedup = newDedup(&t.opts)
-	t.delay = newDelayer(t.opts.Clock, t.opts.DelayTick, t.publishDue)
-	t.lifeCtx, t.cancel = context.WithCancel(context.Background())
+	t.life.init(&t.opts, t.publishDue)
 	if t.opts.MessageTTL > 0 || t.opts.Durability == Persistent {
 		// A Persistent topic's log may hold expiring messages from
 		// before: its subscriptions look from the start.
@@ -89,16 +78,6 @@ func (s *tshard) noteExps(from uint64, n int, exps []int64) {
 			e = exps[j]
 		}
 		tab.exp[(from+uint64(j))&tab.mask].Store(e)
-	}
-}
-
-// closeLife stops the delays, dropping (and counting) what they held.
-// REQUIRES: t.closed.
-func (t *Topic) closeLife() {
-	t.cancel()
-	if n := uint64(t.delay.close()); n > 0 {
-		t.unqueued.Add(n)
-		t.lifeDropped.Add(n)
 	}
 }
 
@@ -186,16 +165,5 @@ func (t *Topic) publishDue(ms []dueMessage) {
 			t.unqueued.Add(1)
 			t.lifeDropped.Add(1)
 		}
-	}
-}
-
-// addLifeStats adds the topic-wide lifecycle counters to st.
-func (t *Topic) addLifeStats(st *Stats) {
-	st.Sent += t.unqueued.Load() + uint64(t.delay.waiting.Load())
-	st.Dropped += t.lifeDropped.Load()
-	st.Deduplicated += t.deduplicated.Load()
-	st.Delayed += t.delay.waiting.Load()
-	if t.dedup != nil {
-		_, st.DedupEvicted = t.dedup.stats()
 	}
 }

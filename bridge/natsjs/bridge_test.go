@@ -22,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	if os.Getenv(killChildEnv) != "" {
-		runKillChild() // TestForwardKill9's child; never returns
+		runKillChild() // the child of TestForwardKill9 or TestIngestKill9; never returns
 	}
 	goleak.VerifyTestMain(m)
 }

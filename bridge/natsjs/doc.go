@@ -12,10 +12,12 @@
 // that is exactly-once into the stream.
 //
 // Ingest acks a JetStream message only after the local Send returned
-// (for a Persistent queue, as durable as its SyncPolicy says), and drops a
-// redelivery of a message it already queued whose ack it could not
-// confirm: at-least-once into the queue, exactly-once while the process
-// lives.
+// (for a Persistent queue, as durable as its SyncPolicy says), and sends
+// it with a Message.ID of its stream and sequence: a redelivery of a
+// message it already queued (its ack lost, or a crash between the Send
+// and the ack) is not queued twice. Into a Persistent queue, whose
+// duplicate window survives crashes, that is exactly-once across
+// crashes, within the queue's DedupWindow.
 //
 // It is a module of its own, so that the library's go.mod does not
 // depend on nats.go.

@@ -23,7 +23,12 @@ import (
 // confirmed (AckSync); a message whose ack could not be confirmed and
 // that JetStream delivers again is acked without being queued twice
 // (Stats.Deduplicated): exactly-once into the queue while this process
-// lives, at-least-once across a crash between Send and the ack.
+// lives. Each message is sent with an ID of its stream and sequence
+// (Message.ID, "natsjs/<stream>/<sequence>"): a Persistent queue keeps
+// its duplicate window across a crash, so that a message JetStream
+// delivers again after a crash between Send and the ack is not queued
+// twice either, as long as the consumer's AckWait (and the restart) is
+// shorter than the queue's DedupWindow: exactly-once across crashes.
 //
 // The key comes back from HeaderKey, the headers as they were (each
 // value of a repeated header in order), and the stream sequence in
@@ -80,6 +85,7 @@ func (c *config) ingest(ctx context.Context, msg jetstream.Msg, to *spillway.Que
 			c.report(err)
 			return msg.Term() // a message this bridge cannot read will not read better later
 		}
+		m.ID = "natsjs/" + md.Stream + "/" + strconv.FormatUint(seq, 10)
 		if err := to.Send(ctx, m); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -132,6 +132,10 @@ func TestForwardKill9(t *testing.T) {
 		return err == nil && info.State.Msgs >= keys*per/3
 	})
 	kill(t, cmd)
+	if info, err = st.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the stream's last sequence when the child was killed: %d", info.State.LastSeq)
 
 	q = openQueue(t, killQueueOptions(dir))
 	fctx, cancel := context.WithCancel(ctx)

@@ -148,7 +148,7 @@ func TestForwardExactlyOnce(t *testing.T) {
 		t.Fatalf("Forward returned %v, want context.Canceled", err)
 	}
 	msgs := streamMessages(t, st)
-	checkStream(t, msgs, keys*per, true)
+	checkStream(t, msgs, keys*per)
 	for _, m := range msgs { // the source's ids, the headers carried
 		var k, i int
 		if _, err := fmt.Sscanf(string(m.Data), "%d:%d", &k, &i); err != nil {

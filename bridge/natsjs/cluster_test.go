@@ -174,6 +174,6 @@ func TestForwardClusterFailover(t *testing.T) {
 		}
 		msgs = append(msgs, m)
 	}
-	checkStream(t, msgs, n, true)
+	checkStream(t, msgs, n)
 	t.Logf("%d messages, %d publishes retried", n, stats.Retried.Load())
 }

@@ -87,9 +87,12 @@ func AckWait(d time.Duration) Option { return func(c *config) { c.ackWait = d } 
 // previous one's id as Nats-Expected-Last-Msg-Id, so that the stream
 // refuses a message whose predecessor it does not hold as its last one,
 // and the order in the stream is the order of the source (per shard)
-// through failovers and retries: a publish that failed is sent again
-// before the ones after it, which the stream refused meanwhile. Forward
-// must then be the stream's only publisher. Off by default.
+// through failovers, retries and restarts: a publish that failed is sent
+// again before the ones after it, which the stream refused meanwhile; a
+// redelivery (which the stream may hold already, and then drops without
+// making it its last message) is published synchronously, and the chain
+// goes on from the last message stored. Forward must then be the
+// stream's only publisher. Off by default.
 func StrictOrder() Option { return func(c *config) { c.strict = true } }
 
 // OnError is told of failures a bridge retries (a publish, an ack).
@@ -164,11 +167,12 @@ func natsMsg(subject, id string, d *spillway.Delivery) *nats.Msg {
 
 // pending is a publish awaiting its PubAck.
 type pending struct {
-	d   spillway.Delivery
-	msg *nats.Msg
-	fut jetstream.PubAckFuture
-	err error     // the publish failed before it was sent
-	at  time.Time // when it was sent: its PubAck is awaited until at+AckWait
+	d     spillway.Delivery
+	msg   *nats.Msg
+	fut   jetstream.PubAckFuture
+	err   error     // the publish failed before it was sent
+	at    time.Time // when it was sent: its PubAck is awaited until at+AckWait
+	acked bool      // published synchronously, and acknowledged (StrictOrder's redeliveries)
 }
 
 // Forward drains deliveries from from into subject on js until ctx ends,
@@ -205,6 +209,21 @@ func Forward(ctx context.Context, from Source, js jetstream.JetStream, subject s
 				if c.strict && lastID != "" {
 					p.msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, lastID)
 				}
+				if c.strict && dst[i].Attempt > 1 {
+					// A redelivery may be in the stream already (stored
+					// before a crash, or its PubAck lost): the stream drops
+					// it as a duplicate without making it its last message,
+					// so the chain must not name it as the next one's
+					// predecessor (a message of another shard naming it
+					// would be stored ahead of this shard's gap). Published
+					// synchronously, it is known stored or not before the
+					// next one goes.
+					if c.publishRedelivery(ctx, js, &p) {
+						lastID = id
+					}
+					window = append(window, p)
+					continue
+				}
 				lastID = id
 				p.fut, p.err = js.PublishMsgAsync(p.msg)
 				p.at = time.Now()
@@ -234,11 +253,28 @@ func Forward(ctx context.Context, from Source, js jetstream.JetStream, subject s
 	}
 }
 
+// publishRedelivery publishes p synchronously (StrictOrder, a
+// redelivery) and reports whether the chain goes on from it: stored, or
+// failed (then settle sends it again, and the ones after it, which name
+// it, wait for it); not if the stream dropped it as a duplicate.
+func (c *config) publishRedelivery(ctx context.Context, js jetstream.JetStream, p *pending) bool {
+	pctx, cancel := context.WithTimeout(ctx, c.ackWait)
+	ack, err := js.PublishMsg(pctx, p.msg)
+	cancel()
+	p.at = time.Now()
+	if err != nil {
+		p.err = err
+		return true
+	}
+	p.acked = true
+	return !ack.Duplicate
+}
+
 // settle waits for p's PubAck, publishing it again (synchronously, with
 // the same id) after a failure, and acks its delivery.
 func (c *config) settle(ctx context.Context, js jetstream.JetStream, p *pending) error {
 	err := p.err
-	if err == nil {
+	if err == nil && !p.acked {
 		t := time.NewTimer(time.Until(p.at.Add(c.ackWait)))
 		select {
 		case <-p.fut.Ok():

@@ -45,17 +45,15 @@ func openQueue(t testing.TB, opts spillway.Options) *spillway.Queue {
 }
 
 // checkStream checks that msgs, a stream's messages in order, are n keyed
-// messages (see keyed), each once by its Nats-Msg-Id. With order, each
-// key's messages must come in order; without, a key out of order is
-// logged (ORDER ANOMALY, with the messages around it), not failed.
-func checkStream(t testing.TB, msgs []*jetstream.RawStreamMsg, n int, order bool) {
+// messages (see keyed), each once by its Nats-Msg-Id, each key's in
+// order (a key out of order fails, with the messages around it logged).
+func checkStream(t testing.TB, msgs []*jetstream.RawStreamMsg, n int) {
 	t.Helper()
 	if len(msgs) != n {
 		t.Fatalf("the stream holds %d messages, %d were sent", len(msgs), n)
 	}
 	ids := map[string]bool{}
 	next := map[string]int{}
-	logged := false
 	for j, m := range msgs {
 		id := m.Header.Get(jetstream.MsgIDHeader)
 		if ids[id] {
@@ -68,16 +66,10 @@ func checkStream(t testing.TB, msgs []*jetstream.RawStreamMsg, n int, order bool
 		}
 		key := m.Header.Get(HeaderKey)
 		if i != next[key] {
-			if order {
-				t.Fatalf("key %s: message %d where %d comes next", key, i, next[key])
+			for x := max(0, j-8); x < min(len(msgs), j+8); x++ {
+				t.Logf("  seq %d: %s %s", x+1, msgs[x].Header.Get(jetstream.MsgIDHeader), msgs[x].Data)
 			}
-			if !logged {
-				logged = true
-				t.Logf("ORDER ANOMALY: key %s: message %d where %d comes next; around it:", key, i, next[key])
-				for x := max(0, j-8); x < min(len(msgs), j+8); x++ {
-					t.Logf("  seq %d: %s %s", x+1, msgs[x].Header.Get(jetstream.MsgIDHeader), msgs[x].Data)
-				}
-			}
+			t.Fatalf("key %s: message %d where %d comes next (the stream around it above)", key, i, next[key])
 		}
 		next[key] = i + 1
 	}

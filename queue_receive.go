@@ -115,6 +115,12 @@ func (q *Queue) takeSome(dst []Delivery, how look) (n, seen int) {
 }
 
 // takeLanes is takeSome with priorities: the lanes from the highest down.
+// A lane that gave nothing while one of its shards has spilled messages
+// not yet read back holds the lower ones back: their batch is still being
+// decoded (the decode wakes a receiver when done), and a lower priority
+// must not pass them. (A Persistent shard reads its log as it goes; under
+// SyncAlways a message waits for its sync, which wakes receivers too, and
+// a lower priority may pass it meanwhile.)
 func (q *Queue) takeLanes(dst []Delivery, how look) (n, seen int) {
 	for base := len(q.shards) - q.opts.Shards; base >= 0; base -= q.opts.Shards {
 		if n, seen = q.takeLane(dst, how, base); n > 0 {
@@ -122,6 +128,11 @@ func (q *Queue) takeLanes(dst []Delivery, how look) (n, seen int) {
 		}
 		if q.closed.Load() {
 			return 0, 0
+		}
+		for _, s := range q.shards[base : base+q.opts.Shards] {
+			if sp := s.spill.Load(); s.d == nil && sp != nil && sp.pending.Load() > 0 {
+				return 0, 0
+			}
 		}
 	}
 	return 0, 0

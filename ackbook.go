@@ -280,19 +280,18 @@ func (s *ackBook) retryLocked(l *lease, delay time.Duration) *lease {
 // Persistent queue, recorded settled: a crash in between delivers it
 // again rather than losing it). REQUIRES: not s.leaseMu.
 func (s *ackBook) deadLetter(l *lease) {
-	dlq := s.g.opts.DeadLetter
 	dropped := false
 	if l.why == deadExpired {
 		// Expired messages without a dead-letter queue are counted in
 		// Expired only: they were meant to go.
 		s.expired.Add(1)
-		if dlq != nil {
+		if s.g.opts.DeadLetter != nil {
 			s.deadLettered.Add(1)
-			dropped = dlq.TrySend(s.deadMessage(l)) != nil
+			dropped = !s.g.sendDead(s.deadMessage(l))
 		}
 	} else {
 		s.deadLettered.Add(1)
-		dropped = dlq == nil || dlq.TrySend(s.deadMessage(l)) != nil
+		dropped = s.g.opts.DeadLetter == nil || !s.g.sendDead(s.deadMessage(l))
 	}
 	if dropped {
 		s.dropped.Add(1)

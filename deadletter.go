@@ -54,6 +54,13 @@ func (s *ackBook) deadMessage(l *lease) Message {
 	return s.g.deadMessage(l.msg, l.why, l.attempt, s.g.clock.wall(l.firstTick), s.g.clock.wall(l.lastTick), l.firstTick >= 0)
 }
 
+// sendDead hands m to the dead-letter queue without waiting, and reports
+// whether it took it (not if there is none, or it is full or closed).
+func (g *group) sendDead(m Message) bool {
+	dlq := g.opts.DeadLetter
+	return dlq != nil && dlq.TrySend(m) == nil
+}
+
 // deadMessage returns m with the dead-letter headers after its own (a copy
 // of the headers: the original's may be shared): why, from where, after
 // how many deliveries, first and last delivered when (unix ns; the first

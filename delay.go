@@ -35,8 +35,8 @@ type delayer struct {
 	kick    chan struct{} // a ticker was started: the mover takes its channel
 	stop    chan struct{}
 	wg      sync.WaitGroup
-	waiting atomic.Int64 // in the wheel, or fired and not yet handed over (Stats.Delayed)
-	fires   atomic.Uint64
+	waiting atomic.Int64  // in the wheel, or fired and not yet handed over (Stats.Delayed)
+	fires   atomic.Uint64 // fires done (tests wait on it)
 	// lastNow is the clock's time (unix ns) at the mover's last fire, or
 	// at the add that started the ticker: at most a tick (and the mover's
 	// lag) behind the clock while the ticker runs; 0 while it does not.

@@ -16,7 +16,7 @@ import (
 // deduplication first (a duplicate ends there), then the delay (a message
 // due later waits in the delay wheel, not in a ring), then its shard, with
 // its expiry in the entry. Expiry is checked where a message is handed to
-// a receiver (expireTaken, and takeReady for redeliveries): an expired
+// a receiver (lifeTaken, and takeReady for redeliveries): an expired
 // message is never delivered.
 
 var zeroTime time.Time
@@ -79,6 +79,23 @@ type life struct {
 	unqueued     atomic.Uint64
 	lifeDropped  atomic.Uint64
 	deduplicated atomic.Uint64
+}
+
+// now returns the time for m's lifecycle under o: the clock's, or none
+// (0) for a message that needs none (a Priority alone, no MessageTTL), or,
+// for a message with neither ID nor ExpiresAt due after what the running
+// delayer last read, that (a clock read costs more than the rest of a
+// delayed send; a message in fact due already comes at the next tick).
+func (l *life) now(m *Message, o *Options) int64 {
+	if m.ID == "" && m.ExpiresAt == zeroTime {
+		if m.DeliverAt == zeroTime && o.MessageTTL == 0 {
+			return 0
+		}
+		if c := l.delay.coarseNow(); c != 0 && m.DeliverAt != zeroTime && m.DeliverAt.UnixNano() > c {
+			return c
+		}
+	}
+	return o.Clock.Now().UnixNano()
 }
 
 // init sets l up from o; send gets the delayed messages that come due.

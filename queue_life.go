@@ -33,7 +33,7 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
-	now := q.now(&m)
+	now := q.life.now(&m, &q.opts)
 	due, exp := lifeTimes(&m, q.opts.MessageTTL, now)
 	if m.ID != "" && q.dedup != nil {
 		dup, err := q.dedup.begin(ctx, m.ID, now, wait)
@@ -49,22 +49,6 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 		return err
 	}
 	return q.sendTimed(ctx, &m, due, exp, now, wait)
-}
-
-// now returns the time for m's lifecycle: the clock's, or none (0) for a
-// message that needs none (a Priority alone), or, for a message with
-// neither ID nor ExpiresAt due after what the running delayer last read,
-// that (a clock read costs more than the rest of a delayed send).
-func (q *Queue) now(m *Message) int64 {
-	if m.ID == "" && m.ExpiresAt == zeroTime {
-		if m.DeliverAt == zeroTime && q.opts.MessageTTL == 0 {
-			return 0
-		}
-		if c := q.delay.coarseNow(); c != 0 && m.DeliverAt != zeroTime && m.DeliverAt.UnixNano() > c {
-			return c
-		}
-	}
-	return q.opts.Clock.Now().UnixNano()
 }
 
 // sendTimed queues m, due at due (0: now), expiring at exp (0: never).
@@ -166,8 +150,7 @@ func (q *Queue) deadLetterSent(m *Message, why deadReason) {
 		q.unqueued.Add(1)
 	}
 	q.lifeDeadLettered.Add(1)
-	dlq := q.opts.DeadLetter
-	if dlq == nil || dlq.TrySend(q.group.deadMessage(*m, why, 0, 0, 0, false)) != nil {
+	if !q.group.sendDead(q.group.deadMessage(*m, why, 0, 0, 0, false)) {
 		q.lifeDropped.Add(1)
 	}
 }
@@ -199,9 +182,9 @@ func (s *ackBook) lifeTaken(ds []Delivery) int {
 		}
 		s.expired.Add(1)
 		s.expiredFresh.Add(1)
-		if dlq := s.g.opts.DeadLetter; dlq != nil {
+		if s.g.opts.DeadLetter != nil {
 			s.deadLettered.Add(1)
-			if dlq.TrySend(s.g.deadMessage(d.Message, deadExpired, 0, 0, 0, false)) != nil {
+			if !s.g.sendDead(s.g.deadMessage(d.Message, deadExpired, 0, 0, 0, false)) {
 				s.dropped.Add(1)
 			}
 		}

@@ -89,7 +89,7 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	now := t.now(&m)
+	now := t.life.now(&m, &t.opts)
 	due, exp := lifeTimes(&m, t.opts.MessageTTL, now)
 	if due != 0 && t.sy != nil {
 		return errDelayPersistent
@@ -110,16 +110,6 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 	return err
 }
 
-// now is Queue.now for a topic.
-func (t *Topic) now(m *Message) int64 {
-	if m.ID == "" && m.ExpiresAt == zeroTime && m.DeliverAt != zeroTime {
-		if c := t.delay.coarseNow(); c != 0 && m.DeliverAt.UnixNano() > c {
-			return c
-		}
-	}
-	return t.opts.Clock.Now().UnixNano()
-}
-
 // publishTimed publishes m, expiring at exp (0: never), or holds it until
 // due (0: now).
 func (t *Topic) publishTimed(ctx context.Context, m *Message, due, exp, now int64) error {
@@ -131,10 +121,18 @@ func (t *Topic) publishTimed(ctx context.Context, m *Message, due, exp, now int6
 	}
 	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
-	exps := [1]int64{exp}
 	s := t.lockShard(m.Key, 1)
-	_, err := s.publishLocked(ctx, e[:], exps[:])
+	_, err := s.publishLocked(ctx, e[:], oneExp(exp))
 	return err
+}
+
+// oneExp returns exp as the expiries of one message: nil for none, so that
+// a message without one never makes its shard an expiry table.
+func oneExp(exp int64) []int64 {
+	if exp == 0 {
+		return nil
+	}
+	return []int64{exp}
 }
 
 // noteExpiring tells every subscription, now and to come, to look for
@@ -159,9 +157,8 @@ func (t *Topic) publishDue(ms []dueMessage) {
 		}
 		var e [1]tentry
 		e[0].set(m.Key, m.Value, m.Headers)
-		exps := [1]int64{ms[i].exp}
 		s := t.lockShard(m.Key, 1)
-		if _, err := s.publishLocked(t.lifeCtx, e[:], exps[:]); err != nil {
+		if _, err := s.publishLocked(t.lifeCtx, e[:], oneExp(ms[i].exp)); err != nil {
 			t.unqueued.Add(1)
 			t.lifeDropped.Add(1)
 		}

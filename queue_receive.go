@@ -206,8 +206,9 @@ func (s *qshard) emptyLocked() bool {
 // clear) once per batch.
 //
 // A message's offset is the number of messages delivered (or dropped)
-// before it: its ring position plus direct. Expired messages are taken out
-// (expireTaken) and more taken in their place. REQUIRES: s.recvMu.
+// before it: its ring position plus direct. Expired and parked messages
+// are taken out (lifeTaken) and more taken in their place.
+// REQUIRES: s.recvMu.
 func (s *qshard) take(dst []Delivery) int {
 	n, first, now := s.fill(dst)
 	if !s.simple || s.g.expiring.Load() {
@@ -216,8 +217,8 @@ func (s *qshard) take(dst []Delivery) int {
 	return n
 }
 
-// takeLife is take's end but for an AutoAck Ephemeral shard of the
-// lowest priority whose messages cannot expire (simple): dst[:n] was
+// takeLife is take's end for every shard but a simple one (AutoAck,
+// Ephemeral, lowest priority) whose messages cannot expire: dst[:n] was
 // filled, first of them redeliveries. It takes out the expired and the
 // parked ones (lifeTaken), and more in their place, leases the fresh ones
 // (ManualAck), gives them the shard's priority and moves the cursor

@@ -130,7 +130,7 @@ func (ss *subShard) nextPosition() uint64 {
 
 // take fills dst: redeliveries first, then what was popped from the ring,
 // then what was read from the spill, then more from the ring or the spill.
-// Expired messages are taken out (expireTaken) and more taken in their
+// Expired messages are taken out (lifeTaken) and more taken in their
 // place. REQUIRES: ss.recvMu.
 func (ss *subShard) take(dst []Delivery) int {
 	n := 0

@@ -10,14 +10,15 @@ import (
 	"github.com/spillway-io/spillway/mmap"
 )
 
-// A Persistent queue keeps its duplicate window across a reopen: a message
-// sent with an ID carries it on disk, in a last header of its own
-// (idHeader: the send time, 8 bytes little-endian, then the id), which
+// A Persistent queue or topic keeps its duplicate window across a reopen:
+// a message sent with an ID carries it on disk, in a last header of its
+// own (idHeader: the send time, 8 bytes little-endian, then the id), which
 // receivers never see; the open reads the ids of the window back from the
-// logs (rebuildDedup), and the housekeeping keeps, while the queue uses
-// ids, the segments that may hold ids still within the window (even once
-// their messages are settled: a retry after the message was consumed is
-// still a duplicate).
+// logs (rebuildDedup), and the housekeeping (a topic's retention) keeps,
+// while ids are used, the segments that may hold ids still within the
+// window (even once their messages are settled or every subscription
+// passed them: a retry after the message was consumed is still a
+// duplicate).
 
 // idHeader is the key of the header that holds a message's ID on disk; the
 // NUL keeps it apart from any header a user would name.
@@ -46,14 +47,15 @@ func recordID(r *codec.Record) (id string, at int64, ok bool) {
 	return string(v[8:]), int64(binary.LittleEndian.Uint64(v)), true
 }
 
-// rebuildDedup puts back in q's window the ids a shard's log holds that
-// were sent within it, reading the segments whose last append is within
-// the window (a segment's last append is at or after the sends it holds).
-func (q *Queue) rebuildDedup(log *mmap.Log) error {
-	if q.dedup == nil {
+// rebuildDedup puts back in l's window the ids a shard's log holds that
+// were sent within it (at now, unix ns), reading the segments whose last
+// append is within the window (a segment's last append is at or after the
+// sends it holds).
+func (l *life) rebuildDedup(log *mmap.Log, now int64) error {
+	if l.dedup == nil {
 		return nil
 	}
-	cutoff := q.opts.Clock.Now().UnixNano() - q.dedup.window
+	cutoff := now - l.dedup.window
 	from := log.NextOffset()
 	for _, seg := range log.Segments() {
 		if seg.LastAt >= cutoff || !seg.Sealed {
@@ -63,8 +65,8 @@ func (q *Queue) rebuildDedup(log *mmap.Log) error {
 	}
 	return scanRecords(log, from, log.NextOffset(), func(_ uint64, r *codec.Record) {
 		if id, at, ok := recordID(r); ok && at >= cutoff {
-			q.dedup.restore(id, at)
-			q.idsUsed.Store(true)
+			l.dedup.restore(id, at)
+			l.idsUsed.Store(true)
 		}
 	})
 }
@@ -101,12 +103,13 @@ func scanRecords(log *mmap.Log, from, to uint64, fn func(off uint64, r *codec.Re
 }
 
 // dedupFloor returns the first offset of the segments of segs that the
-// duplicate window still needs (their last append within it), or floor.
-func (q *Queue) dedupFloor(segs []mmap.SegmentInfo, floor uint64) uint64 {
-	if q.dedup == nil || !q.idsUsed.Load() {
+// duplicate window still needs at now (their last append within it), or
+// floor.
+func (l *life) dedupFloor(segs []mmap.SegmentInfo, floor uint64, now int64) uint64 {
+	if l.dedup == nil || !l.idsUsed.Load() {
 		return floor
 	}
-	cutoff := q.opts.Clock.Now().UnixNano() - q.dedup.window
+	cutoff := now - l.dedup.window
 	for _, seg := range segs {
 		if seg.LastAt >= cutoff {
 			return min(floor, seg.Base)

@@ -69,9 +69,9 @@
 //	err = rebuild.Seek(spillway.AtTime(yesterday))
 //
 // Messages have a lifecycle, as in SQS, RabbitMQ and JetStream: an ID
-// deduplicates retries within Options.DedupWindow (exactly, in memory);
-// DeliverAt holds a message until then (a timing wheel in memory; on a
-// Persistent queue the log, across restarts); ExpiresAt (or
+// deduplicates retries within Options.DedupWindow (exactly; across
+// restarts when Persistent); DeliverAt holds a message until then (a
+// timing wheel in memory; when Persistent, the log, across restarts); ExpiresAt (or
 // Options.MessageTTL) keeps it from being delivered after then (it is
 // dead-lettered with reason "expired", or dropped, and counted); Priority
 // orders a Queue with Options.Priorities levels.

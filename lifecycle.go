@@ -21,9 +21,6 @@ import (
 
 var zeroTime time.Time
 
-// errDelayPersistent: a Persistent topic does not keep delayed messages yet.
-var errDelayPersistent = fmt.Errorf("%w: DeliverAt on a Persistent topic is not supported yet", ErrInvalidMessage)
-
 // plain reports whether m has none of the lifecycle fields. A time.Time
 // compares equal to the zero value only when it is one (a zero time in
 // another location goes the slow way, which uses IsZero).
@@ -79,6 +76,10 @@ type life struct {
 	unqueued     atomic.Uint64
 	lifeDropped  atomic.Uint64
 	deduplicated atomic.Uint64
+	// idsUsed: a Persistent queue's or topic's logs hold ids (sent, or
+	// found at open): the housekeeping keeps the window's segments
+	// (dedupFloor).
+	idsUsed atomic.Bool
 }
 
 // now returns the time for m's lifecycle under o: the clock's, or none

@@ -731,86 +731,106 @@ func TestPersistentQueueDelay(t *testing.T) {
 					// again.)
 					t.Fatalf("reopened: Delayed %d, want %d", st.Delayed, len(due))
 				}
-				type pending struct {
-					at time.Time
-					i  int
-				}
-				var order []pending
-				for i, at := range due {
-					order = append(order, pending{at, i})
-				}
-				slices.SortFunc(order, func(a, b pending) int { return a.at.Compare(b.at) })
-				tick := q.clock.tick
-				advance := func(to time.Time, must bool) {
-					d := to.Sub(clock.Now())
-					if d < tick && !must {
-						return
-					}
-					before := q.clock.reaped.Load()
-					clock.Advance(max(d, tick))
-					waitFor(t, "the reaper", func() bool { return q.clock.reaped.Load() > before })
-				}
-				seen := map[int]bool{}
-				for next := 0; next < len(order); {
-					at := order[next].at
-					advance(at.Add(-2*tick), false) // just before: it must not come
-					for {
-						d, err := q.TryReceive()
-						if err != nil {
-							break
-						}
-						i, _ := binary.Uvarint(d.Value)
-						if _, delayed := due[int(i)]; delayed || !power {
-							t.Fatalf("message %d due %v came at %v", i, due[int(i)], clock.Now())
-						}
-					}
-					advance(at.Add(2*tick), true)
-					now := clock.Now()
-					k := next
-					for k < len(order) && !order[k].at.After(now.Add(-2*tick)) {
-						k++
-					}
-					for {
-						d, err := q.TryReceive()
-						if errors.Is(err, ErrEmpty) {
-							break
-						}
-						if err != nil {
-							t.Fatal(err)
-						}
-						i, _ := binary.Uvarint(d.Value)
-						at, ok := due[int(i)]
-						if !ok && power {
-							continue // an AutoAck delivery whose cursor the power loss took back
-						}
-						switch {
-						case !ok || seen[int(i)]:
-							t.Fatalf("message %d delivered again", i)
-						case at.After(now):
-							t.Fatalf("message %d due %v came at %v", i, at, now)
-						case d.Attempt != 1 || !d.DeliverAt.IsZero():
-							t.Fatalf("message %d: attempt %d, DeliverAt %v", i, d.Attempt, d.DeliverAt)
-						}
-						seen[int(i)] = true
-						if ack == ManualAck {
-							if err := d.Ack(); err != nil {
-								t.Fatal(err)
-							}
-						}
-					}
-					for _, p := range order[next:k] {
-						if !seen[p.i] {
-							t.Fatalf("message %d due %v not delivered by %v", p.i, p.at, now)
-						}
-					}
-					for next < len(order) && seen[order[next].i] {
-						next++
-					}
-				}
+				awaitDelayed(t, clock, q.clock, due, power, ack, q)
 				if st := q.Stats(); st.Delayed != 0 || st.Depth != 0 || st.Redelivered != 0 || st.InFlight != 0 {
 					t.Fatalf("stats %+v", st)
 				}
 			})
+		}
+	}
+}
+
+// awaitDelayed moves clock from one DeliverAt of due (message number to
+// DeliverAt) to the next and checks that each receiver of rs gets every
+// message of due once, as attempt 1, at the first lease tick (of lc) at or
+// after its DeliverAt, none before, and no other message (after a power
+// loss, AutoAck deliveries whose cursor it took back may come again).
+// Under ManualAck it acks them.
+func awaitDelayed(t *testing.T, clock *ManualClock, lc *leaseClock, due map[int]time.Time, power bool, ack AckMode, rs ...interface {
+	TryReceive() (Delivery, error)
+}) {
+	t.Helper()
+	type pending struct {
+		at time.Time
+		i  int
+	}
+	var order []pending
+	for i, at := range due {
+		order = append(order, pending{at, i})
+	}
+	slices.SortFunc(order, func(a, b pending) int { return a.at.Compare(b.at) })
+	tick := lc.tick
+	advance := func(to time.Time, must bool) {
+		d := to.Sub(clock.Now())
+		if d < tick && !must {
+			return
+		}
+		before := lc.reaped.Load()
+		clock.Advance(max(d, tick))
+		waitFor(t, "the reaper", func() bool { return lc.reaped.Load() > before })
+	}
+	seen := make([]map[int]bool, len(rs))
+	for r := range rs {
+		seen[r] = map[int]bool{}
+	}
+	for next := 0; next < len(order); {
+		at := order[next].at
+		advance(at.Add(-2*tick), false) // just before: it must not come
+		for _, r := range rs {
+			for {
+				d, err := r.TryReceive()
+				if err != nil {
+					break
+				}
+				i, _ := binary.Uvarint(d.Value)
+				if _, delayed := due[int(i)]; delayed || !power {
+					t.Fatalf("message %d due %v came at %v", i, due[int(i)], clock.Now())
+				}
+			}
+		}
+		advance(at.Add(2*tick), true)
+		now := clock.Now()
+		k := next
+		for k < len(order) && !order[k].at.After(now.Add(-2*tick)) {
+			k++
+		}
+		for ri, r := range rs {
+			for {
+				d, err := r.TryReceive()
+				if errors.Is(err, ErrEmpty) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				i, _ := binary.Uvarint(d.Value)
+				at, ok := due[int(i)]
+				if !ok && power {
+					continue // an AutoAck delivery whose cursor the power loss took back
+				}
+				switch {
+				case !ok || seen[ri][int(i)]:
+					t.Fatalf("receiver %d: message %d delivered again", ri, i)
+				case at.After(now):
+					t.Fatalf("receiver %d: message %d due %v came at %v", ri, i, at, now)
+				case d.Attempt != 1 || !d.DeliverAt.IsZero():
+					t.Fatalf("receiver %d: message %d: attempt %d, DeliverAt %v", ri, i, d.Attempt, d.DeliverAt)
+				}
+				seen[ri][int(i)] = true
+				if ack == ManualAck {
+					if err := d.Ack(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, p := range order[next:k] {
+				if !seen[ri][p.i] {
+					t.Fatalf("receiver %d: message %d due %v not delivered by %v", ri, p.i, p.at, now)
+				}
+			}
+		}
+		for next < len(order) && seen[0][order[next].i] {
+			next++
 		}
 	}
 }

@@ -266,12 +266,12 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 	d.synced.Store(log.NextOffset())
 	// The duplicate window's ids, from the segments that may hold some,
 	// before settled segments go.
-	if err := q.rebuildDedup(log); err != nil {
+	if err := q.rebuildDedup(log, q.opts.Clock.Now().UnixNano()); err != nil {
 		return rec, fmt.Errorf("%w: shard %d: reading the duplicate window back: %w", ErrStorage, s.idx, err)
 	}
 	// Segments wholly settled before the crash, which it kept from being
 	// deleted, go now (but those the window needs).
-	log.Trim(q.dedupFloor(log.Segments(), s.trimFloor()))
+	log.Trim(q.dedupFloor(log.Segments(), s.trimFloor(), q.opts.Clock.Now().UnixNano()))
 	return rec, nil
 }
 

@@ -316,7 +316,7 @@ func (q *Queue) housekeep() {
 			s.moveStragglers()
 		}
 		segs := d.log.Segments()
-		floor := q.dedupFloor(segs, s.trimFloor())
+		floor := q.dedupFloor(segs, s.trimFloor(), q.opts.Clock.Now().UnixNano())
 		if len(segs) < 2 || segs[0].Next > floor {
 			continue
 		}

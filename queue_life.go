@@ -196,9 +196,6 @@ func (s *ackBook) lifeTaken(ds []Delivery) int {
 // queueLife is the Queue's lifecycle state.
 type queueLife struct {
 	life
-	// idsUsed: a Persistent queue holds ids on disk (sent, or found at
-	// open): the housekeeping keeps the window's segments (dedupFloor).
-	idsUsed          atomic.Bool
 	lifeExpired      atomic.Uint64 // expired before reaching a shard
 	lifeDeadLettered atomic.Uint64 // of those and the refused, dead-lettered
 }

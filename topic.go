@@ -123,7 +123,7 @@ func OpenTopic(opts Options) (*Topic, error) {
 		}
 		t.shards[i].stamps.init(t.shards[i].ring.Cap(), t.lat.every)
 	}
-	if opts.Ack == ManualAck {
+	if opts.Ack == ManualAck || opts.Durability == Persistent { // Persistent: delayed messages wait on the lease wheels
 		c, stop := opts.Clock.Ticker(t.clock.tick)
 		t.wg.Add(1)
 		go func() {
@@ -227,7 +227,7 @@ func (t *Topic) newSubscription(name string, start StartAt) *subscription {
 	for i, s := range t.shards {
 		ss := &subShard{ts: s}
 		ss.ackBook.init(&sub.group, i)
-		ss.track = t.opts.Ack == ManualAck
+		ss.track = t.opts.Ack == ManualAck || t.opts.Durability == Persistent // Persistent: parked delayed messages
 		sub.shards[i] = ss
 	}
 	return sub

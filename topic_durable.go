@@ -98,6 +98,9 @@ func (t *Topic) openLogs() error {
 			return fmt.Errorf("%w: syncing topic shard %d's log: %w", ErrStorage, i, err)
 		}
 		t.shards[i] = &tshard{t: t, idx: i, d: &tdurable{dir: dir, log: log}, spill: &tspill{log: log, permanent: true}}
+		if err := t.rebuildDedup(log, t.opts.Clock.Now().UnixNano()); err != nil {
+			return fmt.Errorf("%w: topic shard %d: reading the duplicate window back: %w", ErrStorage, i, err)
+		}
 	}
 	return fsys.SyncDir(t.opts.Dir)
 }
@@ -267,8 +270,9 @@ func (t *Topic) closeLogs() error {
 }
 
 // records converts es, expiring at exps (nil: none), into d.recs for the
-// log, every one stamped at. REQUIRES: pub.
-func (d *tdurable) records(es []tentry, exps []int64, at int64) []codec.Record {
+// log, every one stamped at; lf, if set, gives the one message of es its
+// DeliverAt and ID. REQUIRES: pub.
+func (d *tdurable) records(es []tentry, exps []int64, at int64, lf *recordLife) []codec.Record {
 	recs := growRecords(d.recs, len(es))
 	hdrs := d.hdrs[:0]
 	for i := range es {
@@ -279,17 +283,33 @@ func (d *tdurable) records(es []tentry, exps []int64, at int64) []codec.Record {
 		hdrs = codecRecord(&recs[i], &e, hdrs)
 		recs[i].Timestamp = at
 	}
+	if lf != nil {
+		recs[0].DeliverAt = lf.due
+		if lf.id != "" {
+			hdrs = append(hdrs, codec.Header{Key: []byte(idHeader), Value: appendIDValue(nil, lf.idAt, lf.id)})
+			recs[0].Headers = hdrs[:len(hdrs):len(hdrs)]
+		}
+	}
 	d.hdrs = hdrs
 	return recs
 }
 
-// publishDurable appends es to the shard's log, as one batch, then pushes
-// them into the ring, and releases pub; under SyncAlways it then waits
+// recordLife is what a Persistent topic's log keeps of a message's
+// lifecycle besides its expiry: when it is due (unix ns; 0: now) and its
+// ID (sent at idAt), for the duplicate window of the next open.
+type recordLife struct {
+	due  int64
+	id   string
+	idAt int64
+}
+
+// publishDurable appends es to the shard's log, as one batch (with lf:
+// see records), then pushes them into the ring, and releases pub; under SyncAlways it then waits
 // for the sync. It returns how many it published: all of es, or none. It
 // never waits for room: a full disk (or MaxDiskBytes) fails it with
 // ErrDiskFull.
 // REQUIRES: s.pub, which it releases.
-func (s *tshard) publishDurable(es []tentry, exps []int64) (int, error) {
+func (s *tshard) publishDurable(es []tentry, exps []int64, lf *recordLife) (int, error) {
 	t, d := s.t, s.d
 	if s.closed {
 		s.pub.Unlock()
@@ -304,7 +324,7 @@ func (s *tshard) publishDurable(es []tentry, exps []int64) (int, error) {
 	}
 	at := max(t.lat.now(), d.last)
 	d.last = at
-	recs := d.records(es, exps, at)
+	recs := d.records(es, exps, at, lf)
 	_, err := d.log.AppendRecords(recs)
 	clear(recs)
 	clear(d.hdrs)
@@ -326,6 +346,9 @@ func (s *tshard) publishDurable(es []tentry, exps []int64) (int, error) {
 	}
 	s.stamp(s.ring.Tail(), len(es))
 	s.noteExps(s.ring.Tail(), len(es), exps)
+	if lf != nil || s.dues.Load() != nil {
+		s.noteDue(s.ring.Tail(), len(es), lf)
+	}
 	for p := s.ring.Tail(); p < s.ring.Tail()+uint64(len(es)); p++ {
 		d.sent[p&d.sentMask].Store(at)
 	}

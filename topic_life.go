@@ -10,11 +10,20 @@ import (
 // where:
 //   - Deduplication is at publish: a message whose ID the topic saw within
 //     DedupWindow is not published again (Publish returns nil); no
-//     subscription gets it twice.
-//   - Delay is at publish: a message with a DeliverAt in the future is
-//     held by the topic and published when due, to every subscription
-//     there is then (a subscription created meanwhile gets it: it was not
-//     published yet).
+//     subscription gets it twice. A Persistent topic's log keeps the ID
+//     (dedup_durable.go), for the window to survive a reopen.
+//   - Delay, Ephemeral: at publish. A message with a DeliverAt in the
+//     future is held by the topic and published when due, to every
+//     subscription there is then (a subscription created meanwhile gets
+//     it: it was not published yet).
+//   - Delay, Persistent: per subscription. The message goes to its log at
+//     once, with its DeliverAt (durable as any publish), at the position
+//     its publish gives it: the subscriptions that read that position get
+//     it (those that start later, from Latest, do not). Each one that
+//     comes to it before it is due holds it on its lease wheel (park, as a
+//     Persistent queue's receiver does), recorded in its shard's journal,
+//     and delivers it when due; a reopen holds it again. Until then the
+//     subscription delivers what follows it.
 //   - Expiry (ExpiresAt, MessageTTL) is per delivery: each subscription
 //     skips a message past its expiry when it comes to it (dead-letters
 //     it, with the subscription as source, or drops it), counted in its
@@ -50,7 +59,8 @@ func (t *Topic) initLife() {
 }
 
 // expTable is a topic shard's expiry table: the expiry (unix ns, 0:
-// none) of each position the ring holds, at position & mask. Written by
+// none) of each position the ring holds, at position & mask (a Persistent
+// topic's table of DeliverAt, tshard.dues, is one too). Written by
 // the publisher (under pub) before it pushes the positions, read by
 // subscriptions after they popped them: the ring's publication orders
 // the two. Made at the shard's first message with an expiry; from then on
@@ -91,9 +101,6 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 	}
 	now := t.life.now(&m, &t.opts)
 	due, exp := lifeTimes(&m, t.opts.MessageTTL, now)
-	if due != 0 && t.sy != nil {
-		return errDelayPersistent
-	}
 	if m.ID == "" || t.dedup == nil {
 		return t.publishTimed(ctx, &m, due, exp, now)
 	}
@@ -113,6 +120,9 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 // publishTimed publishes m, expiring at exp (0: never), or holds it until
 // due (0: now).
 func (t *Topic) publishTimed(ctx context.Context, m *Message, due, exp, now int64) error {
+	if t.sy != nil {
+		return t.publishDurableLife(m, due, exp, now)
+	}
 	if due != 0 {
 		return t.delay.add(m, due, exp, now)
 	}
@@ -124,6 +134,50 @@ func (t *Topic) publishTimed(ctx context.Context, m *Message, due, exp, now int6
 	s := t.lockShard(m.Key, 1)
 	_, err := s.publishLocked(ctx, e[:], oneExp(exp))
 	return err
+}
+
+// publishDurableLife appends m to a Persistent topic's log with its
+// lifecycle: due (0: now), its expiry exp (0: never) and, if the topic
+// keeps a duplicate window, its ID, sent at now.
+func (t *Topic) publishDurableLife(m *Message, due, exp, now int64) error {
+	if exp != 0 {
+		t.noteExpiring()
+	}
+	lf := &recordLife{due: due}
+	if m.ID != "" && t.dedup != nil {
+		lf.id, lf.idAt = m.ID, now
+		if !t.idsUsed.Load() {
+			t.idsUsed.Store(true)
+		}
+	}
+	var e [1]tentry
+	e[0].set(m.Key, m.Value, m.Headers)
+	s := t.lockShard(m.Key, 1)
+	_, err := s.publishDurable(e[:], oneExp(exp), lf)
+	return err
+}
+
+// noteDue records the DeliverAt of the n positions from from in the
+// shard's table of them: lf's due for the first (lf nil: none), none for
+// the others. REQUIRES: s.pub; a Persistent topic.
+func (s *tshard) noteDue(from uint64, n int, lf *recordLife) {
+	var due int64
+	if lf != nil {
+		due = lf.due
+	}
+	tab := s.dues.Load()
+	if tab == nil {
+		if due == 0 {
+			return
+		}
+		c := s.ring.Cap()
+		tab = &expTable{exp: make([]atomic.Int64, c), mask: uint64(c - 1)}
+		s.dues.Store(tab)
+	}
+	for j := range n {
+		tab.exp[(from+uint64(j))&tab.mask].Store(due)
+		due = 0
+	}
 }
 
 // oneExp returns exp as the expiries of one message: nil for none, so that

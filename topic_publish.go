@@ -133,7 +133,7 @@ const stickyRun = 64
 // which it releases.
 func (s *tshard) publishLocked(ctx context.Context, es []tentry, exps []int64) (int, error) {
 	if s.d != nil {
-		return s.publishDurable(es, exps)
+		return s.publishDurable(es, exps, nil)
 	}
 	done := 0
 	for done < len(es) {

@@ -7,9 +7,9 @@ import (
 )
 
 // retain applies a Persistent topic's retention to every shard's log: it
-// lets go of the sealed segments every subscription has passed (Interest)
-// and of those past the limits (Limits; under Interest, only when the
-// topic has no subscription). What the subscriptions' positions rest on
+// lets go of the sealed segments every subscription has passed (Interest;
+// but those the duplicate window needs) and of those past the limits
+// (Limits; under Interest, only when the topic has no subscription). What the subscriptions' positions rest on
 // is synced first: a power loss must not bring back a position whose
 // messages are gone.
 func (t *Topic) retain() {
@@ -47,6 +47,11 @@ func (t *Topic) retain() {
 			for _, sub := range subs {
 				floor = min(floor, sub.shards[i].floor())
 			}
+		}
+		if r := t.opts.Retention; r.Policy == Interest && (interest || r.MaxAge == 0 && r.MaxBytes == 0) {
+			// The duplicate window's ids stay, unless limits apply: they
+			// win.
+			floor = t.dedupFloor(segs, floor, t.opts.Clock.Now().UnixNano())
 		}
 		if floor >= segs[0].Next {
 			floors[i], any = floor, true

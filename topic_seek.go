@@ -62,7 +62,7 @@ func (r *Subscription) Seek(start StartAt) error {
 		clear(ss.local[:])
 		ss.lo, ss.hi = 0, 0
 		clear(ss.carry)
-		ss.carry, ss.carryNext = ss.carry[:0], 0
+		ss.carry, ss.carryNext, ss.carryDue = ss.carry[:0], 0, ss.carryDue[:0]
 		if ss.r != nil {
 			ss.r.Close()
 			ss.r = nil

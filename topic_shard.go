@@ -38,6 +38,9 @@ type tshard struct {
 	// exps is the expiry table (topic_life.go), nil until the shard's
 	// first message with an expiry; set under pub.
 	exps atomic.Pointer[expTable]
+	// dues is a Persistent topic's table of DeliverAt by position, as
+	// exps (topic_life.go), nil until the shard's first delayed message.
+	dues atomic.Pointer[expTable]
 
 	// The publisher's line: pub and what it guards.
 	_      pad

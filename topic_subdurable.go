@@ -184,11 +184,12 @@ func removeSubDir(fsys mmap.FS, dir string) error {
 	return nil
 }
 
-// openSubFiles opens a subscription's cursor files and, under ManualAck,
-// its state journals (journal.go, one per shard, as a Queue shard's):
-// the unsettled messages come back as leases ready for redelivery, with
-// their attempts, read from the shard's log (or from the journal, for
-// those moved there). It returns, per shard, the offset the subscription
+// openSubFiles opens a subscription's cursor files and its state journals
+// (journal.go, one per shard, as a Queue shard's): the unsettled messages
+// (ManualAck) come back as leases ready for redelivery, with their
+// attempts, and the parked delayed ones (ackBook.park, either mode) as
+// leases waiting for their DeliverAt, read from the shard's log (or from
+// the journal, for those moved there). It returns, per shard, the offset the subscription
 // reads on from: the first it was never handed.
 func (t *Topic) openSubFiles(sub *subscription) ([]uint64, error) {
 	offs := make([]uint64, len(sub.shards))
@@ -215,9 +216,6 @@ func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
 	}
 	ss.cur = c
 	ss.saved.Store(delivered)
-	if t.opts.Ack != ManualAck {
-		return delivered, nil
-	}
 	log := ss.ts.d.log
 	js, err := readJournal(fsys, dir)
 	if err != nil {
@@ -235,6 +233,11 @@ func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
 	unsettled := js.unsettled
 	if unsettled == nil {
 		unsettled = map[uint64]*journalEntry{}
+	}
+	if js.found {
+		if err := reparkDelayed(log, unsettled, js.settled, js.delivered, delivered); err != nil {
+			return 0, err
+		}
 	}
 	if js.found && js.manual {
 		for off := js.delivered; off < delivered; off++ {
@@ -421,6 +424,7 @@ func (ss *subShard) readLog() bool {
 			continue
 		}
 		ss.carry = logEntries(ss.carry[:0], recs)
+		ss.carryDue = recordDues(ss.carryDue[:0], recs)
 		ss.carryNext, ss.carryAt = 0, first
 		ss.pos = first + uint64(len(recs))
 		clear(recs)
@@ -472,12 +476,30 @@ func logEntries(dst []entry, recs []codec.Record) []entry {
 		r := &recs[i]
 		var headers []Header
 		if n := len(r.Headers); n > 0 {
-			headers, hs = hs[:n:n], hs[n:]
+			// The ID header (a message published with an ID) stays on disk.
+			if keep := len(withoutID(r.Headers)); keep > 0 {
+				headers = hs[:keep:keep]
+			}
+			hs = hs[n:]
 		}
 		e := newEntry(owned(r.Key), owned(r.Value), headers)
 		e.at = r.Timestamp // every one: Delivery.SentAt (take times only the sampled ones)
 		e.exp = r.ExpiresAt
 		dst = append(dst, e)
+	}
+	return dst
+}
+
+// recordDues appends the DeliverAt of each of recs (0: none) to dst, or
+// nothing if none has one.
+func recordDues(dst []int64, recs []codec.Record) []int64 {
+	for i := range recs {
+		if recs[i].DeliverAt != 0 {
+			for j := range recs {
+				dst = append(dst, recs[j].DeliverAt)
+			}
+			return dst
+		}
 	}
 	return dst
 }

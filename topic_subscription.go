@@ -229,7 +229,9 @@ func (sub *subscription) addStats(st *Stats, parts []Stats, olds []int64) (oldes
 			// wait: wake one, as a receiver releasing recvMu does.
 			sub.receivers.Wake(1)
 		}
-		part.Delivered += delivered
+		// The book takes the parked ones off Delivered (a Queue counts them
+		// there by position); take did not count them.
+		part.Delivered += delivered + ss.parkedTotal.Load()
 		part.Trimmed += ss.trimmed.Load()
 		if !gone && next < tail {
 			part.Depth += int64(tail - next)

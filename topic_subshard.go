@@ -49,7 +49,13 @@ type subShard struct {
 	localAt []int64
 	// localExp holds local's expiries (0: none), copied from the shard's
 	// expiry table as they are popped; nil until the table exists.
-	localExp  []int64
+	localExp []int64
+	// localDue and carryDue hold, on a Persistent topic, the DeliverAt
+	// (0: none) of local's and carry's messages: localDue copied from the
+	// shard's table of them as they are popped (nil until it exists),
+	// carryDue from the records read (empty when none has one).
+	localDue  []int64
+	carryDue  []int64
 	lo, hi    int
 	localHead uint64
 	detached  bool // unsubscribed or closed; guarded by recvMu
@@ -101,7 +107,7 @@ func (ss *subShard) detach() *tspill {
 	ss.ackBook.drop()
 	clear(ss.local[:])
 	ss.lo, ss.hi = 0, 0
-	ss.carry, ss.carryNext = nil, 0
+	ss.carry, ss.carryNext, ss.carryDue = nil, 0, nil
 	var done *tspill
 	if ss.r != nil {
 		ss.r.Close()
@@ -189,6 +195,13 @@ func (ss *subShard) fill(dst []Delivery) (n, first int, now int64) {
 					}
 				}
 			}
+			if ss.localDue != nil {
+				for j := range m {
+					if e := ss.localDue[ss.lo+j]; e != 0 {
+						dst[n+j].DeliverAt, dst[n+j].life = time.Unix(0, e), true
+					}
+				}
+			}
 			if ss.r != nil && ss.ts.stamps.at != nil {
 				ss.recordRingWaits(ss.localHead+uint64(ss.lo), m, &now)
 			}
@@ -209,6 +222,13 @@ func (ss *subShard) fill(dst []Delivery) (n, first int, now int64) {
 					dst[n+j].SentAt = time.Unix(0, e.at)
 				}
 				*e = entry{}
+			}
+			if len(ss.carryDue) > 0 {
+				for j := range m {
+					if e := ss.carryDue[ss.carryNext+j]; e != 0 {
+						dst[n+j].DeliverAt, dst[n+j].life = time.Unix(0, e), true
+					}
+				}
 			}
 			ss.carryNext += m
 			n += m
@@ -249,16 +269,24 @@ out:
 // publisher may reuse their slots once they are popped.
 // REQUIRES: ss.recvMu.
 func (ss *subShard) popExps(head uint64, at, k int) {
-	tab := ss.ts.exps.Load()
-	if tab == nil {
-		return // no position ever had an expiry (localExp, if made, is all zero)
+	if tab := ss.ts.exps.Load(); tab != nil { // else no position ever had an expiry (localExp, if made, is all zero)
+		ss.localExp = tab.copyOut(ss.localExp, len(ss.local), head, at, k)
 	}
-	if ss.localExp == nil {
-		ss.localExp = make([]int64, len(ss.local))
+	if tab := ss.ts.dues.Load(); tab != nil {
+		ss.localDue = tab.copyOut(ss.localDue, len(ss.local), head, at, k)
+	}
+}
+
+// copyOut copies the times of the k positions from head into local[at:],
+// local made of size n if nil, and returns local.
+func (tab *expTable) copyOut(local []int64, n int, head uint64, at, k int) []int64 {
+	if local == nil {
+		local = make([]int64, n)
 	}
 	for j := range k {
-		ss.localExp[at+j] = tab.exp[(head+uint64(j))&tab.mask].Load()
+		local[at+j] = tab.exp[(head+uint64(j))&tab.mask].Load()
 	}
+	return local
 }
 
 // dropOldest drops the oldest message ss has yet to deliver, freeing one
@@ -277,6 +305,9 @@ func (ss *subShard) dropOldest() {
 	ss.lo, ss.hi, ss.localHead = dropFirst(ss.local[:], lo, hi, head)
 	if ss.localExp != nil {
 		dropFirst(ss.localExp, lo, hi, head)
+	}
+	if ss.localDue != nil {
+		dropFirst(ss.localDue, lo, hi, head)
 	}
 	ss.dropped.Add(1)
 	k := ss.r.PopBatch(ss.local[ss.hi : ss.hi+1]) // at position localHead+hi

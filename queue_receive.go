@@ -269,6 +269,7 @@ func (s *qshard) fill(dst []Delivery) (n, first int, now int64) {
 					s.g.lat.waited(&now, e.at)
 				}
 				e.deliver(&dst[n+j], s.idx, base+uint64(s.lo+j))
+				e.deliverLife(&dst[n+j])
 				*e = entry{}
 			}
 			s.lo += m
@@ -392,6 +393,7 @@ func (s *qshard) takeInPlace(dst []Delivery, now *int64) int {
 			s.g.lat.waited(now, e.at)
 		}
 		e.deliver(&dst[j], s.idx, base+uint64(j))
+		e.deliverLife(&dst[j])
 		*e = entry{}
 	}
 	s.ring.Release(k)

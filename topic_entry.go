@@ -49,13 +49,12 @@ func (t *tentry) unpack() entry {
 }
 
 // deliver fills d with t's message, first attempt, field by field (see
-// entry.deliver).
+// entry.deliver), but its lifecycle fields (the caller clears them).
 func (t *tentry) deliver(d *Delivery, shard int, offset uint64) {
 	// unsafe.Slice(nil, 0) is nil: absent parts need no branch.
 	d.Key = unsafe.Slice(t.key, t.keyLen())
 	d.Value = unsafe.Slice(t.value, t.valLen())
 	d.Headers = unsafe.Slice(t.headers, t.hdrLen())
-	d.clearLifecycle()
 	d.Shard, d.Offset, d.Attempt = shard, offset, 1
 	d.lease, d.gen = nil, 0
 	d.SentAt = time.Time{}

@@ -181,6 +181,7 @@ func (ss *subShard) fill(dst []Delivery) (n, first int, now int64) {
 			m := min(len(dst)-n, ss.hi-ss.lo)
 			for j := range m {
 				ss.local[ss.lo+j].deliver(&dst[n+j], ss.idx, ss.localHead+uint64(ss.lo+j))
+				dst[n+j].clearLifecycle()
 				ss.local[ss.lo+j] = tentry{}
 			}
 			if ss.localAt != nil {
@@ -218,6 +219,7 @@ func (ss *subShard) fill(dst []Delivery) (n, first int, now int64) {
 					ss.g.lat.waited(&now, e.at)
 				}
 				e.deliver(&dst[n+j], ss.idx, pos)
+				e.deliverLife(&dst[n+j])
 				if ss.localAt != nil {
 					dst[n+j].SentAt = time.Unix(0, e.at)
 				}

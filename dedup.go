@@ -45,6 +45,9 @@ type dedupStripe struct {
 	curOldest  int64            // the first send time cur holds
 	curNewest  int64            // the last
 	prevNewest int64
+	// turns counts the times cur became prev: a pending id that begin put
+	// in cur is still there if turns has not moved since (end's shortcut).
+	turns uint64
 	// waits holds, for a pending id that another send of it waits on, the
 	// channel end closes; made only then.
 	waits   map[string]chan struct{}
@@ -68,10 +71,11 @@ func (d *dedup) stripeOf(id string) *dedupStripe {
 }
 
 // begin reports whether id was sent within the window before now (dup), or
-// else marks it pending: the caller sends its message and then calls end.
-// While another send of id is pending it waits until that one ends or ctx
-// does, or, without wait, fails with ErrFull (a TrySend must not wait).
-func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup bool, err error) {
+// else marks it pending: the caller sends its message and then calls end
+// with the ticket. While another send of id is pending it waits until that one
+// ends or ctx does, or, without wait, fails with ErrFull (a TrySend must
+// not wait).
+func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup bool, tk dedupTicket, err error) {
 	st := d.stripeOf(id)
 	for {
 		st.mu.Lock()
@@ -86,15 +90,16 @@ func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup
 				st.curOldest = now
 			}
 			st.cur[id] = pending
+			tk = dedupTicket{st, st.turns}
 			st.mu.Unlock()
-			return false, nil
+			return false, tk, nil
 		case at != pending:
 			st.mu.Unlock()
-			return true, nil
+			return true, tk, nil
 		}
 		if !wait {
 			st.mu.Unlock()
-			return false, fmt.Errorf("%w: a send of ID %q is under way", ErrFull, id)
+			return false, tk, fmt.Errorf("%w: a send of ID %q is under way", ErrFull, id)
 		}
 		if st.waits == nil {
 			st.waits = make(map[string]chan struct{})
@@ -108,15 +113,28 @@ func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup
 		select {
 		case <-c:
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return false, tk, ctx.Err()
 		}
 	}
 }
 
-// end settles id, which begin marked pending: sent (at now) or not.
-func (d *dedup) end(id string, sent bool, now int64) {
-	st := d.stripeOf(id)
+// dedupTicket is what begin tells end: id's stripe, and its turn then.
+type dedupTicket struct {
+	st   *dedupStripe
+	turn uint64
+}
+
+// end settles id, which begin marked pending (tk): sent (at now) or not.
+func (d *dedup) end(id string, tk dedupTicket, sent bool, now int64) {
+	st := tk.st
 	st.mu.Lock()
+	if sent && tk.turn == st.turns && st.waits == nil {
+		// Still in cur, and nobody waits: one map write.
+		st.cur[id] = now
+		st.curNewest = max(st.curNewest, now)
+		st.mu.Unlock()
+		return
+	}
 	m, newest := st.cur, &st.curNewest
 	if _, ok := m[id]; !ok && st.prev != nil {
 		if _, ok := st.prev[id]; ok {
@@ -132,6 +150,9 @@ func (d *dedup) end(id string, sent bool, now int64) {
 	if c, ok := st.waits[id]; ok {
 		close(c)
 		delete(st.waits, id)
+		if len(st.waits) == 0 {
+			st.waits = nil // end's shortcut again
+		}
 	}
 	st.mu.Unlock()
 }
@@ -149,6 +170,7 @@ func (st *dedupStripe) age(now int64, d *dedup) {
 	}
 	st.dropPrev(cutoff)
 	st.prev, st.prevNewest = st.cur, st.curNewest
+	st.turns++
 	st.cur = make(map[string]int64, len(st.prev))
 	st.curOldest, st.curNewest = now, 0
 }

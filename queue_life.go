@@ -36,7 +36,7 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 	now := q.life.now(&m, &q.opts)
 	due, exp := lifeTimes(&m, q.opts.MessageTTL, now)
 	if m.ID != "" && q.dedup != nil {
-		dup, err := q.dedup.begin(ctx, m.ID, now, wait)
+		dup, tk, err := q.dedup.begin(ctx, m.ID, now, wait)
 		if err != nil {
 			return err
 		}
@@ -45,7 +45,7 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 			return nil
 		}
 		err = q.sendTimed(ctx, &m, due, exp, now, wait)
-		q.dedup.end(m.ID, err == nil, now)
+		q.dedup.end(m.ID, tk, err == nil, now)
 		return err
 	}
 	return q.sendTimed(ctx, &m, due, exp, now, wait)

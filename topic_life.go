@@ -104,7 +104,7 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 	if m.ID == "" || t.dedup == nil {
 		return t.publishTimed(ctx, &m, due, exp, now)
 	}
-	dup, err := t.dedup.begin(ctx, m.ID, now, true)
+	dup, tk, err := t.dedup.begin(ctx, m.ID, now, true)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 		return nil
 	}
 	err = t.publishTimed(ctx, &m, due, exp, now)
-	t.dedup.end(m.ID, err == nil, now)
+	t.dedup.end(m.ID, tk, err == nil, now)
 	return err
 }
 

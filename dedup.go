@@ -19,7 +19,8 @@ import (
 // ids, cur and prev, and never deletes an id from a map (a map that
 // churns through deletes fills with tombstones and its lookups slow down
 // many times over): new ids go into cur; prev is dropped whole once its
-// newest id is older than the window; cur becomes prev when it holds half
+// newest id is older than the window (its map is cleared and reused as a
+// later cur: a stripe in steady state allocates nothing); cur becomes prev when it holds half
 // the stripe's share of DedupMaxIDs (prev's ids still within the window
 // are then forgotten early, and counted), or, when there is no prev, once
 // its oldest id is older than the window (so that a quiet queue forgets
@@ -40,10 +41,13 @@ const dedupStripes = 64
 const pending = -1
 
 type dedupStripe struct {
-	mu         sync.Mutex
-	cur, prev  map[string]int64 // id → when its message was sent (unix ns), or pending
-	curOldest  int64            // the first send time cur holds
-	curNewest  int64            // the last
+	mu        sync.Mutex
+	cur, prev map[string]int64 // id → when its message was sent (unix ns), or pending
+	// spare is the last prev dropped, for the next cur (its ids stay
+	// referenced until then: at most a generation's).
+	spare      map[string]int64
+	curOldest  int64 // the first send time cur holds
+	curNewest  int64 // the last
 	prevNewest int64
 	// turns counts the times cur became prev: a pending id that begin put
 	// in cur is still there if turns has not moved since (end's shortcut).
@@ -66,17 +70,21 @@ func newDedup(o *Options) *dedup {
 	return d
 }
 
-func (d *dedup) stripeOf(id string) *dedupStripe {
-	return &d.stripe[xxhash.Sum64String(id)&(dedupStripes-1)]
+// hashID returns id's hash, which picks its stripe.
+func hashID(id string) uint64 { return xxhash.Sum64String(id) }
+
+func (d *dedup) stripeOf(h uint64) *dedupStripe {
+	return &d.stripe[h&(dedupStripes-1)]
 }
 
 // begin reports whether id was sent within the window before now (dup), or
 // else marks it pending: the caller sends its message and then calls end
-// with the ticket. While another send of id is pending it waits until that one
-// ends or ctx does, or, without wait, fails with ErrFull (a TrySend must
-// not wait).
+// with the ticket. While another send of id is pending it waits until
+// that one ends or ctx does, or, without wait, fails with ErrFull (a
+// TrySend must not wait).
 func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup bool, tk dedupTicket, err error) {
-	st := d.stripeOf(id)
+	h := hashID(id)
+	st := d.stripeOf(h)
 	for {
 		st.mu.Lock()
 		st.age(now, d)
@@ -86,10 +94,7 @@ func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup
 		}
 		switch {
 		case !ok || at != pending && at < now-d.window:
-			if len(st.cur) == 0 {
-				st.curOldest = now
-			}
-			st.cur[id] = pending
+			st.insert(id, pending, now)
 			tk = dedupTicket{st, st.turns}
 			st.mu.Unlock()
 			return false, tk, nil
@@ -116,6 +121,14 @@ func (d *dedup) begin(ctx context.Context, id string, now int64, wait bool) (dup
 			return false, tk, ctx.Err()
 		}
 	}
+}
+
+// insert puts id in cur, sent at at (or pending) at now. REQUIRES: st.mu.
+func (st *dedupStripe) insert(id string, at, now int64) {
+	if len(st.cur) == 0 {
+		st.curOldest = now
+	}
+	st.cur[id] = at
 }
 
 // dedupTicket is what begin tells end: id's stripe, and its turn then.
@@ -171,13 +184,21 @@ func (st *dedupStripe) age(now int64, d *dedup) {
 	st.dropPrev(cutoff)
 	st.prev, st.prevNewest = st.cur, st.curNewest
 	st.turns++
-	st.cur = make(map[string]int64, len(st.prev))
+	if st.cur = st.spare; st.cur != nil {
+		clear(st.cur) // keeps its room: a stripe in steady state allocates nothing
+		st.spare = nil
+	} else {
+		st.cur = make(map[string]int64, len(st.prev))
+	}
 	st.curOldest, st.curNewest = now, 0
 }
 
 // dropPrev drops prev, counting its ids still within the window (cutoff)
 // as evicted, and keeping its pending ones (in cur). REQUIRES: st.mu.
 func (st *dedupStripe) dropPrev(cutoff int64) {
+	if st.prev == nil {
+		return
+	}
 	for id, at := range st.prev {
 		switch {
 		case at == pending:
@@ -188,22 +209,20 @@ func (st *dedupStripe) dropPrev(cutoff int64) {
 			st.evicted++
 		}
 	}
-	st.prev = nil
+	st.prev, st.spare = nil, st.prev
 }
 
 // restore puts id, sent at at, in the window, as a reopen finds it.
 func (d *dedup) restore(id string, at int64) {
-	st := d.stripeOf(id)
+	h := hashID(id)
+	st := d.stripeOf(h)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.age(at, d)
 	if prev, ok := st.cur[id]; ok && prev >= at {
 		return
 	}
-	if len(st.cur) == 0 {
-		st.curOldest = at
-	}
-	st.cur[id] = at
+	st.insert(id, at, at)
 	st.curNewest = max(st.curNewest, at)
 }
 

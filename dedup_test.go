@@ -15,10 +15,10 @@ func TestDedupEndAfterTurn(t *testing.T) {
 	ctx := context.Background()
 	d := newDedup(&Options{DedupWindow: time.Hour, DedupMaxIDs: 2 * dedupStripes}) // one id per generation
 	now := lifeStart.UnixNano()
-	st := d.stripeOf("a")
+	st := d.stripeOf(hashID("a"))
 	var same []string // ids of a's stripe
 	for i := 0; len(same) < 2; i++ {
-		if id := fmt.Sprint("id-", i); d.stripeOf(id) == st {
+		if id := fmt.Sprint("id-", i); d.stripeOf(hashID(id)) == st {
 			same = append(same, id)
 		}
 	}
@@ -73,5 +73,66 @@ func TestDedupEndAfterTurn(t *testing.T) {
 	}
 	if st.waits != nil {
 		t.Fatalf("waits %v after the last end", st.waits)
+	}
+}
+
+// TestDedupModel: seeded random sends of ids (a third of them repeats,
+// one in twenty failing), over stripes that turn many times, by the clock
+// (and reuse their spare map) or by fullness: a repeat within the window
+// is a duplicate unless the stripe evicted it (counted), and nothing
+// else is; no id stays pending after its end.
+func TestDedupModel(t *testing.T) {
+	// 20 ms: some 400 ids in the window, stripes turn by the clock, none
+	// evicted; 1 s: they turn by fullness, evicting.
+	for _, window := range []time.Duration{20 * time.Millisecond, time.Second} {
+		t.Run(fmt.Sprint("window=", window), func(t *testing.T) { testDedupModel(t, window) })
+	}
+}
+
+func testDedupModel(t *testing.T, window time.Duration) {
+	rng := newRand(t)
+	ctx := context.Background()
+	d := newDedup(&Options{DedupWindow: window, DedupMaxIDs: 64 * dedupStripes})
+	now := lifeStart.UnixNano()
+	sent := map[string]int64{}
+	for i := range 20_000 {
+		now += rng.Int64N(int64(100 * time.Microsecond))
+		id := fmt.Sprint("id-", i)
+		if i > 0 && rng.IntN(3) == 0 {
+			id = fmt.Sprint("id-", rng.IntN(i))
+		}
+		dup, tk, err := d.begin(ctx, id, now, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, seen := sent[id]
+		_, evicted := d.stats()
+		if seen && now-at <= d.window && !dup && evicted == 0 {
+			t.Fatalf("%s sent at %d, again at %d: not a duplicate", id, at, now)
+		}
+		if dup && (!seen || now-at > d.window) {
+			t.Fatalf("%s at %d taken for a duplicate (sent: %v at %d)", id, now, seen, at)
+		}
+		if !dup {
+			d.end(id, tk, rng.IntN(20) != 0, now) // one in twenty fails
+			if st := tk.st; st.cur[id] == now || st.prev[id] == now {
+				sent[id] = now
+			}
+		}
+		if i%997 == 0 {
+			for si := range d.stripe {
+				st := &d.stripe[si]
+				for _, m := range []map[string]int64{st.cur, st.prev} {
+					for id, at := range m {
+						if at == pending {
+							t.Fatalf("stripe %d: %s pending after its end", si, id)
+						}
+					}
+				}
+			}
+		}
+	}
+	if _, evicted := d.stats(); (evicted == 0) != (window < time.Second) {
+		t.Fatalf("window %v: %d evicted", window, evicted)
 	}
 }

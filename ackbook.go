@@ -347,7 +347,7 @@ func (s *ackBook) notBefore(l *lease) int64 {
 // records it with its DeliverAt, so that a reopen holds it again (restore).
 // When due it is ready, and its first delivery is takeReady's.
 // REQUIRES: the shard's recvMu (d is fresh: offsets in order).
-func (s *ackBook) park(d *Delivery, now int64) {
+func (s *ackBook) park(d *Delivery) {
 	g := s.g
 	at := d.DeliverAt.UnixNano()
 	s.leaseMu.Lock()
@@ -360,7 +360,7 @@ func (s *ackBook) park(d *Delivery, now int64) {
 	l.msg, l.offset, l.attempt = d.Message, d.Offset, 0
 	l.msg.DeliverAt = time.Time{}
 	l.firstTick, l.lastTick, l.leasedAt, l.sent = -1, 0, 0, 0
-	l.state, l.due = leaseDelayed, g.clock.now.Load()+g.clock.ticks(time.Duration(at-now))
+	l.state, l.due = leaseDelayed, max(g.clock.tickAt(at), g.clock.now.Load()+1)
 	s.wheel.add(l)
 	if s.track {
 		s.byOffset.push(l)

@@ -209,6 +209,18 @@ func newLeaseClock(c Clock, ackTimeout time.Duration) *leaseClock {
 // wall returns the time of tick t, in unix ns.
 func (c *leaseClock) wall(t int64) int64 { return c.epoch.Add(time.Duration(t) * c.tick).UnixNano() }
 
+// tickAt returns the first tick whose time is at or after at (unix ns):
+// the reaper fires it only once the clock has passed at. (Now's tick plus
+// the ticks until at would not do: the reaper's now is up to a tick
+// stale.)
+func (c *leaseClock) tickAt(at int64) int64 {
+	d := at - c.epoch.UnixNano()
+	if d <= 0 {
+		return 0
+	}
+	return (d + int64(c.tick) - 1) / int64(c.tick)
+}
+
 // ticks converts a duration into whole ticks, rounding up.
 func (c *leaseClock) ticks(d time.Duration) int64 {
 	if d <= 0 {

@@ -14,5 +14,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(topicKillChildEnv) != "" {
 		runTopicKillChild() // the topic kill -9 test's child process; never returns
 	}
+	if os.Getenv(delayKillChildEnv) != "" {
+		runDelayKillChild() // the delayed messages' kill -9 test's child process; never returns
+	}
 	goleak.VerifyTestMain(m)
 }

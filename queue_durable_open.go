@@ -388,7 +388,7 @@ func (s *ackBook) restore(leases []recovered, now, wall int64) {
 			s.byOffset.push(l.lease)
 		}
 		if l.notBefore > wall {
-			l.state, l.due = leaseDelayed, now+s.g.clock.ticks(time.Duration(l.notBefore-wall))
+			l.state, l.due = leaseDelayed, max(s.g.clock.tickAt(l.notBefore), now+1)
 			s.wheel.add(l.lease)
 			if l.attempt == 0 {
 				s.parked.Add(1) // a delayed message (park)

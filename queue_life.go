@@ -168,7 +168,7 @@ func (s *ackBook) lifeTaken(ds []Delivery) int {
 		d := &ds[i]
 		if !d.DeliverAt.IsZero() {
 			if d.DeliverAt.UnixNano() > now {
-				s.park(d, now)
+				s.park(d)
 				continue
 			}
 			d.DeliverAt = time.Time{}

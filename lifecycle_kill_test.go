@@ -1,16 +1,13 @@
 package spillway
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -133,16 +130,6 @@ func TestDelayedKill9(t *testing.T) {
 			dir := t.TempDir()
 			due := map[int]int64{} // sent: index -> due (0: now)
 			got := map[int]int64{} // reported received: index -> when
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", delayKillChildEnv, kind, dir, rng.Uint64()))
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
 			what := fmt.Sprintf("%s round %d", kind, round)
 			record := func(line string) {
 				f := strings.Fields(line)
@@ -164,25 +151,7 @@ func TestDelayedKill9(t *testing.T) {
 				}
 			}
 			killAfter := 300 + rng.IntN(3000)
-			sc := bufio.NewScanner(stdout)
-			for n := 0; sc.Scan(); n++ {
-				record(sc.Text())
-				if n == killAfter {
-					if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-						t.Fatal(err)
-					}
-					break
-				}
-			}
-			for sc.Scan() {
-				record(sc.Text())
-			}
-			if err := sc.Err(); err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Wait(); !killed(err) {
-				t.Fatalf("%s: the child ended with %v, want a SIGKILL", what, err)
-			}
+			runChildUntilKilled(t, fmt.Sprintf("%s=%s %s %d", delayKillChildEnv, kind, dir, rng.Uint64()), killAfter, record)
 			for i, at := range got {
 				// (One received before the child wrote its "S" line, or
 				// killed before, has no due: it is not checked.)

@@ -117,18 +117,7 @@ func TestPersistentKill9(t *testing.T) {
 		policy := policies[round%len(policies)]
 		base := (round + 1) * 1_000_000
 		sent, acked, received, acking := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", killChildEnv, dir, policy, rng.Uint64(), base))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		killAfter := 50 + rng.IntN(2000)
-		sc := bufio.NewScanner(stdout)
 		record := func(line string) {
 			f := strings.Fields(line)
 			if len(f) < 3 || f[0] == "error" {
@@ -154,24 +143,7 @@ func TestPersistentKill9(t *testing.T) {
 				acked[v] = true
 			}
 		}
-		for n := 0; sc.Scan(); n++ {
-			record(sc.Text())
-			if n == killAfter {
-				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-		for sc.Scan() { // reported before the kill landed
-			record(sc.Text())
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Wait(); !killed(err) {
-			t.Fatalf("round %d: the child ended with %v, want a SIGKILL", round, err)
-		}
+		runChildUntilKilled(t, fmt.Sprintf("%s=%s %d %d %d", killChildEnv, dir, policy, rng.Uint64(), base), killAfter, record)
 		if len(sent) == 0 {
 			t.Fatalf("round %d: the child sent nothing", round)
 		}
@@ -245,6 +217,43 @@ func childReporter() (report func(format string, args ...any), fail func(error))
 		os.Exit(2)
 	}
 	return report, fail
+}
+
+// runChildUntilKilled runs the test binary as a child with env (its
+// role's variable set), hands each line it writes on stdout to record,
+// sends it SIGKILL after killAfter lines, hands on the lines it wrote
+// before the kill landed, and checks that the kill ended it.
+func runChildUntilKilled(t *testing.T, env string, killAfter int, record func(line string)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for n := 0; sc.Scan(); n++ {
+		record(sc.Text())
+		if n == killAfter {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	for sc.Scan() { // reported before the kill landed
+		record(sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); !killed(err) {
+		t.Fatalf("the child ended with %v, want a SIGKILL", err)
+	}
 }
 
 // killed reports whether err is what Wait returns for a child that

@@ -1,16 +1,13 @@
 package spillway
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -144,18 +141,7 @@ func testTopicKill9(t *testing.T, ack AckMode) {
 			got[name], gotSet[name] = map[int]int{}, map[string]bool{}
 			acking[name], acked[name] = map[string]bool{}, map[string]bool{}
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", topicKillChildEnv, dir, policy, base, ack))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		killAfter := 100 + rng.IntN(3000)
-		sc := bufio.NewScanner(stdout)
 		record := func(line string) {
 			f := strings.Fields(line)
 			if len(f) < 3 || f[0] == "error" {
@@ -183,24 +169,7 @@ func testTopicKill9(t *testing.T, ack AckMode) {
 				acked[name][string(keyedMessage(k, i).Value)] = true
 			}
 		}
-		for n := 0; sc.Scan(); n++ {
-			record(sc.Text())
-			if n == killAfter {
-				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-		for sc.Scan() {
-			record(sc.Text())
-		}
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Wait(); !killed(err) {
-			t.Fatalf("round %d: the child ended with %v, want a SIGKILL", round, err)
-		}
+		runChildUntilKilled(t, fmt.Sprintf("%s=%s %d %d %d", topicKillChildEnv, dir, policy, base, ack), killAfter, record)
 
 		tp, err := OpenTopic(topicKillOptions(dir, policy, ack))
 		if err != nil {

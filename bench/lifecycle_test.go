@@ -15,7 +15,7 @@ import (
 // so that ns/op is the Send alone), each message plain (send=plain),
 // carrying an ID (send=id: a duplicate window of 2 minutes full at its
 // default 1 Mi ids, every id new; window=16Ki: one that fits in cache;
-// impl=floor: the map work alone), or a Priority on a queue of four
+// impl=floor: the map work alone, for each), or a Priority on a queue of four
 // levels (send=priority), or a DeliverAt an hour ahead with a million
 // messages already waiting (send=delayed; heap-B/pending is the heap each
 // held message costs beyond its own bytes, measured over that million).
@@ -83,10 +83,10 @@ func BenchmarkLifecycle(b *testing.B) {
 			return spillway.Message{Value: msgs[i%msgPool], ID: ids[i&(len(ids)-1)]}
 		})
 	})
-	b.Run("send=id/impl=floor", func(b *testing.B) {
-		// The least a window of 1 Mi ids costs: one map lookup and insert
-		// of a new id, in two generations of 512 Ki as the window keeps
-		// them, no lock, no queue.
+	// The least a window costs: one map lookup and insert of a new id, in
+	// two generations of half the window as it keeps them, no lock, no
+	// clock, no queue.
+	floor := func(b *testing.B, half int) {
 		cur, prev := make(map[string]int64), map[string]int64(nil)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -99,11 +99,13 @@ func BenchmarkLifecycle(b *testing.B) {
 				b.Fatal("seen")
 			}
 			cur[id] = int64(i)
-			if len(cur) == 1<<19 {
-				prev, cur = cur, make(map[string]int64, 1<<19)
+			if len(cur) == half {
+				prev, cur = cur, make(map[string]int64, half)
 			}
 		}
-	})
+	}
+	b.Run("send=id/impl=floor", func(b *testing.B) { floor(b, 1<<19) })
+	b.Run("send=id-window=16Ki/impl=floor", func(b *testing.B) { floor(b, 1<<13) })
 	b.Run("send=priority", func(b *testing.B) {
 		run(b, spillway.Options{Priorities: 4}, func(i int) spillway.Message {
 			return spillway.Message{Value: msgs[i%msgPool], Priority: uint8(i & 3)}

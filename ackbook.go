@@ -164,7 +164,7 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 		first := l.attempt == 0 // a parked delayed message, now due
 		if !l.msg.ExpiresAt.IsZero() {
 			if now == 0 {
-				now = g.opts.Clock.Now().UnixNano()
+				now = g.lat.now()
 			}
 			if l.msg.ExpiresAt.UnixNano() <= now {
 				s.readyLen.Add(-1)

@@ -33,7 +33,7 @@ func (q *Queue) sendLife(ctx context.Context, m Message, wait bool) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
-	now := q.life.now(&m, &q.opts)
+	now := q.life.now(&m, &q.opts, &q.lat)
 	due, exp := lifeTimes(&m, q.opts.MessageTTL, now)
 	if m.ID != "" && q.dedup != nil {
 		dup, tk, err := q.dedup.begin(ctx, m.ID, now, wait)
@@ -102,7 +102,7 @@ func (q *Queue) sendTimed(ctx context.Context, m *Message, due, exp, now int64, 
 // past their expiry, and dead-lettering (DeadRejected) those the policy
 // refuses (Reject, a full disk quota).
 func (q *Queue) sendDue(ms []dueMessage) {
-	now := q.opts.Clock.Now().UnixNano()
+	now := q.lat.now()
 	for i := range ms {
 		d := &ms[i]
 		if d.exp != 0 && d.exp <= now {
@@ -162,7 +162,7 @@ func (q *Queue) deadLetterSent(m *Message, why deadReason) {
 // it returns how many are left, in order at the front of ds.
 // REQUIRES: the shard's recvMu.
 func (s *ackBook) lifeTaken(ds []Delivery) int {
-	now := s.g.opts.Clock.Now().UnixNano()
+	now := s.g.lat.now()
 	kept := 0
 	for i := range ds {
 		d := &ds[i]

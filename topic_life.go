@@ -99,7 +99,7 @@ func (t *Topic) publishLife(ctx context.Context, m Message) error {
 	if t.closed.Load() {
 		return ErrClosed
 	}
-	now := t.life.now(&m, &t.opts)
+	now := t.life.now(&m, &t.opts, &t.lat)
 	due, exp := lifeTimes(&m, t.opts.MessageTTL, now)
 	if m.ID == "" || t.dedup == nil {
 		return t.publishTimed(ctx, &m, due, exp, now)

@@ -357,7 +357,9 @@ func (s *ackBook) park(d *Delivery) {
 	} else {
 		l = &lease{s: s}
 	}
-	l.msg, l.offset, l.attempt = d.Message, d.Offset, 0
+	// Its own bytes: it may wait for days, and what it was read into
+	// from the log holds its neighbours too.
+	l.msg, l.offset, l.attempt = detached(d.Message), d.Offset, 0
 	l.msg.DeliverAt = time.Time{}
 	l.firstTick, l.lastTick, l.leasedAt, l.sent = -1, 0, 0, 0
 	l.state, l.due = leaseDelayed, max(g.clock.tickAt(at), g.clock.now.Load()+1)

@@ -3,6 +3,7 @@ package spillway
 import (
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Header is one name/value pair of a message's ordered headers.
@@ -97,4 +98,33 @@ func (m *Message) size() int {
 		n += len(h.Key) + len(h.Value)
 	}
 	return n
+}
+
+// detached returns m with bytes of its own: its key, value and headers
+// copied into one allocation (the header list into another), so that a
+// message kept long (a parked delayed one) does not hold on to the larger
+// buffer it was read into from a log.
+func detached(m Message) Message {
+	n := m.size()
+	if n == 0 && len(m.Headers) == 0 {
+		return m
+	}
+	arena := make([]byte, 0, n)
+	take := func(b []byte) []byte {
+		if len(b) == 0 {
+			return nil
+		}
+		arena = append(arena, b...)
+		return arena[len(arena)-len(b) : len(arena) : len(arena)]
+	}
+	m.Key, m.Value = take(m.Key), take(m.Value)
+	if len(m.Headers) > 0 {
+		hs := make([]Header, len(m.Headers))
+		for i, h := range m.Headers {
+			k := take(unsafe.Slice(unsafe.StringData(h.Key), len(h.Key)))
+			hs[i] = Header{Key: unsafe.String(unsafe.SliceData(k), len(k)), Value: take(h.Value)}
+		}
+		m.Headers = hs
+	}
+	return m
 }

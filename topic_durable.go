@@ -304,10 +304,10 @@ type recordLife struct {
 }
 
 // publishDurable appends es to the shard's log, as one batch (with lf:
-// see records), then pushes them into the ring, and releases pub; under SyncAlways it then waits
-// for the sync. It returns how many it published: all of es, or none. It
-// never waits for room: a full disk (or MaxDiskBytes) fails it with
-// ErrDiskFull.
+// see records), then pushes them into the ring, and releases pub; under
+// SyncAlways it then waits for the sync. It returns how many it
+// published: all of es, or none. It never waits for room: a full disk
+// (or MaxDiskBytes) fails it with ErrDiskFull.
 // REQUIRES: s.pub, which it releases.
 func (s *tshard) publishDurable(es []tentry, exps []int64, lf *recordLife) (int, error) {
 	t, d := s.t, s.d

@@ -71,10 +71,11 @@
 // Messages have a lifecycle, as in SQS, RabbitMQ and JetStream: an ID
 // deduplicates retries within Options.DedupWindow (exactly; across
 // restarts when Persistent); DeliverAt holds a message until then (a
-// timing wheel in memory; when Persistent, the log, across restarts); ExpiresAt (or
-// Options.MessageTTL) keeps it from being delivered after then (it is
-// dead-lettered with reason "expired", or dropped, and counted); Priority
-// orders a Queue with Options.Priorities levels.
+// timing wheel in memory; when Persistent, the log, across restarts);
+// ExpiresAt (or Options.MessageTTL) keeps it from being delivered after
+// then (it is dead-lettered with reason "expired", or dropped, and
+// counted); Priority orders a Queue, or each subscription of a Topic,
+// with Options.Priorities levels.
 //
 //	err = q.Send(ctx, spillway.Message{Value: v, ID: orderID, DeliverAt: time.Now().Add(time.Minute)})
 //

@@ -96,7 +96,7 @@ func InspectDir(dir string, opts InspectOptions) (*DirReport, error) {
 	}
 	for _, name := range rep.Others {
 		if sub, ok := parseSubDirName(name); ok && rep.Kind == "topic" {
-			rep.Subscriptions = append(rep.Subscriptions, inspectSub(fsys, filepath.Join(dir, name), sub, rep.Shards))
+			rep.Subscriptions = append(rep.Subscriptions, inspectSub(fsys, filepath.Join(dir, name), sub, rep.Shards*rep.Priorities))
 		}
 	}
 	rep.Others = slices.DeleteFunc(rep.Others, func(name string) bool {
@@ -132,7 +132,7 @@ type DirReport struct {
 	Sync        SyncPolicy // Persistent only
 	Compression Compression
 	Shards      int
-	Priorities  int // a Queue's priority levels, each with Shards shard directories
+	Priorities  int // priority levels, each with Shards shard directories
 	ManifestErr error
 
 	// Encryption: Sealed says every batch is sealed (the directory was

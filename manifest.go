@@ -39,7 +39,7 @@ type manifest struct {
 	Kind        string `json:"kind"`       // "queue" or "topic"
 	Durability  string `json:"durability"` // Durability.String()
 	Shards      int    `json:"shards"`
-	Priorities  int    `json:"priorities,omitempty"` // a Queue's priority levels, each with Shards shards; absent: 1
+	Priorities  int    `json:"priorities,omitempty"` // priority levels, each with Shards shards; absent: 1
 	Sync        string `json:"sync,omitempty"`       // SyncPolicy.String(), Persistent only
 	Compression string `json:"compression"`
 	// Encryption (format 2): the directory's identity, bound into every

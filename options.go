@@ -178,7 +178,9 @@ type Options struct {
 	// Priorities is the number of priority levels (Message.Priority from 0
 	// to Priorities-1), at most MaxPriorities. Default 1: one FIFO per
 	// shard. Each level has its own shards (Shards of them), rings and
-	// spill: memory is Priorities times a queue's of one level.
+	// spill (a Persistent one, logs): memory is Priorities times a queue's
+	// or topic's of one level. On a Topic each subscription takes the
+	// highest level it has a message waiting in.
 	Priorities int
 	// DelayTick is the resolution of delayed delivery (Message.DeliverAt):
 	// a message is delivered at the first tick at or after its DeliverAt,

@@ -227,17 +227,18 @@ func (s *qshard) takeLife(dst []Delivery, n, first int, now int64) int {
 	done := 0
 	for {
 		got := dst[done : done+n]
+		if s.prio != 0 {
+			// Before a lease or a park copies them: a redelivery keeps it.
+			for i := first; i < n; i++ {
+				got[i].Priority, got[i].life = s.prio, true
+			}
+		}
 		kept := n
 		if n > first && s.g.expiring.Load() {
 			kept = first + s.lifeTaken(got[first:])
 		}
 		if s.g.opts.Ack == ManualAck && kept > first {
 			s.leaseOut(got[first:kept], now)
-		}
-		if s.prio != 0 {
-			for i := first; i < kept; i++ {
-				got[i].Priority, got[i].life = s.prio, true
-			}
 		}
 		if s.d != nil && n > 0 {
 			s.noteDelivered()

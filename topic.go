@@ -85,15 +85,12 @@ type Topic struct {
 // OpenTopic opens a topic with the Queue's options and their meanings.
 // DeadLetter, if set, receives the dead letters of every subscription.
 func OpenTopic(opts Options) (*Topic, error) {
-	shardsGiven := opts.Shards
+	shardsGiven, prioritiesGiven := opts.Shards, opts.Priorities
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if err := checkTopicOptions(&opts); err != nil {
-		return nil, err
-	}
-	if err := checkTopicLife(&opts); err != nil {
 		return nil, err
 	}
 	t := &Topic{opts: opts, stop: make(chan struct{})}
@@ -102,13 +99,13 @@ func OpenTopic(opts Options) (*Topic, error) {
 	t.groups.Store(new([]*subscription))
 	t.clock = newLeaseClock(opts.Clock, opts.AckTimeout)
 	t.lat.init(&t.opts)
-	t.shards = make([]*tshard, opts.Shards)
+	t.shards = make([]*tshard, opts.Shards*opts.Priorities)
 	if opts.Dir != "" {
-		if t.dir, err = openDir(&t.opts, "topic", shardsGiven, 1); err != nil {
+		if t.dir, err = openDir(&t.opts, "topic", shardsGiven, prioritiesGiven); err != nil {
 			return nil, err
 		}
 		if opts.Durability == Persistent {
-			t.shards = make([]*tshard, t.opts.Shards) // the stored count
+			t.shards = make([]*tshard, t.opts.Shards*t.opts.Priorities) // the stored counts
 			if err := t.openDurable(); err != nil {
 				_ = t.dir.closeDir(&t.opts)
 				return nil, err
@@ -225,7 +222,7 @@ func (t *Topic) newSubscription(name string, start StartAt) *subscription {
 		sub.noteExpiring()
 	}
 	for i, s := range t.shards {
-		ss := &subShard{ts: s}
+		ss := &subShard{ts: s, prio: uint8(i / t.opts.Shards)}
 		ss.ackBook.init(&sub.group, i)
 		ss.track = t.opts.Ack == ManualAck || t.opts.Durability == Persistent // Persistent: parked delayed messages
 		sub.shards[i] = ss

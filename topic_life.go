@@ -2,7 +2,6 @@ package spillway
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 )
 
@@ -30,23 +29,18 @@ import (
 //     Stats.Expired. The expiry travels beside the message: in a shard's
 //     expiry table by ring position (made at the first message with
 //     one), in the record on disk (spill, log).
-//   - Priorities are a Queue's: a Topic refuses them
-//     (ErrInvalidOptions, ErrInvalidMessage) rather than ignore them.
+//   - Priorities are per subscription: with Options.Priorities n > 1 a
+//     topic has n lanes of Shards shards (t.shards[lane*Shards:]), a
+//     message goes to its Priority's lane, and each subscription takes
+//     from the highest lane that has a message for it (takeSome), FIFO per
+//     key within a level. A slow subscription's low-priority backlog does
+//     not hold back another's high-priority messages.
 
 type topicLife struct {
 	life
 	// expiring is set before the first message with an expiry is
 	// published; subscriptions made after copy it.
 	expiring atomic.Bool
-}
-
-// checkTopicLife refuses the lifecycle options a Topic does not take.
-func checkTopicLife(o *Options) error {
-	switch {
-	case o.Priorities > 1:
-		return fmt.Errorf("%w: Priorities apply to a Queue, not a Topic", ErrInvalidOptions)
-	}
-	return nil
 }
 
 func (t *Topic) initLife() {
@@ -131,7 +125,7 @@ func (t *Topic) publishTimed(ctx context.Context, m *Message, due, exp, now int6
 	}
 	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
-	s := t.lockShard(m.Key, 1)
+	s := t.lockLaneShard(m.Key, m.Priority, 1)
 	_, err := s.publishLocked(ctx, e[:], oneExp(exp))
 	return err
 }
@@ -152,7 +146,7 @@ func (t *Topic) publishDurableLife(m *Message, due, exp, now int64) error {
 	}
 	var e [1]tentry
 	e[0].set(m.Key, m.Value, m.Headers)
-	s := t.lockShard(m.Key, 1)
+	s := t.lockLaneShard(m.Key, m.Priority, 1)
 	_, err := s.publishDurable(e[:], oneExp(exp), lf)
 	return err
 }
@@ -211,7 +205,7 @@ func (t *Topic) publishDue(ms []dueMessage) {
 		}
 		var e [1]tentry
 		e[0].set(m.Key, m.Value, m.Headers)
-		s := t.lockShard(m.Key, 1)
+		s := t.lockLaneShard(m.Key, m.Priority, 1)
 		if _, err := s.publishLocked(t.lifeCtx, e[:], oneExp(ms[i].exp)); err != nil {
 			t.unqueued.Add(1)
 			t.lifeDropped.Add(1)

@@ -1,6 +1,7 @@
 package spillway
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -75,12 +76,131 @@ func TestTopicLifecycle(t *testing.T) {
 	}
 
 	if err := tp.Publish(ctx, Message{Priority: 1}); !errors.Is(err, ErrInvalidMessage) {
-		t.Fatalf("Priority: %v", err)
+		t.Fatalf("Priority 1 of 1 level: %v", err)
 	}
-	for _, o := range []Options{{Priorities: 2}} {
-		if _, err := OpenTopic(o); !errors.Is(err, ErrInvalidOptions) {
-			t.Fatalf("%+v: %v", o, err)
-		}
+}
+
+// TestTopicPriorities: with Priorities, each subscription takes the
+// highest-priority message it has waiting, FIFO per key within a level,
+// through the spill (Ephemeral) and the log, across a reopen (Persistent,
+// whose manifest keeps the levels); a high one overtakes a subscription's
+// backlog of low ones, whatever another subscription's pace; a
+// redelivery keeps its priority.
+func TestTopicPriorities(t *testing.T) {
+	for _, durability := range []Durability{Ephemeral, Persistent} {
+		t.Run(durability.String(), func(t *testing.T) {
+			rng := newRand(t)
+			ctx := context.Background()
+			opts := Options{Shards: 2, Priorities: 4, RingSize: 16, Dir: t.TempDir(), Durability: durability, Ack: ManualAck}
+			tp, err := OpenTopic(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := []string{"a", "b"}
+			subs := map[string]*Subscription{}
+			for _, name := range names {
+				if subs[name], err = tp.Subscribe(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 600
+			for i := range n {
+				p := uint8(rng.IntN(4))
+				m := Message{Key: []byte{byte(i % 3)}, Value: binary.AppendUvarint([]byte{p}, uint64(i)), Priority: p}
+				if i%2 == 1 { // keyless too
+					m.Key = nil
+				}
+				if err := tp.Publish(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if durability == Persistent {
+				closeOK(t, tp)
+				opts.Priorities = 2
+				if _, err := OpenTopic(opts); !errors.Is(err, ErrInvalidOptions) {
+					t.Fatalf("reopened with other levels: %v", err)
+				}
+				rep, err := InspectDir(opts.Dir, InspectOptions{Verify: true})
+				if err != nil || rep.Priorities != 4 || len(rep.Logs) != 8 || len(rep.Subscriptions) != 2 || len(rep.Subscriptions[0].Shards) != 8 {
+					t.Fatalf("inspect: %+v, %v", rep, err)
+				}
+				opts.Priorities = 0 // the stored levels
+				if tp, err = OpenTopic(opts); err != nil {
+					t.Fatal(err)
+				}
+				for _, name := range names {
+					if subs[name], err = tp.Subscribe(name); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			defer closeOK(t, tp)
+			if st, err := tp.SubscriptionStats("a", StatsOptions{}); err != nil || st.Depth != n || (durability == Ephemeral && st.SpillingShards == 0) {
+				t.Fatalf("a: %+v, %v", st, err)
+			}
+			for _, name := range names {
+				last := map[[2]int]int{}
+				prio := 3
+				for j, d := range recvN(t, subs[name], n) {
+					p := int(d.Value[0])
+					i, _ := binary.Uvarint(d.Value[1:])
+					if int(d.Priority) != p {
+						t.Fatalf("%s: message %d of priority %d delivered with %d", name, i, p, d.Priority)
+					}
+					if p > prio {
+						t.Fatalf("%s: message %d of priority %d after one of %d", name, i, p, prio)
+					}
+					prio = p
+					if len(d.Key) > 0 {
+						k := [2]int{p, int(d.Key[0])}
+						if prev, ok := last[k]; ok && int(i) < prev {
+							t.Fatalf("%s: priority %d key %d: %d after %d", name, p, d.Key[0], i, prev)
+						}
+						last[k] = int(i)
+					}
+					if j == 0 {
+						// A redelivery keeps its priority.
+						if err := d.Nack(0); err != nil {
+							t.Fatal(err)
+						}
+						r := recvN(t, subs[name], 1)[0]
+						if r.Attempt != 2 || r.Priority != d.Priority || !bytes.Equal(r.Value, d.Value) {
+							t.Fatalf("%s: redelivered %v attempt %d priority %d, was %v priority %d", name, r.Value, r.Attempt, r.Priority, d.Value, d.Priority)
+						}
+						d = r
+					}
+					if err := d.Ack(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// A backlog of low ones on b (a is drained as it goes), then one
+			// high: b's next receive takes it.
+			for i := range 100 {
+				if err := tp.Publish(ctx, Message{Value: []byte{0, byte(i)}}); err != nil {
+					t.Fatal(err)
+				}
+				d := recvN(t, subs["a"], 1)[0]
+				if err := d.Ack(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tp.Publish(ctx, Message{Value: []byte{3, 0}, Priority: 3}); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range names {
+				d := recvN(t, subs[name], 1)[0]
+				if d.Priority != 3 {
+					t.Fatalf("%s: got priority %d first", name, d.Priority)
+				}
+				if err := d.Ack(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tp.Publish(ctx, Message{Priority: 4}); !errors.Is(err, ErrInvalidMessage) {
+				t.Fatalf("Priority 4 of 4 levels: %v", err)
+			}
+		})
 	}
 }
 

@@ -52,7 +52,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 		key := ms[i].Key
 		si := -1
 		if len(key) > 0 {
-			si = shard.Of(key, len(t.shards))
+			si = shard.Of(key, t.opts.Shards)
 		}
 		n := 0
 		if si < 0 {
@@ -76,7 +76,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 				}
 				break
 			}
-			if k := m.Key; len(k) > 0 && shard.Of(k, len(t.shards)) != si || len(k) == 0 && si >= 0 || !m.plain() {
+			if k := m.Key; len(k) > 0 && shard.Of(k, t.opts.Shards) != si || len(k) == 0 && si >= 0 || !m.plain() {
 				break
 			}
 			buf[n].set(m.Key, m.Value, m.Headers)
@@ -98,7 +98,7 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 // the first free shard after it, so publishers do not queue behind each
 // other while another shard is free.
 func (t *Topic) lockShard(key []byte, n int) *tshard {
-	shards := len(t.shards)
+	shards := t.opts.Shards
 	if len(key) > 0 {
 		s := t.shards[shard.Of(key, shards)]
 		s.pub.Lock()
@@ -113,6 +113,31 @@ func (t *Topic) lockShard(key []byte, n int) *tshard {
 	s := t.shards[start&(shards-1)]
 	s.pub.Lock()
 	return t.tookKeyless(s, n)
+}
+
+// lockLaneShard is lockShard in the lane of priority prio (Priorities:
+// each level has its own Shards shards); keyless messages of a level
+// above 0 take the first free shard of their lane from the sticky one.
+func (t *Topic) lockLaneShard(key []byte, prio uint8, n int) *tshard {
+	if prio == 0 {
+		return t.lockShard(key, n)
+	}
+	shards := t.opts.Shards
+	lane := t.shards[int(prio)*shards:][:shards]
+	if len(key) > 0 {
+		s := lane[shard.Of(key, shards)]
+		s.pub.Lock()
+		return s
+	}
+	start := int(t.sticky.Load())
+	for i := range shards {
+		if s := lane[(start+i)&(shards-1)]; s.pub.TryLock() {
+			return s
+		}
+	}
+	s := lane[start&(shards-1)]
+	s.pub.Lock()
+	return s
 }
 
 // tookKeyless counts n keyless messages into s and, at the end of a run,

@@ -136,11 +136,26 @@ func (sub *subscription) tryReceive(dst []Delivery) int {
 // for a waiting receiver (lookWaiting) whose dst is full, those left in the ring for it (see
 // Queue.takeSome: why a waiting batch receiver must count them).
 func (sub *subscription) takeSome(dst []Delivery, how look) (n, seen int) {
-	shards := len(sub.shards)
+	shards := sub.opts.Shards
+	if shards == len(sub.shards) {
+		return sub.takeLane(dst, how, 0) // one priority level
+	}
+	for base := len(sub.shards) - shards; base >= 0; base -= shards {
+		if n, seen = sub.takeLane(dst, how, base); n > 0 {
+			return n, seen
+		}
+	}
+	return 0, 0
+}
+
+// takeLane is takeSome in the lane of shards sub.shards[base:][:Shards]
+// (Priorities: each level has its own).
+func (sub *subscription) takeLane(dst []Delivery, how look, base int) (n, seen int) {
+	shards := sub.opts.Shards
 	start := int(sub.takeAt.Load())
 	skipped := false // a shard was skipped because another receiver held it
 	for i := range shards {
-		idx := (start + i) & (shards - 1)
+		idx := base + (start+i)&(shards-1)
 		ss := sub.shards[idx]
 		if !ss.recvMu.TryLock() {
 			skipped = true

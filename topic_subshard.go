@@ -29,6 +29,7 @@ import (
 type subShard struct {
 	ackBook // ManualAck state and counters
 	ts      *tshard
+	prio    uint8 // the priority level of ts's lane (Priorities)
 
 	_         pad
 	recvMu    sync.Mutex
@@ -143,6 +144,12 @@ func (ss *subShard) take(dst []Delivery) int {
 	for {
 		k, first, now := ss.fill(dst[n:])
 		got := dst[n : n+k]
+		if ss.prio != 0 {
+			// Before a lease or a park copies them: a redelivery keeps it.
+			for i := first; i < k; i++ {
+				got[i].Priority, got[i].life = ss.prio, true
+			}
+		}
 		kept := k
 		if k > first && ss.g.expiring.Load() {
 			kept = first + ss.lifeTaken(got[first:])

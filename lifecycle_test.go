@@ -538,6 +538,18 @@ func TestQueuePrioritiesCompeting(t *testing.T) {
 		t.Fatalf("got priority %d first", d.Priority)
 	}
 	recvN(t, q, 100)
+	// A redelivery keeps its priority (ManualAck).
+	mq := openQueue(t, Options{Shards: 1, Priorities: 3, Ack: ManualAck})
+	defer closeOK(t, mq)
+	if err := mq.Send(ctx, Message{Value: []byte("p1"), Priority: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := recvN(t, mq, 1)[0].Nack(0); err != nil {
+		t.Fatal(err)
+	}
+	if d := recvN(t, mq, 1)[0]; d.Attempt != 2 || d.Priority != 1 {
+		t.Fatalf("redelivered: attempt %d, priority %d", d.Attempt, d.Priority)
+	}
 
 	const senders, receivers, each = 3, 4, 3000
 	var wg sync.WaitGroup

@@ -129,7 +129,7 @@ STRESS_PKGS := . ./ring
 
 # The durability tests (kill -9 rounds, simulated power losses, the model)
 # take -stress.scale too: at 25, 50 kill -9 rounds per sync policy.
-STRESS_RUN := Stress|Linearizable|NoLostWakeup|Kill9|PowerLoss|PersistentModel|PersistentTopicModel|PersistentQueueDelay|PersistentQueueDedup|PersistentTopicDelay|PersistentTopicDedup|DedupModel|QueueDedupRetries|QueuePriorities
+STRESS_RUN := Stress|Linearizable|NoLostWakeup|Kill9|PowerLoss|PersistentModel|PersistentTopicModel|PersistentQueueDelay|PersistentDedup|PersistentTopicDelay|DedupModel|QueueDedupRetries|QueuePriorities
 
 stress:
 	$(GO) test -race -count=$(STRESS_COUNT) -timeout 60m -run '$(STRESS_RUN)' $(STRESS_PKGS) -args -stress.scale=$(STRESS_SCALE)

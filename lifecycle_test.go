@@ -847,75 +847,123 @@ func awaitDelayed(t *testing.T, clock *ManualClock, lc *leaseClock, due map[int]
 	}
 }
 
-// TestPersistentQueueDedup: a Persistent queue's duplicate window
-// survives a close, a kill -9 and a power loss (SyncAlways: what Send
-// returned for is synced, its ID with it), and the consumption of the
-// messages (their segments stay while their ids are in the window); the
-// ID never reaches a receiver; after the window, the ids are forgotten.
-func TestPersistentQueueDedup(t *testing.T) {
-	for _, keep := range []float64{-1, 1, 0} {
-		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
-			clock := NewManualClock(lifeStart)
-			fs := mmap.NewMemFS()
-			opts := Options{Dir: "/q", Durability: Persistent, Sync: SyncAlways, Shards: 2, Clock: clock,
-				DedupWindow: time.Hour, SyncEvery: time.Second, fs: fs, segmentSize: 64 << 10}
-			q, err := OpenQueue(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx := context.Background()
-			const n = 300
-			send := func(q *Queue, i int) {
-				t.Helper()
-				m := Message{Key: []byte{byte(i)}, Value: make([]byte, 500), ID: fmt.Sprint("order-", i),
-					Headers: []Header{{Key: "h", Value: []byte{byte(i)}}}}
-				if err := q.Send(ctx, m); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for i := range n {
-				send(q, i)
-			}
-			// Consume them all, and let the housekeeping run: their
-			// segments stay for the window's sake.
-			for _, d := range recvN(t, q, n) {
-				if len(d.Headers) != 1 || d.Headers[0].Key != "h" || d.ID != "" {
-					t.Fatalf("delivered headers %v, ID %q", d.Headers, d.ID)
-				}
-			}
-			before := q.housekeeps.Load()
-			clock.Advance(2 * time.Second)
-			waitFor(t, "the housekeeping", func() bool { return q.housekeeps.Load() > before })
-			if keep >= 0 {
-				opts.fs = fs.CrashClone(mmap.CrashOptions{KeepUnsynced: keep, Rand: newRand(t)})
-			}
-			closeOK(t, q)
-			q = openQueue(t, opts)
-			for i := range n {
-				send(q, i) // retries, after the reopen
-			}
-			st := q.Stats()
-			if st.Deduplicated != n || st.Sent != 0 {
-				t.Fatalf("after the reopen: %+v", st)
-			}
-			if st.Depth != 0 {
-				// A power loss may take the AutoAck cursor back (the
-				// consumed messages come again), never the ids.
-				if keep != 0 {
-					t.Fatalf("after the reopen: %+v", st)
-				}
-				for range st.Depth {
-					if _, err := q.TryReceive(); err != nil {
+// TestPersistentDedup: a Persistent queue's or topic's duplicate window
+// survives a close, a kill -9 and a power loss (SyncAlways: what Send or
+// Publish returned for is synced, its ID with it), and the consumption of
+// the messages (their segments stay while their ids are in the window:
+// the queue's housekeeping, the topic's Interest retention); the ID never
+// reaches a receiver; after the window, the ids are forgotten.
+func TestPersistentDedup(t *testing.T) {
+	for _, kind := range []string{"queue", "topic"} {
+		for _, keep := range []float64{-1, 1, 0} {
+			t.Run(fmt.Sprintf("%s/keep=%v", kind, keep), func(t *testing.T) {
+				clock := NewManualClock(lifeStart)
+				fs := mmap.NewMemFS()
+				opts := Options{Dir: "/d", Durability: Persistent, Sync: SyncAlways, Shards: 2, Clock: clock,
+					DedupWindow: time.Hour, SyncEvery: time.Second, fs: fs, segmentSize: 64 << 10}
+				d := openDurableLife(t, kind, opts, clock)
+				ctx := context.Background()
+				const n = 300
+				send := func(d *durableLife, i int) {
+					t.Helper()
+					m := Message{Key: []byte{byte(i)}, Value: make([]byte, 500), ID: fmt.Sprint("order-", i),
+						Headers: []Header{{Key: "h", Value: []byte{byte(i)}}}}
+					if err := d.send(ctx, m); err != nil {
 						t.Fatal(err)
 					}
 				}
-			}
-			// Past the window: the same ids are new.
-			clock.Advance(2 * time.Hour)
-			send(q, 7)
-			if d := recvN(t, q, 1)[0]; d.Key[0] != 7 {
-				t.Fatalf("got %v", d.Key)
-			}
-		})
+				for i := range n {
+					send(d, i)
+				}
+				// Consume them all, and let the housekeeping run: their
+				// segments stay for the window's sake.
+				for _, m := range recvN(t, d.recv, n) {
+					if len(m.Headers) != 1 || m.Headers[0].Key != "h" || m.ID != "" {
+						t.Fatalf("delivered headers %v, ID %q", m.Headers, m.ID)
+					}
+				}
+				d.housekeep()
+				if keep >= 0 {
+					opts.fs = fs.CrashClone(mmap.CrashOptions{KeepUnsynced: keep, Rand: newRand(t)})
+				}
+				d.close()
+				d = openDurableLife(t, kind, opts, clock)
+				defer d.close()
+				for i := range n {
+					send(d, i) // retries, after the reopen
+				}
+				if st := d.stats(); st.Deduplicated != n || st.Sent != 0 {
+					t.Fatalf("after the reopen: %+v", st)
+				}
+				if depth := d.depth(); depth != 0 {
+					// A power loss may take the AutoAck cursor back (the
+					// consumed messages come again), never the ids.
+					if keep != 0 {
+						t.Fatalf("after the reopen: Depth %d", depth)
+					}
+					for range depth {
+						if _, err := d.recv.TryReceive(); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				// Past the window: the same ids are new.
+				clock.Advance(2 * time.Hour)
+				send(d, 7)
+				if m := recvN(t, d.recv, 1)[0]; m.Key[0] != 7 {
+					t.Fatalf("got %v", m.Key)
+				}
+			})
+		}
 	}
+}
+
+// durableLife is a Persistent queue, or a Persistent topic with its
+// subscription "s", as the lifecycle's durability tests drive either:
+// stats are the queue's or the topic's, depth the queue's or the
+// subscription's; housekeep runs the housekeeping (the topic's
+// retention) once.
+type durableLife struct {
+	send func(context.Context, Message) error
+	recv interface {
+		Receive(context.Context) (Delivery, error)
+		TryReceive() (Delivery, error)
+	}
+	stats     func() Stats
+	depth     func() int64
+	housekeep func()
+	close     func()
+}
+
+func openDurableLife(t *testing.T, kind string, opts Options, clock *ManualClock) *durableLife {
+	t.Helper()
+	if kind == "queue" {
+		q := openQueue(t, opts)
+		return &durableLife{send: q.Send, recv: q, stats: q.Stats,
+			depth: func() int64 { return q.Stats().Depth },
+			housekeep: func() {
+				before := q.housekeeps.Load()
+				clock.Advance(2 * opts.SyncEvery)
+				waitFor(t, "the housekeeping", func() bool { return q.housekeeps.Load() > before })
+			},
+			close: func() { closeOK(t, q) }}
+	}
+	tp, err := OpenTopic(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := tp.Subscribe("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &durableLife{send: tp.Publish, recv: sub, stats: tp.Stats,
+		depth: func() int64 {
+			st, err := tp.SubscriptionStats("s", StatsOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Depth
+		},
+		housekeep: func() { tickTopic(t, tp, clock) },
+		close:     func() { closeOK(t, tp) }}
 }

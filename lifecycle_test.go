@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -698,21 +699,8 @@ func TestPersistentQueueDelay(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ctx := context.Background()
-				spans := []time.Duration{time.Millisecond, time.Second, time.Minute, time.Hour, 30 * 24 * time.Hour}
-				due := map[int]time.Time{}
 				const n = 200
-				for i := range n {
-					m := Message{Key: []byte{byte(i % 5)}, Value: binary.AppendUvarint(nil, uint64(i))}
-					if i%4 != 0 {
-						d := time.Duration(1 + rng.Int64N(int64(spans[rng.IntN(len(spans))])))
-						m.DeliverAt = clock.Now().Add(d)
-						due[i] = m.DeliverAt
-					}
-					if err := q.Send(ctx, m); err != nil {
-						t.Fatal(err)
-					}
-				}
+				due := sendDelayedMix(t, q.Send, clock, rng, n)
 				// The immediate ones come; the delayed ones are parked.
 				for _, d := range recvN(t, q, n/4) {
 					i, _ := binary.Uvarint(d.Value)
@@ -750,6 +738,27 @@ func TestPersistentQueueDelay(t *testing.T) {
 			})
 		}
 	}
+}
+
+// sendDelayedMix sends n messages numbered in their values, three in four
+// delayed by 1 ms to 30 days (spread over the orders of magnitude), and
+// returns when each delayed one is due, by number.
+func sendDelayedMix(t *testing.T, send func(context.Context, Message) error, clock *ManualClock, rng *rand.Rand, n int) map[int]time.Time {
+	t.Helper()
+	spans := []time.Duration{time.Millisecond, time.Second, time.Minute, time.Hour, 30 * 24 * time.Hour}
+	due := map[int]time.Time{}
+	for i := range n {
+		m := Message{Key: []byte{byte(i % 5)}, Value: binary.AppendUvarint(nil, uint64(i))}
+		if i%4 != 0 {
+			d := time.Duration(1 + rng.Int64N(int64(spans[rng.IntN(len(spans))])))
+			m.DeliverAt = clock.Now().Add(d)
+			due[i] = m.DeliverAt
+		}
+		if err := send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return due
 }
 
 // awaitDelayed moves clock from one DeliverAt of due (message number to

@@ -238,21 +238,8 @@ func TestPersistentTopicDelay(t *testing.T) {
 					return subs
 				}
 				subs := subscribeAll(tp)
-				ctx := context.Background()
-				spans := []time.Duration{time.Millisecond, time.Second, time.Minute, time.Hour, 30 * 24 * time.Hour}
-				due := map[int]time.Time{}
 				const n = 200
-				for i := range n {
-					m := Message{Key: []byte{byte(i % 5)}, Value: binary.AppendUvarint(nil, uint64(i))}
-					if i%4 != 0 {
-						d := time.Duration(1 + rng.Int64N(int64(spans[rng.IntN(len(spans))])))
-						m.DeliverAt = clock.Now().Add(d)
-						due[i] = m.DeliverAt
-					}
-					if err := tp.Publish(ctx, m); err != nil {
-						t.Fatal(err)
-					}
-				}
+				due := sendDelayedMix(t, tp.Publish, clock, rng, n)
 				if _, err := tp.Subscribe("late"); err != nil {
 					t.Fatal(err)
 				}

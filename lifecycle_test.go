@@ -701,21 +701,7 @@ func TestPersistentQueueDelay(t *testing.T) {
 				}
 				const n = 200
 				due := sendDelayedMix(t, q.Send, clock, rng, n)
-				// The immediate ones come; the delayed ones are parked.
-				for _, d := range recvN(t, q, n/4) {
-					i, _ := binary.Uvarint(d.Value)
-					if _, delayed := due[int(i)]; delayed {
-						t.Fatalf("message %d, due %v, delivered at once", i, due[int(i)])
-					}
-					if ack == ManualAck {
-						if err := d.Ack(); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				if d, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
-					t.Fatalf("got %v, %v", d.Value, err)
-				}
+				recvImmediate(t, q, n-len(due), due, ack) // the delayed ones are parked
 				if st := q.Stats(); st.Delayed != int64(len(due)) || st.Delivered != n/4 {
 					t.Fatalf("stats %+v", st)
 				}
@@ -759,6 +745,29 @@ func sendDelayedMix(t *testing.T, send func(context.Context, Message) error, clo
 		}
 	}
 	return due
+}
+
+// recvImmediate receives n messages from r, none of them one of due, acks
+// them under ManualAck, and checks that r has nothing more now.
+func recvImmediate(t *testing.T, r interface {
+	Receive(context.Context) (Delivery, error)
+	TryReceive() (Delivery, error)
+}, n int, due map[int]time.Time, ack AckMode) {
+	t.Helper()
+	for _, d := range recvN(t, r, n) {
+		i, _ := binary.Uvarint(d.Value)
+		if _, delayed := due[int(i)]; delayed {
+			t.Fatalf("message %d, due %v, delivered at once", i, due[int(i)])
+		}
+		if ack == ManualAck {
+			if err := d.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if d, err := r.TryReceive(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("got %v, %v", d.Value, err)
+	}
 }
 
 // awaitDelayed moves clock from one DeliverAt of due (message number to

@@ -227,3 +227,53 @@ func TestLeaseOperations(t *testing.T) {
 		t.Fatalf("Ack under AutoAck = %v", err)
 	}
 }
+
+// TestNackDelayNotEarly: a Nack's delay and an Extend count from the
+// moment of the call, not from the lease clock's last tick: with the
+// clock most of a tick past that tick, a Nack of one tick is not
+// redelivered at the next tick (which comes before the delay ends), but
+// at the one after; an Extend of one tick likewise keeps the lease past
+// the next tick.
+func TestNackDelayNotEarly(t *testing.T) {
+	ctx := context.Background()
+	clock := NewManualClock(time.Unix(0, 0))
+	q := openQueue(t, Options{Shards: 1, Ack: ManualAck, AckTimeout: 256 * time.Millisecond, Clock: clock})
+	tick := q.clock.tick // 1 ms
+	advance := func(d time.Duration) {
+		before := q.clock.reaped.Load()
+		clock.Advance(d)
+		if clock.Now().Sub(q.clock.epoch)/tick > time.Duration(before) {
+			waitFor(t, "the reaper", func() bool { return q.clock.reaped.Load() > before })
+		}
+	}
+	if err := q.Send(ctx, Message{Value: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := q.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance(tick * 9 / 10) // no tick passed: the reaper still reads tick 0
+	if err := d.Nack(tick); err != nil {
+		t.Fatal(err)
+	}
+	advance(tick / 5) // tick 1, at 1.1 ms: the delay ends at 1.9 ms
+	if r, err := q.TryReceive(); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("redelivered at %v after a Nack of %v at 0.9 ms: %v, %v", clock.Now().Sub(time.Unix(0, 0)), tick, r.Value, err)
+	}
+	advance(tick) // tick 2
+	r, err := q.TryReceive()
+	if err != nil || r.Attempt != 2 {
+		t.Fatalf("at %v: %v, attempt %d", clock.Now().Sub(time.Unix(0, 0)), err, r.Attempt)
+	}
+	// An Extend of one tick at 2.9 ms holds the lease until 3.9 ms: past
+	// tick 3, which comes before.
+	advance(tick * 8 / 10)
+	if err := r.Extend(tick); err != nil {
+		t.Fatal(err)
+	}
+	advance(tick) // tick 3, at 3.9 ms
+	if err := r.Ack(); err != nil {
+		t.Fatalf("the extended lease ended early: %v", err)
+	}
+}

@@ -258,8 +258,8 @@ func (s *ackBook) retryLocked(l *lease, delay time.Duration) *lease {
 		return s.dying(l, deadMaxAttempts)
 	}
 	l.gen++ // the old delivery can no longer settle it
-	if t := s.g.clock.ticks(delay); t > 0 {
-		l.state, l.due = leaseDelayed, s.g.clock.now.Load()+t
+	if delay > 0 {
+		l.state, l.due = leaseDelayed, s.g.clock.tickAfter(s.g.lat.now(), delay)
 		s.wheel.add(l)
 		s.delayed.Add(1)
 		if s.j != nil {
@@ -362,7 +362,7 @@ func (s *ackBook) park(d *Delivery) {
 	l.msg, l.offset, l.attempt = detached(d.Message), d.Offset, 0
 	l.msg.DeliverAt = time.Time{}
 	l.firstTick, l.lastTick, l.leasedAt, l.sent = -1, 0, 0, 0
-	l.state, l.due = leaseDelayed, max(g.clock.tickAt(at), g.clock.now.Load()+1)
+	l.state, l.due = leaseDelayed, g.clock.tickAfter(at, 0)
 	s.wheel.add(l)
 	if s.track {
 		s.byOffset.push(l)

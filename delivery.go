@@ -89,9 +89,9 @@ func (d *Delivery) Ack() error {
 	return nil
 }
 
-// Nack gives the message back: it is redelivered, with Attempt+1, after
-// delay (at the lease clock's resolution), or dead-lettered if this was its
-// last attempt.
+// Nack gives the message back: it is redelivered, with Attempt+1, once
+// delay has passed (at the first tick of the lease clock after it, never
+// before), or dead-lettered if this was its last attempt.
 func (d *Delivery) Nack(delay time.Duration) error {
 	return d.settle(func(s *ackBook, l *lease) *lease {
 		s.wheel.remove(l)
@@ -100,14 +100,15 @@ func (d *Delivery) Nack(delay time.Duration) error {
 	})
 }
 
-// Extend keeps the lease for another by, counted from now.
+// Extend keeps the lease for another by, counted from now (until the
+// first tick of the lease clock after then).
 func (d *Delivery) Extend(by time.Duration) error {
 	if by < 0 {
 		return fmt.Errorf("%w: negative extension %v", ErrInvalidOptions, by)
 	}
 	return d.settle(func(s *ackBook, l *lease) *lease {
 		s.wheel.remove(l)
-		l.due = s.g.clock.now.Load() + s.g.clock.ticks(by)
+		l.due = s.g.clock.tickAfter(s.g.lat.now(), by)
 		s.wheel.add(l)
 		return nil
 	})

@@ -221,6 +221,13 @@ func (c *leaseClock) tickAt(at int64) int64 {
 	return (d + int64(c.tick) - 1) / int64(c.tick)
 }
 
+// tickAfter returns the tick at which a lease waiting until d after at
+// (unix ns) fires: the first whose time is at or after then, and never
+// the current one (the reaper may have fired it already).
+func (c *leaseClock) tickAfter(at int64, d time.Duration) int64 {
+	return max(c.tickAt(at+int64(d)), c.now.Load()+1)
+}
+
 // ticks converts a duration into whole ticks, rounding up.
 func (c *leaseClock) ticks(d time.Duration) int64 {
 	if d <= 0 {

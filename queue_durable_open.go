@@ -247,7 +247,7 @@ func (q *Queue) openShard(s *qshard) (Recovery, error) {
 		s.j.minSize = q.opts.journalSize
 	}
 	d.journal = s.j
-	s.restore(leases, q.clock.now.Load(), q.opts.Clock.Now().UnixNano())
+	s.restore(leases, q.opts.Clock.Now().UnixNano())
 	// Build nothing on what recovery read before it is durable: the log's
 	// tail (it may be only in the page cache, after a kill), the cursor,
 	// and the state as a new journal generation.
@@ -378,9 +378,9 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 
 // restore puts the unsettled messages recovered at open back in the book:
 // in the offset lists, and ready for redelivery, or on the wheel until
-// the time a Nack gave them (notBefore, against wall, the clock's unix
-// ns now; now is the lease clock's tick). REQUIRES: the book unused yet.
-func (s *ackBook) restore(leases []recovered, now, wall int64) {
+// the time a Nack or a DeliverAt gave them (notBefore, against wall, the
+// clock's unix ns now). REQUIRES: the book unused yet.
+func (s *ackBook) restore(leases []recovered, wall int64) {
 	for _, l := range leases {
 		if l.moved {
 			s.moved.push(l.lease)
@@ -388,7 +388,7 @@ func (s *ackBook) restore(leases []recovered, now, wall int64) {
 			s.byOffset.push(l.lease)
 		}
 		if l.notBefore > wall {
-			l.state, l.due = leaseDelayed, max(s.g.clock.tickAt(l.notBefore), now+1)
+			l.state, l.due = leaseDelayed, s.g.clock.tickAfter(l.notBefore, 0)
 			s.wheel.add(l.lease)
 			if l.attempt == 0 {
 				s.parked.Add(1) // a delayed message (park)

@@ -277,7 +277,7 @@ func (t *Topic) openSubShard(sub *subscription, ss *subShard) (uint64, error) {
 	if t.opts.journalSize > 0 {
 		ss.j.minSize = t.opts.journalSize
 	}
-	ss.restore(leases, t.clock.now.Load(), t.opts.Clock.Now().UnixNano())
+	ss.restore(leases, t.opts.Clock.Now().UnixNano())
 	c.store(delivered)
 	ss.saved.Store(delivered)
 	var cp checkpoint

@@ -374,3 +374,24 @@ func (s *ackBook) park(d *Delivery) {
 	s.parked.Add(1)
 	s.parkedTotal.Add(1)
 }
+
+// dropParked lets go of the parked delayed messages (park): a Seek moved
+// the subscription, which reads again those at or after where it went
+// (parking them again) and skips those before. They were never
+// delivered. REQUIRES: the shard's recvMu.
+func (s *ackBook) dropParked() {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	for _, list := range [2]*offsetList{&s.byOffset, &s.moved} {
+		for l := list.head; l != nil; {
+			next := l.onext
+			if l.state == leaseDelayed && l.attempt == 0 {
+				s.wheel.remove(l)
+				unlinkOffset(l)
+				s.release(l)
+				s.parked.Add(-1)
+			}
+			l = next
+		}
+	}
+}

@@ -414,3 +414,70 @@ func TestTopicExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestSeekParked: a Seek lets go of the subscription's parked delayed
+// messages: back to Earliest, each is read and parked again and comes
+// once when due (not twice); forward to Latest, it is skipped.
+func TestSeekParked(t *testing.T) {
+	for _, ack := range []AckMode{AutoAck, ManualAck} {
+		t.Run(ack.String(), func(t *testing.T) {
+			clock := NewManualClock(lifeStart)
+			tp := openPersistentTopic(t, t.TempDir(), Options{Clock: clock, Ack: ack, AckTimeout: 256 * time.Millisecond})
+			defer closeOK(t, tp)
+			sub, err := tp.Subscribe("s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			due := map[int]time.Time{}
+			for i := range 20 {
+				m := Message{Key: []byte{byte(i % 3)}, Value: binary.AppendUvarint(nil, uint64(i))}
+				if i%2 == 0 {
+					m.DeliverAt = lifeStart.Add(time.Hour)
+					due[i] = m.DeliverAt
+				}
+				if err := tp.Publish(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			parked := func(want int64) {
+				t.Helper()
+				if st := sub.Stats(); st.Delayed != want {
+					t.Fatalf("Delayed %d, want %d", st.Delayed, want)
+				}
+			}
+			recvImmediate(t, sub, 10, due, ack)
+			parked(10)
+			if err := sub.Seek(Earliest()); err != nil {
+				t.Fatal(err)
+			}
+			parked(0)
+			recvImmediate(t, sub, 10, due, ack) // again, parking the delayed ones again
+			parked(10)
+			awaitDelayed(t, clock, tp.clock, due, false, ack, sub) // each once
+			parked(0)
+
+			// Parked, then skipped by a Seek forward.
+			for i := range 5 {
+				m := Message{Value: binary.AppendUvarint(nil, uint64(100+i)), DeliverAt: clock.Now().Add(time.Hour)}
+				if err := tp.Publish(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := sub.TryReceive(); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("TryReceive: %v", err)
+			}
+			parked(5)
+			if err := sub.Seek(Latest()); err != nil {
+				t.Fatal(err)
+			}
+			parked(0)
+			before := tp.clock.reaped.Load()
+			clock.Advance(2 * time.Hour)
+			waitFor(t, "the reaper", func() bool { return tp.clock.reaped.Load() > before })
+			if d, err := sub.TryReceive(); !errors.Is(err, ErrEmpty) {
+				t.Fatalf("a skipped delayed message came: %v, %v", d.Value, err)
+			}
+		})
+	}
+}

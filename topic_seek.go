@@ -29,8 +29,9 @@ func (r *Subscription) Position() Position {
 // Seek moves the subscription, and so every receiver of it, to start:
 // the next message each shard delivers is the one start names there
 // (see StartAt), whether before or after where the subscription was.
-// What the subscription held popped or read back is let go (it is still
-// in the log). On a Persistent topic the new position is on disk when
+// What the subscription held popped or read back, or parked (delayed
+// messages not due yet), is let go (it is still in the log: a parked one
+// at or after the new position is read, and parked, again). On a Persistent topic the new position is on disk when
 // Seek returns. Seek needs a Persistent topic (ErrInvalidOptions
 // otherwise), and fails with ErrClosed once the receiver, the
 // subscription or the topic is closed.
@@ -74,6 +75,7 @@ func (r *Subscription) Seek(start StartAt) error {
 		s.spill.readers++
 		ss.cur.rewind(offs[i])
 		ss.saved.Store(offs[i])
+		ss.dropParked()
 		if ss.j != nil {
 			err = ss.newGeneration()
 		}

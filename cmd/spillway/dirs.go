@@ -22,6 +22,7 @@ type dirView struct {
 	Sync          string    `json:"sync,omitempty"`
 	Compression   string    `json:"compression,omitempty"`
 	Shards        int       `json:"shards,omitempty"`
+	Priorities    int       `json:"priorities,omitempty"` // levels, each with Shards shards; absent: 1
 	Format        int       `json:"format,omitempty"`
 	ManifestError string    `json:"manifest_error,omitempty"`
 	Logs          []logView `json:"logs"`
@@ -156,6 +157,9 @@ func readDirView(dir string, verify bool, keys *spillway.Encryption) (*dirView, 
 	}
 	v := &dirView{Dir: dir, Kind: rep.Kind, Shards: rep.Shards, Format: rep.Format, Others: rep.Others,
 		Sealed: rep.Sealed, KeyIDs: rep.KeyIDs, ManifestKeyIDs: rep.ManifestKeyIDs, rep: rep}
+	if rep.Priorities > 1 {
+		v.Priorities = rep.Priorities
+	}
 	if rep.Manifest {
 		v.Durability, v.Compression = rep.Durability.String(), rep.Compression.String()
 		if rep.Durability == spillway.Persistent {

@@ -56,7 +56,11 @@ func writeView(w io.Writer, v *dirView, segments bool) error {
 		if v.Sync != "" {
 			head += ", sync " + v.Sync
 		}
-		head += fmt.Sprintf(", %s, %d shards (manifest format %d)", v.Compression, v.Shards, v.Format)
+		head += fmt.Sprintf(", %s, %d shards", v.Compression, v.Shards)
+		if v.Priorities > 1 {
+			head += fmt.Sprintf(" × %d priority levels", v.Priorities)
+		}
+		head += fmt.Sprintf(" (manifest format %d)", v.Format)
 		if len(v.ManifestKeyIDs) > 0 {
 			head += fmt.Sprintf("\nencrypted: batches sealed with key ids %v (the manifest knows %v)", orNone(v.KeyIDs), v.ManifestKeyIDs)
 		}

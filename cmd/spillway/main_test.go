@@ -429,12 +429,12 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestInspectTopic: inspect shows a Persistent topic's subscriptions, with
-// their cursors and how far behind they are; verify finds it clean; dump
-// prints every message once.
+// TestInspectTopic: inspect shows a Persistent topic's priority levels
+// and subscriptions, with their cursors and how far behind they are;
+// verify finds it clean; dump prints every message once.
 func TestInspectTopic(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "topic")
-	tp, err := spillway.OpenTopic(spillway.Options{Dir: dir, Durability: spillway.Persistent, Shards: 2})
+	tp, err := spillway.OpenTopic(spillway.Options{Dir: dir, Durability: spillway.Persistent, Shards: 2, Priorities: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestInspectTopic(t *testing.T) {
 	ctx := context.Background()
 	const n, received = 200, 60
 	for i := range n {
-		if err := tp.Publish(ctx, spillway.Message{Key: []byte{'k', byte('0' + i%4)}, Value: []byte("v")}); err != nil {
+		if err := tp.Publish(ctx, spillway.Message{Key: []byte{'k', byte('0' + i%4)}, Value: []byte("v"), Priority: uint8(i % 2)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -458,7 +458,7 @@ func TestInspectTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := spillwayCmd(t, "inspect", dir)
-	if code != exitOK || !strings.Contains(out, "topic, persistent") || !strings.Contains(out, "audit") {
+	if code != exitOK || !strings.Contains(out, "topic, persistent") || !strings.Contains(out, "2 shards × 2 priority levels") || !strings.Contains(out, "audit") {
 		t.Fatalf("inspect: exit %d:\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = spillwayCmd(t, "inspect", "-json", dir)
@@ -469,8 +469,8 @@ func TestInspectTopic(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Subscriptions) != 1 {
-		t.Fatalf("inspect: subscriptions %+v", v.Subscriptions)
+	if len(v.Subscriptions) != 1 || v.Priorities != 2 || len(v.Logs) != 4 {
+		t.Fatalf("inspect: %d priorities, %d logs, subscriptions %+v", v.Priorities, len(v.Logs), v.Subscriptions)
 	}
 	s := v.Subscriptions[0]
 	var cursors uint64

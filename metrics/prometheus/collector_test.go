@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -324,5 +325,70 @@ func TestCollectorConcurrent(t *testing.T) {
 	c.RemoveTopic("events")
 	if n := testutil.CollectAndCount(c); n != 0 {
 		t.Fatalf("%d series with no sources", n)
+	}
+}
+
+// The lifecycle's counters and gauges: a duplicate, an expired and a
+// delayed message on a queue and on a topic (the expiry seen by the
+// subscription that came to it).
+func TestCollectorLifecycle(t *testing.T) {
+	clock := spillway.NewManualClock(time.Unix(1e9, 0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q, err := spillway.OpenQueue(spillway.Options{Shards: 1, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, q)
+	top, err := spillway.OpenTopic(spillway.Options{Shards: 1, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, top)
+	sub, err := top.Subscribe("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	past, later := clock.Now().Add(-time.Second), clock.Now().Add(time.Hour)
+	for _, send := range []func(context.Context, spillway.Message) error{q.Send, top.Publish} {
+		for _, m := range []spillway.Message{{ID: "x"}, {ID: "x"}, {ExpiresAt: past}, {DeliverAt: later}} {
+			if err := send(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if d, err := sub.TryReceive(); err != nil || len(d.Value) != 0 { // "x"; the expired one is skipped
+		t.Fatalf("TryReceive: %v", err)
+	}
+	if _, err := sub.TryReceive(); !errors.Is(err, spillway.ErrEmpty) {
+		t.Fatalf("TryReceive: %v, want ErrEmpty", err)
+	}
+	c := NewCollector(Queue("orders", q), Topic("events", top))
+	const want = `
+# HELP spillway_queue_messages_expired_total Messages past their ExpiresAt or MessageTTL, never delivered (dead-lettered or dropped).
+# TYPE spillway_queue_messages_expired_total counter
+spillway_queue_messages_expired_total{queue="orders"} 1
+# HELP spillway_queue_messages_deduplicated_total Sends whose Message.ID was seen within DedupWindow: acknowledged, not queued again.
+# TYPE spillway_queue_messages_deduplicated_total counter
+spillway_queue_messages_deduplicated_total{queue="orders"} 1
+# HELP spillway_queue_delayed_messages Messages waiting for their DeliverAt.
+# TYPE spillway_queue_delayed_messages gauge
+spillway_queue_delayed_messages{queue="orders"} 1
+# HELP spillway_topic_messages_deduplicated_total Sends whose Message.ID was seen within DedupWindow: acknowledged, not queued again.
+# TYPE spillway_topic_messages_deduplicated_total counter
+spillway_topic_messages_deduplicated_total{topic="events"} 1
+# HELP spillway_topic_delayed_messages Messages waiting for their DeliverAt.
+# TYPE spillway_topic_delayed_messages gauge
+spillway_topic_delayed_messages{topic="events"} 1
+# HELP spillway_subscription_messages_expired_total Messages past their ExpiresAt or MessageTTL, never delivered (dead-lettered or dropped).
+# TYPE spillway_subscription_messages_expired_total counter
+spillway_subscription_messages_expired_total{subscription="s",topic="events"} 1
+`
+	names := []string{
+		"spillway_queue_messages_expired_total", "spillway_queue_messages_deduplicated_total", "spillway_queue_delayed_messages",
+		"spillway_topic_messages_deduplicated_total", "spillway_topic_delayed_messages", "spillway_subscription_messages_expired_total",
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -24,6 +24,10 @@ var (
 	deadLettered = statDef{"messages_dead_lettered_total", "Messages that ran out of attempts or were terminated.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.DeadLettered) }}
 	dropped      = statDef{"messages_dropped_total", "Messages lost to DropOldest, a full dead-letter queue, a failed spill, or Close.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Dropped) }}
 	trimmed      = statDef{"messages_trimmed_total", "Messages retention removed before the subscription read them (Retention Limits).", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Trimmed) }}
+	expired      = statDef{"messages_expired_total", "Messages past their ExpiresAt or MessageTTL, never delivered (dead-lettered or dropped).", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Expired) }}
+	deduplicated = statDef{"messages_deduplicated_total", "Sends whose Message.ID was seen within DedupWindow: acknowledged, not queued again.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Deduplicated) }}
+	dedupEvicted = statDef{"dedup_ids_evicted_total", "IDs the duplicate window forgot before DedupWindow ended (DedupMaxIDs reached).", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.DedupEvicted) }}
+	delayed      = statDef{"delayed_messages", "Messages waiting for their DeliverAt.", prom.GaugeValue, func(s *spillway.Stats) float64 { return float64(s.Delayed) }}
 	spilled      = statDef{"messages_spilled_total", "Messages written to a spill log.", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Spilled) }}
 	syncs        = statDef{"syncs_total", "fdatasync calls made (Persistent).", prom.CounterValue, func(s *spillway.Stats) float64 { return float64(s.Syncs) }}
 	depth        = statDef{"depth_messages", "Messages waiting to be delivered (for a subscription: its lag in messages).", prom.GaugeValue, func(s *spillway.Stats) float64 { return float64(s.Depth) }}
@@ -36,9 +40,9 @@ var (
 )
 
 var (
-	queueStats = []statDef{sent, delivered, acked, redelivered, deadLettered, dropped, spilled, syncs, depth, inFlight, diskReserved, diskData, oldestAge, spilling}
-	topicStats = []statDef{sent, spilled, syncs, diskReserved, diskData, spilling}
-	subStats   = []statDef{delivered, acked, redelivered, deadLettered, dropped, trimmed, depth, inFlight, oldestAge, spilling, receivers}
+	queueStats = []statDef{sent, delivered, acked, redelivered, deadLettered, dropped, expired, deduplicated, dedupEvicted, spilled, syncs, depth, delayed, inFlight, diskReserved, diskData, oldestAge, spilling}
+	topicStats = []statDef{sent, deduplicated, dedupEvicted, spilled, syncs, delayed, diskReserved, diskData, spilling}
+	subStats   = []statDef{delivered, acked, redelivered, deadLettered, dropped, trimmed, expired, depth, delayed, inFlight, oldestAge, spilling, receivers}
 )
 
 // shardDef is one metric read from a ShardStats.

@@ -59,10 +59,11 @@ type ackBook struct {
 	// track: byOffset is kept without a journal too (a Topic
 	// subscription's ManualAck shard, for its Position). Set at init.
 	track bool
+	prio  uint8 // the priority of the shard's lane (Priorities): its messages'
 }
 
 func (b *ackBook) init(g *group, idx int) {
-	b.g, b.idx = g, idx
+	b.g, b.idx, b.prio = g, idx, uint8(idx/g.opts.Shards)
 	if g.opts.Ack == ManualAck || g.opts.Durability == Persistent {
 		b.wheel = newWheel(0) // Persistent: delayed messages wait on it (park)
 	}
@@ -120,7 +121,11 @@ func (s *ackBook) leaseOut(ds []Delivery, now int64) {
 		} else {
 			l = &lease{s: s}
 		}
-		l.msg, l.offset, l.attempt = d.Message, d.Offset, d.Attempt
+		l.msg.set(d.Key, d.Value, d.Headers)
+		if d.life && !d.ExpiresAt.IsZero() { // (life: a take filled its lifecycle fields)
+			l.msg.exp = d.ExpiresAt.UnixNano()
+		}
+		l.offset, l.attempt = d.Offset, d.Attempt
 		l.firstTick, l.lastTick = tick, tick
 		l.sent = 0
 		if !d.SentAt.IsZero() {
@@ -162,11 +167,11 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 			break
 		}
 		first := l.attempt == 0 // a parked delayed message, now due
-		if !l.msg.ExpiresAt.IsZero() {
+		if l.msg.exp != 0 {
 			if now == 0 {
 				now = g.lat.now()
 			}
-			if l.msg.ExpiresAt.UnixNano() <= now {
+			if l.msg.exp <= now {
 				s.readyLen.Add(-1)
 				expired = append(expired, s.dying(l, deadExpired))
 				continue
@@ -185,10 +190,16 @@ func (s *ackBook) takeReady(dst []Delivery) int {
 			// this attempt.
 			s.persist(s.j.attempt(l.offset, uint32(l.attempt), 0))
 		}
-		dst[n] = Delivery{Message: l.msg, Shard: s.idx, Offset: l.offset, Attempt: l.attempt, lease: l, gen: l.gen}
-		dst[n].life = true // the message may carry lifecycle fields: the next take clears them
+		d := &dst[n]
+		l.msg.deliver(d, s.idx, l.offset)
+		d.clearLifecycle()
+		if l.msg.exp != 0 {
+			d.ExpiresAt = time.Unix(0, l.msg.exp)
+		}
+		d.Priority, d.life = s.prio, true // the next take clears them
+		d.Attempt, d.lease, d.gen = l.attempt, l, l.gen
 		if l.sent != 0 {
-			dst[n].SentAt = time.Unix(0, l.sent)
+			d.SentAt = time.Unix(0, l.sent)
 		}
 		if auto {
 			dst[n].lease, dst[n].gen = nil, 0
@@ -236,7 +247,7 @@ func (s *ackBook) persist(err error) {
 func (s *ackBook) release(l *lease) {
 	l.gen++
 	l.state = leaseFree
-	l.msg = Message{}
+	l.msg = entry{}
 	l.next, l.prev = s.free, nil
 	s.free = l
 }
@@ -359,8 +370,8 @@ func (s *ackBook) park(d *Delivery) {
 	}
 	// Its own bytes: it may wait for days, and what it was read into
 	// from the log holds its neighbours too.
-	l.msg, l.offset, l.attempt = detached(d.Message), d.Offset, 0
-	l.msg.DeliverAt = time.Time{}
+	m := detached(d.Message)
+	l.msg, l.offset, l.attempt = leaseEntry(&m), d.Offset, 0
 	l.firstTick, l.lastTick, l.leasedAt, l.sent = -1, 0, 0, 0
 	l.state, l.due = leaseDelayed, g.clock.tickAfter(at, 0)
 	s.wheel.add(l)

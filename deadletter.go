@@ -51,7 +51,7 @@ func (r deadReason) String() string {
 // deadMessage returns l's message with the dead-letter headers after its
 // own. REQUIRES: l dying (no other goroutine changes it).
 func (s *ackBook) deadMessage(l *lease) Message {
-	return s.g.deadMessage(l.msg, l.why, l.attempt, s.g.clock.wall(l.firstTick), s.g.clock.wall(l.lastTick), l.firstTick >= 0)
+	return s.g.deadMessage(l.msg.message(), l.why, l.attempt, s.g.clock.wall(l.firstTick), s.g.clock.wall(l.lastTick), l.firstTick >= 0)
 }
 
 // sendDead hands m to the dead-letter queue without waiting, and reports

@@ -191,3 +191,24 @@ func appendEntries(dst []entry, recs []codec.Record) []entry {
 	}
 	return dst
 }
+
+// leaseEntry returns m as a lease keeps it: its parts and its expiry (a
+// lease's priority is its shard's; its ID and DeliverAt are spent).
+func leaseEntry(m *Message) entry {
+	e := newEntry(m.Key, m.Value, m.Headers)
+	if !m.ExpiresAt.IsZero() {
+		e.exp = m.ExpiresAt.UnixNano()
+	}
+	return e
+}
+
+// message returns the Message e holds (its parts and expiry), sharing its
+// bytes.
+func (e *entry) message() Message {
+	var d Delivery
+	e.deliver(&d, 0, 0)
+	if e.exp != 0 {
+		d.ExpiresAt = time.Unix(0, e.exp)
+	}
+	return d.Message
+}

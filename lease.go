@@ -13,7 +13,7 @@ import (
 // All fields are guarded by the shard's leaseMu.
 type lease struct {
 	s       *ackBook
-	msg     Message
+	msg     entry // the message's parts and expiry (its priority is the book's)
 	offset  uint64
 	attempt int
 	gen     uint64

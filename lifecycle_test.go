@@ -675,6 +675,23 @@ func TestPersistentQueueLife(t *testing.T) {
 	if rep.Priorities != 3 || len(rep.Logs) != 6 {
 		t.Fatalf("inspect: %d priorities, %d logs", rep.Priorities, len(rep.Logs))
 	}
+
+	// An unsettled delivery of a priority comes back after a reopen with
+	// its priority (ManualAck).
+	closeOK(t, q)
+	opts.Ack, opts.Priorities = ManualAck, 0
+	q = openQueue(t, opts)
+	if err := q.Send(ctx, Message{Value: []byte("p2"), Priority: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if d := recvN(t, q, 1)[0]; d.Priority != 2 {
+		t.Fatalf("priority %d", d.Priority)
+	}
+	closeOK(t, q)
+	q = openQueue(t, opts)
+	if d := recvN(t, q, 1)[0]; d.Attempt != 2 || d.Priority != 2 || string(d.Value) != "p2" {
+		t.Fatalf("after the reopen: %q attempt %d priority %d", d.Value, d.Attempt, d.Priority)
+	}
 }
 
 // TestPersistentQueueDelay: a Persistent queue's delayed messages (1 ms to

@@ -367,7 +367,7 @@ func loadUnsettled(log *mmap.Log, book *ackBook, unsettled map[uint64]*journalEn
 			continue
 		}
 		e := unsettled[off]
-		l := &lease{s: book, msg: m.m, offset: off, attempt: int(e.attempts), firstTick: -1} // first delivered before the reopen: when is not kept
+		l := &lease{s: book, msg: leaseEntry(&m.m), offset: off, attempt: int(e.attempts), firstTick: -1} // first delivered before the reopen: when is not kept
 		if sent {
 			l.sent = m.at
 		}

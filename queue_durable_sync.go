@@ -400,7 +400,8 @@ func (s *ackBook) moveBelow(end uint64, limit int) {
 // movedBatch encodes l's message as the batch the journal keeps for it,
 // sealed if the journal seals.
 func (s *ackBook) movedBatch(l *lease) ([]byte, error) {
-	batch, err := messageBatch(l.offset, &l.msg, l.sent)
+	m := l.msg.message()
+	batch, err := messageBatch(l.offset, &m, l.sent)
 	if err != nil || s.j == nil || s.j.keys == nil {
 		return batch, err
 	}

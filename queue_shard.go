@@ -37,7 +37,6 @@ type qshard struct {
 	ackBook  // ManualAck state and counters
 	q        *Queue
 	d        *durable // Persistent only: the shard's log, cursor and journal
-	prio     uint8    // the priority of the shard's lane
 	simple   bool     // AutoAck, Ephemeral, priority 0: a take ends with no more than its fill (see take)
 	ring     *ring.MPSC[entry]
 	spilling atomic.Bool
@@ -85,7 +84,7 @@ type qshard struct {
 }
 
 func newShard(q *Queue, idx int) *qshard {
-	s := &qshard{q: q, ring: ring.NewMPSC[entry](q.opts.RingSize), prio: uint8(idx / q.opts.Shards)}
+	s := &qshard{q: q, ring: ring.NewMPSC[entry](q.opts.RingSize)}
 	s.ackBook.init(&q.group, idx)
 	return s
 }

@@ -222,7 +222,7 @@ func (t *Topic) newSubscription(name string, start StartAt) *subscription {
 		sub.noteExpiring()
 	}
 	for i, s := range t.shards {
-		ss := &subShard{ts: s, prio: uint8(i / t.opts.Shards)}
+		ss := &subShard{ts: s}
 		ss.ackBook.init(&sub.group, i)
 		ss.track = t.opts.Ack == ManualAck || t.opts.Durability == Persistent // Persistent: parked delayed messages
 		sub.shards[i] = ss

@@ -29,7 +29,6 @@ import (
 type subShard struct {
 	ackBook // ManualAck state and counters
 	ts      *tshard
-	prio    uint8 // the priority level of ts's lane (Priorities)
 
 	_         pad
 	recvMu    sync.Mutex

@@ -386,6 +386,17 @@ func (s *ackBook) park(d *Delivery) {
 	s.parkedTotal.Add(1)
 }
 
+// givePriority gives ds, fresh deliveries from the shard, its lane's
+// priority (a lease's redeliveries get it in takeReady).
+func (s *ackBook) givePriority(ds []Delivery) {
+	if s.prio == 0 {
+		return
+	}
+	for i := range ds {
+		ds[i].Priority, ds[i].life = s.prio, true
+	}
+}
+
 // dropParked lets go of the parked delayed messages (park): a Seek moved
 // the subscription, which reads again those at or after where it went
 // (parking them again) and skips those before. They were never

@@ -20,11 +20,12 @@ import (
 // churns through deletes fills with tombstones and its lookups slow down
 // many times over): new ids go into cur; prev is dropped whole once its
 // newest id is older than the window (its map is cleared and reused as a
-// later cur: a stripe in steady state allocates nothing); cur becomes prev when it holds half
-// the stripe's share of DedupMaxIDs (prev's ids still within the window
-// are then forgotten early, and counted), or, when there is no prev, once
-// its oldest id is older than the window (so that a quiet queue forgets
-// too). A stripe thus holds at most its share of DedupMaxIDs.
+// later cur: a stripe in steady state allocates nothing); cur becomes
+// prev when it holds half the stripe's share of DedupMaxIDs (prev's ids
+// still within the window are then forgotten early, and counted), or,
+// when there is no prev, once its oldest id is older than the window (so
+// that a quiet queue forgets too). A stripe thus holds at most its share
+// of DedupMaxIDs.
 //
 // A second send of an id whose first is pending waits for the first's
 // outcome: if it fails, the id was never sent, and the second goes on as

@@ -227,12 +227,7 @@ func (s *qshard) takeLife(dst []Delivery, n, first int, now int64) int {
 	done := 0
 	for {
 		got := dst[done : done+n]
-		if s.prio != 0 {
-			// Before a lease or a park copies them: a redelivery keeps it.
-			for i := first; i < n; i++ {
-				got[i].Priority, got[i].life = s.prio, true
-			}
-		}
+		s.givePriority(got[first:])
 		kept := n
 		if n > first && s.g.expiring.Load() {
 			kept = first + s.lifeTaken(got[first:])

@@ -98,32 +98,19 @@ func (t *Topic) PublishBatch(ctx context.Context, ms []Message) error {
 // the first free shard after it, so publishers do not queue behind each
 // other while another shard is free.
 func (t *Topic) lockShard(key []byte, n int) *tshard {
-	shards := t.opts.Shards
-	if len(key) > 0 {
-		s := t.shards[shard.Of(key, shards)]
-		s.pub.Lock()
-		return s
-	}
-	start := int(t.sticky.Load())
-	for i := range shards {
-		if s := t.shards[(start+i)&(shards-1)]; s.pub.TryLock() {
-			return t.tookKeyless(s, n)
-		}
-	}
-	s := t.shards[start&(shards-1)]
-	s.pub.Lock()
-	return t.tookKeyless(s, n)
+	return t.lockIn(t.shards[:t.opts.Shards], key, n)
 }
 
 // lockLaneShard is lockShard in the lane of priority prio (Priorities:
-// each level has its own Shards shards); keyless messages of a level
-// above 0 take the first free shard of their lane from the sticky one.
+// each level has its own Shards shards).
 func (t *Topic) lockLaneShard(key []byte, prio uint8, n int) *tshard {
-	if prio == 0 {
-		return t.lockShard(key, n)
-	}
 	shards := t.opts.Shards
-	lane := t.shards[int(prio)*shards:][:shards]
+	return t.lockIn(t.shards[int(prio)*shards:][:shards], key, n)
+}
+
+// lockIn is lockShard among the shards of lane.
+func (t *Topic) lockIn(lane []*tshard, key []byte, n int) *tshard {
+	shards := len(lane)
 	if len(key) > 0 {
 		s := lane[shard.Of(key, shards)]
 		s.pub.Lock()
@@ -132,16 +119,18 @@ func (t *Topic) lockLaneShard(key []byte, prio uint8, n int) *tshard {
 	start := int(t.sticky.Load())
 	for i := range shards {
 		if s := lane[(start+i)&(shards-1)]; s.pub.TryLock() {
-			return s
+			return t.tookKeyless(s, n)
 		}
 	}
 	s := lane[start&(shards-1)]
 	s.pub.Lock()
-	return s
+	return t.tookKeyless(s, n)
 }
 
 // tookKeyless counts n keyless messages into s and, at the end of a run,
-// moves the Topic's sticky shard on to the next one. REQUIRES: s.pub.
+// moves the Topic's sticky shard on to the next one (the same in every
+// lane: the lanes' shard counts are the same power of two). REQUIRES:
+// s.pub.
 func (t *Topic) tookKeyless(s *tshard, n int) *tshard {
 	if s.keylessRun += uint64(n); s.keylessRun >= stickyRun {
 		s.keylessRun = 0

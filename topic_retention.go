@@ -9,9 +9,9 @@ import (
 // retain applies a Persistent topic's retention to every shard's log: it
 // lets go of the sealed segments every subscription has passed (Interest;
 // but those the duplicate window needs) and of those past the limits
-// (Limits; under Interest, only when the topic has no subscription). What the subscriptions' positions rest on
-// is synced first: a power loss must not bring back a position whose
-// messages are gone.
+// (Limits; under Interest, only when the topic has no subscription). What
+// the subscriptions' positions rest on is synced first: a power loss must
+// not bring back a position whose messages are gone.
 func (t *Topic) retain() {
 	defer t.retains.Add(1)
 	floors := make([]uint64, len(t.shards))

@@ -189,8 +189,8 @@ func removeSubDir(fsys mmap.FS, dir string) error {
 // (ManualAck) come back as leases ready for redelivery, with their
 // attempts, and the parked delayed ones (ackBook.park, either mode) as
 // leases waiting for their DeliverAt, read from the shard's log (or from
-// the journal, for those moved there). It returns, per shard, the offset the subscription
-// reads on from: the first it was never handed.
+// the journal, for those moved there). It returns, per shard, the offset
+// the subscription reads on from: the first it was never handed.
 func (t *Topic) openSubFiles(sub *subscription) ([]uint64, error) {
 	offs := make([]uint64, len(sub.shards))
 	for i, ss := range sub.shards {

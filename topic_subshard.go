@@ -143,12 +143,7 @@ func (ss *subShard) take(dst []Delivery) int {
 	for {
 		k, first, now := ss.fill(dst[n:])
 		got := dst[n : n+k]
-		if ss.prio != 0 {
-			// Before a lease or a park copies them: a redelivery keeps it.
-			for i := first; i < k; i++ {
-				got[i].Priority, got[i].life = ss.prio, true
-			}
-		}
+		ss.givePriority(got[first:])
 		kept := k
 		if k > first && ss.g.expiring.Load() {
 			kept = first + ss.lifeTaken(got[first:])
